@@ -1,0 +1,284 @@
+"""The agent registry: each name maps to an SB3 algorithm, a policy and its default config.
+
+The defaults are partial :class:`~cr_bench.config.RunConfig` mappings; a YAML file and
+CLI flags override them (:func:`resolve_config`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import gymnasium as gym
+import torch as th
+from stable_baselines3 import DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from stable_baselines3.common.utils import LinearSchedule
+from torch import nn
+
+from cr_bench.config import PolicyConfig, RunConfig, from_dict, merge, to_dict
+from cr_bench.errors import CrBenchError
+from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
+
+
+class FrameProgress:
+    """Mixin for SB3 algorithms: schedules follow environment frames, not agent steps.
+
+    SB3 computes ``progress_remaining`` from agent steps; cr-bench budgets are frames,
+    which differ with action repeat and reset no-ops. The training callback keeps
+    ``frames_done`` up to date; both attributes are saved with the model, so a resumed
+    run continues its schedules where they were.
+    """
+
+    frame_budget: int | None = None
+    frames_done: int = 0
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        if self.frame_budget:
+            self._current_progress_remaining = max(0.0, 1.0 - self.frames_done / self.frame_budget)
+        else:
+            super()._update_current_progress_remaining(num_timesteps, total_timesteps)  # type: ignore[misc]
+
+
+class FramePPO(FrameProgress, PPO):
+    """PPO with frame-based schedules."""
+
+
+class FrameDQN(FrameProgress, DQN):
+    """DQN with frame-based schedules."""
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One registry entry."""
+
+    name: str
+    algorithm: type[BaseAlgorithm]
+    policy: type[BasePolicy] | str
+    description: str
+    defaults: dict[str, Any]
+    """Partial RunConfig mapping: what this agent changes from the dataclass defaults."""
+
+    @property
+    def discrete(self) -> bool:
+        """Whether the agent needs a discrete action set."""
+        return self.algorithm is FrameDQN
+
+
+# Seed 000: Beta-PPO, action repeat 8, 4 stacked 96x96 grayscale frames, six-conv CNN,
+# 2000-transition rollouts, 8 epochs of batch 128, clip 0.1, lr 1e-3, green penalty,
+# "die" bonus and the 100-frame no-progress stop.
+_PPO_BETA = {
+    "n_envs": 4,
+    "env": {
+        "action_repeat": 8,
+        "frame_stack": 4,
+        "obs_size": 96,
+        "shaping": {"grass_penalty": 0.05, "cancel_off_playfield_penalty": True, "no_progress_window": 100},
+    },
+    "policy": {"features_extractor": "six_conv", "features_dim": 256, "net_arch": {"pi": [100], "vf": [100]}},
+    "algo": {
+        "learning_rate": 1e-3,
+        "n_steps": 500,
+        "batch_size": 128,
+        "n_epochs": 8,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_range": 0.1,
+        "ent_coef": 0.0,
+        "max_grad_norm": 0.5,
+    },
+}
+
+# rl-zoo3's CarRacing-v3 PPO recipe (hyperparams/ppo.yml): frame skip 2, 64x64 grayscale,
+# 2 stacked frames, 8 envs, gSDE, linear lr 1e-4 (its reward VecNormalize is not used).
+_PPO = {
+    "n_envs": 8,
+    "env": {"action_repeat": 2, "frame_stack": 2, "obs_size": 64},
+    "policy": {
+        "features_extractor": "nature",
+        "features_dim": 512,
+        "net_arch": {"pi": [256], "vf": [256]},
+        "activation_fn": "gelu",
+        "ortho_init": False,
+        "log_std_init": -2.0,
+    },
+    "algo": {
+        "learning_rate": "lin_1e-4",
+        "n_steps": 512,
+        "batch_size": 128,
+        "n_epochs": 10,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_range": 0.2,
+        "ent_coef": 0.0,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "use_sde": True,
+        "sde_sample_freq": 4,
+    },
+}
+
+# Seed 002: DQN on its 12-action table, action repeat 2, 3 stacked 84x84 frames without
+# the indicator bar, its small CNN, lr 1e-3, batch 64, gamma 0.95, epsilon 1 -> 0.1,
+# gas bonus 1.5 and an off-track stop. Its 5,000-transition buffer is raised to 50,000.
+_DQN = {
+    "n_envs": 2,
+    "env": {
+        "action_repeat": 2,
+        "frame_stack": 3,
+        "obs_size": 84,
+        "crop_bottom_bar": True,
+        "discrete_actions": "seed002",
+        "shaping": {"gas_reward_scale": 1.5, "max_off_track_frames": 20},
+    },
+    "policy": {"features_extractor": "small", "features_dim": 128, "net_arch": []},
+    "algo": {
+        "learning_rate": 1e-3,
+        "batch_size": 64,
+        "gamma": 0.95,
+        "buffer_size": 50_000,
+        "learning_starts": 5_000,
+        "target_update_interval": 1_000,
+        "train_freq": 4,
+        "gradient_steps": 1,
+        "exploration_initial_eps": 1.0,
+        "exploration_final_eps": 0.1,
+        "exploration_fraction": 0.3,
+    },
+}
+
+AGENTS: dict[str, AgentSpec] = {
+    spec.name: spec
+    for spec in [
+        AgentSpec("ppo-beta", FramePPO, BetaCnnPolicy, "PPO with a Beta policy (seed 000)", _PPO_BETA),
+        AgentSpec("ppo", FramePPO, "CnnPolicy", "PPO with SB3's Gaussian CNN policy (rl-zoo3 recipe)", _PPO),
+        AgentSpec("dqn", FrameDQN, "CnnPolicy", "DQN on a discrete action set (seed 002)", _DQN),
+    ]
+}
+
+FEATURE_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
+    "nature": NatureCNN,
+    "six_conv": SixConvCNN,
+    "small": SmallCNN,
+}
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+# Arguments cr-bench sets itself; a config may not pass them through ``algo``.
+_OWNED_ARGS = {"policy", "env", "policy_kwargs", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"}
+
+
+def get_agent(name: str) -> AgentSpec:
+    """The registry entry for ``name``, or a one-line error listing the known agents."""
+    if name not in AGENTS:
+        raise CrBenchError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
+    return AGENTS[name]
+
+
+def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
+    """Agent defaults, then each override mapping in turn, as a validated RunConfig."""
+    spec = get_agent(agent)
+    data = merge(to_dict(RunConfig(agent=agent)), spec.defaults)
+    for override in overrides:
+        data = merge(data, override)
+    config = from_dict(RunConfig, data)
+    if config.agent != agent:
+        raise CrBenchError(f"config names agent {config.agent!r} but {agent!r} was asked for")
+    validate_run_config(config)
+    return config
+
+
+def validate_run_config(config: RunConfig) -> None:
+    """Cross-field checks that the dataclass types cannot express."""
+    spec = get_agent(config.agent)
+    if spec.discrete and config.env.discrete_actions is None:
+        raise CrBenchError(f"agent {spec.name} needs env.discrete_actions (seed002 or gymnasium)")
+    if not spec.discrete and config.env.discrete_actions is not None:
+        raise CrBenchError(f"agent {spec.name} acts continuously; remove env.discrete_actions")
+    if config.frames < 1:
+        raise CrBenchError(f"frames must be a positive number of env frames, got {config.frames}")
+    if config.seed < 0:
+        raise CrBenchError(f"seed must be >= 0, got {config.seed}")
+    if config.seed + config.n_envs > config.eval.track_seed_start:
+        raise CrBenchError("training seeds must stay below eval.track_seed_start (held-out tracks)")
+    if config.eval.episodes < 1 or config.eval.track_seed_start < 0:
+        raise CrBenchError("eval.episodes must be >= 1 and eval.track_seed_start >= 0")
+    if config.policy.features_extractor not in FEATURE_EXTRACTORS:
+        raise CrBenchError(
+            f"policy.features_extractor: unknown {config.policy.features_extractor!r}; "
+            f"known: {', '.join(FEATURE_EXTRACTORS)}"
+        )
+    if config.policy.activation_fn not in ACTIVATIONS:
+        raise CrBenchError(f"policy.activation_fn: unknown {config.policy.activation_fn!r}; known: {', '.join(ACTIVATIONS)}")
+    accepted = set(inspect.signature(spec.algorithm.__init__).parameters) - _OWNED_ARGS - {"self"}
+    unknown = sorted(set(config.algo) - accepted)
+    if unknown:
+        raise CrBenchError(f"algo: unknown key(s) for {spec.algorithm.__name__.removeprefix('Frame')}: {', '.join(unknown)}")
+
+
+def parse_schedule(value: Any, name: str) -> Any:
+    """``"lin_1e-4"`` -> a linear schedule from 1e-4 to 0 over the frame budget; numbers pass through."""
+    if isinstance(value, str):
+        if not value.startswith("lin_"):
+            raise CrBenchError(f"algo.{name}: expected a number or 'lin_<start>', got {value!r}")
+        try:
+            start = float(value.removeprefix("lin_"))
+        except ValueError:
+            raise CrBenchError(f"algo.{name}: expected a number or 'lin_<start>', got {value!r}") from None
+        return LinearSchedule(start, 0.0, 1.0)
+    return value
+
+
+def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
+    """SB3 ``policy_kwargs`` from the typed policy config."""
+    kwargs: dict[str, Any] = {
+        "features_extractor_class": FEATURE_EXTRACTORS[config.features_extractor],
+        "features_extractor_kwargs": {"features_dim": config.features_dim},
+        "activation_fn": ACTIVATIONS[config.activation_fn],
+    }
+    if config.net_arch is not None:
+        kwargs["net_arch"] = config.net_arch
+    for name in ("ortho_init", "log_std_init", "lstm_hidden_size"):
+        if getattr(config, name) is not None:
+            kwargs[name] = getattr(config, name)
+    return kwargs
+
+
+def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | None = None) -> BaseAlgorithm:
+    """Instantiate the configured SB3 algorithm on ``env`` (a VecEnv)."""
+    spec = get_agent(config.agent)
+    algo = {key: parse_schedule(value, key) for key, value in config.algo.items()}
+    try:
+        model = spec.algorithm(
+            spec.policy,
+            env,
+            policy_kwargs=policy_kwargs(config.policy),
+            seed=config.seed,
+            tensorboard_log=tensorboard_log,
+            verbose=0,
+            device="cpu",
+            **algo,
+        )
+    except (ValueError, TypeError, AssertionError) as error:
+        raise CrBenchError(f"cannot build {spec.name}: {error}".splitlines()[0]) from None
+    model.frame_budget = config.frames  # type: ignore[attr-defined]
+    return model
+
+
+def load_model(agent: str, path: str, env: Any | None = None) -> BaseAlgorithm:
+    """Load a saved model of ``agent`` (optionally attached to ``env``)."""
+    spec = get_agent(agent)
+    return spec.algorithm.load(path, env=env, device="cpu")
+
+
+def set_torch_threads(threads: int) -> None:
+    """Torch intra-op threads for the learner (2 on the 2-core machines we target)."""
+    th.set_num_threads(max(1, threads))

@@ -1,0 +1,192 @@
+"""The ``cr-bench`` command line: train, eval, record.
+
+User errors print one line (``cr-bench: error: ...``) and exit with status 2; Ctrl-C
+during training saves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+import yaml
+
+from cr_bench.agents import AGENTS, load_model, resolve_config, set_torch_threads
+from cr_bench.config import read_yaml
+from cr_bench.errors import CrBenchError
+from cr_bench.stats import format_summary
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser whose errors are one line, like every other cr-bench error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(float(text)) if "e" in text.lower() else int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    value = _non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be > 0, got 0")
+    return value
+
+
+def _override(text: str) -> dict[str, Any]:
+    """``a.b=value`` -> ``{"a": {"b": value}}`` with value parsed as YAML (a number, list, ...)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"cannot parse value of {key!r}: {raw!r}") from None
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return dict(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="cr-bench", description="Train, evaluate and record SB3 agents on CarRacing-v3.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    agents = "; ".join(f"{name}: {spec.description}" for name, spec in AGENTS.items())
+    train = commands.add_parser(
+        "train",
+        help="train an agent for a budget of env frames",
+        description=f"Train an agent and write a run directory. Agents: {agents}.",
+    )
+    train.add_argument("agent", metavar="AGENT", help=f"one of: {', '.join(AGENTS)}")
+    train.add_argument("--frames", type=_positive_int, help="budget in env frames (raw CarRacing steps)")
+    train.add_argument("--seed", type=_non_negative_int, help="training seed (default 0)")
+    train.add_argument("--config", type=Path, help="YAML file overriding the agent's defaults")
+    train.add_argument("--n-envs", type=_positive_int, help="parallel environments")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        type=_override,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)",
+    )
+    train.add_argument("--out", type=Path, help="run directory (default runs/AGENT-seedS-TIME)")
+    train.add_argument("--resume", action="store_true", help="continue the run in --out (after Ctrl-C or to raise --frames)")
+    train.set_defaults(handler=_train)
+
+    evaluate = commands.add_parser(
+        "eval",
+        help="evaluate a run on held-out tracks",
+        description="Evaluate a trained run on fixed, held-out track seeds with the raw CarRacing return "
+        "(no shaping, no early termination). Writes RUN_DIR/eval/episodes.csv and summary.yaml.",
+    )
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    evaluate.add_argument("--episodes", type=_positive_int, help="episodes, one track each (default from the run's config)")
+    evaluate.add_argument("--track-seed-start", type=_non_negative_int, help="first track seed (default 1000000)")
+    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic action")
+    evaluate.set_defaults(handler=_eval)
+
+    rec = commands.add_parser(
+        "record",
+        help="record one episode as a GIF or MP4",
+        description="Play one evaluation episode and write it with a frame and score overlay.",
+    )
+    rec.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    rec.add_argument("--out", type=Path, required=True, help="output file, .gif or .mp4")
+    rec.add_argument("--track-seed", type=_non_negative_int, help="track seed (default: the first eval track)")
+    rec.add_argument("--fps", type=_positive_int, default=25, help="frames per second of the video")
+    rec.add_argument("--every", type=_positive_int, default=2, help="keep every N-th env frame")
+    rec.set_defaults(handler=_record)
+    return parser
+
+
+def _train(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.training import RunDir, default_run_dir, resume, train
+
+    if args.resume:
+        if args.out is None:
+            raise CrBenchError("--resume needs --out RUN_DIR")
+        saved = RunDir(args.out).read_config()
+        if saved.agent != args.agent:
+            raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")
+        run = resume(args.out, frames=args.frames, command=command)
+    else:
+        flags: dict[str, Any] = {
+            key: value
+            for key, value in {"frames": args.frames, "seed": args.seed, "n_envs": args.n_envs}.items()
+            if value is not None
+        }
+        file_config = read_yaml(args.config) if args.config else {}
+        file_config.setdefault("agent", args.agent)
+        config = resolve_config(args.agent, file_config, *args.overrides, flags)
+        run = train(config, args.out or default_run_dir(config), command=command)
+    print(f"run saved in {run.path}")
+
+
+def _eval(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.evaluation import evaluate, write_episodes
+    from cr_bench.training import RunDir
+
+    run = RunDir(args.run_dir)
+    config = run.read_config()
+    model = load_model(config.agent, str(run.require_model()))
+    set_torch_threads(config.torch_threads)
+    episodes = args.episodes or config.eval.episodes
+    start = config.eval.track_seed_start if args.track_seed_start is None else args.track_seed_start
+    print(f"evaluating {run.path} on track seeds {start}..{start + episodes - 1}")
+    results = evaluate(
+        model,
+        config.env,
+        episodes,
+        start,
+        deterministic=not args.stochastic,
+        on_episode=lambda r: print(f"  track {r.track_seed}: return {r.true_return:.1f}, {r.length} frames"),
+    )
+    summary = write_episodes(run.eval_dir / "episodes.csv", results)
+    (run.eval_dir / "command.txt").write_text(command + "\n")
+    print(f"score: {format_summary(summary)}")
+    print(f"episodes written to {run.eval_dir / 'episodes.csv'}")
+
+
+def _record(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.recording import record
+    from cr_bench.training import RunDir
+
+    run = RunDir(args.run_dir)
+    config = run.read_config()
+    model = load_model(config.agent, str(run.require_model()))
+    track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
+    result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every)
+    print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    command = shlex.join(["cr-bench", *argv])
+    try:
+        args.handler(args, command)
+    except CrBenchError as error:
+        print(f"cr-bench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cr-bench: interrupted; what was written is kept (continue a training with --resume)", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

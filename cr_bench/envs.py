@@ -1,0 +1,107 @@
+"""Environment factory: one place composes the wrappers from an :class:`EnvConfig`."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+import gymnasium as gym
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+
+from cr_bench import wrappers
+from cr_bench.config import EnvConfig
+from cr_bench.errors import CrBenchError
+
+ENV_ID = "CarRacing-v3"
+MAX_EPISODE_FRAMES = 1000
+"""CarRacing-v3's time limit in raw frames."""
+
+
+def check_env_config(config: EnvConfig) -> None:
+    """Raise CrBenchError naming the first invalid value of ``config``."""
+    for name in ("action_repeat", "frame_stack", "obs_size"):
+        if getattr(config, name) < 1:
+            raise CrBenchError(f"env.{name} must be >= 1, got {getattr(config, name)}")
+    if config.skip_zoom_frames < 0:
+        raise CrBenchError(f"env.skip_zoom_frames must be >= 0, got {config.skip_zoom_frames}")
+    if config.discrete_actions is not None and config.discrete_actions not in wrappers.DISCRETE_ACTION_SETS:
+        known = ", ".join(wrappers.DISCRETE_ACTION_SETS)
+        raise CrBenchError(f"env.discrete_actions: unknown set {config.discrete_actions!r}; known: {known}")
+    shaping = config.shaping
+    if shaping.grass_penalty < 0 or shaping.gas_reward_scale <= 0:
+        raise CrBenchError("env.shaping: grass_penalty must be >= 0 and gas_reward_scale > 0")
+    if shaping.no_progress_window < 0 or shaping.max_off_track_frames < 0:
+        raise CrBenchError("env.shaping: no_progress_window and max_off_track_frames must be >= 0")
+
+
+def make_env(
+    config: EnvConfig,
+    training: bool,
+    render_mode: str | None = None,
+    raw_wrapper: Callable[[gym.Env], gym.Env] | None = None,
+) -> gym.Env:
+    """Build one CarRacing-v3 env with the cr-bench pipeline.
+
+    :param config: the pipeline.
+    :param training: add the training-only shaping and early-termination wrappers.
+        Evaluation passes False: its reward is the raw return.
+    :param render_mode: passed to ``gym.make`` (``"rgb_array"`` for recording).
+    :param raw_wrapper: applied to the raw env before anything else (recording uses it
+        to see every frame).
+    :return: an env whose ``info`` carries ``true_return`` and ``episode_frames``.
+    """
+    check_env_config(config)
+    env: gym.Env = gym.make(ENV_ID, domain_randomize=config.domain_randomize, render_mode=render_mode)
+    if raw_wrapper is not None:
+        env = raw_wrapper(env)
+    env = wrappers.EpisodeScore(env)
+    if config.skip_zoom_frames:
+        env = wrappers.SkipZoom(env, config.skip_zoom_frames)
+    shaping = config.shaping
+    if training:
+        if shaping.no_progress_window:
+            env = wrappers.NoProgressTermination(env, shaping.no_progress_window, shaping.no_progress_threshold)
+        if shaping.max_off_track_frames:
+            env = wrappers.OffTrackTermination(env, shaping.max_off_track_frames)
+        if shaping.grass_penalty:
+            env = wrappers.GrassPenalty(env, shaping.grass_penalty, shaping.grass_green_threshold)
+        if shaping.cancel_off_playfield_penalty:
+            env = wrappers.CancelOffPlayfieldPenalty(env)
+        if shaping.gas_reward_scale != 1.0:
+            env = wrappers.GasRewardScale(env, shaping.gas_reward_scale)
+    if config.action_repeat > 1:
+        env = wrappers.ActionRepeat(env, config.action_repeat)
+    env = wrappers.PreprocessFrame(env, config.grayscale, config.crop_bottom_bar, config.obs_size)
+    env = wrappers.FrameStack(env, config.frame_stack)
+    if config.discrete_actions is not None:
+        env = wrappers.DiscreteActions(env, config.discrete_actions)
+    return env
+
+
+def _env_fn(config: EnvConfig, training: bool, worker: bool) -> Callable[[], gym.Env]:
+    def build() -> gym.Env:
+        if worker:
+            # Only the main process handles Ctrl-C, so it can save before workers stop.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Monitor on top records the shaped return the agent sees (SB3's ep_rew_mean).
+        return Monitor(make_env(config, training))
+
+    return build
+
+
+def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = True, vec_env: str = "auto") -> VecEnv:
+    """Build ``n_envs`` pipelines in a VecEnv seeded with ``seed, seed + 1, ...``.
+
+    :param vec_env: ``dummy``, ``subproc`` or ``auto`` (subproc when ``n_envs > 1``).
+    """
+    if n_envs < 1:
+        raise CrBenchError(f"n_envs must be >= 1, got {n_envs}")
+    if vec_env not in ("auto", "dummy", "subproc"):
+        raise CrBenchError(f"vec_env must be auto, dummy or subproc, got {vec_env!r}")
+    check_env_config(config)
+    subproc = vec_env == "subproc" or (vec_env == "auto" and n_envs > 1)
+    fns = [_env_fn(config, training, worker=subproc) for _ in range(n_envs)]
+    venv = SubprocVecEnv(fns, start_method="forkserver") if subproc else DummyVecEnv(fns)
+    venv.seed(seed)
+    return venv
+

@@ -1,0 +1,265 @@
+"""Training: build env and model from a RunConfig, learn for a frame budget, write a run directory.
+
+A run directory holds::
+
+    config.yaml      the fully resolved RunConfig
+    versions.yaml    library versions
+    command.txt      the command line(s) that produced it
+    model.zip        the latest model (final, checkpoint or interrupted)
+    progress.json    frames done, wall seconds, finished flag
+    curve.csv        one row per training episode: frames, wall_seconds, true_return,
+                     shaped_return, episode_frames
+    tb/              TensorBoard logs
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import platform
+import sys
+import time
+from collections import deque
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from tqdm import tqdm
+
+from cr_bench.agents import build_model, load_model, set_torch_threads
+from cr_bench.config import RunConfig, from_dict, read_yaml, to_dict, write_yaml
+from cr_bench.envs import make_vec_env
+from cr_bench.errors import CrBenchError
+
+CURVE_COLUMNS = ["frames", "wall_seconds", "true_return", "shaped_return", "episode_frames"]
+_PACKAGES = ["cr-bench", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy", "box2d", "envpool", "optuna"]
+
+
+class RunDir:
+    """Paths and small files of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    config = property(lambda self: self.path / "config.yaml")
+    model = property(lambda self: self.path / "model.zip")
+    replay_buffer = property(lambda self: self.path / "replay_buffer.pkl")
+    progress = property(lambda self: self.path / "progress.json")
+    curve = property(lambda self: self.path / "curve.csv")
+    tensorboard = property(lambda self: self.path / "tb")
+    eval_dir = property(lambda self: self.path / "eval")
+
+    def read_config(self) -> RunConfig:
+        if not self.path.is_dir():
+            raise CrBenchError(f"run directory not found: {self.path}")
+        if not self.config.is_file():
+            raise CrBenchError(f"not a cr-bench run directory (no config.yaml): {self.path}")
+        return from_dict(RunConfig, read_yaml(self.config), str(self.config))
+
+    def read_progress(self) -> dict[str, Any]:
+        if not self.progress.is_file():
+            return {"frames_done": 0, "wall_seconds": 0.0, "finished": False}
+        return dict(json.loads(self.progress.read_text()))
+
+    def write_progress(self, frames_done: int, wall_seconds: float, finished: bool) -> None:
+        tmp = self.progress.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"frames_done": frames_done, "wall_seconds": round(wall_seconds, 3), "finished": finished}))
+        tmp.replace(self.progress)
+
+    def save_model(self, model: BaseAlgorithm) -> None:
+        """Save atomically: a crash mid-save leaves the previous model.zip intact."""
+        tmp = self.path / "model.tmp.zip"
+        model.save(tmp)
+        tmp.replace(self.model)
+
+    def require_model(self) -> Path:
+        if not self.model.is_file():
+            raise CrBenchError(f"no model.zip in {self.path}")
+        return self.model
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of Python and the libraries that decide a run's numbers."""
+    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    for package in _PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+class TrainingMonitor(BaseCallback):
+    """Counts env frames, writes the training curve, checkpoints, and stops at the budget.
+
+    Frames come from ``info["episode_frames"]`` (raw frames since reset, recorded by
+    :class:`~cr_bench.wrappers.EpisodeScore`), so action repeat and reset no-ops are
+    counted exactly.
+    """
+
+    def __init__(self, run: RunDir, budget: int, checkpoint_every: int, wall_offset: float) -> None:
+        super().__init__()
+        self.run, self.budget, self.checkpoint_every = run, budget, checkpoint_every
+        self.wall_offset = wall_offset
+        self.recent_true: deque[float] = deque(maxlen=20)
+        self.started = time.monotonic()
+        self._curve_file: Any = None
+        self._curve: Any = None
+        self._bar: tqdm | None = None
+        self._last_frames = np.zeros(0, dtype=np.int64)
+        self._next_checkpoint = 0
+
+    @property
+    def frames_done(self) -> int:
+        return int(self.model.frames_done)  # type: ignore[attr-defined]
+
+    def wall_seconds(self) -> float:
+        return self.wall_offset + time.monotonic() - self.started
+
+    def _on_training_start(self) -> None:
+        new_file = not self.run.curve.exists()
+        self._curve_file = self.run.curve.open("a", newline="")
+        self._curve = csv.writer(self._curve_file)
+        if new_file:
+            self._curve.writerow(CURVE_COLUMNS)
+        self._last_frames = np.zeros(self.training_env.num_envs, dtype=np.int64)
+        self._next_checkpoint = (self.frames_done // self.checkpoint_every + 1) * self.checkpoint_every
+        self._bar = tqdm(total=self.budget, initial=self.frames_done, unit="frame", unit_scale=True, disable=None)
+
+    def _on_step(self) -> bool:
+        infos, dones = self.locals["infos"], self.locals["dones"]
+        frames = np.array([info["episode_frames"] for info in infos], dtype=np.int64)
+        new_frames = int((frames - self._last_frames).sum())
+        self.model.frames_done += new_frames  # type: ignore[attr-defined]
+        self._last_frames = np.where(dones, 0, frames)
+        for info, done in zip(infos, dones, strict=True):
+            if done:
+                self._record_episode(info)
+        if self._bar is not None:
+            self._bar.update(new_frames)
+        if self.frames_done >= self._next_checkpoint:
+            self.checkpoint(finished=False)
+            self._next_checkpoint += self.checkpoint_every
+        return self.frames_done < self.budget
+
+    def _record_episode(self, info: dict[str, Any]) -> None:
+        true_return = float(info["true_return"])
+        shaped = float(info["episode"]["r"]) if "episode" in info else float("nan")
+        self._curve.writerow(
+            [self.frames_done, round(self.wall_seconds(), 2), round(true_return, 3), round(shaped, 3), info["episode_frames"]]
+        )
+        self._curve_file.flush()
+        self.recent_true.append(true_return)
+        self.logger.record_mean("rollout/true_return_mean", true_return)
+        self.logger.record_mean("rollout/true_episode_frames", info["episode_frames"])
+        self.logger.record("time/frames", self.frames_done)
+        if self._bar is not None:
+            self._bar.set_postfix(true_return=f"{np.mean(self.recent_true):.1f}", refresh=False)
+
+    def checkpoint(self, finished: bool) -> None:
+        """Save the model and progress (and the replay buffer when training ends or stops)."""
+        self.run.save_model(self.model)
+        self.run.write_progress(self.frames_done, self.wall_seconds(), finished)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+        if self._curve_file is not None:
+            self._curve_file.close()
+
+
+def default_run_dir(config: RunConfig) -> Path:
+    return Path("runs") / f"{config.agent}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def train(config: RunConfig, run_dir: str | Path, command: str = "") -> RunDir:
+    """Train ``config`` into a new run directory ``run_dir``.
+
+    :param command: the command line, appended to command.txt.
+    :raises CrBenchError: if ``run_dir`` already holds a run.
+    :raises KeyboardInterrupt: after saving a checkpoint, when interrupted.
+    """
+    run = RunDir(run_dir)
+    if run.model.exists() or run.config.exists():
+        raise CrBenchError(f"run directory {run.path} already holds a run; use --resume or another --out")
+    run.path.mkdir(parents=True, exist_ok=True)
+    _learn(run, config, command, resume=False)
+    return run
+
+
+def resume(run_dir: str | Path, frames: int | None = None, command: str = "") -> RunDir:
+    """Continue the run saved in ``run_dir`` up to its budget, or to ``frames`` if given.
+
+    :raises CrBenchError: if there is no run to resume or it already reached its budget.
+    """
+    run = RunDir(run_dir)
+    config = run.read_config()
+    run.require_model()
+    if frames is not None:
+        config.frames = frames
+    done = run.read_progress()["frames_done"]
+    if done >= config.frames:
+        raise CrBenchError(f"run {run.path} already has {done} of {config.frames} frames; pass a larger --frames")
+    _learn(run, config, command, resume=True)
+    return run
+
+
+def _learn(run: RunDir, config: RunConfig, command: str, resume: bool) -> None:
+    write_yaml(run.config, to_dict(config))
+    write_yaml(run.path / "versions.yaml", library_versions())
+    with (run.path / "command.txt").open("a") as handle:
+        handle.write(command + "\n")
+    set_torch_threads(config.torch_threads)
+    env = make_vec_env(config.env, config.n_envs, config.seed, training=True, vec_env=config.vec_env)
+    try:
+        if resume:
+            model = load_model(config.agent, str(run.model), env=env)
+            _restore_replay_buffer(model, run)
+        else:
+            model = build_model(config, env, tensorboard_log=str(run.tensorboard))
+            model.frames_done = 0  # type: ignore[attr-defined]
+        model.frame_budget = config.frames  # type: ignore[attr-defined]
+        monitor = TrainingMonitor(run, config.frames, config.checkpoint_every_frames, run.read_progress()["wall_seconds"])
+        try:
+            # SB3 counts agent steps; each is at least one frame, so this bound never binds
+            # before TrainingMonitor stops training at the frame budget.
+            remaining = config.frames - int(model.frames_done)  # type: ignore[attr-defined]
+            model.learn(remaining, callback=monitor, reset_num_timesteps=not resume, tb_log_name=config.agent)
+        except KeyboardInterrupt:
+            monitor.checkpoint(finished=False)
+            _save_replay_buffer(model, run)
+            raise
+        finally:
+            monitor.close()
+        monitor.checkpoint(finished=True)
+        _save_replay_buffer(model, run)
+    finally:
+        _close_quietly(env)
+
+
+def _save_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
+    if isinstance(model, OffPolicyAlgorithm):
+        model.save_replay_buffer(run.replay_buffer)
+
+
+def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
+    if not isinstance(model, OffPolicyAlgorithm):
+        return
+    if run.replay_buffer.is_file():
+        model.load_replay_buffer(run.replay_buffer)
+    else:
+        # Killed before it could save its buffer: refill it before learning again.
+        print(f"cr-bench: no replay buffer in {run.path}; refilling it before training resumes", file=sys.stderr)
+        model.learning_starts = model.num_timesteps + model.learning_starts
+
+
+def _close_quietly(env: Any) -> None:
+    try:
+        env.close()
+    except (EOFError, BrokenPipeError, ConnectionResetError):
+        pass  # subprocess workers already gone after Ctrl-C
+

@@ -1,0 +1,350 @@
+"""CarRacing-v3 wrappers, one behaviour each, composed by :func:`cr_bench.envs.make_env`.
+
+Stack order, from the raw env up (see ``make_env``)::
+
+    CarRacing-v3 (TimeLimit 1000 frames)
+    -> EpisodeScore          raw return and frame count, below everything else
+    -> SkipZoom              no-op frames after reset
+    -> NoProgressTermination / OffTrackTermination     training only
+    -> GrassPenalty / CancelOffPlayfieldPenalty / GasRewardScale   training only
+    -> ActionRepeat -> PreprocessFrame -> FrameStack -> DiscreteActions
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, SupportsFloat
+
+import cv2
+import gymnasium as gym
+import numpy as np
+
+# CarRacing-v3 facts (gymnasium/envs/box2d/car_racing.py).
+OFF_PLAYFIELD_REWARD = -100.0
+"""Reward of the frame on which the car leaves the playfield (the episode terminates)."""
+INDICATOR_BAR_ROWS = 12
+"""Height of the speed/steering indicator bar at the bottom of the 96x96 frame."""
+CAR_PATCH = (slice(66, 78), slice(43, 53))
+"""Rows and columns of the 96x96 frame around the car, which the camera keeps fixed."""
+NOOP = np.zeros(3, dtype=np.float32)
+
+Step = tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]
+
+
+def _positive_int(name: str, value: int) -> int:
+    if not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+class EpisodeScore(gym.Wrapper):
+    """Record the raw CarRacing return and frame count in ``info`` on every step.
+
+    ``info["true_return"]`` is the sum of the unwrapped env's rewards since reset and
+    ``info["episode_frames"]`` the number of raw frames. It must sit directly on the raw
+    env, below every shaping, termination and repeat wrapper: that makes it the score,
+    whatever ends the episode.
+
+    >>> env = EpisodeScore(gym.make("CarRacing-v3"))
+    >>> _ = env.reset(seed=0)
+    >>> round(env.step(NOOP)[4]["true_return"], 1)
+    -0.1
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        self.true_return = 0.0
+        self.episode_frames = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.true_return, self.episode_frames = 0.0, 0
+        obs, info = self.env.reset(**kwargs)
+        return obs, {**info, "true_return": 0.0, "episode_frames": 0}
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.true_return += float(reward)
+        self.episode_frames += 1
+        return obs, reward, terminated, truncated, {**info, "true_return": self.true_return, "episode_frames": self.episode_frames}
+
+
+class SkipZoom(gym.Wrapper):
+    """Take ``frames`` no-op steps after each reset, skipping CarRacing's zoom-in (seed 004: 50).
+
+    The skipped frames still count in the episode's frames and raw return.
+    """
+
+    def __init__(self, env: gym.Env, frames: int = 50) -> None:
+        super().__init__(env)
+        self.frames = _positive_int("frames", frames)
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        for _ in range(self.frames):
+            obs, _, terminated, truncated, info = self.env.step(NOOP)
+            if terminated or truncated:  # cannot happen within the 1000-frame limit; be safe
+                obs, info = self.env.reset()
+        return obs, info
+
+
+class NoProgressTermination(gym.Wrapper):
+    """End the episode when the mean reward of the last ``window`` frames is <= ``threshold``.
+
+    Seed 000's rule (window 100, threshold -0.1): stops episodes where the car stands
+    still or drives on grass, since no new tile gives -0.1 per frame. The history starts
+    as zeros, as in the seed. Training only.
+    """
+
+    def __init__(self, env: gym.Env, window: int = 100, threshold: float = -0.1) -> None:
+        super().__init__(env)
+        self.window = _positive_int("window", window)
+        self.threshold = float(threshold)
+        self._rewards: deque[float] = deque(maxlen=self.window)
+        self._sum = 0.0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self._rewards = deque([0.0] * self.window, maxlen=self.window)
+        self._sum = 0.0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._sum += float(reward) - self._rewards[0]
+        self._rewards.append(float(reward))
+        if self._sum / self.window <= self.threshold and not (terminated or truncated):
+            terminated = True
+            info = {**info, "early_termination": "no_progress"}
+        return obs, reward, terminated, truncated, info
+
+
+def grass_fraction_under_car(frame: np.ndarray) -> float:
+    """Fraction of grass pixels around the car in a raw RGB frame of shape (96, 96, 3).
+
+    Grass is drawn green (R=102, G>=200, B=102 in the default colours); track, kerbs and
+    the car are not. Not meaningful with ``domain_randomize=True``.
+    """
+    patch = frame[CAR_PATCH].astype(np.int16)
+    grass = (patch[..., 1] >= 150) & (patch[..., 1] - patch[..., 0] >= 50)
+    return float(grass.mean())
+
+
+class OffTrackTermination(gym.Wrapper):
+    """End the episode after ``max_frames`` consecutive frames with the car on grass.
+
+    Seed 002 stops an episode after a number of off-track steps; it guesses "off track"
+    from the reward, here it is read from the pixels around the car, so it works the
+    same on any backend. Training only.
+    """
+
+    def __init__(self, env: gym.Env, max_frames: int = 50, grass_fraction: float = 0.5) -> None:
+        super().__init__(env)
+        self.max_frames = _positive_int("max_frames", max_frames)
+        if not 0.0 < grass_fraction <= 1.0:
+            raise ValueError(f"grass_fraction must be in (0, 1], got {grass_fraction!r}")
+        self.grass_fraction = grass_fraction
+        self.off_track_frames = 0
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        self.off_track_frames = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        off_track = grass_fraction_under_car(obs) >= self.grass_fraction
+        self.off_track_frames = self.off_track_frames + 1 if off_track else 0
+        if self.off_track_frames >= self.max_frames and not (terminated or truncated):
+            terminated = True
+            info = {**info, "early_termination": "off_track"}
+        return obs, reward, terminated, truncated, info
+
+
+class GrassPenalty(gym.Wrapper):
+    """Subtract ``penalty`` from frames whose mean green channel exceeds ``green_threshold``.
+
+    Seed 000's green penalty (0.05 above 185): a frame that is mostly grass means the car
+    left the track. Training only.
+    """
+
+    def __init__(self, env: gym.Env, penalty: float = 0.05, green_threshold: float = 185.0) -> None:
+        super().__init__(env)
+        if penalty <= 0:
+            raise ValueError(f"penalty must be positive, got {penalty!r}")
+        if not 0 <= green_threshold <= 255:
+            raise ValueError(f"green_threshold must be in [0, 255], got {green_threshold!r}")
+        self.penalty = float(penalty)
+        self.green_threshold = float(green_threshold)
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if obs[..., 1].mean() > self.green_threshold:
+            reward = float(reward) - self.penalty
+        return obs, reward, terminated, truncated, info
+
+
+class CancelOffPlayfieldPenalty(gym.Wrapper):
+    """Add back the -100 of leaving the playfield (seed 000's "die" bonus). Training only."""
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if terminated and not info.get("lap_finished", False) and np.isclose(float(reward), OFF_PLAYFIELD_REWARD):
+            reward = 0.0
+        return obs, reward, terminated, truncated, info
+
+
+class GasRewardScale(gym.Wrapper):
+    """Multiply a frame's reward by ``scale`` when the gas pedal is pressed (seed 002: 1.5).
+
+    As in seed 002 the whole reward is scaled, so progress is worth more and idling
+    (-0.1) costs more while accelerating. Expects the continuous action
+    ``[steer, gas, brake]``. Training only.
+    """
+
+    def __init__(self, env: gym.Env, scale: float = 1.5) -> None:
+        super().__init__(env)
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale!r}")
+        self.scale = float(scale)
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        if np.asarray(action)[1] > 0:
+            reward = float(reward) * self.scale
+        return obs, reward, terminated, truncated, info
+
+
+class ActionRepeat(gym.Wrapper):
+    """Repeat each action for ``repeat`` frames, summing rewards and stopping at episode end.
+
+    The info returned is the last frame's.
+
+    >>> env = ActionRepeat(gym.make("CarRacing-v3"), repeat=8)
+    """
+
+    def __init__(self, env: gym.Env, repeat: int) -> None:
+        super().__init__(env)
+        self.repeat = _positive_int("repeat", repeat)
+
+    def step(self, action: Any) -> Step:
+        total = 0.0
+        for _ in range(self.repeat):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        return obs, total, terminated, truncated, info
+
+
+def preprocess_frames(frames: np.ndarray, grayscale: bool, crop_bottom_bar: bool, size: int) -> np.ndarray:
+    """Turn raw RGB frames ``(..., 96, 96, 3)`` into uint8 ``(..., C, size, size)``, C = 1 or 3.
+
+    Works on one frame or a batch; grayscale uses ITU-R 601 luma weights (as seed 000).
+    """
+    if crop_bottom_bar:
+        frames = frames[..., :-INDICATOR_BAR_ROWS, :, :]
+    batch_shape = frames.shape[:-3]
+    flat = frames.reshape(-1, *frames.shape[-3:])
+    out = []
+    for frame in flat:
+        if grayscale:
+            frame = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)[..., None]
+        if frame.shape[:2] != (size, size):
+            frame = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA).reshape(size, size, -1)
+        out.append(frame)
+    stacked = np.stack(out).transpose(0, 3, 1, 2)
+    return np.ascontiguousarray(stacked.reshape(*batch_shape, *stacked.shape[1:]))
+
+
+class PreprocessFrame(gym.ObservationWrapper):
+    """Grayscale, crop the indicator bar, resize; output channel-first uint8 ``(C, size, size)``.
+
+    Frames stay uint8: the policy divides by 255 inside the network.
+
+    >>> env = PreprocessFrame(gym.make("CarRacing-v3"), grayscale=True, crop_bottom_bar=True, size=64)
+    >>> env.observation_space.shape
+    (1, 64, 64)
+    """
+
+    def __init__(self, env: gym.Env, grayscale: bool = True, crop_bottom_bar: bool = False, size: int = 96) -> None:
+        super().__init__(env)
+        self.size = _positive_int("size", size)
+        if self.size < 8:
+            raise ValueError(f"size must be at least 8 pixels, got {size}")
+        self.grayscale, self.crop_bottom_bar = grayscale, crop_bottom_bar
+        channels = 1 if grayscale else 3
+        self.observation_space = gym.spaces.Box(0, 255, (channels, self.size, self.size), np.uint8)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        return preprocess_frames(observation, self.grayscale, self.crop_bottom_bar, self.size)
+
+
+class FrameStack(gym.Wrapper):
+    """Stack the last ``frames`` channel-first observations along the channel axis.
+
+    After reset the stack holds copies of the first observation (seed 000 and 002 do so).
+    Shape ``(C, H, W)`` becomes ``(frames * C, H, W)``, oldest first.
+    """
+
+    def __init__(self, env: gym.Env, frames: int) -> None:
+        super().__init__(env)
+        self.frames = _positive_int("frames", frames)
+        space = env.observation_space
+        assert isinstance(space, gym.spaces.Box) and len(space.shape) == 3, "FrameStack expects (C, H, W) frames"
+        self._channels = space.shape[0]
+        self.observation_space = gym.spaces.Box(0, 255, (self._channels * self.frames, *space.shape[1:]), np.uint8)
+        self._stack = np.zeros(self.observation_space.shape, np.uint8)
+
+    def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
+        obs, info = self.env.reset(**kwargs)
+        self._stack[:] = np.tile(obs, (self.frames, 1, 1))
+        return self._stack.copy(), info
+
+    def step(self, action: Any) -> Step:
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._stack = np.roll(self._stack, -self._channels, axis=0)
+        self._stack[-self._channels :] = obs
+        return self._stack.copy(), reward, terminated, truncated, info
+
+
+DISCRETE_ACTION_SETS: dict[str, np.ndarray] = {
+    # Seed 002's table: {left, straight, right} x {full gas, half gas, brake 0.2, coast}.
+    "seed002": np.array(
+        [
+            [-1, 1, 0], [0, 1, 0], [1, 1, 0],
+            [-1, 0.5, 0], [0, 0.5, 0], [1, 0.5, 0],
+            [-1, 0, 0.2], [0, 0, 0.2], [1, 0, 0.2],
+            [-1, 0, 0], [0, 0, 0], [1, 0, 0],
+        ],
+        dtype=np.float32,
+    ),  # fmt: skip
+    # CarRacing-v3(continuous=False): noop, steer(-0.6), steer(+0.6), gas 0.2, brake 0.8;
+    # the raw env steers by -action[0], hence the signs.
+    "gymnasium": np.array(
+        [[0, 0, 0], [0.6, 0, 0], [-0.6, 0, 0], [0, 0.2, 0], [0, 0, 0.8]],
+        dtype=np.float32,
+    ),
+}
+"""Named discrete action sets as rows of continuous ``[steer, gas, brake]`` actions."""
+
+
+class DiscreteActions(gym.ActionWrapper):
+    """Expose ``Discrete(len(actions))`` over a continuous ``[steer, gas, brake]`` env.
+
+    :param actions: a name from ``DISCRETE_ACTION_SETS`` or an array of shape ``(n, 3)``.
+    """
+
+    def __init__(self, env: gym.Env, actions: str | np.ndarray) -> None:
+        super().__init__(env)
+        if isinstance(actions, str):
+            if actions not in DISCRETE_ACTION_SETS:
+                raise ValueError(f"unknown discrete action set {actions!r}; known: {', '.join(DISCRETE_ACTION_SETS)}")
+            actions = DISCRETE_ACTION_SETS[actions]
+        table = np.asarray(actions, dtype=np.float32)
+        space = env.action_space
+        assert isinstance(space, gym.spaces.Box)
+        if table.ndim != 2 or table.shape[1:] != space.shape or not all(space.contains(a) for a in table):
+            raise ValueError(f"discrete actions must be rows inside {space}, got shape {table.shape}")
+        self.table = table
+        self.action_space = gym.spaces.Discrete(len(table))
+
+    def action(self, action: Any) -> np.ndarray:
+        return self.table[int(action)]

@@ -1,0 +1,54 @@
+"""Actor-critic CNN policy with a Beta action distribution."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch as th
+from stable_baselines3.common.distributions import Distribution
+from stable_baselines3.common.policies import ActorCriticCnnPolicy
+from stable_baselines3.common.type_aliases import Schedule
+
+from custom_policies.distributions import BetaDistribution
+
+
+class BetaCnnPolicy(ActorCriticCnnPolicy):
+    """``ActorCriticCnnPolicy`` whose actions follow a Beta distribution over the Box.
+
+    Bounded actions without clipping: every sample lies inside the action space, and
+    the deterministic action is the distribution's mean. Takes the same arguments as
+    ``ActorCriticCnnPolicy``; ``use_sde`` and ``squash_output`` are not supported.
+
+    >>> from stable_baselines3 import PPO
+    >>> model = PPO(BetaCnnPolicy, "CarRacing-v3")  # doctest: +SKIP
+    """
+
+    action_dist: BetaDistribution  # type: ignore[assignment]
+
+    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *args: Any, **kwargs: Any) -> None:
+        if not isinstance(action_space, gym.spaces.Box):
+            raise ValueError(f"BetaCnnPolicy needs a Box action space, got {action_space}")
+        if kwargs.get("use_sde") or kwargs.get("squash_output"):
+            raise ValueError("BetaCnnPolicy does not support use_sde or squash_output")
+        super().__init__(observation_space, action_space, *args, **kwargs)
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        # The parent builds a Gaussian head; swap it for the Beta head, then rebuild the
+        # optimizer so it holds the new parameters and not the Gaussian's log_std.
+        super()._build(lr_schedule)
+        assert isinstance(self.action_space, gym.spaces.Box)
+        self.action_dist = BetaDistribution(
+            int(np.prod(self.action_space.shape)), self.action_space.low, self.action_space.high
+        )
+        self.action_net = self.action_dist.proba_distribution_net(self.mlp_extractor.latent_dim_pi)
+        del self.log_std
+        if self.ortho_init:
+            self.action_net.apply(partial(self.init_weights, gain=0.01))
+        self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Distribution:
+        alpha, beta = self.action_net(latent_pi)
+        return self.action_dist.proba_distribution(alpha, beta)
