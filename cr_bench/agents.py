@@ -20,6 +20,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from cr_bench.config import PolicyConfig, RunConfig, from_dict, merge, to_dict
+from cr_bench.envs import check_env_config
 from cr_bench.errors import CrBenchError
 from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
 
@@ -69,7 +70,7 @@ class AgentSpec:
 
 
 # Seed 000: Beta-PPO, action repeat 8, 4 stacked 96x96 grayscale frames, six-conv CNN,
-# 2000-transition rollouts, 8 epochs of batch 128, clip 0.1, lr 1e-3, green penalty,
+# ~2000-transition rollouts (512 x 4 envs), 8 epochs of batch 128, clip 0.1, lr 1e-3, green penalty,
 # "die" bonus and the 100-frame no-progress stop.
 _PPO_BETA = {
     "n_envs": 4,
@@ -82,7 +83,7 @@ _PPO_BETA = {
     "policy": {"features_extractor": "six_conv", "features_dim": 256, "net_arch": {"pi": [100], "vf": [100]}},
     "algo": {
         "learning_rate": 1e-3,
-        "n_steps": 500,
+        "n_steps": 512,
         "batch_size": 128,
         "n_epochs": 8,
         "gamma": 0.99,
@@ -172,6 +173,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "elu": nn.ELU,
     "leaky_relu": nn.LeakyReLU,
 }
+SCHEDULES = {"learning_rate", "clip_range", "clip_range_vf"}
+"""Algorithm arguments that accept ``lin_<start>``."""
 # Arguments cr-bench sets itself; a config may not pass them through ``algo``.
 _OWNED_ARGS = {"policy", "env", "policy_kwargs", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"}
 
@@ -199,6 +202,7 @@ def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
 def validate_run_config(config: RunConfig) -> None:
     """Cross-field checks that the dataclass types cannot express."""
     spec = get_agent(config.agent)
+    check_env_config(config.env)
     if spec.discrete and config.env.discrete_actions is None:
         raise CrBenchError(f"agent {spec.name} needs env.discrete_actions (seed002 or gymnasium)")
     if not spec.discrete and config.env.discrete_actions is not None:
@@ -217,11 +221,15 @@ def validate_run_config(config: RunConfig) -> None:
             f"known: {', '.join(FEATURE_EXTRACTORS)}"
         )
     if config.policy.activation_fn not in ACTIVATIONS:
-        raise CrBenchError(f"policy.activation_fn: unknown {config.policy.activation_fn!r}; known: {', '.join(ACTIVATIONS)}")
+        raise CrBenchError(
+            f"policy.activation_fn: unknown {config.policy.activation_fn!r}; known: {', '.join(ACTIVATIONS)}"
+        )
     accepted = set(inspect.signature(spec.algorithm.__init__).parameters) - _OWNED_ARGS - {"self"}
     unknown = sorted(set(config.algo) - accepted)
     if unknown:
-        raise CrBenchError(f"algo: unknown key(s) for {spec.algorithm.__name__.removeprefix('Frame')}: {', '.join(unknown)}")
+        raise CrBenchError(
+            f"algo: unknown key(s) for {spec.algorithm.__name__.removeprefix('Frame')}: {', '.join(unknown)}"
+        )
 
 
 def parse_schedule(value: Any, name: str) -> Any:
@@ -255,7 +263,7 @@ def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
 def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | None = None) -> BaseAlgorithm:
     """Instantiate the configured SB3 algorithm on ``env`` (a VecEnv)."""
     spec = get_agent(config.agent)
-    algo = {key: parse_schedule(value, key) for key, value in config.algo.items()}
+    algo = {key: parse_schedule(value, key) if key in SCHEDULES else value for key, value in config.algo.items()}
     try:
         model = spec.algorithm(
             spec.policy,

@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)",
     )
     train.add_argument("--out", type=Path, help="run directory (default runs/AGENT-seedS-TIME)")
-    train.add_argument("--resume", action="store_true", help="continue the run in --out (after Ctrl-C or to raise --frames)")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --out (after Ctrl-C or to raise --frames)"
+    )
     train.set_defaults(handler=_train)
 
     evaluate = commands.add_parser(
@@ -94,9 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
         "(no shaping, no early termination). Writes RUN_DIR/eval/episodes.csv and summary.yaml.",
     )
     evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument("--episodes", type=_positive_int, help="episodes, one track each (default from the run's config)")
+    evaluate.add_argument(
+        "--episodes", type=_positive_int, help="episodes, one track each (default from the run's config)"
+    )
     evaluate.add_argument("--track-seed-start", type=_non_negative_int, help="first track seed (default 1000000)")
-    evaluate.add_argument("--stochastic", action="store_true", help="sample actions instead of the deterministic action")
+    evaluate.add_argument(
+        "--stochastic", action="store_true", help="sample actions instead of the deterministic action"
+    )
     evaluate.set_defaults(handler=_eval)
 
     rec = commands.add_parser(

@@ -161,9 +161,8 @@ def _check_type(value: Any, annotation: Any, where: str) -> Any:
     elif annotation is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
-    elif annotation is str:
-        if isinstance(value, str):
-            return value
+    elif annotation is str and isinstance(value, str):
+        return value
     raise CrBenchError(f"{where}: {value!r} is not a valid {_type_name(annotation)}")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 from collections.abc import Callable
+
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
@@ -63,10 +64,11 @@ def make_env(
             env = wrappers.NoProgressTermination(env, shaping.no_progress_window, shaping.no_progress_threshold)
         if shaping.max_off_track_frames:
             env = wrappers.OffTrackTermination(env, shaping.max_off_track_frames)
-        if shaping.grass_penalty:
-            env = wrappers.GrassPenalty(env, shaping.grass_penalty, shaping.grass_green_threshold)
+        # Directly above the raw rewards, so it recognises the -100 before other shaping.
         if shaping.cancel_off_playfield_penalty:
             env = wrappers.CancelOffPlayfieldPenalty(env)
+        if shaping.grass_penalty:
+            env = wrappers.GrassPenalty(env, shaping.grass_penalty, shaping.grass_green_threshold)
         if shaping.gas_reward_scale != 1.0:
             env = wrappers.GasRewardScale(env, shaping.gas_reward_scale)
     if config.action_repeat > 1:
@@ -104,4 +106,3 @@ def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = Tru
     venv = SubprocVecEnv(fns, start_method="forkserver") if subproc else DummyVecEnv(fns)
     venv.seed(seed)
     return venv
-

@@ -33,9 +33,7 @@ class EpisodeResult:
     steps: int
 
 
-def run_episode(
-    model: BaseAlgorithm, env: gym.Env, track_seed: int, deterministic: bool = True
-) -> EpisodeResult:
+def run_episode(model: BaseAlgorithm, env: gym.Env, track_seed: int, deterministic: bool = True) -> EpisodeResult:
     """Play one episode of ``model`` in ``env`` (built with ``training=False``) on ``track_seed``."""
     obs, info = env.reset(seed=track_seed)
     state: Any = None
@@ -84,5 +82,7 @@ def write_episodes(path: Path, results: list[EpisodeResult]) -> dict[str, float]
             writer.writerow([r.track_seed, round(r.true_return, 4), r.length, r.steps])
     tmp.replace(path)
     summary = summarize(np.array([r.true_return for r in results]))
-    write_yaml(path.parent / "summary.yaml", {**summary, "track_seeds": [results[0].track_seed, results[-1].track_seed]})
+    write_yaml(
+        path.parent / "summary.yaml", {**summary, "track_seeds": [results[0].track_seed, results[-1].track_seed]}
+    )
     return summary

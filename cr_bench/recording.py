@@ -82,12 +82,14 @@ def record(
     finally:
         env.close()
     out.parent.mkdir(parents=True, exist_ok=True)
-    frames = capture[0].frames
+    frames: list[Any] = list(capture[0].frames)
     if out.suffix.lower() == ".gif":
         imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
     else:
         try:
             imageio.mimsave(out, frames, fps=fps, macro_block_size=1)
         except (ImportError, ValueError, RuntimeError) as error:
-            raise CrBenchError(f"cannot write mp4 ({error}); install imageio-ffmpeg or use .gif".splitlines()[0]) from None
+            raise CrBenchError(
+                f"cannot write mp4 ({error}); install imageio-ffmpeg or use .gif".splitlines()[0]
+            ) from None
     return result

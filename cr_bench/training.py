@@ -14,6 +14,7 @@ A run directory holds::
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import platform
@@ -36,7 +37,17 @@ from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
 
 CURVE_COLUMNS = ["frames", "wall_seconds", "true_return", "shaped_return", "episode_frames"]
-_PACKAGES = ["cr-bench", "torch", "stable-baselines3", "sb3-contrib", "gymnasium", "numpy", "box2d", "envpool", "optuna"]
+_PACKAGES = [
+    "cr-bench",
+    "torch",
+    "stable-baselines3",
+    "sb3-contrib",
+    "gymnasium",
+    "numpy",
+    "box2d",
+    "envpool",
+    "optuna",
+]
 
 
 class RunDir:
@@ -67,7 +78,9 @@ class RunDir:
 
     def write_progress(self, frames_done: int, wall_seconds: float, finished: bool) -> None:
         tmp = self.progress.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"frames_done": frames_done, "wall_seconds": round(wall_seconds, 3), "finished": finished}))
+        tmp.write_text(
+            json.dumps({"frames_done": frames_done, "wall_seconds": round(wall_seconds, 3), "finished": finished})
+        )
         tmp.replace(self.progress)
 
     def save_model(self, model: BaseAlgorithm) -> None:
@@ -150,7 +163,13 @@ class TrainingMonitor(BaseCallback):
         true_return = float(info["true_return"])
         shaped = float(info["episode"]["r"]) if "episode" in info else float("nan")
         self._curve.writerow(
-            [self.frames_done, round(self.wall_seconds(), 2), round(true_return, 3), round(shaped, 3), info["episode_frames"]]
+            [
+                self.frames_done,
+                round(self.wall_seconds(), 2),
+                round(true_return, 3),
+                round(shaped, 3),
+                info["episode_frames"],
+            ]
         )
         self._curve_file.flush()
         self.recent_true.append(true_return)
@@ -161,7 +180,7 @@ class TrainingMonitor(BaseCallback):
             self._bar.set_postfix(true_return=f"{np.mean(self.recent_true):.1f}", refresh=False)
 
     def checkpoint(self, finished: bool) -> None:
-        """Save the model and progress (and the replay buffer when training ends or stops)."""
+        """Save the model and progress."""
         self.run.save_model(self.model)
         self.run.write_progress(self.frames_done, self.wall_seconds(), finished)
 
@@ -223,7 +242,9 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool) -> None:
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
             model.frames_done = 0  # type: ignore[attr-defined]
         model.frame_budget = config.frames  # type: ignore[attr-defined]
-        monitor = TrainingMonitor(run, config.frames, config.checkpoint_every_frames, run.read_progress()["wall_seconds"])
+        monitor = TrainingMonitor(
+            run, config.frames, config.checkpoint_every_frames, run.read_progress()["wall_seconds"]
+        )
         try:
             # SB3 counts agent steps; each is at least one frame, so this bound never binds
             # before TrainingMonitor stops training at the frame budget.
@@ -236,12 +257,12 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool) -> None:
         finally:
             monitor.close()
         monitor.checkpoint(finished=True)
-        _save_replay_buffer(model, run)
     finally:
         _close_quietly(env)
 
 
 def _save_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
+    """Saved on interruption only: a full buffer is gigabytes (50,000 x 2 stacked frames)."""
     if isinstance(model, OffPolicyAlgorithm):
         model.save_replay_buffer(run.replay_buffer)
 
@@ -258,8 +279,5 @@ def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
 
 
 def _close_quietly(env: Any) -> None:
-    try:
-        env.close()
-    except (EOFError, BrokenPipeError, ConnectionResetError):
-        pass  # subprocess workers already gone after Ctrl-C
-
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+        env.close()  # subprocess workers may already be gone after Ctrl-C

@@ -6,7 +6,7 @@ Stack order, from the raw env up (see ``make_env``)::
     -> EpisodeScore          raw return and frame count, below everything else
     -> SkipZoom              no-op frames after reset
     -> NoProgressTermination / OffTrackTermination     training only
-    -> GrassPenalty / CancelOffPlayfieldPenalty / GasRewardScale   training only
+    -> CancelOffPlayfieldPenalty / GrassPenalty / GasRewardScale   training only
     -> ActionRepeat -> PreprocessFrame -> FrameStack -> DiscreteActions
 """
 
@@ -37,7 +37,7 @@ def _positive_int(name: str, value: int) -> int:
     return int(value)
 
 
-class EpisodeScore(gym.Wrapper):
+class EpisodeScore(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Record the raw CarRacing return and frame count in ``info`` on every step.
 
     ``info["true_return"]`` is the sum of the unwrapped env's rewards since reset and
@@ -52,6 +52,7 @@ class EpisodeScore(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         self.true_return = 0.0
         self.episode_frames = 0
@@ -65,16 +66,23 @@ class EpisodeScore(gym.Wrapper):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.true_return += float(reward)
         self.episode_frames += 1
-        return obs, reward, terminated, truncated, {**info, "true_return": self.true_return, "episode_frames": self.episode_frames}
+        return (
+            obs,
+            reward,
+            terminated,
+            truncated,
+            {**info, "true_return": self.true_return, "episode_frames": self.episode_frames},
+        )
 
 
-class SkipZoom(gym.Wrapper):
+class SkipZoom(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Take ``frames`` no-op steps after each reset, skipping CarRacing's zoom-in (seed 004: 50).
 
     The skipped frames still count in the episode's frames and raw return.
     """
 
     def __init__(self, env: gym.Env, frames: int = 50) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, frames=frames)
         super().__init__(env)
         self.frames = _positive_int("frames", frames)
 
@@ -87,7 +95,7 @@ class SkipZoom(gym.Wrapper):
         return obs, info
 
 
-class NoProgressTermination(gym.Wrapper):
+class NoProgressTermination(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """End the episode when the mean reward of the last ``window`` frames is <= ``threshold``.
 
     Seed 000's rule (window 100, threshold -0.1): stops episodes where the car stands
@@ -96,22 +104,22 @@ class NoProgressTermination(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, window: int = 100, threshold: float = -0.1) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, window=window, threshold=threshold)
         super().__init__(env)
         self.window = _positive_int("window", window)
         self.threshold = float(threshold)
         self._rewards: deque[float] = deque(maxlen=self.window)
-        self._sum = 0.0
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         self._rewards = deque([0.0] * self.window, maxlen=self.window)
-        self._sum = 0.0
         return self.env.reset(**kwargs)
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._sum += float(reward) - self._rewards[0]
         self._rewards.append(float(reward))
-        if self._sum / self.window <= self.threshold and not (terminated or truncated):
+        # Tolerance: CarRacing's -0.1 rewards are differences of a running float sum, so a
+        # window of them averages a hair above -0.1 (seed 000's rule would never fire).
+        if sum(self._rewards) / self.window <= self.threshold + 1e-6 and not (terminated or truncated):
             terminated = True
             info = {**info, "early_termination": "no_progress"}
         return obs, reward, terminated, truncated, info
@@ -128,7 +136,7 @@ def grass_fraction_under_car(frame: np.ndarray) -> float:
     return float(grass.mean())
 
 
-class OffTrackTermination(gym.Wrapper):
+class OffTrackTermination(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """End the episode after ``max_frames`` consecutive frames with the car on grass.
 
     Seed 002 stops an episode after a number of off-track steps; it guesses "off track"
@@ -137,6 +145,7 @@ class OffTrackTermination(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, max_frames: int = 50, grass_fraction: float = 0.5) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, max_frames=max_frames, grass_fraction=grass_fraction)
         super().__init__(env)
         self.max_frames = _positive_int("max_frames", max_frames)
         if not 0.0 < grass_fraction <= 1.0:
@@ -158,14 +167,17 @@ class OffTrackTermination(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class GrassPenalty(gym.Wrapper):
+class GrassPenalty(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Subtract ``penalty`` from frames whose mean green channel exceeds ``green_threshold``.
 
     Seed 000's green penalty (0.05 above 185): a frame that is mostly grass means the car
-    left the track. Training only.
+    left the track. The mean is taken over the playfield, without the black indicator
+    bar, which in seed 000's whole-frame mean keeps even all-grass frames below 185.
+    Training only.
     """
 
     def __init__(self, env: gym.Env, penalty: float = 0.05, green_threshold: float = 185.0) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, penalty=penalty, green_threshold=green_threshold)
         super().__init__(env)
         if penalty <= 0:
             raise ValueError(f"penalty must be positive, got {penalty!r}")
@@ -176,13 +188,17 @@ class GrassPenalty(gym.Wrapper):
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        if obs[..., 1].mean() > self.green_threshold:
+        if obs[:-INDICATOR_BAR_ROWS, :, 1].mean() > self.green_threshold:
             reward = float(reward) - self.penalty
         return obs, reward, terminated, truncated, info
 
 
-class CancelOffPlayfieldPenalty(gym.Wrapper):
+class CancelOffPlayfieldPenalty(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Add back the -100 of leaving the playfield (seed 000's "die" bonus). Training only."""
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
@@ -191,7 +207,7 @@ class CancelOffPlayfieldPenalty(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class GasRewardScale(gym.Wrapper):
+class GasRewardScale(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Multiply a frame's reward by ``scale`` when the gas pedal is pressed (seed 002: 1.5).
 
     As in seed 002 the whole reward is scaled, so progress is worth more and idling
@@ -200,6 +216,7 @@ class GasRewardScale(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, scale: float = 1.5) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, scale=scale)
         super().__init__(env)
         if scale <= 0:
             raise ValueError(f"scale must be positive, got {scale!r}")
@@ -212,7 +229,7 @@ class GasRewardScale(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
-class ActionRepeat(gym.Wrapper):
+class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Repeat each action for ``repeat`` frames, summing rewards and stopping at episode end.
 
     The info returned is the last frame's.
@@ -221,6 +238,7 @@ class ActionRepeat(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, repeat: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
         super().__init__(env)
         self.repeat = _positive_int("repeat", repeat)
 
@@ -254,7 +272,7 @@ def preprocess_frames(frames: np.ndarray, grayscale: bool, crop_bottom_bar: bool
     return np.ascontiguousarray(stacked.reshape(*batch_shape, *stacked.shape[1:]))
 
 
-class PreprocessFrame(gym.ObservationWrapper):
+class PreprocessFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Grayscale, crop the indicator bar, resize; output channel-first uint8 ``(C, size, size)``.
 
     Frames stay uint8: the policy divides by 255 inside the network.
@@ -265,6 +283,7 @@ class PreprocessFrame(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, grayscale: bool = True, crop_bottom_bar: bool = False, size: int = 96) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, grayscale=grayscale, crop_bottom_bar=crop_bottom_bar, size=size)
         super().__init__(env)
         self.size = _positive_int("size", size)
         if self.size < 8:
@@ -277,7 +296,7 @@ class PreprocessFrame(gym.ObservationWrapper):
         return preprocess_frames(observation, self.grayscale, self.crop_bottom_bar, self.size)
 
 
-class FrameStack(gym.Wrapper):
+class FrameStack(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Stack the last ``frames`` channel-first observations along the channel axis.
 
     After reset the stack holds copies of the first observation (seed 000 and 002 do so).
@@ -285,6 +304,7 @@ class FrameStack(gym.Wrapper):
     """
 
     def __init__(self, env: gym.Env, frames: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, frames=frames)
         super().__init__(env)
         self.frames = _positive_int("frames", frames)
         space = env.observation_space
@@ -305,43 +325,52 @@ class FrameStack(gym.Wrapper):
         return self._stack.copy(), reward, terminated, truncated, info
 
 
+# Seed 002's table: {left, straight, right} x {full gas, half gas, brake 0.2, coast}.
+# fmt: off
+_SEED002_ACTIONS = np.array(
+    [
+        [-1, 1, 0], [0, 1, 0], [1, 1, 0],
+        [-1, 0.5, 0], [0, 0.5, 0], [1, 0.5, 0],
+        [-1, 0, 0.2], [0, 0, 0.2], [1, 0, 0.2],
+        [-1, 0, 0], [0, 0, 0], [1, 0, 0],
+    ],
+    dtype=np.float64,
+)
+# fmt: on
+
 DISCRETE_ACTION_SETS: dict[str, np.ndarray] = {
-    # Seed 002's table: {left, straight, right} x {full gas, half gas, brake 0.2, coast}.
-    "seed002": np.array(
-        [
-            [-1, 1, 0], [0, 1, 0], [1, 1, 0],
-            [-1, 0.5, 0], [0, 0.5, 0], [1, 0.5, 0],
-            [-1, 0, 0.2], [0, 0, 0.2], [1, 0, 0.2],
-            [-1, 0, 0], [0, 0, 0], [1, 0, 0],
-        ],
-        dtype=np.float32,
-    ),  # fmt: skip
+    "seed002": _SEED002_ACTIONS,
     # CarRacing-v3(continuous=False): noop, steer(-0.6), steer(+0.6), gas 0.2, brake 0.8;
     # the raw env steers by -action[0], hence the signs.
     "gymnasium": np.array(
         [[0, 0, 0], [0.6, 0, 0], [-0.6, 0, 0], [0, 0.2, 0], [0, 0, 0.8]],
-        dtype=np.float32,
+        dtype=np.float64,
     ),
 }
-"""Named discrete action sets as rows of continuous ``[steer, gas, brake]`` actions."""
+"""Named discrete action sets as rows of continuous ``[steer, gas, brake]`` actions.
+
+float64, so the raw env (which computes in float64) gets exactly 0.2, not 0.2000000030.
+"""
 
 
-class DiscreteActions(gym.ActionWrapper):
+class DiscreteActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
     """Expose ``Discrete(len(actions))`` over a continuous ``[steer, gas, brake]`` env.
 
     :param actions: a name from ``DISCRETE_ACTION_SETS`` or an array of shape ``(n, 3)``.
     """
 
     def __init__(self, env: gym.Env, actions: str | np.ndarray) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, actions=actions)
         super().__init__(env)
         if isinstance(actions, str):
             if actions not in DISCRETE_ACTION_SETS:
                 raise ValueError(f"unknown discrete action set {actions!r}; known: {', '.join(DISCRETE_ACTION_SETS)}")
             actions = DISCRETE_ACTION_SETS[actions]
-        table = np.asarray(actions, dtype=np.float32)
+        table = np.asarray(actions, dtype=np.float64)
         space = env.action_space
         assert isinstance(space, gym.spaces.Box)
-        if table.ndim != 2 or table.shape[1:] != space.shape or not all(space.contains(a) for a in table):
+        inside = table.ndim == 2 and np.all(table >= space.low) and np.all(table <= space.high)
+        if table.shape[1:] != space.shape or not inside:
             raise ValueError(f"discrete actions must be rows inside {space}, got shape {table.shape}")
         self.table = table
         self.action_space = gym.spaces.Discrete(len(table))

@@ -28,7 +28,9 @@ class BetaCnnPolicy(ActorCriticCnnPolicy):
 
     action_dist: BetaDistribution  # type: ignore[assignment]
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *args: Any, **kwargs: Any
+    ) -> None:
         if not isinstance(action_space, gym.spaces.Box):
             raise ValueError(f"BetaCnnPolicy needs a Box action space, got {action_space}")
         if kwargs.get("use_sde") or kwargs.get("squash_output"):

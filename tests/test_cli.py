@@ -1,0 +1,159 @@
+"""The cr-bench CLI end to end on the real CarRacing-v3 with tiny budgets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import imageio.v2 as imageio
+import pytest
+import yaml
+
+from tests.conftest import ONE_ENV, TINY, run_cli
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_train_writes_a_complete_run_directory(trained_run: str) -> None:
+    """model, resolved config, versions, command, TensorBoard logs, curve and progress."""
+    run = Path(trained_run)
+    assert (run / "model.zip").is_file()
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["agent"] == "ppo-beta" and config["frames"] == 800 and config["algo"]["n_steps"] == 16
+    assert "torch" in yaml.safe_load((run / "versions.yaml").read_text())
+    assert (run / "command.txt").read_text().startswith("cr-bench train ppo-beta --frames 800")
+    assert list((run / "tb").rglob("events.out.tfevents.*"))
+    progress = json.loads((run / "progress.json").read_text())
+    # The budget is met within one vectorised step (8 frames, 1 env).
+    assert progress["finished"] and 800 <= progress["frames_done"] < 808
+    header = (run / "curve.csv").read_text().splitlines()[0]
+    assert header == "frames,wall_seconds,true_return,shaped_return,episode_frames"
+
+
+def test_eval_is_deterministic_on_held_out_tracks(trained_run: str) -> None:
+    """eval writes one row per track seed and two evaluations agree exactly."""
+    code, out, err = run_cli(["eval", trained_run, "--episodes", "2", "--track-seed-start", "5000"])
+    assert code == 0, err
+    assert "IQM" in out and "mean ± std" in out and "median" in out
+    first = _rows(Path(trained_run) / "eval" / "episodes.csv")
+    assert [r["track_seed"] for r in first] == ["5000", "5001"]
+    assert all(int(r["length"]) <= 1000 and int(r["steps"]) * 8 >= int(r["length"]) for r in first)
+    run_cli(["eval", trained_run, "--episodes", "2", "--track-seed-start", "5000"])
+    assert _rows(Path(trained_run) / "eval" / "episodes.csv") == first
+    summary = yaml.safe_load((Path(trained_run) / "eval" / "summary.yaml").read_text())
+    assert summary["episodes"] == 2
+    assert summary["mean"] == pytest.approx(sum(float(r["return"]) for r in first) / 2, abs=1e-3)
+
+
+def test_record_writes_a_gif(trained_run: str, tmp_path: Path) -> None:
+    """record plays one episode and writes an animated GIF of it."""
+    out = tmp_path / "lap.gif"
+    code, stdout, err = run_cli(["record", trained_run, "--out", str(out), "--every", "8"])
+    assert code == 0, err
+    frames = imageio.mimread(out)
+    assert len(frames) >= 1000 // 8 and frames[0].shape[:2] == (200, 300)
+    assert "return" in stdout
+
+
+@pytest.mark.parametrize("agent", ["ppo", "dqn"])
+def test_other_agents_train_and_evaluate(agent: str, tmp_path: Path) -> None:
+    """Gaussian PPO and DQN train for a tiny budget, save, load and evaluate."""
+    run = tmp_path / agent
+    code, _, err = run_cli(["train", agent, "--frames", "400", "--out", str(run), *ONE_ENV, *TINY[agent]])
+    assert code == 0, err
+    code, _, err = run_cli(["eval", str(run), "--episodes", "1"])
+    assert code == 0, err
+    assert len(_rows(run / "eval" / "episodes.csv")) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["train", "a2c", "--frames", "100"], "unknown agent 'a2c'"),
+        (["train", "ppo", "--frames", "0"], "--frames: must be > 0"),
+        (["train", "ppo", "--frames", "-5"], "--frames: must be >= 0"),
+        (["train", "ppo", "--frames", "lots"], "expected an integer"),
+        (["train", "ppo", "--seed", "-1"], "--seed: must be >= 0"),
+        (["train", "ppo", "--seed", "1.5"], "--seed: expected an integer"),
+        (["train", "ppo", "--config", "missing.yaml"], "config file not found"),
+        (["train", "ppo", "--set", "algo.gama=0.9"], "algo: unknown key(s) for PPO: gama"),
+        (["train", "ppo", "--set", "nonsense"], "expected KEY=VALUE"),
+        (["eval", "no/such/run"], "run directory not found"),
+        (["record", "no/such/run", "--out", "x.gif"], "run directory not found"),
+        (["train", "ppo", "--resume"], "--resume needs --out"),
+    ],
+)
+def test_bad_input_is_one_line_and_non_zero(argv: list[str], message: str) -> None:
+    """Each bad input exits non-zero with one line naming the problem."""
+    code, out, err = run_cli(argv)
+    assert code == 2
+    assert err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in err + out
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("env: {frame_stack: [", "malformed YAML"), ("env: {frame_stak: 2}", "unknown key(s) frame_stak")],
+)
+def test_bad_config_files(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    code, _, err = run_cli(["train", "ppo", "--config", str(path), "--out", str(tmp_path / "run")])
+    assert code == 2 and message in err and err.count("\n") == 1
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_model_and_existing_run(trained_run: str, tmp_path: Path) -> None:
+    """A run directory without model.zip and training over an existing run are refused."""
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.yaml").write_text((Path(trained_run) / "config.yaml").read_text())
+    code, _, err = run_cli(["eval", str(broken)])
+    assert code == 2 and "no model.zip" in err
+    code, _, err = run_cli(["train", "ppo-beta", "--frames", "100", "--out", trained_run])
+    assert code == 2 and "already holds a run" in err
+    code, _, err = run_cli(["train", "ppo-beta", "--out", trained_run, "--resume"])
+    assert code == 2 and "already has" in err
+    code, _, err = run_cli(["train", "ppo", "--out", trained_run, "--resume"])
+    assert code == 2 and "holds a ppo-beta run" in err
+
+
+def test_ctrl_c_saves_and_resume_continues(tmp_path: Path) -> None:
+    """SIGINT to the whole process group (as Ctrl-C) saves a checkpoint; --resume finishes the run."""
+    run = tmp_path / "interrupted"
+    argv = ["train", "ppo-beta", "--frames", "1000000", "--out", str(run), "--n-envs", "2", *TINY["ppo-beta"]]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cr_bench.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "curve.csv").is_file() or len(_rows(run / "curve.csv")) < 1:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.5)
+    os.killpg(process.pid, signal.SIGINT)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err and "--resume" in err
+    progress = json.loads((run / "progress.json").read_text())
+    assert not progress["finished"] and progress["frames_done"] > 0
+    episodes_before = len(_rows(run / "curve.csv"))
+
+    target = progress["frames_done"] + 300
+    code, _, err = run_cli(["train", "ppo-beta", "--out", str(run), "--resume", "--frames", str(target)])
+    assert code == 0, err
+    resumed = json.loads((run / "progress.json").read_text())
+    assert resumed["finished"] and target <= resumed["frames_done"] < target + 16
+    assert len(_rows(run / "curve.csv")) >= episodes_before
+    assert (run / "command.txt").read_text().count("\n") == 2

@@ -1,0 +1,100 @@
+"""Typed config loading: defaults, YAML overrides, rejection of unknown keys and bad types."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from cr_bench.agents import AGENTS, resolve_config
+from cr_bench.config import EnvConfig, RunConfig, from_dict, read_yaml, to_dict
+from cr_bench.errors import CrBenchError
+
+
+def test_round_trip_through_dict() -> None:
+    """A RunConfig rebuilt from its dict equals the original."""
+    config = resolve_config("dqn")
+    assert from_dict(RunConfig, to_dict(config)) == config
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"frame_stak": 4}, "unknown key(s) frame_stak"),
+        ({"frame_stack": "four"}, "env.frame_stack: 'four' is not a valid int"),
+        ({"grayscale": 1}, "is not a valid bool"),
+        ({"shaping": {"grass": 0.1}}, "env.shaping: unknown key(s) grass"),
+        ({"discrete_actions": 3}, "env.discrete_actions"),
+    ],
+)
+def test_rejects_bad_env_keys(data: dict, message: str) -> None:
+    """Unknown keys and wrong types name the offending key."""
+    with pytest.raises(CrBenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        from_dict(EnvConfig, data, "env")
+
+
+def test_yaml_float_budget_is_an_int() -> None:
+    """YAML reads 1e6 as a float; integral floats are accepted for int fields."""
+    assert from_dict(RunConfig, {"frames": 1e6}).frames == 1_000_000
+    with pytest.raises(CrBenchError):
+        from_dict(RunConfig, {"frames": 1.5})
+
+
+def test_agent_defaults_come_from_the_seeds() -> None:
+    """ppo-beta follows seed 000, dqn follows seed 002."""
+    beta = resolve_config("ppo-beta")
+    assert (beta.env.action_repeat, beta.env.frame_stack, beta.env.obs_size) == (8, 4, 96)
+    assert beta.env.shaping.grass_penalty == 0.05 and beta.env.shaping.no_progress_window == 100
+    assert beta.policy.features_extractor == "six_conv"
+    dqn = resolve_config("dqn")
+    assert (dqn.env.action_repeat, dqn.env.frame_stack, dqn.env.discrete_actions) == (2, 3, "seed002")
+    assert dqn.algo["gamma"] == 0.95
+
+
+def test_overrides_merge_in_order() -> None:
+    """Later overrides win; untouched nested keys keep the agent's defaults."""
+    config = resolve_config("ppo-beta", {"env": {"frame_stack": 2}, "algo": {"n_steps": 64}}, {"algo": {"n_steps": 32}})
+    assert config.env.frame_stack == 2 and config.env.action_repeat == 8
+    assert config.algo["n_steps"] == 32 and config.algo["n_epochs"] == 8
+
+
+@pytest.mark.parametrize(
+    ("agent", "override", "message"),
+    [
+        ("ppo", {"algo": {"learning_rat": 1e-3}}, "algo: unknown key"),
+        ("ppo", {"algo": {"policy_kwargs": {}}}, "algo: unknown key"),
+        ("dqn", {"env": {"discrete_actions": None}}, "needs env.discrete_actions"),
+        ("ppo-beta", {"env": {"discrete_actions": "seed002"}}, "acts continuously"),
+        ("ppo", {"frames": 0}, "frames must be a positive"),
+        ("ppo", {"seed": -1}, "seed must be >= 0"),
+        ("ppo", {"policy": {"features_extractor": "resnet"}}, "unknown 'resnet'"),
+        ("ppo", {"agent": "dqn"}, "names agent 'dqn'"),
+        ("ppo", {"env": {"discrete_actions": "nine"}}, "unknown set 'nine'"),
+    ],
+)
+def test_resolve_rejects_invalid_runs(agent: str, override: dict, message: str) -> None:
+    """Cross-field checks give a CrBenchError naming the problem."""
+    with pytest.raises(CrBenchError, match=message):
+        resolve_config(agent, override)
+
+
+def test_unknown_agent_lists_known_ones() -> None:
+    with pytest.raises(CrBenchError, match="known agents: " + ", ".join(AGENTS)):
+        resolve_config("a2c")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [("a: [1, 2", "malformed YAML"), ("- 1\n- 2\n", "expected a mapping"), ("a: {b: c}: d", "malformed YAML")],
+)
+def test_read_yaml_errors_are_one_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(CrBenchError, match=message) as info:
+        read_yaml(path)
+    assert "\n" not in str(info.value)
+
+
+def test_read_yaml_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CrBenchError, match="config file not found"):
+        read_yaml(tmp_path / "nope.yaml")

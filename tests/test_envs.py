@@ -1,0 +1,100 @@
+"""The composed pipeline on the real CarRacing-v3: checkers, spaces, score bookkeeping."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from cr_bench import wrappers
+from cr_bench.agents import resolve_config
+from cr_bench.config import EnvConfig, ShapingConfig
+from cr_bench.envs import make_env, make_vec_env
+
+ALL_SHAPING = ShapingConfig(
+    grass_penalty=0.05,
+    cancel_off_playfield_penalty=True,
+    gas_reward_scale=1.5,
+    no_progress_window=100,
+    max_off_track_frames=50,
+)
+
+
+@pytest.mark.parametrize("agent", ["ppo-beta", "ppo", "dqn"])
+def test_agent_pipelines_pass_env_checkers(agent: str) -> None:
+    """Each agent's training pipeline passes gymnasium's and SB3's env checkers."""
+    env = make_env(resolve_config(agent).env, training=True)
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    env.close()
+
+
+def test_full_pipeline_passes_checkers() -> None:
+    """Every wrapper at once (continuous, RGB, cropped, zoom skipped, all shaping)."""
+    config = EnvConfig(grayscale=False, crop_bottom_bar=True, obs_size=48, skip_zoom_frames=5, shaping=ALL_SHAPING)
+    env = make_env(config, training=True)
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env, warn=False)
+    assert env.observation_space.shape == (12, 48, 48) and env.observation_space.dtype == np.uint8
+    env.close()
+
+
+def _wrapper_types(env: gym.Env) -> list[type]:
+    types = []
+    while isinstance(env, gym.Wrapper):
+        types.append(type(env))
+        env = env.env
+    return types
+
+
+def test_evaluation_pipeline_has_no_shaping_or_early_termination() -> None:
+    """training=False drops every shaping and termination wrapper, keeps the rest."""
+    config = EnvConfig(skip_zoom_frames=50, discrete_actions="seed002", shaping=ALL_SHAPING)
+    training = set(_wrapper_types(make_env(config, training=True)))
+    evaluation = set(_wrapper_types(make_env(config, training=False)))
+    shaping = {
+        wrappers.GrassPenalty,
+        wrappers.CancelOffPlayfieldPenalty,
+        wrappers.GasRewardScale,
+        wrappers.NoProgressTermination,
+        wrappers.OffTrackTermination,
+    }
+    assert shaping <= training
+    assert not shaping & evaluation
+    assert {wrappers.EpisodeScore, wrappers.SkipZoom, wrappers.ActionRepeat, wrappers.DiscreteActions} <= evaluation
+
+
+def test_true_return_is_the_raw_return_under_shaping() -> None:
+    """With shaping on, info["true_return"] is the raw env's return while the reward differs."""
+    config = EnvConfig(action_repeat=4, frame_stack=2, obs_size=32, skip_zoom_frames=10, shaping=ALL_SHAPING)
+    shaped_env = make_env(config, training=True)
+    raw_env = gym.make("CarRacing-v3")
+    shaped_env.reset(seed=3)
+    raw_env.reset(seed=3)
+    raw_total = sum(float(raw_env.step(wrappers.NOOP)[1]) for _ in range(10))
+    shaped_total, steps = 0.0, 0
+    action = np.array([0.0, 1.0, 0.0], dtype=np.float32)  # full gas: the gas scale changes rewards
+    for _ in range(40):
+        _, reward, terminated, truncated, info = shaped_env.step(action)
+        shaped_total += float(reward)
+        steps += 1
+        if terminated or truncated:
+            break
+    for _ in range(info["episode_frames"] - 10):
+        raw_total += float(raw_env.step(action)[1])
+    assert info["true_return"] == pytest.approx(raw_total, abs=1e-6)
+    assert shaped_total != pytest.approx(info["true_return"])
+    assert 10 + 4 * (steps - 1) < info["episode_frames"] <= 10 + 4 * steps
+
+
+def test_vec_env_seeds_are_reproducible() -> None:
+    """The same seed gives the same first observations; a different seed does not."""
+    config = EnvConfig(action_repeat=2, frame_stack=1, obs_size=32)
+    first = [make_vec_env(config, 2, seed, vec_env="dummy") for seed in (5, 5, 6)]
+    observations = [venv.reset() for venv in first]
+    assert np.array_equal(observations[0], observations[1])
+    assert not np.array_equal(observations[0], observations[2])
+    for venv in first:
+        venv.close()
