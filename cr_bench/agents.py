@@ -20,7 +20,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
 from cr_bench.config import PolicyConfig, RunConfig, from_dict, merge, to_dict
-from cr_bench.envs import check_env_config
+from cr_bench.envs import check_env_config, resolve_backend
 from cr_bench.errors import CrBenchError
 from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
 
@@ -196,6 +196,8 @@ def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
     if config.agent != agent:
         raise CrBenchError(f"config names agent {config.agent!r} but {agent!r} was asked for")
     validate_run_config(config)
+    config.env.backend = resolve_backend(config.env.backend)
+    config.eval.backend = resolve_backend(config.eval.backend)
     return config
 
 
@@ -213,8 +215,12 @@ def validate_run_config(config: RunConfig) -> None:
         raise CrBenchError(f"seed must be >= 0, got {config.seed}")
     if config.seed + config.n_envs > config.eval.track_seed_start:
         raise CrBenchError("training seeds must stay below eval.track_seed_start (held-out tracks)")
-    if config.eval.episodes < 1 or config.eval.track_seed_start < 0:
-        raise CrBenchError("eval.episodes must be >= 1 and eval.track_seed_start >= 0")
+    if config.eval.episodes < 1 or config.eval.track_seed_start < 0 or config.eval.n_envs < 1:
+        raise CrBenchError("eval.episodes and eval.n_envs must be >= 1 and eval.track_seed_start >= 0")
+    if config.eval.backend == "auto":
+        raise CrBenchError(
+            "eval.backend must be gymnasium or envpool: evaluation tracks must not depend on what is installed"
+        )
     if config.policy.features_extractor not in FEATURE_EXTRACTORS:
         raise CrBenchError(
             f"policy.features_extractor: unknown {config.policy.features_extractor!r}; "

@@ -17,6 +17,7 @@ import yaml
 
 from cr_bench.agents import AGENTS, load_model, resolve_config, set_torch_threads
 from cr_bench.config import read_yaml
+from cr_bench.envs import BACKENDS
 from cr_bench.errors import CrBenchError
 from cr_bench.stats import format_summary
 
@@ -75,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--config", type=Path, help="YAML file overriding the agent's defaults")
     train.add_argument("--n-envs", type=_positive_int, help="parallel environments")
     train.add_argument(
+        "--backend",
+        choices=["auto", *BACKENDS],
+        help="simulator (default auto: envpool when installed, else gymnasium)",
+    )
+    train.add_argument(
         "--set",
         dest="overrides",
         type=_override,
@@ -103,6 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--stochastic", action="store_true", help="sample actions instead of the deterministic action"
     )
+    evaluate.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        help="simulator (default gymnasium, the reference; tracks differ between backends)",
+    )
+    evaluate.add_argument("--n-envs", type=_positive_int, help="episodes played at once (default 2)")
     evaluate.set_defaults(handler=_eval)
 
     rec = commands.add_parser(
@@ -115,6 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     rec.add_argument("--track-seed", type=_non_negative_int, help="track seed (default: the first eval track)")
     rec.add_argument("--fps", type=_positive_int, default=25, help="frames per second of the video")
     rec.add_argument("--every", type=_positive_int, default=2, help="keep every N-th env frame")
+    rec.add_argument(
+        "--backend", choices=BACKENDS, help="simulator (default gymnasium, which renders the 600x400 view)"
+    )
     rec.set_defaults(handler=_record)
     return parser
 
@@ -135,6 +150,8 @@ def _train(args: argparse.Namespace, command: str) -> None:
             for key, value in {"frames": args.frames, "seed": args.seed, "n_envs": args.n_envs}.items()
             if value is not None
         }
+        if args.backend is not None:
+            flags["env"] = {"backend": args.backend}
         file_config = read_yaml(args.config) if args.config else {}
         file_config.setdefault("agent", args.agent)
         config = resolve_config(args.agent, file_config, *args.overrides, flags)
@@ -152,16 +169,19 @@ def _eval(args: argparse.Namespace, command: str) -> None:
     set_torch_threads(config.torch_threads)
     episodes = args.episodes or config.eval.episodes
     start = config.eval.track_seed_start if args.track_seed_start is None else args.track_seed_start
-    print(f"evaluating {run.path} on track seeds {start}..{start + episodes - 1}")
+    backend = args.backend or config.eval.backend
+    print(f"evaluating {run.path} on {backend} track seeds {start}..{start + episodes - 1}")
     results = evaluate(
         model,
         config.env,
         episodes,
         start,
         deterministic=not args.stochastic,
+        backend=backend,
+        n_envs=args.n_envs or config.eval.n_envs,
         on_episode=lambda r: print(f"  track {r.track_seed}: return {r.true_return:.1f}, {r.length} frames"),
     )
-    summary = write_episodes(run.eval_dir / "episodes.csv", results)
+    summary = write_episodes(run.eval_dir / "episodes.csv", results, backend)
     (run.eval_dir / "command.txt").write_text(command + "\n")
     print(f"score: {format_summary(summary)}")
     print(f"episodes written to {run.eval_dir / 'episodes.csv'}")
@@ -175,7 +195,8 @@ def _record(args: argparse.Namespace, command: str) -> None:
     config = run.read_config()
     model = load_model(config.agent, str(run.require_model()))
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
-    result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every)
+    backend = args.backend or config.eval.backend
+    result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
 
 

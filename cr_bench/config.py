@@ -44,6 +44,9 @@ class ShapingConfig:
 class EnvConfig:
     """The CarRacing-v3 observation and action pipeline, shared by training and evaluation."""
 
+    backend: str = "auto"
+    """Simulator for training: ``gymnasium`` (the reference), ``envpool`` (C++, several times
+    faster; ``pip install 'cr-bench[fast]'``) or ``auto`` (envpool when installed)."""
     action_repeat: int = 8
     """Raw frames per agent step, rewards summed (seed 000: 8, seed 002: 2)."""
     frame_stack: int = 4
@@ -94,6 +97,10 @@ class EvalConfig:
     """Episode i runs on track seed ``track_seed_start + i``; training seeds stay below it."""
     deterministic: bool = True
     """Act with the policy's deterministic action."""
+    backend: str = "gymnasium"
+    """Simulator for evaluation and recording; gymnasium, the reference, by default."""
+    n_envs: int = 2
+    """Episodes played at once (gymnasium: worker processes; envpool: envs in one pool)."""
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable
 
@@ -11,15 +12,32 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from cr_bench import wrappers
 from cr_bench.config import EnvConfig
+from cr_bench.envpool_backend import EnvPoolVecEnv, envpool_available
 from cr_bench.errors import CrBenchError
 
 ENV_ID = "CarRacing-v3"
-MAX_EPISODE_FRAMES = 1000
-"""CarRacing-v3's time limit in raw frames."""
+
+
+BACKENDS = ("gymnasium", "envpool")
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> envpool when installed, else gymnasium; check that the backend is usable."""
+    if backend == "auto":
+        return "envpool" if envpool_available() else "gymnasium"
+    if backend not in BACKENDS:
+        raise CrBenchError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if backend == "envpool" and not envpool_available():
+        raise CrBenchError("the envpool backend needs EnvPool: pip install 'cr-bench[fast]'")
+    return backend
 
 
 def check_env_config(config: EnvConfig) -> None:
     """Raise CrBenchError naming the first invalid value of ``config``."""
+    if config.backend not in ("auto", *BACKENDS):
+        raise CrBenchError(f"env.backend: unknown {config.backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if config.backend == "envpool" and config.domain_randomize:
+        raise CrBenchError("env.domain_randomize is not available on the envpool backend")
     for name in ("action_repeat", "frame_stack", "obs_size"):
         if getattr(config, name) < 1:
             raise CrBenchError(f"env.{name} must be >= 1, got {getattr(config, name)}")
@@ -41,7 +59,8 @@ def make_env(
     render_mode: str | None = None,
     raw_wrapper: Callable[[gym.Env], gym.Env] | None = None,
 ) -> gym.Env:
-    """Build one CarRacing-v3 env with the cr-bench pipeline.
+    """Build one gymnasium CarRacing-v3 env with the cr-bench pipeline (``config.backend`` is
+    not consulted: :func:`make_vec_env` picks the backend).
 
     :param config: the pipeline.
     :param training: add the training-only shaping and early-termination wrappers.
@@ -94,13 +113,18 @@ def _env_fn(config: EnvConfig, training: bool, worker: bool) -> Callable[[], gym
 def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = True, vec_env: str = "auto") -> VecEnv:
     """Build ``n_envs`` pipelines in a VecEnv seeded with ``seed, seed + 1, ...``.
 
-    :param vec_env: ``dummy``, ``subproc`` or ``auto`` (subproc when ``n_envs > 1``).
+    On the envpool backend the whole batch runs in one :class:`EnvPoolVecEnv`; on
+    gymnasium, ``vec_env`` picks ``dummy``, ``subproc`` or ``auto`` (subproc when
+    ``n_envs > 1``).
     """
     if n_envs < 1:
         raise CrBenchError(f"n_envs must be >= 1, got {n_envs}")
     if vec_env not in ("auto", "dummy", "subproc"):
         raise CrBenchError(f"vec_env must be auto, dummy or subproc, got {vec_env!r}")
     check_env_config(config)
+    if resolve_backend(config.backend) == "envpool":
+        threads = min(n_envs, os.cpu_count() or 1)
+        return EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads)
     subproc = vec_env == "subproc" or (vec_env == "auto" and n_envs > 1)
     fns = [_env_fn(config, training, worker=subproc) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="forkserver") if subproc else DummyVecEnv(fns)

@@ -1,12 +1,13 @@
 """Evaluation on fixed, held-out tracks with the raw CarRacing return.
 
 Episode ``i`` runs on track seed ``track_seed_start + i``; every agent evaluated with
-the same start sees the same tracks. No shaping or early termination is applied.
+the same start and backend sees the same tracks. No shaping or early termination.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +16,10 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.vec_env import VecEnv
 
 from cr_bench.config import EnvConfig, write_yaml
-from cr_bench.envs import make_env
+from cr_bench.envs import make_vec_env, resolve_backend
 from cr_bench.stats import summarize
 
 EPISODE_COLUMNS = ["track_seed", "return", "length", "steps"]
@@ -55,24 +57,63 @@ def evaluate(
     episodes: int,
     track_seed_start: int,
     deterministic: bool = True,
+    backend: str = "gymnasium",
+    n_envs: int = 2,
     on_episode: Callable[[EpisodeResult], None] | None = None,
 ) -> list[EpisodeResult]:
-    """Evaluate ``model`` on ``episodes`` consecutive track seeds from ``track_seed_start``."""
-    env = make_env(env_config, training=False)
-    try:
-        results = []
-        for track_seed in range(track_seed_start, track_seed_start + episodes):
-            result = run_episode(model, env, track_seed, deterministic)
+    """Evaluate ``model`` on track seeds ``track_seed_start .. track_seed_start + episodes - 1``.
+
+    Episodes run ``n_envs`` at a time: a VecEnv seeded with a chunk's first track seed
+    gives env ``i`` track ``start + i``, and only each env's first episode is kept.
+
+    :param env_config: the run's pipeline; shaping and early termination are not applied.
+    :param backend: ``gymnasium`` or ``envpool``; the same track seed is a different
+        track on each, so compare agents evaluated on one backend.
+    """
+    config = dataclasses.replace(env_config, backend=resolve_backend(backend))
+    results: list[EpisodeResult] = []
+    for chunk_start in range(track_seed_start, track_seed_start + episodes, n_envs):
+        size = min(n_envs, track_seed_start + episodes - chunk_start)
+        venv = make_vec_env(config, size, seed=chunk_start, training=False)
+        try:
+            chunk = first_episodes(model, venv, chunk_start, deterministic)
+        finally:
+            venv.close()
+        for result in chunk:
             results.append(result)
             if on_episode is not None:
                 on_episode(result)
-        return results
-    finally:
-        env.close()
+    return results
 
 
-def write_episodes(path: Path, results: list[EpisodeResult]) -> dict[str, float]:
-    """Write ``episodes.csv`` and ``summary.yaml`` beside it; return the summary."""
+def first_episodes(model: BaseAlgorithm, venv: VecEnv, seed_start: int, deterministic: bool) -> list[EpisodeResult]:
+    """Play until every env of ``venv`` has finished its first episode."""
+    finished: dict[int, EpisodeResult] = {}
+    steps = np.zeros(venv.num_envs, dtype=np.int64)
+    obs = venv.reset()
+    state: Any = None
+    episode_start = np.ones(venv.num_envs, dtype=bool)
+    while len(finished) < venv.num_envs:
+        actions, state = model.predict(
+            obs,  # type: ignore[arg-type]
+            state=state,
+            episode_start=episode_start,
+            deterministic=deterministic,
+        )
+        obs, _, dones, infos = venv.step(actions)
+        steps += 1
+        for i in map(int, np.flatnonzero(dones)):
+            if i not in finished:
+                info = infos[i]
+                finished[i] = EpisodeResult(
+                    seed_start + i, float(info["true_return"]), int(info["episode_frames"]), int(steps[i])
+                )
+        episode_start = dones
+    return [finished[i] for i in range(venv.num_envs)]
+
+
+def write_episodes(path: Path, results: list[EpisodeResult], backend: str) -> dict[str, float]:
+    """Write ``episodes.csv`` and ``summary.yaml`` (with the backend) beside it; return the summary."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as handle:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,9 +13,10 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cr_bench.config import EnvConfig
-from cr_bench.envs import make_env
+from cr_bench.envpool_backend import EnvPoolVecEnv
+from cr_bench.envs import make_env, resolve_backend
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, run_episode
+from cr_bench.evaluation import EpisodeResult, first_episodes, run_episode
 
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -51,11 +53,33 @@ class RenderCapture(gym.Wrapper):
     def _capture(self) -> None:
         frame = self.env.render()
         assert isinstance(frame, np.ndarray), "RenderCapture needs render_mode='rgb_array'"
-        height, width = frame.shape[:2]
-        frame = cv2.resize(frame, (int(width * self.scale), int(height * self.scale)), interpolation=cv2.INTER_AREA)
-        text = f"frame {self.frame_index}  score {self.score:.1f}"
-        cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 40, 40), 2, cv2.LINE_AA)
-        self.frames.append(frame)
+        self.frames.append(stamp(frame, self.scale, self.frame_index, self.score))
+
+
+def stamp(frame: np.ndarray, scale: float, frame_index: int, score: float) -> np.ndarray:
+    """Resize an RGB frame by ``scale`` and write the frame number and raw score on it."""
+    height, width = frame.shape[:2]
+    size = (round(width * scale), round(height * scale))
+    interpolation = cv2.INTER_AREA if scale < 1 else cv2.INTER_NEAREST
+    frame = cv2.resize(frame, size, interpolation=interpolation)
+    text = f"frame {frame_index}  score {score:.1f}"
+    cv2.putText(frame, text, (8, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 40, 40), 2, cv2.LINE_AA)
+    return frame
+
+
+class EnvPoolCapture:
+    """The envpool counterpart of RenderCapture: stamps EnvPool's raw 96x96 frames, upscaled 4x."""
+
+    def __init__(self, every: int = 2, scale: float = 4.0) -> None:
+        self.every, self.scale = every, scale
+        self.frames: list[tuple[int, np.ndarray]] = []
+        self.frame_index, self.score = -1, 0.0
+
+    def __call__(self, ids: np.ndarray, frames: np.ndarray, rewards: np.ndarray) -> None:
+        self.frame_index += 1
+        self.score += float(rewards[0])
+        if self.frame_index % self.every == 0:
+            self.frames.append((self.frame_index, stamp(frames[0], self.scale, self.frame_index, self.score)))
 
 
 def record(
@@ -66,23 +90,20 @@ def record(
     deterministic: bool = True,
     fps: int = 25,
     every: int = 2,
+    backend: str = "gymnasium",
 ) -> EpisodeResult:
-    """Play one episode on ``track_seed`` and write it to ``out`` (.gif, or .mp4 with imageio-ffmpeg)."""
+    """Play one episode on ``track_seed`` and write it to ``out`` (.gif, or .mp4 with imageio-ffmpeg).
+
+    gymnasium renders the 600x400 view (shown at half size); EnvPool has only its 96x96
+    observation, shown 4x.
+    """
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise CrBenchError(f"--out must end in .gif or .mp4, got {out.name}")
-    capture: list[RenderCapture] = []
-
-    def wrap(env: gym.Env) -> gym.Env:
-        capture.append(RenderCapture(env, every=every))
-        return capture[0]
-
-    env = make_env(env_config, training=False, render_mode="rgb_array", raw_wrapper=wrap)
-    try:
-        result = run_episode(model, env, track_seed, deterministic)
-    finally:
-        env.close()
+    if resolve_backend(backend) == "envpool":
+        frames, result = _record_envpool(model, env_config, track_seed, deterministic, every)
+    else:
+        frames, result = _record_gymnasium(model, env_config, track_seed, deterministic, every)
     out.parent.mkdir(parents=True, exist_ok=True)
-    frames: list[Any] = list(capture[0].frames)
     if out.suffix.lower() == ".gif":
         imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
     else:
@@ -93,3 +114,36 @@ def record(
                 f"cannot write mp4 ({error}); install imageio-ffmpeg or use .gif".splitlines()[0]
             ) from None
     return result
+
+
+def _record_gymnasium(
+    model: BaseAlgorithm, env_config: EnvConfig, track_seed: int, deterministic: bool, every: int
+) -> tuple[list[Any], EpisodeResult]:
+    capture: list[RenderCapture] = []
+
+    def wrap(env: gym.Env) -> gym.Env:
+        capture.append(RenderCapture(env, every=every))
+        return capture[0]
+
+    config = dataclasses.replace(env_config, backend="gymnasium")
+    env = make_env(config, training=False, render_mode="rgb_array", raw_wrapper=wrap)
+    try:
+        result = run_episode(model, env, track_seed, deterministic)
+    finally:
+        env.close()
+    return list(capture[0].frames), result
+
+
+def _record_envpool(
+    model: BaseAlgorithm, env_config: EnvConfig, track_seed: int, deterministic: bool, every: int
+) -> tuple[list[Any], EpisodeResult]:
+    config = dataclasses.replace(env_config, backend="envpool")
+    venv = EnvPoolVecEnv(config, [track_seed], training=False, num_threads=1)
+    capture = EnvPoolCapture(every=every)
+    venv.frame_hook = capture
+    try:
+        (result,) = first_episodes(model, venv, track_seed, deterministic)
+    finally:
+        venv.close()
+    # The env resets right after the episode; drop frames of the next one.
+    return [frame for index, frame in capture.frames if index <= result.length], result

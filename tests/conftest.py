@@ -16,7 +16,7 @@ TINY = {
     "ppo": ["--set", "algo.n_steps=32", "--set", "algo.batch_size=32", "--set", "algo.n_epochs=1"],
     "dqn": ["--set", "algo.learning_starts=50", "--set", "algo.buffer_size=1000"],
 }
-ONE_ENV = ["--n-envs", "1", "--set", "vec_env=dummy"]
+ONE_ENV = ["--n-envs", "1", "--set", "vec_env=dummy", "--backend", "gymnasium"]
 
 
 def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:

@@ -305,7 +305,6 @@ def test_cancel_off_playfield_penalty_zeroes_the_minus_100_frame() -> None:
 @pytest.mark.parametrize(
     "fake",
     [
-        FakeCarRacing([1.0, -100.0], lap_finished_at=2),  # terminal, but the lap is finished
         FakeCarRacing([1.0, -100.0, 1.0]),  # -100 without termination
         FakeCarRacing([1.0, -5.0], lap_finished_at=2),  # an ordinary terminal reward
     ],

@@ -1,0 +1,256 @@
+"""EnvPool backend: an SB3 ``VecEnv`` running CarRacing-v3 in C++ with the whole cr-bench
+pipeline applied to the batch at once.
+
+EnvPool steps the same physics and reward as gymnasium's CarRacing-v3, several times
+faster; see the README for the known differences (track generation, anti-aliasing,
+colours). The pipeline mirrors :func:`cr_bench.envs.make_env` and shares its pure
+functions (:mod:`cr_bench.wrappers`): preprocessing, shaping and termination are numpy
+or OpenCV calls over the batch, never a per-env loop over pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
+
+from cr_bench import wrappers
+from cr_bench.config import EnvConfig
+from cr_bench.errors import CrBenchError
+
+ENVPOOL_ID = "CarRacing-v3"
+_ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
+_ACTION_HIGH = np.ones(3, dtype=np.float32)
+
+
+def envpool_available() -> bool:
+    """Whether the optional ``envpool`` package is importable."""
+    try:
+        import envpool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+class EnvPoolVecEnv(VecEnv):
+    """SB3 VecEnv over EnvPool's CarRacing-v3, with cr-bench's pipeline on the batch.
+
+    Semantics follow SB3's VecEnv: an env that ends is reset at once, its last
+    observation is in ``info["terminal_observation"]``, ``info["TimeLimit.truncated"]``
+    marks the 1000-frame limit, and ``info["episode"]`` holds the shaped return and
+    agent steps (as SB3's Monitor). Every info also has ``true_return`` and
+    ``episode_frames``, counted on raw frames below shaping, as the gymnasium path does.
+
+    :param config: the pipeline (``domain_randomize`` is not supported by EnvPool).
+    :param seeds: one seed per env; env ``i``'s first track is EnvPool's track for ``seeds[i]``.
+    :param training: apply the training-only shaping and early termination.
+    :param num_threads: EnvPool worker threads (0: one per env, capped by EnvPool).
+    """
+
+    def __init__(self, config: EnvConfig, seeds: Sequence[int], training: bool, num_threads: int = 0) -> None:
+        if config.domain_randomize:
+            raise CrBenchError("the envpool backend has no domain_randomize; use --backend gymnasium")
+        self.config, self.training, self.num_threads = config, training, num_threads
+        self.seeds = [int(seed) for seed in seeds]
+        n_envs = len(self.seeds)
+        channels = 1 if config.grayscale else 3
+        observation_space = gym.spaces.Box(
+            0, 255, (channels * config.frame_stack, config.obs_size, config.obs_size), np.uint8
+        )
+        self.action_table: np.ndarray | None = None
+        action_space: gym.spaces.Space
+        if config.discrete_actions is not None:
+            self.action_table = wrappers.DISCRETE_ACTION_SETS[config.discrete_actions].astype(np.float32)
+            action_space = gym.spaces.Discrete(len(self.action_table))
+        else:
+            action_space = gym.spaces.Box(_ACTION_LOW, _ACTION_HIGH, dtype=np.float32)
+        super().__init__(n_envs, observation_space, action_space)
+        self._channels = channels
+        self._pool: Any = None
+        self.frame_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
+        """Called with (env ids, raw frames, raw rewards) after every raw frame (recording uses it)."""
+        self._actions = np.zeros((n_envs, 3), dtype=np.float32)
+        self._stack = np.zeros((n_envs, *observation_space.shape), dtype=np.uint8)
+        self._true_return = np.zeros(n_envs)
+        self._episode_frames = np.zeros(n_envs, dtype=np.int64)
+        self._shaped_return = np.zeros(n_envs)
+        self._episode_steps = np.zeros(n_envs, dtype=np.int64)
+        self._episode_start = np.zeros(n_envs)
+        window = max(config.shaping.no_progress_window, 1)
+        self._reward_window = np.zeros((n_envs, window))
+        self._window_index = np.zeros(n_envs, dtype=np.int64)
+        self._off_track_frames = np.zeros(n_envs, dtype=np.int64)
+
+    # -- EnvPool -------------------------------------------------------------------------
+    def _make_pool(self) -> Any:
+        import envpool
+
+        return envpool.make(
+            ENVPOOL_ID,
+            env_type="gymnasium",
+            num_envs=self.num_envs,
+            batch_size=self.num_envs,
+            num_threads=self.num_threads,
+            seed=self.seeds[0],
+            env_seed=self.seeds,
+            max_episode_steps=wrappers.MAX_EPISODE_FRAMES,
+        )
+
+    def _raw_step(self, actions: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Step envs ``ids`` one raw frame; returns (ids, frames, rewards, terminated, truncated) in result order."""
+        frames, rewards, terminated, truncated, info = self._pool.step(actions, ids)
+        order = np.asarray(info["env_id"], dtype=np.int64)
+        rewards = np.asarray(rewards, dtype=np.float64)
+        self._true_return[order] += rewards
+        self._episode_frames[order] += 1
+        if self.frame_hook is not None:
+            self.frame_hook(order, frames, rewards)
+        return order, frames, rewards, np.asarray(terminated, bool), np.asarray(truncated, bool)
+
+    # -- VecEnv API ----------------------------------------------------------------------
+    def reset(self) -> VecEnvObs:
+        if self._pool is None:
+            self._pool = self._make_pool()
+        self._reset_envs(np.arange(self.num_envs, dtype=np.int32))
+        return self._stack.copy()
+
+    def _reset_envs(self, ids: np.ndarray) -> None:
+        """Reset envs ``ids``, take the zoom-skipping no-ops, and refill their frame stacks."""
+        frames, info = self._pool.reset(ids.astype(np.int32))
+        order = np.asarray(info["env_id"], dtype=np.int64)
+        if self.frame_hook is not None:
+            self.frame_hook(order, frames, np.zeros(len(order)))
+        for counter in (self._true_return, self._episode_frames, self._shaped_return, self._episode_steps):
+            counter[order] = 0
+        self._reward_window[order] = 0.0
+        self._window_index[order] = 0
+        self._off_track_frames[order] = 0
+        self._episode_start[order] = time.monotonic()
+        for _ in range(self.config.skip_zoom_frames):
+            order, frames, *_ = self._raw_step(np.zeros((len(order), 3), np.float32), order.astype(np.int32))
+        processed = self._preprocess(frames)
+        self._stack[order] = np.tile(processed, (1, self.config.frame_stack, 1, 1))
+
+    def _preprocess(self, frames: np.ndarray) -> np.ndarray:
+        return wrappers.preprocess_frames(
+            frames, self.config.grayscale, self.config.crop_bottom_bar, self.config.obs_size
+        )
+
+    def step_async(self, actions: np.ndarray) -> None:
+        if self.action_table is not None:
+            self._actions = self.action_table[np.asarray(actions, dtype=np.int64).reshape(-1)]
+        else:
+            self._actions = np.clip(
+                np.asarray(actions, dtype=np.float32).reshape(self.num_envs, 3), _ACTION_LOW, _ACTION_HIGH
+            )
+
+    def step_wait(self) -> VecEnvStepReturn:
+        n = self.num_envs
+        rewards = np.zeros(n)
+        terminated = np.zeros(n, dtype=bool)
+        truncated = np.zeros(n, dtype=bool)
+        early = np.full(n, "", dtype=object)
+        last_frames = np.zeros((n, 96, 96, 3), dtype=np.uint8)
+        active = np.arange(n, dtype=np.int32)
+        for _ in range(self.config.action_repeat):
+            order, frames, frame_rewards, term, trunc = self._raw_step(self._actions[active], active)
+            if self.training:
+                reason = self._early_termination(order, frames, frame_rewards, term | trunc)
+                term = term | (reason != "")
+                early[order] = reason
+                frame_rewards = self._shape(order, frames, frame_rewards, term)
+            last_frames[order] = frames
+            rewards[order] += frame_rewards
+            terminated[order] |= term
+            truncated[order] |= trunc & ~term
+            active = order[~(term | trunc)].astype(np.int32)
+            if active.size == 0:
+                break
+        self._stack[:, : -self._channels] = self._stack[:, self._channels :]
+        self._stack[:, -self._channels :] = self._preprocess(last_frames)
+        self._shaped_return += rewards
+        self._episode_steps += 1
+        done = terminated | truncated
+        infos: list[dict[str, Any]] = [
+            {"true_return": float(self._true_return[i]), "episode_frames": int(self._episode_frames[i])}
+            for i in range(n)
+        ]
+        done_ids = np.flatnonzero(done)
+        for i in done_ids:
+            infos[i]["terminal_observation"] = self._stack[i].copy()
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+            infos[i]["episode"] = {
+                "r": float(self._shaped_return[i]),
+                "l": int(self._episode_steps[i]),
+                "t": round(time.monotonic() - self._episode_start[i], 6),
+            }
+            if early[i]:
+                infos[i]["early_termination"] = early[i]
+        if done_ids.size:
+            self._reset_envs(done_ids.astype(np.int32))
+        return self._stack.copy(), rewards.astype(np.float32), done, infos
+
+    # -- Training-only wrappers, on the batch ------------------------------------------------
+    def _early_termination(
+        self, ids: np.ndarray, frames: np.ndarray, rewards: np.ndarray, ended: np.ndarray
+    ) -> np.ndarray:
+        """NoProgressTermination and OffTrackTermination for envs ``ids``.
+
+        :return: per env, the reason to end the episode now, or "" to go on.
+        """
+        shaping = self.config.shaping
+        reason = np.full(len(ids), "", dtype=object)
+        if shaping.no_progress_window:
+            self._reward_window[ids, self._window_index[ids]] = rewards
+            self._window_index[ids] = (self._window_index[ids] + 1) % shaping.no_progress_window
+            stalled = self._reward_window[ids].mean(axis=1) <= shaping.no_progress_threshold + 1e-6
+            reason[stalled & ~ended] = "no_progress"
+        if shaping.max_off_track_frames:
+            off_track = wrappers.grass_fraction_under_car(frames) >= 0.5
+            self._off_track_frames[ids] = np.where(off_track, self._off_track_frames[ids] + 1, 0)
+            lost = self._off_track_frames[ids] >= shaping.max_off_track_frames
+            reason[lost & ~ended & (reason == "")] = "off_track"
+        return reason
+
+    def _shape(self, ids: np.ndarray, frames: np.ndarray, rewards: np.ndarray, terminated: np.ndarray) -> np.ndarray:
+        """CancelOffPlayfieldPenalty, GrassPenalty and GasRewardScale, in the gymnasium path's order."""
+        shaping = self.config.shaping
+        rewards = rewards.copy()
+        if shaping.cancel_off_playfield_penalty:
+            rewards[wrappers.left_playfield(rewards, terminated)] = 0.0
+        if shaping.grass_penalty:
+            rewards -= shaping.grass_penalty * (wrappers.playfield_green_mean(frames) > shaping.grass_green_threshold)
+        if shaping.gas_reward_scale != 1.0:
+            rewards = np.where(self._actions[ids, 1] > 0, rewards * shaping.gas_reward_scale, rewards)
+        return rewards
+
+    # -- The rest of the VecEnv interface --------------------------------------------------
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def seed(self, seed: int | None = None) -> Sequence[int | None]:
+        """Re-seed: env ``i`` gets ``seed + i`` from the next reset (EnvPool fixes seeds at creation)."""
+        if seed is not None:
+            self.seeds = [seed + i for i in range(self.num_envs)]
+            self.close()
+        return [None] * self.num_envs
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [None] * len(list(self._get_indices(indices)))
+        raise AttributeError(f"EnvPoolVecEnv has no per-env attribute {attr_name!r}")
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        raise AttributeError(f"EnvPoolVecEnv cannot set per-env attribute {attr_name!r}")
+
+    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
+        raise AttributeError(f"EnvPoolVecEnv has no per-env method {method_name!r}")
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
+        return [False] * len(list(self._get_indices(indices)))
