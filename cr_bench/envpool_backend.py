@@ -64,7 +64,7 @@ class EnvPoolVecEnv(VecEnv):
         self.action_table: np.ndarray | None = None
         action_space: gym.spaces.Space
         if config.discrete_actions is not None:
-            self.action_table = wrappers.DISCRETE_ACTION_SETS[config.discrete_actions].astype(np.float32)
+            self.action_table = wrappers.DISCRETE_ACTION_SETS[config.discrete_actions]
             action_space = gym.spaces.Discrete(len(self.action_table))
         else:
             action_space = gym.spaces.Box(_ACTION_LOW, _ACTION_HIGH, dtype=np.float32)
@@ -73,7 +73,8 @@ class EnvPoolVecEnv(VecEnv):
         self._pool: Any = None
         self.frame_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         """Called with (env ids, raw frames, raw rewards) after every raw frame (recording uses it)."""
-        self._actions = np.zeros((n_envs, 3), dtype=np.float32)
+        # float64 like the gymnasium path's actions; EnvPool casts them itself.
+        self._actions = np.zeros((n_envs, 3), dtype=np.float64)
         self._stack = np.zeros((n_envs, *observation_space.shape), dtype=np.uint8)
         self._true_return = np.zeros(n_envs)
         self._episode_frames = np.zeros(n_envs, dtype=np.int64)
@@ -131,7 +132,7 @@ class EnvPoolVecEnv(VecEnv):
         self._off_track_frames[order] = 0
         self._episode_start[order] = time.monotonic()
         for _ in range(self.config.skip_zoom_frames):
-            order, frames, *_ = self._raw_step(np.zeros((len(order), 3), np.float32), order.astype(np.int32))
+            order, frames, *_ = self._raw_step(np.zeros((len(order), 3)), order.astype(np.int32))
         processed = self._preprocess(frames)
         self._stack[order] = np.tile(processed, (1, self.config.frame_stack, 1, 1))
 
@@ -145,7 +146,7 @@ class EnvPoolVecEnv(VecEnv):
             self._actions = self.action_table[np.asarray(actions, dtype=np.int64).reshape(-1)]
         else:
             self._actions = np.clip(
-                np.asarray(actions, dtype=np.float32).reshape(self.num_envs, 3), _ACTION_LOW, _ACTION_HIGH
+                np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 3), _ACTION_LOW, _ACTION_HIGH
             )
 
     def step_wait(self) -> VecEnvStepReturn:
