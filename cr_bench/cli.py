@@ -131,6 +131,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--backend", choices=BACKENDS, help="simulator (default gymnasium, which renders the 600x400 view)"
     )
     rec.set_defaults(handler=_record)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure env and training throughput",
+        description="Measure raw gymnasium and EnvPool frames/s, cr-bench's pipeline on each backend, and "
+        "end-to-end training of ppo-beta against SB3 PPO with the rl-zoo3 CarRacing recipe; write "
+        "OUT_DIR/throughput.md and throughput.csv.",
+    )
+    bench.add_argument("--raw-frames", type=_positive_int, default=4000, help="frames for the gymnasium measurements")
+    bench.add_argument("--train-frames", type=_positive_int, default=40_000, help="frames of each training run")
+    bench.add_argument("--no-reference", action="store_true", help="skip the (slow) reference training run")
+    bench.add_argument("--out-dir", type=Path, default=Path("results"), help="where to write the tables")
+    bench.set_defaults(handler=_bench)
     return parser
 
 
@@ -198,6 +211,15 @@ def _record(args: argparse.Namespace, command: str) -> None:
     backend = args.backend or config.eval.backend
     result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
+
+
+def _bench(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.bench import run_bench, write_results
+
+    rows = run_bench(args.raw_frames, args.train_frames, reference=not args.no_reference)
+    csv_path, md_path = write_results(rows, args.out_dir, command)
+    print(md_path.read_text())
+    print(f"written {md_path} and {csv_path}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

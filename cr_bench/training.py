@@ -21,6 +21,7 @@ import platform
 import sys
 import time
 from collections import deque
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,24 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+class FrameCounter:
+    """Counts raw env frames across a VecEnv from ``info["episode_frames"]``.
+
+    Each info holds the frames since its env's reset (including reset no-ops); the
+    difference from the previous step is what the env consumed.
+    """
+
+    def __init__(self, n_envs: int) -> None:
+        self._last = np.zeros(n_envs, dtype=np.int64)
+
+    def update(self, infos: Sequence[dict[str, Any]], dones: np.ndarray) -> int:
+        """Frames consumed by the step that returned ``infos`` and ``dones``."""
+        frames = np.array([info["episode_frames"] for info in infos], dtype=np.int64)
+        new_frames = int((frames - self._last).sum())
+        self._last = np.where(dones, 0, frames)
+        return new_frames
+
+
 class TrainingMonitor(BaseCallback):
     """Counts env frames, writes the training curve, checkpoints, and stops at the budget.
 
@@ -123,7 +142,7 @@ class TrainingMonitor(BaseCallback):
         self._curve_file: Any = None
         self._curve: Any = None
         self._bar: tqdm | None = None
-        self._last_frames = np.zeros(0, dtype=np.int64)
+        self._counter = FrameCounter(0)
         self._next_checkpoint = 0
 
     @property
@@ -139,16 +158,14 @@ class TrainingMonitor(BaseCallback):
         self._curve = csv.writer(self._curve_file)
         if new_file:
             self._curve.writerow(CURVE_COLUMNS)
-        self._last_frames = np.zeros(self.training_env.num_envs, dtype=np.int64)
+        self._counter = FrameCounter(self.training_env.num_envs)
         self._next_checkpoint = (self.frames_done // self.checkpoint_every + 1) * self.checkpoint_every
         self._bar = tqdm(total=self.budget, initial=self.frames_done, unit="frame", unit_scale=True, disable=None)
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
-        frames = np.array([info["episode_frames"] for info in infos], dtype=np.int64)
-        new_frames = int((frames - self._last_frames).sum())
+        new_frames = self._counter.update(infos, dones)
         self.model.frames_done += new_frames  # type: ignore[attr-defined]
-        self._last_frames = np.where(dones, 0, frames)
         for info, done in zip(infos, dones, strict=True):
             if done:
                 self._record_episode(info)

@@ -145,7 +145,8 @@ def playfield_green_mean(frames: np.ndarray) -> np.ndarray:
 
 def left_playfield(reward: np.ndarray | float, terminated: np.ndarray | bool) -> np.ndarray:
     """Whether a raw frame is the one on which the car left the playfield (-100, terminated)."""
-    return np.asarray(terminated) & np.isclose(reward, OFF_PLAYFIELD_REWARD)
+    # The raw env sets the reward to exactly -100 on that frame.
+    return np.asarray(terminated) & (np.asarray(reward) <= OFF_PLAYFIELD_REWARD + 1e-6)
 
 
 class OffTrackTermination(gym.Wrapper, gym.utils.RecordConstructorArgs):

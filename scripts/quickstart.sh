@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 run="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
-.venv/bin/cr-bench train ppo-beta --frames 30000 --n-envs 2 --out "$run"
+.venv/bin/cr-bench train ppo-beta --frames 30000 --out "$run"
 .venv/bin/cr-bench eval "$run" --episodes 5

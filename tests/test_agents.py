@@ -60,3 +60,16 @@ def test_schedules_follow_frames_not_agent_steps() -> None:
     model._update_current_progress_remaining(num_timesteps=10, total_timesteps=1000)
     assert model.lr_schedule(model._current_progress_remaining) == pytest.approx(5e-4)
     env.close()
+
+
+@pytest.mark.parametrize(("agent", "buffer"), [("ppo-beta", "rollout_buffer"), ("dqn", "replay_buffer")])
+def test_buffers_store_uint8_observations(agent: str, buffer: str) -> None:
+    """Rollout and replay buffers keep frames as uint8 (4x smaller than float32, 8x than float64)."""
+    config = resolve_config(agent, {"n_envs": 1, "vec_env": "dummy"}, SMALL[agent])
+    env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
+    model = build_model(config, env)
+    stored = getattr(model, buffer)
+    assert stored.observations.dtype == np.uint8
+    if buffer == "replay_buffer":
+        assert stored.next_observations.dtype == np.uint8
+    env.close()

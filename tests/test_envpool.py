@@ -44,7 +44,13 @@ class GymnasiumPool:
     def step(self, actions: np.ndarray, ids: np.ndarray) -> tuple[Any, ...]:
         results = [self.envs[i].step(a.astype(np.float64)) for a, i in zip(actions, ids, strict=True)]
         frames, rewards, terminated, truncated, _ = zip(*results, strict=True)
-        return np.stack(frames), np.array(rewards), np.array(terminated), np.array(truncated), {"env_id": np.asarray(ids)}
+        return (
+            np.stack(frames),
+            np.array(rewards),
+            np.array(terminated),
+            np.array(truncated),
+            {"env_id": np.asarray(ids)},
+        )
 
     def close(self) -> None:
         for env in self.envs:

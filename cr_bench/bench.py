@@ -1,0 +1,310 @@
+"""``cr-bench bench``: environment and training throughput, measured in one run on one machine.
+
+Writes ``throughput.csv`` and ``throughput.md`` (the command line on top, every ratio next
+to the absolute figures). Each training run happens in its own process, so its peak
+memory (RSS of the process and its workers, sampled) is its own.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import multiprocessing
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from cr_bench import wrappers
+from cr_bench.agents import AGENTS, policy_kwargs, resolve_config, set_torch_threads
+from cr_bench.config import PolicyConfig, from_dict
+from cr_bench.envs import ENV_ID, make_vec_env, resolve_backend
+from cr_bench.training import FrameCounter, train
+
+# A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it
+# little, but the same action everywhere keeps the measurements comparable).
+DRIVE = np.array([0.0, 0.3, 0.0], dtype=np.float32)
+COLUMNS = [
+    "measurement",
+    "backend",
+    "envs",
+    "threads",
+    "frames",
+    "seconds",
+    "frames_per_s",
+    "ratio",
+    "ratio_to",
+    "peak_rss_mb",
+]
+
+
+@dataclass
+class Measurement:
+    """One row of the throughput table."""
+
+    measurement: str
+    backend: str
+    envs: int
+    threads: int
+    frames: int
+    seconds: float
+    peak_rss_mb: float | None = None
+    ratio_to: str = ""
+    ratio: float | None = None
+
+    @property
+    def frames_per_s(self) -> float:
+        return self.frames / self.seconds
+
+
+def raw_gymnasium(frames: int) -> Measurement:
+    """Frames/s of one bare ``gym.make("CarRacing-v3")`` on one core."""
+    env = gym.make(ENV_ID)
+    env.reset(seed=0)
+    start = time.perf_counter()
+    for _ in range(frames):
+        _, _, terminated, truncated, _ = env.step(DRIVE)
+        if terminated or truncated:
+            env.reset()
+    seconds = time.perf_counter() - start
+    env.close()
+    return Measurement("raw env", "gymnasium", 1, 1, frames, seconds)
+
+
+def raw_envpool(frames: int, threads: int, envs: int) -> Measurement:
+    """Frames/s of bare EnvPool CarRacing-v3 (``envs`` envs stepped by ``threads`` threads)."""
+    import envpool
+
+    pool = envpool.make(ENV_ID, env_type="gymnasium", num_envs=envs, batch_size=envs, num_threads=threads, seed=0)
+    pool.reset()
+    actions = np.tile(DRIVE, (envs, 1))
+    steps = -(-frames // envs)
+    start = time.perf_counter()
+    for _ in range(steps):
+        pool.step(actions)  # EnvPool resets ended envs on their next step by itself
+    seconds = time.perf_counter() - start
+    pool.close()
+    return Measurement("raw env", "envpool", envs, threads, steps * envs, seconds)
+
+
+def pipeline(backend: str, frames: int, envs: int) -> Measurement:
+    """Frames/s of ppo-beta's observation pipeline (repeat, preprocessing, stack, bookkeeping).
+
+    Built without the training-only wrappers: their early terminations would make
+    episodes (and so the share of resets) differ from the raw measurement.
+    """
+    config = dataclasses.replace(resolve_config("ppo-beta").env, backend=backend)
+    venv = make_vec_env(config, envs, seed=0, training=False, vec_env="dummy")
+    counter = FrameCounter(envs)
+    venv.reset()
+    actions = np.tile(DRIVE, (envs, 1))
+    done_frames = 0
+    start = time.perf_counter()
+    while done_frames < frames:
+        _, _, dones, infos = venv.step(actions)
+        done_frames += counter.update(infos, dones)
+    seconds = time.perf_counter() - start
+    venv.close()
+    threads = min(envs, os.cpu_count() or 1) if backend == "envpool" else 1
+    return Measurement("cr-bench pipeline", backend, envs, threads, done_frames, seconds)
+
+
+def _train_cr_bench(frames: int, out: str) -> int:
+    config = resolve_config("ppo-beta", {"frames": frames, "env": {"backend": "envpool"}})
+    run = train(config, out, command="cr-bench bench")
+    return int(run.read_progress()["frames_done"])
+
+
+def _train_reference(frames: int, out: str) -> int:
+    """rl-zoo3's CarRacing-v3 PPO recipe in plain SB3: FrameSkip 2, 64x64 grayscale,
+    frame_stack 2, 8 SubprocVecEnvs on gymnasium, VecNormalize on rewards."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
+    from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecNormalize
+
+    from cr_bench.agents import parse_schedule
+
+    recipe = AGENTS["ppo"].defaults  # our `ppo` agent carries the same hyperparameters
+    skip = recipe["env"]["action_repeat"]
+
+    def wrap(env: gym.Env) -> gym.Env:
+        # rl_zoo3.wrappers.FrameSkip sums rewards over `skip` frames, as ActionRepeat does.
+        env = wrappers.ActionRepeat(env, skip)
+        env = gym.wrappers.ResizeObservation(env, (64, 64))
+        return gym.wrappers.GrayscaleObservation(env, keep_dim=True)
+
+    set_torch_threads(2)
+    venv = sb3_make_vec_env(ENV_ID, n_envs=recipe["n_envs"], seed=0, wrapper_class=wrap, vec_env_cls=SubprocVecEnv)
+    venv = VecNormalize(VecFrameStack(venv, recipe["env"]["frame_stack"]), norm_obs=False, norm_reward=True)
+    algo = {key: parse_schedule(value, key) for key, value in recipe["algo"].items()}
+    kwargs = policy_kwargs(from_dict(PolicyConfig, recipe["policy"]))
+    model = PPO("CnnPolicy", venv, policy_kwargs=kwargs, seed=0, device="cpu", **algo)
+    model.learn(frames // skip)
+    venv.close()
+    return frames // skip * skip
+
+
+def _run_in_child(target: Callable[[int, str], int], frames: int, queue: Any) -> None:
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        done = target(frames, os.path.join(out, "run"))
+        queue.put((done, time.perf_counter() - start))
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of ``pid`` and all its descendants, in MB (Linux /proc)."""
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            with open(f"/proc/{current}/status") as handle:
+                total += next(int(line.split()[1]) for line in handle if line.startswith("VmRSS:"))
+            with open(f"/proc/{current}/task/{current}/children") as handle:
+                stack.extend(int(child) for child in handle.read().split())
+        except (OSError, StopIteration):
+            continue
+    return total / 1024
+
+
+def training_run(name: str, backend: str, envs: int, target: Callable[[int, str], int], frames: int) -> Measurement:
+    """Run ``target`` in a fresh process, timing it and sampling its peak memory."""
+    context = multiprocessing.get_context("forkserver")
+    queue = context.Queue()
+    process = context.Process(target=_run_in_child, args=(target, frames, queue))
+    process.start()
+    peak = 0.0
+    stop = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not stop.is_set():
+            peak = max(peak, _tree_rss_mb(process.pid or 0))
+            time.sleep(0.5)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    done, seconds = queue.get()
+    process.join()
+    stop.set()
+    sampler.join()
+    if process.exitcode:
+        raise RuntimeError(f"{name} training failed with exit code {process.exitcode}")
+    return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1))
+
+
+def run_bench(
+    raw_frames: int, train_frames: int, reference: bool, log: Callable[[str], None] = print
+) -> list[Measurement]:
+    """Every measurement of the throughput table, with ratios filled in."""
+    set_torch_threads(2)
+    has_envpool = resolve_backend("auto") == "envpool"
+    beta_envs = resolve_config("ppo-beta").n_envs
+    steps: list[tuple[str, Callable[[], Measurement]]] = [("raw gymnasium", lambda: raw_gymnasium(raw_frames))]
+    if has_envpool:
+        steps += [
+            ("raw envpool, 1 thread", lambda: raw_envpool(raw_frames * 4, threads=1, envs=beta_envs)),
+            ("raw envpool, 2 threads", lambda: raw_envpool(raw_frames * 8, threads=2, envs=beta_envs)),
+        ]
+    steps.append(("pipeline on gymnasium", lambda: pipeline("gymnasium", raw_frames, envs=1)))
+    if has_envpool:
+        steps.append(("pipeline on envpool", lambda: pipeline("envpool", raw_frames * 8, envs=beta_envs)))
+        steps.append(
+            (
+                "train ppo-beta",
+                lambda: training_run("train cr-bench ppo-beta", "envpool", beta_envs, _train_cr_bench, train_frames),
+            )
+        )
+    if reference:
+        ref_envs = AGENTS["ppo"].defaults["n_envs"]
+        steps.append(
+            (
+                "train reference",
+                lambda: training_run(
+                    "train SB3 PPO rl-zoo3 recipe", "gymnasium", ref_envs, _train_reference, train_frames
+                ),
+            )
+        )
+    rows = []
+    for label, measure in steps:
+        log(f"measuring {label} ...")
+        row = measure()
+        log(f"  {row.frames_per_s:,.0f} frames/s ({row.frames} frames in {row.seconds:.1f} s)")
+        rows.append(row)
+    _add_ratios(rows)
+    return rows
+
+
+def _find(rows: list[Measurement], measurement: str, backend: str, threads: int | None = None) -> Measurement | None:
+    for row in rows:
+        if row.measurement == measurement and row.backend == backend and threads in (None, row.threads):
+            return row
+    return None
+
+
+def _add_ratios(rows: list[Measurement]) -> None:
+    """Pipelines relative to the raw env on the same backend and threads; training relative to the reference."""
+    reference = _find(rows, "train SB3 PPO rl-zoo3 recipe", "gymnasium")
+    for row in rows:
+        base: Measurement | None = None
+        if row.measurement == "cr-bench pipeline":
+            base = _find(rows, "raw env", row.backend, row.threads)
+        elif row.measurement == "raw env" and row.backend == "envpool":
+            base = _find(rows, "raw env", "gymnasium")
+        elif row.measurement == "train cr-bench ppo-beta":
+            base = reference
+        if base is not None and base is not row:
+            row.ratio = round(row.frames_per_s / base.frames_per_s, 2)
+            row.ratio_to = (
+                f"{base.measurement} ({base.backend}, {base.threads} thread{'s' if base.threads > 1 else ''})"
+            )
+
+
+def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple[Path, Path]:
+    """Write throughput.csv and throughput.md; return their paths."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "throughput.csv", out_dir / "throughput.md"
+    with csv_path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        for r in rows:
+            writer.writerow(
+                [r.measurement, r.backend, r.envs, r.threads, r.frames, round(r.seconds, 2), round(r.frames_per_s, 1),
+                 "" if r.ratio is None else r.ratio, r.ratio_to, "" if r.peak_rss_mb is None else r.peak_rss_mb]
+            )  # fmt: skip
+    lines = [
+        "# Throughput",
+        "",
+        f"Produced by `{command}` on {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| measurement | backend | envs | threads | frames | seconds | frames/s | ratio | relative to | peak RSS MB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
+    ]
+    for r in rows:
+        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
+        rss = "" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}"
+        lines.append(
+            f"| {r.measurement} | {r.backend} | {r.envs} | {r.threads} | {r.frames:,} | {r.seconds:.1f} | "
+            f"{r.frames_per_s:,.0f} | {ratio} | {r.ratio_to} | {rss} |"
+        )
+    lines += ["", "Targets:", ""]
+    pipe = _find(rows, "cr-bench pipeline", "envpool")
+    if pipe is not None and pipe.ratio is not None:
+        lines.append(f"- pipeline on EnvPool keeps >= 80% of raw EnvPool: {pipe.ratio:.0%} ({_met(pipe.ratio >= 0.8)})")
+    training = _find(rows, "train cr-bench ppo-beta", "envpool")
+    if training is not None and training.ratio is not None:
+        lines.append(
+            f"- ppo-beta training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
+        )
+    md_path.write_text("\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def _met(ok: bool) -> str:
+    return "met" if ok else "not met"
