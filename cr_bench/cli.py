@@ -132,6 +132,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rec.set_defaults(handler=_record)
 
+    tune = commands.add_parser(
+        "tune",
+        help="search hyperparameters with Optuna",
+        description="Optuna search over an agent's hyperparameters and env pipeline. Each trial trains for "
+        "--frames-per-trial env frames, is evaluated periodically on validation tracks (seeds 2000000+) and may "
+        "be pruned. The study is persistent: the same command continues it, and workers sharing --storage "
+        "stop once it holds --trials trials. Writes RESULTS_DIR/tune/STUDY/ (trials.csv, best.yaml, "
+        "summary.md, history.png).",
+    )
+    tune.add_argument("agent", metavar="AGENT", help=f"one of: {', '.join(AGENTS)}")
+    tune.add_argument("--trials", type=_positive_int, default=50, help="the study's total number of trials")
+    tune.add_argument("--frames-per-trial", type=_positive_int, default=200_000, help="env frames per trial and seed")
+    tune.add_argument("--eval-episodes", type=_positive_int, default=5, help="validation episodes per evaluation")
+    tune.add_argument("--evals-per-trial", type=_positive_int, default=4, help="evaluations (and pruning points)")
+    tune.add_argument("--seeds-per-trial", type=_positive_int, default=1, help="training seeds averaged per trial")
+    tune.add_argument("--seed", type=_non_negative_int, default=0, help="first training seed and sampler seed")
+    tune.add_argument("--sampler", choices=["tpe", "random", "cmaes"], default="tpe")
+    tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
+    tune.add_argument("--storage", default="", help="Optuna storage URL (default: a journal file in the results)")
+    tune.add_argument("--study-name", help="study name (default: AGENT)")
+    tune.add_argument("--n-jobs", type=_positive_int, default=1, help="worker processes on this machine")
+    tune.add_argument("--results-dir", type=Path, default=Path("results"), help="root of the outputs")
+    tune.add_argument("--runs-dir", type=Path, default=Path("runs"), help="root of the trials' run directories")
+    tune.add_argument("--space", type=Path, help="YAML file narrowing or replacing the search space")
+    tune.add_argument("--config", type=Path, help="base config every trial starts from")
+    tune.add_argument(
+        "--eval-backend", choices=BACKENDS, help="simulator of the validation episodes (default: the training one)"
+    )
+    tune.set_defaults(handler=_tune)
+
     bench = commands.add_parser(
         "bench",
         help="measure env and training throughput",
@@ -211,6 +241,34 @@ def _record(args: argparse.Namespace, command: str) -> None:
     backend = args.backend or config.eval.backend
     result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
+
+
+def _tune(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.tuning import TuneSettings, base_config, tune
+
+    base = base_config(args.agent, args.config)
+    settings = TuneSettings(
+        agent=args.agent,
+        trials=args.trials,
+        frames_per_trial=args.frames_per_trial,
+        eval_episodes=args.eval_episodes,
+        evals_per_trial=args.evals_per_trial,
+        seeds_per_trial=args.seeds_per_trial,
+        seed=args.seed,
+        study_name=args.study_name or args.agent,
+        storage=args.storage,
+        results_dir=str(args.results_dir),
+        runs_dir=str(args.runs_dir),
+        sampler=args.sampler,
+        pruner=args.pruner,
+        eval_backend=args.eval_backend or resolve_config(args.agent, base).env.backend,
+        space_file=str(args.space) if args.space else None,
+        base_config=base,
+        command=command,
+    )
+    study = tune(settings, n_jobs=args.n_jobs)
+    print((settings.out_dir / "summary.md").read_text())
+    print(f"study {settings.study_name}: {len(study.trials)} trials; outputs in {settings.out_dir}")
 
 
 def _bench(args: argparse.Namespace, command: str) -> None:

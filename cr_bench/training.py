@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from tqdm import tqdm
 
@@ -212,10 +212,12 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.agent}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(config: RunConfig, run_dir: str | Path, command: str = "") -> RunDir:
+def train(config: RunConfig, run_dir: str | Path, command: str = "", callbacks: Sequence[BaseCallback] = ()) -> RunDir:
     """Train ``config`` into a new run directory ``run_dir``.
 
     :param command: the command line, appended to command.txt.
+    :param callbacks: extra SB3 callbacks, called after the frame counter (so they can read
+        ``model.frames_done``); returning False stops training early.
     :raises CrBenchError: if ``run_dir`` already holds a run.
     :raises KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
@@ -223,7 +225,7 @@ def train(config: RunConfig, run_dir: str | Path, command: str = "") -> RunDir:
     if run.model.exists() or run.config.exists():
         raise CrBenchError(f"run directory {run.path} already holds a run; use --resume or another --out")
     run.path.mkdir(parents=True, exist_ok=True)
-    _learn(run, config, command, resume=False)
+    _learn(run, config, command, resume=False, callbacks=callbacks)
     return run
 
 
@@ -244,7 +246,7 @@ def resume(run_dir: str | Path, frames: int | None = None, command: str = "") ->
     return run
 
 
-def _learn(run: RunDir, config: RunConfig, command: str, resume: bool) -> None:
+def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks: Sequence[BaseCallback] = ()) -> None:
     write_yaml(run.config, to_dict(config))
     write_yaml(run.path / "versions.yaml", library_versions())
     with (run.path / "command.txt").open("a") as handle:
@@ -266,7 +268,12 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool) -> None:
             # SB3 counts agent steps; each is at least one frame, so this bound never binds
             # before TrainingMonitor stops training at the frame budget.
             remaining = config.frames - int(model.frames_done)  # type: ignore[attr-defined]
-            model.learn(remaining, callback=monitor, reset_num_timesteps=not resume, tb_log_name=config.agent)
+            model.learn(
+                remaining,
+                callback=CallbackList([monitor, *callbacks]),
+                reset_num_timesteps=not resume,
+                tb_log_name=config.agent,
+            )
         except KeyboardInterrupt:
             monitor.checkpoint(finished=False)
             _save_replay_buffer(model, run)
