@@ -71,9 +71,10 @@ class EnvPoolVecEnv(VecEnv):
         super().__init__(n_envs, observation_space, action_space)
         self._channels = channels
         self._pool: Any = None
+        self._action_dtype = np.dtype(np.float32)
         self.frame_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         """Called with (env ids, raw frames, raw rewards) after every raw frame (recording uses it)."""
-        # float64 like the gymnasium path's actions; EnvPool casts them itself.
+        # float64 like the gymnasium path's actions; cast to the pool's dtype once per step.
         self._actions = np.zeros((n_envs, 3), dtype=np.float64)
         self._stack = np.zeros((n_envs, *observation_space.shape), dtype=np.uint8)
         self._true_return = np.zeros(n_envs)
@@ -102,8 +103,15 @@ class EnvPoolVecEnv(VecEnv):
         )
 
     def _raw_step(self, actions: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Step envs ``ids`` one raw frame; returns (ids, frames, rewards, terminated, truncated) in result order."""
-        frames, rewards, terminated, truncated, info = self._pool.step(actions, ids)
+        """Step envs ``ids`` one raw frame; returns (ids, frames, rewards, terminated, truncated) in result order.
+
+        ``actions`` must already be in the pool's dtype. Naming the envs costs EnvPool about
+        a fifth of its speed, so the whole batch is stepped without ids.
+        """
+        if len(ids) == self.num_envs:
+            frames, rewards, terminated, truncated, info = self._pool.step(actions)
+        else:
+            frames, rewards, terminated, truncated, info = self._pool.step(actions, ids)
         order = np.asarray(info["env_id"], dtype=np.int64)
         rewards = np.asarray(rewards, dtype=np.float64)
         self._true_return[order] += rewards
@@ -116,6 +124,7 @@ class EnvPoolVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         if self._pool is None:
             self._pool = self._make_pool()
+            self._action_dtype = self._pool.action_space.dtype
         self._reset_envs(np.arange(self.num_envs, dtype=np.int32))
         return self._stack.copy()
 
@@ -132,7 +141,7 @@ class EnvPoolVecEnv(VecEnv):
         self._off_track_frames[order] = 0
         self._episode_start[order] = time.monotonic()
         for _ in range(self.config.skip_zoom_frames):
-            order, frames, *_ = self._raw_step(np.zeros((len(order), 3)), order.astype(np.int32))
+            order, frames, *_ = self._raw_step(np.zeros((len(order), 3), self._action_dtype), order.astype(np.int32))
         processed = self._preprocess(frames)
         self._stack[order] = np.tile(processed, (1, self.config.frame_stack, 1, 1))
 
@@ -157,8 +166,9 @@ class EnvPoolVecEnv(VecEnv):
         early = np.full(n, "", dtype=object)
         last_frames = np.zeros((n, 96, 96, 3), dtype=np.uint8)
         active = np.arange(n, dtype=np.int32)
+        actions = self._actions.astype(self._action_dtype)  # once per agent step, not per frame
         for _ in range(self.config.action_repeat):
-            order, frames, frame_rewards, term, trunc = self._raw_step(self._actions[active], active)
+            order, frames, frame_rewards, term, trunc = self._raw_step(actions[active], active)
             if self.training:
                 reason = self._early_termination(order, frames, frame_rewards, term | trunc)
                 term = term | (reason != "")

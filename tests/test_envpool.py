@@ -31,6 +31,8 @@ class GymnasiumPool:
 
     def __init__(self, seeds: list[int]) -> None:
         self.envs = [gym.make("CarRacing-v3") for _ in seeds]
+        # float64 actions, as gymnasium computes them (EnvPool's own space is float32).
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
         self.seeds: list[int | None] = list(seeds)
 
     def reset(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -41,8 +43,9 @@ class GymnasiumPool:
             frames.append(frame)
         return np.stack(frames), {"env_id": np.asarray(ids)}
 
-    def step(self, actions: np.ndarray, ids: np.ndarray) -> tuple[Any, ...]:
-        results = [self.envs[i].step(a.astype(np.float64)) for a, i in zip(actions, ids, strict=True)]
+    def step(self, actions: np.ndarray, ids: np.ndarray | None = None) -> tuple[Any, ...]:
+        ids = np.arange(len(self.envs)) if ids is None else ids
+        results = [self.envs[i].step(a) for a, i in zip(actions, ids, strict=True)]
         frames, rewards, terminated, truncated, _ = zip(*results, strict=True)
         return (
             np.stack(frames),
