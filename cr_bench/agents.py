@@ -12,6 +12,7 @@ from typing import Any
 
 import gymnasium as gym
 import torch as th
+from sb3_contrib import QRDQN, RecurrentPPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
@@ -52,6 +53,14 @@ class FrameDQN(FrameProgress, DQN):
     """DQN with frame-based schedules."""
 
 
+class FrameRecurrentPPO(FrameProgress, RecurrentPPO):
+    """sb3-contrib RecurrentPPO with frame-based schedules."""
+
+
+class FrameQRDQN(FrameProgress, QRDQN):
+    """sb3-contrib QR-DQN with frame-based schedules."""
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     """One registry entry."""
@@ -62,11 +71,8 @@ class AgentSpec:
     description: str
     defaults: dict[str, Any]
     """Partial RunConfig mapping: what this agent changes from the dataclass defaults."""
-
-    @property
-    def discrete(self) -> bool:
-        """Whether the agent needs a discrete action set."""
-        return self.algorithm is FrameDQN
+    discrete: bool = False
+    """Whether the agent acts on a discrete action set."""
 
 
 # Seed 000: Beta-PPO, action repeat 8, 4 stacked 96x96 grayscale frames, six-conv CNN,
@@ -153,12 +159,35 @@ _DQN = {
     },
 }
 
+# rl-zoo3's recurrent PPO for CarRacing (hyperparams/ppo_lstm.yml, its strongest agent):
+# the `ppo` recipe with a CNN-LSTM policy (128 units, no critic LSTM) and no frame stack.
+_RECURRENT_PPO = merge(
+    _PPO,
+    {
+        "env": {"frame_stack": 1},
+        "policy": {"lstm_hidden_size": 128, "enable_critic_lstm": False},
+    },
+)
+
+# QR-DQN on seed 002's pipeline and DQN settings (sb3-contrib's default 200 quantiles).
+_QRDQN = merge(_DQN, {"algo": {"exploration_final_eps": 0.05}})
+
 AGENTS: dict[str, AgentSpec] = {
     spec.name: spec
     for spec in [
         AgentSpec("ppo-beta", FramePPO, BetaCnnPolicy, "PPO with a Beta policy (seed 000)", _PPO_BETA),
         AgentSpec("ppo", FramePPO, "CnnPolicy", "PPO with SB3's Gaussian CNN policy (rl-zoo3 recipe)", _PPO),
-        AgentSpec("dqn", FrameDQN, "CnnPolicy", "DQN on a discrete action set (seed 002)", _DQN),
+        AgentSpec("dqn", FrameDQN, "CnnPolicy", "DQN on a discrete action set (seed 002)", _DQN, discrete=True),
+        AgentSpec(
+            "recurrent-ppo",
+            FrameRecurrentPPO,
+            "CnnLstmPolicy",
+            "sb3-contrib RecurrentPPO with a CNN-LSTM policy (rl-zoo3 recipe)",
+            _RECURRENT_PPO,
+        ),
+        AgentSpec(
+            "qrdqn", FrameQRDQN, "CnnPolicy", "sb3-contrib QR-DQN on a discrete action set", _QRDQN, discrete=True
+        ),
     ]
 }
 
@@ -261,7 +290,7 @@ def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
     }
     if config.net_arch is not None:
         kwargs["net_arch"] = config.net_arch
-    for name in ("ortho_init", "log_std_init", "lstm_hidden_size"):
+    for name in ("ortho_init", "log_std_init", "lstm_hidden_size", "enable_critic_lstm"):
         if getattr(config, name) is not None:
             kwargs[name] = getattr(config, name)
     return kwargs

@@ -162,6 +162,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune.set_defaults(handler=_tune)
 
+    compare = commands.add_parser(
+        "compare",
+        help="compare agents over seeds on the same held-out tracks",
+        description="With --suite: train what is missing of a benchmark suite (reusing finished runs, resuming "
+        "interrupted ones), evaluate every run and the baselines on the same tracks, and write "
+        "RESULTS_DIR/<suite>/ (episodes.csv, summary.csv, summary.md, plots). With RUN_DIRs: compare finished runs.",
+    )
+    compare.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR", help="finished runs to compare")
+    compare.add_argument("--suite", type=Path, help="suite YAML, e.g. benchmarks/smoke.yaml")
+    compare.add_argument("--workers", type=_positive_int, default=1, help="(agent, seed) jobs run in parallel")
+    compare.add_argument("--results-dir", type=Path, default=Path("results"), help="root of the outputs")
+    compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="root of the suite's runs")
+    compare.add_argument("--name", default="compare", help="output folder name for RUN_DIRs (default compare)")
+    compare.add_argument("--episodes", type=_positive_int, help="RUN_DIRs: tracks per run (default 20)")
+    compare.add_argument("--track-seed-start", type=_non_negative_int, help="RUN_DIRs: first track (default 1000000)")
+    compare.add_argument("--backend", choices=BACKENDS, help="RUN_DIRs: simulator (default gymnasium)")
+    compare.set_defaults(handler=_compare)
+
+    report = commands.add_parser(
+        "report",
+        help="rebuild results/README.md",
+        description="Rebuild RESULTS_DIR/README.md from every suite's summary, the tuning studies and throughput.",
+    )
+    report.add_argument("--results-dir", type=Path, default=Path("results"))
+    report.set_defaults(handler=_report)
+
     bench = commands.add_parser(
         "bench",
         help="measure env and training throughput",
@@ -269,6 +295,32 @@ def _tune(args: argparse.Namespace, command: str) -> None:
     study = tune(settings, n_jobs=args.n_jobs)
     print((settings.out_dir / "summary.md").read_text())
     print(f"study {settings.study_name}: {len(study.trials)} trials; outputs in {settings.out_dir}")
+
+
+def _compare(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.baselines import BASELINES
+    from cr_bench.compare import SuiteEval, compare_runs, compare_suite, merge_settings
+
+    if bool(args.suite) == bool(args.run_dirs):
+        raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")
+    if args.suite:
+        summary = compare_suite(args.suite, args.workers, args.results_dir, args.runs_dir, command)
+    else:
+        settings = merge_settings(
+            SuiteEval(), episodes=args.episodes, track_seed_start=args.track_seed_start, backend=args.backend
+        )
+        if settings.backend != "gymnasium":
+            settings.randomized = False
+        out = args.results_dir / args.name
+        summary = compare_runs(args.run_dirs, settings, out, list(BASELINES), command)
+    print(summary.read_text())
+    print(f"written {summary.parent}")
+
+
+def _report(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.report import build_report
+
+    print(f"written {build_report(args.results_dir, command)}")
 
 
 def _bench(args: argparse.Namespace, command: str) -> None:

@@ -85,6 +85,8 @@ class PolicyConfig:
     """Initial log standard deviation (Gaussian PPO only); None keeps SB3's default."""
     lstm_hidden_size: int | None = None
     """LSTM size (recurrent policies only); None keeps the default."""
+    enable_critic_lstm: bool | None = None
+    """Give the critic its own LSTM (recurrent policies only); None keeps the default."""
 
 
 @dataclass

@@ -103,6 +103,11 @@ SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # The six-conv network needs the full 96x96 frame, so ppo-beta does not search obs_size.
     "ppo-beta": _PPO_SPACE,
     "ppo": {**_PPO_SPACE, "obs_size": {"type": "categorical", "choices": [64, 84, 96]}},
+    "recurrent-ppo": {
+        **_PPO_SPACE,
+        "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
+        "frame_stack": {"type": "categorical", "choices": [1, 2]},
+    },
     "dqn": {
         "learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
         "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
@@ -119,6 +124,7 @@ SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
         "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
     },
 }
+SEARCH_SPACES["qrdqn"] = SEARCH_SPACES["dqn"]
 """Default search spaces per agent. Names not listed keep the agent's (or --config's) value."""
 
 

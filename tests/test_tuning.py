@@ -121,7 +121,9 @@ def test_study_completes_and_writes_every_output(tmp_path: Path) -> None:
 
     # best.yaml round-trips through train.
     run = tmp_path / "best-run"
-    code, _, err = run_cli(["train", "ppo-beta", "--config", str(out / "best.yaml"), "--frames", "80", "--out", str(run)])
+    code, _, err = run_cli(
+        ["train", "ppo-beta", "--config", str(out / "best.yaml"), "--frames", "80", "--out", str(run)]
+    )
     assert code == 0, err
     trained = yaml.safe_load((run / "config.yaml").read_text())
     assert trained["algo"] == best["algo"] and trained["env"] == best["env"]
@@ -204,7 +206,9 @@ def test_cli_tune_with_bad_input(tmp_path: Path) -> None:
 POSTGRES_URL = os.environ.get("CR_BENCH_TEST_POSTGRES", "")
 
 
-@pytest.mark.skipif(not POSTGRES_URL, reason="CR_BENCH_TEST_POSTGRES is not set: .ci/run installs and starts PostgreSQL")
+@pytest.mark.skipif(
+    not POSTGRES_URL, reason="CR_BENCH_TEST_POSTGRES is not set: .ci/run installs and starts PostgreSQL"
+)
 def test_two_workers_share_a_postgresql_study(tmp_path: Path) -> None:
     """Two `cr-bench tune` workers on a real PostgreSQL server make exactly the asked trials."""
     name = f"pg-{os.getpid()}"

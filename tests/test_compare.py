@@ -1,0 +1,156 @@
+"""cr-bench compare and report: suites, statistics, resumption, outputs (tiny budgets)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from cr_bench.compare import compare_suite, load_suite
+from cr_bench.envpool_backend import envpool_available
+from cr_bench.errors import CrBenchError
+from cr_bench.report import build_report
+from cr_bench.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
+from tests.conftest import run_cli
+
+TINY_SET = {"n_envs": 1, "vec_env": "dummy", "algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}}
+BACKEND = "envpool" if envpool_available() else "gymnasium"
+
+
+def _suite(tmp_path: Path, **changes: object) -> Path:
+    data = {
+        "name": "tiny",
+        "frames": 120,
+        "seeds": [0, 1],
+        "agents": [{"name": "beta", "agent": "ppo-beta", "set": TINY_SET}],
+        "eval": {"episodes": 2, "backend": BACKEND, "randomized": False, "n_envs": 2},
+    }
+    data.update(changes)
+    path = tmp_path / "suite.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# -- Statistics against hand-worked matrices --------------------------------------------------
+def test_probability_of_improvement_by_hand() -> None:
+    """Per track: {1,4} vs 0 -> 1; {2,5} vs 2 -> (0.5 + 1)/2; {3,6} vs 10 -> 0; mean 7/12."""
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    y = np.array([[0.0, 2.0, 10.0]])
+    assert probability_of_improvement(x, y) == pytest.approx(7 / 12)
+    assert probability_of_improvement(y, x) == pytest.approx(5 / 12)  # P(X>Y) + P(Y>X) = 1
+    with pytest.raises(ValueError):
+        probability_of_improvement(x, np.zeros((1, 2)))
+
+
+def test_stratified_bootstrap_by_hand() -> None:
+    """One run: every resample is the run itself. Two runs: bounds stay within the possible IQMs."""
+    one = np.array([[1.0, 2.0, 3.0, 4.0]])
+    assert stratified_bootstrap_ci(one, reps=50) == (pytest.approx(2.5), pytest.approx(2.5))
+    two = np.array([[0.0, 0.0, 0.0, 0.0], [8.0, 8.0, 8.0, 8.0]])
+    low, high = stratified_bootstrap_ci(two, reps=500, random_state=1)
+    # Resampling runs per track gives 0..4 eights out of 4 per column: IQM in [0, 8].
+    assert 0.0 <= low < iqm(two) < high <= 8.0
+    assert stratified_bootstrap_ci(two, reps=500, random_state=1) == (low, high)  # reproducible
+
+
+def test_score_matrix_needs_the_same_tracks() -> None:
+    matrix = score_matrix(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 0, 1, 1]), np.array([7, 8, 7, 8]))
+    np.testing.assert_array_equal(matrix, [[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="same tracks"):
+        score_matrix(np.array([1.0, 2.0, 3.0]), np.array([0, 0, 1]), np.array([7, 8, 7]))
+
+
+# -- Suites -----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"frames": 0}, "frames >= 1"),
+        ({"seeds": []}, "at least one seed"),
+        ({"agents": [{"name": "x", "agent": "a2c"}]}, "unknown agent 'a2c'"),
+        ({"agents": [{"name": "random", "agent": "ppo"}]}, "must be unique and not"),
+        ({"agents": [{"name": "x", "agent": "ppo", "set": {"algo": {"gama": 1}}}]}, "unknown key"),
+        ({"eval": {"backend": "envpool", "randomized": True}}, "randomized needs backend gymnasium"),
+        ({"baselines": ["human"]}, "unknown baseline"),
+        ({"colour": "red"}, "unknown key(s) colour"),
+    ],
+)
+def test_malformed_suites_are_refused(tmp_path: Path, changes: dict, message: str) -> None:
+    path = _suite(tmp_path, **changes)
+    with pytest.raises(CrBenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        load_suite(path)
+    code, _, err = run_cli(["compare", "--suite", str(path)])
+    assert code == 2 and err.count("\n") == 1
+
+
+def test_shipped_suites_load() -> None:
+    """benchmarks/smoke.yaml and standard.yaml are valid; standard has every agent and >= 3 seeds."""
+    root = Path(__file__).parent.parent / "benchmarks"
+    load_suite(root / "smoke.yaml")
+    standard, configs = load_suite(root / "standard.yaml")
+    assert len(standard.seeds) >= 3
+    assert {c.agent for c in configs.values()} >= {"ppo-beta", "ppo", "dqn", "recurrent-ppo", "qrdqn"}
+
+
+def test_suite_runs_summarizes_and_resumes(tmp_path: Path) -> None:
+    """A tiny suite writes every output; its summary agrees with episodes.csv; a rerun retrains nothing."""
+    path = _suite(tmp_path)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    compare_suite(path, 1, results, runs, "cr-bench compare --suite suite.yaml")
+    out = results / "tiny"
+    for name in ("episodes.csv", "summary.csv", "summary.md", "learning_curves.png", "score_distributions.png"):
+        assert (out / name).is_file(), name
+    episodes = pd.read_csv(out / "episodes.csv")
+    assert list(episodes.columns) == ["agent", "seed", "condition", "track_seed", "return", "length"]
+    assert set(episodes.agent) == {"beta", "random", "scripted"}
+    # Every agent sees the same tracks.
+    assert episodes.groupby("agent")["track_seed"].apply(lambda s: tuple(sorted(set(s)))).nunique() == 1
+
+    summary = pd.read_csv(out / "summary.csv").set_index("agent")
+    for agent, part in episodes.groupby("agent"):
+        returns = part["return"].to_numpy()
+        assert summary.loc[agent, "mean"] == pytest.approx(returns.mean(), abs=1e-3)
+        assert summary.loc[agent, "std"] == pytest.approx(returns.std(), abs=1e-3)
+        assert summary.loc[agent, "median"] == pytest.approx(np.median(returns), abs=1e-3)
+        assert summary.loc[agent, "iqm"] == pytest.approx(iqm(returns), abs=1e-3)
+        assert summary.loc[agent, "success_rate"] == pytest.approx((returns >= 900).mean())
+        assert summary.loc[agent, "iqm_ci_low"] <= summary.loc[agent, "iqm"] + 1e-3
+    assert summary.loc["beta", "training_frames"] >= 120
+    assert "P(row > column)" in (out / "summary.md").read_text()
+
+    # Interrupt one run (as if killed mid-training); the rerun resumes only that one.
+    finished = runs / "compare" / "tiny" / "beta" / "seed-0"
+    interrupted = runs / "compare" / "tiny" / "beta" / "seed-1"
+    stamp = (finished / "model.zip").stat().st_mtime_ns
+    progress = json.loads((interrupted / "progress.json").read_text())
+    (interrupted / "progress.json").write_text(json.dumps({**progress, "frames_done": 60, "finished": False}))
+    compare_suite(path, 1, results, runs, "again")
+    assert (finished / "model.zip").stat().st_mtime_ns == stamp
+    assert (finished / "command.txt").read_text().count("\n") == 1
+    assert "resume" in (interrupted / "command.txt").read_text().splitlines()[-1]
+
+    # Existing runs compare too, and report gathers everything into results/README.md.
+    code, _, err = run_cli(["compare", str(finished), str(interrupted), "--results-dir", str(results),
+                            "--episodes", "1", "--backend", BACKEND])  # fmt: skip
+    assert code == 0, err
+    assert (results / "compare" / "summary.csv").is_file()
+    readme = build_report(results, "cr-bench report").read_text()
+    assert "## tiny: leaderboard" in readme and "](tiny/learning_curves.png)" in readme
+
+
+def test_randomized_colours_column(tmp_path: Path) -> None:
+    """With randomized: true every agent is also evaluated with domain_randomize and both columns are shown."""
+    path = _suite(
+        tmp_path,
+        seeds=[0],
+        baselines=["scripted"],
+        eval={"episodes": 1, "backend": "gymnasium", "randomized": True, "n_envs": 1},
+    )
+    compare_suite(path, 1, tmp_path / "results", tmp_path / "runs", "test")
+    episodes = pd.read_csv(tmp_path / "results" / "tiny" / "episodes.csv")
+    assert set(episodes.condition) == {"standard", "randomized"}
+    summary = pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv")
+    assert {"iqm_randomized", "iqm_ci_low_randomized", "success_rate_randomized"} <= set(summary.columns)
