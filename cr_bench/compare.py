@@ -187,7 +187,8 @@ def _run_jobs(jobs: list[Job], workers: int) -> None:
             print(f"  {job.name} seed {job.seed}: {_run_job(job)}")
         return
     context = multiprocessing.get_context("forkserver")
-    pending, running = list(jobs), []
+    pending = list(jobs)
+    running: list[tuple[Job, Any]] = []
     failed: list[str] = []
     while pending or running:
         while pending and len(running) < workers:
