@@ -15,6 +15,8 @@ SMALL = {
     "ppo-beta": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "ppo": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "dqn": {"algo": {"learning_starts": 10, "buffer_size": 500}},
+    "recurrent-ppo": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
+    "qrdqn": {"algo": {"learning_starts": 10, "buffer_size": 500}},
 }
 
 
