@@ -241,6 +241,9 @@ def validate_run_config(config: RunConfig) -> None:
         raise CrBenchError(f"agent {spec.name} acts continuously; remove env.discrete_actions")
     if config.frames < 1:
         raise CrBenchError(f"frames must be a positive number of env frames, got {config.frames}")
+    for name in ("n_envs", "checkpoint_every_frames", "torch_threads"):
+        if getattr(config, name) < 1:
+            raise CrBenchError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.seed < 0:
         raise CrBenchError(f"seed must be >= 0, got {config.seed}")
     if config.seed + config.n_envs > config.eval.track_seed_start:

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import gymnasium as gym
@@ -26,6 +27,7 @@ from cr_bench import wrappers
 from cr_bench.agents import AGENTS, policy_kwargs, resolve_config, set_torch_threads
 from cr_bench.config import PolicyConfig, from_dict
 from cr_bench.envs import ENV_ID, make_vec_env, resolve_backend
+from cr_bench.errors import CrBenchError
 from cr_bench.training import FrameCounter, train
 
 # A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it
@@ -148,7 +150,7 @@ def _train_reference(frames: int, out: str) -> int:
     model = PPO("CnnPolicy", venv, policy_kwargs=kwargs, seed=0, device="cpu", **algo)
     model.learn(frames // skip)
     venv.close()
-    return frames // skip * skip
+    return model.num_timesteps * skip  # PPO finishes its last rollout past the budget
 
 
 def _run_in_child(target: Callable[[int, str], int], frames: int, queue: Any) -> None:
@@ -190,12 +192,20 @@ def training_run(name: str, backend: str, envs: int, target: Callable[[int, str]
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    done, seconds = queue.get()
+    result = None
+    while result is None and process.is_alive():
+        try:
+            result = queue.get(timeout=1)
+        except Empty:  # still running, or died without answering
+            continue
     process.join()
+    if result is None and not queue.empty():
+        result = queue.get()
     stop.set()
     sampler.join()
-    if process.exitcode:
-        raise RuntimeError(f"{name} training failed with exit code {process.exitcode}")
+    if result is None or process.exitcode:
+        raise CrBenchError(f"{name} training failed (exit code {process.exitcode})")
+    done, seconds = result
     return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1))
 
 

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 import yaml
 
 from cr_bench.agents import AGENTS, load_model, resolve_config, set_torch_threads
-from cr_bench.config import read_yaml
+from cr_bench.config import parse_yaml, read_yaml
 from cr_bench.envs import BACKENDS
 from cr_bench.errors import CrBenchError
 from cr_bench.stats import format_summary
@@ -32,7 +32,7 @@ class _Parser(argparse.ArgumentParser):
 def _non_negative_int(text: str) -> int:
     try:
         value = int(float(text)) if "e" in text.lower() else int(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
@@ -52,7 +52,7 @@ def _override(text: str) -> dict[str, Any]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        value = yaml.safe_load(raw)
+        value = parse_yaml(raw)
     except yaml.YAMLError:
         raise argparse.ArgumentTypeError(f"cannot parse value of {key!r}: {raw!r}") from None
     for part in reversed(key.split(".")):
@@ -147,7 +147,12 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--eval-episodes", type=_positive_int, default=5, help="validation episodes per evaluation")
     tune.add_argument("--evals-per-trial", type=_positive_int, default=4, help="evaluations (and pruning points)")
     tune.add_argument("--seeds-per-trial", type=_positive_int, default=1, help="training seeds averaged per trial")
-    tune.add_argument("--seed", type=_non_negative_int, default=0, help="first training seed and sampler seed")
+    tune.add_argument(
+        "--seed",
+        type=_non_negative_int,
+        default=0,
+        help="first training seed (trials share seeds; samplers are seeded per worker)",
+    )
     tune.add_argument("--sampler", choices=["tpe", "random", "cmaes"], default="tpe")
     tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
     tune.add_argument("--storage", default="", help="Optuna storage URL (default: a journal file in the results)")
@@ -209,6 +214,12 @@ def _train(args: argparse.Namespace, command: str) -> None:
     if args.resume:
         if args.out is None:
             raise CrBenchError("--resume needs --out RUN_DIR")
+        ignored = [flag for flag, value in [("--seed", args.seed), ("--config", args.config), ("--n-envs", args.n_envs),
+                   ("--backend", args.backend), ("--set", args.overrides)] if value]  # fmt: skip
+        if ignored:
+            raise CrBenchError(
+                f"--resume continues the saved config; only --frames may change, not {', '.join(ignored)}"
+            )
         saved = RunDir(args.out).read_config()
         if saved.agent != args.agent:
             raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")

@@ -24,7 +24,7 @@ import pandas as pd
 
 from cr_bench.agents import get_agent, load_model, resolve_config, set_torch_threads
 from cr_bench.baselines import BASELINE_ENV, BASELINES, make_baseline
-from cr_bench.config import EnvConfig, RunConfig, from_dict, merge, read_yaml
+from cr_bench.config import EnvConfig, RunConfig, from_dict, read_yaml
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate
 from cr_bench.stats import (
@@ -95,8 +95,10 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
     suite = from_dict(Suite, data, str(path))
     if suite.frames < 1 or not suite.seeds or not suite.agents:
         raise CrBenchError(f"{path}: a suite needs frames >= 1, at least one seed and one agent")
-    if suite.eval.episodes < 1 or suite.eval.backend not in ("gymnasium", "envpool"):
-        raise CrBenchError(f"{path}: eval needs episodes >= 1 and backend gymnasium or envpool")
+    if suite.eval.episodes < 1 or suite.eval.n_envs < 1 or suite.eval.backend not in ("gymnasium", "envpool"):
+        raise CrBenchError(f"{path}: eval needs episodes >= 1, n_envs >= 1 and backend gymnasium or envpool")
+    if min(suite.seeds) < 0:
+        raise CrBenchError(f"{path}: seeds must be >= 0")
     if suite.eval.randomized and suite.eval.backend != "gymnasium":
         raise CrBenchError(f"{path}: eval.randomized needs backend gymnasium (EnvPool has no domain_randomize)")
     names = [a.name for a in suite.agents]
@@ -111,7 +113,10 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
         base = read_yaml(path.parent / entry.config) if entry.config else {}
         base.pop("frames", None)
         base.setdefault("agent", entry.agent)
-        configs[entry.name] = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames})
+        config = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames})
+        if max(suite.seeds) + config.n_envs > suite.eval.track_seed_start:
+            raise CrBenchError(f"{path}: training seeds of {entry.name} reach the evaluation tracks")
+        configs[entry.name] = config
     return suite, configs
 
 
@@ -127,17 +132,17 @@ class Job:
     eval: SuiteEval
 
 
-def _eval_file(run: RunDir, settings: SuiteEval, condition: str) -> Path:
+def _eval_file(folder: Path, settings: SuiteEval, condition: str) -> Path:
+    """Where the episodes of one evaluation setting are cached."""
     key = f"{settings.backend}-{condition}-{settings.track_seed_start}-{settings.episodes}"
-    return run.eval_dir / f"{key}.csv"
+    return folder / f"{key}.csv"
 
 
 def _run_job(job: Job) -> str:
     """Train or resume the run unless finished, then evaluate what is not evaluated yet."""
     set_torch_threads(1)
     run = RunDir(job.run_dir)
-    progress = run.read_progress()
-    if not progress["finished"] or progress["frames_done"] < job.config.frames:
+    if run.read_progress()["frames_done"] < job.config.frames:
         if run.model.is_file():
             resume(run.path, frames=job.config.frames, command="cr-bench compare (resume)")
         else:
@@ -148,10 +153,11 @@ def _run_job(job: Job) -> str:
             config = dataclasses.replace(job.config, seed=job.seed)
             train(config, run.path, command="cr-bench compare")
     model = load_model(job.config.agent, str(run.model))
+    saved_env = run.read_config().env  # the pipeline the model was trained with
     for condition in _conditions(job.eval):
-        path = _eval_file(run, job.eval, condition)
+        path = _eval_file(run.eval_dir, job.eval, condition)
         if not path.is_file():
-            env = dataclasses.replace(job.config.env, domain_randomize=CONDITIONS[condition])
+            env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
             _write_results(path, _evaluate(model, env, job.eval))
     return job.run_dir
 
@@ -226,20 +232,25 @@ def compare_suite(
 def compare_runs(
     run_dirs: list[Path], settings: SuiteEval, out_dir: Path, baselines: list[str], command: str = ""
 ) -> Path:
-    """Compare existing runs (grouped by their directory's parent name or agent), evaluating what is missing."""
-    jobs = []
+    """Compare existing runs, named by agent, evaluating what is missing.
+
+    Runs of one agent and seed can appear only once: give runs of different agents or seeds.
+    """
+    jobs: list[Job] = []
     for path in run_dirs:
         run = RunDir(path)
         config = run.read_config()
         run.require_model()
         if not run.read_progress()["finished"]:
             raise CrBenchError(f"run {path} is not finished; finish it with cr-bench train --resume")
+        if any(job.name == config.agent and job.seed == config.seed for job in jobs):
+            raise CrBenchError(f"two runs of {config.agent} with seed {config.seed}; compare one of them")
         jobs.append(Job(config.agent, config.seed, str(path), config, settings))
     for job in jobs:
         _run_job(job)
     suite = Suite(name=out_dir.name, frames=0, seeds=sorted({j.seed for j in jobs}), agents=[], eval=settings)
     suite.baselines = baselines
-    episodes = _gather(jobs, suite, out_dir / "baselines")
+    episodes = _gather(jobs, suite, out_dir)
     return write_outputs(episodes, _run_info(jobs), out_dir, out_dir.name, command)
 
 
@@ -248,15 +259,13 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
     frames = []
     for job in jobs:
         for condition in _conditions(job.eval):
-            table = _read_results(_eval_file(RunDir(job.run_dir), job.eval, condition))
+            table = _read_results(_eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition))
             frames.append(table.assign(agent=job.name, seed=job.seed, condition=condition))
     for name in suite.baselines:
         seeds = suite.seeds if name == "random" else suite.seeds[:1]  # the scripted driver is deterministic
         for seed in seeds:
             for condition in _conditions(suite.eval):
-                settings = suite.eval
-                key = f"{settings.backend}-{condition}-{settings.track_seed_start}-{settings.episodes}"
-                path = root / "baselines" / name / f"seed-{seed}" / f"{key}.csv"
+                path = _eval_file(root / "baselines" / name / f"seed-{seed}", suite.eval, condition)
                 if not path.is_file():
                     env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
                     policy = make_baseline(name, _continuous_space(), seed)
@@ -458,6 +467,3 @@ def _plot_distributions(episodes: pd.DataFrame, path: Path) -> None:
 def merge_settings(base: SuiteEval, **changes: Any) -> SuiteEval:
     """``base`` with the non-None ``changes``."""
     return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})
-
-
-__all__ = ["compare_runs", "compare_suite", "load_suite", "merge", "summarize_agents"]

@@ -221,7 +221,7 @@ class EnvPoolVecEnv(VecEnv):
             stalled = self._reward_window[ids].mean(axis=1) <= shaping.no_progress_threshold + 1e-6
             reason[stalled & ~ended] = "no_progress"
         if shaping.max_off_track_frames:
-            off_track = wrappers.grass_fraction_under_car(frames) >= 0.5
+            off_track = wrappers.grass_fraction_under_car(frames) >= wrappers.OFF_TRACK_GRASS_FRACTION
             self._off_track_frames[ids] = np.where(off_track, self._off_track_frames[ids] + 1, 0)
             lost = self._off_track_frames[ids] >= shaping.max_off_track_frames
             reason[lost & ~ended & (reason == "")] = "off_track"

@@ -41,8 +41,12 @@ def check_env_config(config: EnvConfig) -> None:
     for name in ("action_repeat", "frame_stack", "obs_size"):
         if getattr(config, name) < 1:
             raise CrBenchError(f"env.{name} must be >= 1, got {getattr(config, name)}")
-    if config.skip_zoom_frames < 0:
-        raise CrBenchError(f"env.skip_zoom_frames must be >= 0, got {config.skip_zoom_frames}")
+    if config.obs_size < wrappers.MIN_OBS_SIZE:
+        raise CrBenchError(f"env.obs_size must be >= {wrappers.MIN_OBS_SIZE}, got {config.obs_size}")
+    if not 0 <= config.skip_zoom_frames < wrappers.MAX_EPISODE_FRAMES:
+        raise CrBenchError(
+            f"env.skip_zoom_frames must be in [0, {wrappers.MAX_EPISODE_FRAMES}), got {config.skip_zoom_frames}"
+        )
     if config.discrete_actions is not None and config.discrete_actions not in wrappers.DISCRETE_ACTION_SETS:
         known = ", ".join(wrappers.DISCRETE_ACTION_SETS)
         raise CrBenchError(f"env.discrete_actions: unknown set {config.discrete_actions!r}; known: {known}")

@@ -123,7 +123,6 @@ def write_episodes(path: Path, results: list[EpisodeResult], backend: str) -> di
             writer.writerow([r.track_seed, round(r.true_return, 4), r.length, r.steps])
     tmp.replace(path)
     summary = summarize(np.array([r.true_return for r in results]))
-    write_yaml(
-        path.parent / "summary.yaml", {**summary, "track_seeds": [results[0].track_seed, results[-1].track_seed]}
-    )
+    seeds = [results[0].track_seed, results[-1].track_seed]
+    write_yaml(path.parent / "summary.yaml", {**summary, "backend": backend, "track_seeds": seeds})
     return summary

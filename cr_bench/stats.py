@@ -93,8 +93,10 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 def score_matrix(returns: np.ndarray, runs: np.ndarray, tracks: np.ndarray) -> np.ndarray:
     """Arrange episode returns into ``(n_runs, n_tracks)``; every run must cover the same tracks."""
     run_ids, track_ids = np.unique(runs), np.unique(tracks)
+    if len(returns) != len(run_ids) * len(track_ids):
+        raise ValueError("every run must be evaluated once on each of the same tracks")
     matrix = np.full((len(run_ids), len(track_ids)), np.nan)
     matrix[np.searchsorted(run_ids, runs), np.searchsorted(track_ids, tracks)] = returns
     if np.isnan(matrix).any():
-        raise ValueError("every run must be evaluated on the same tracks")
+        raise ValueError("every run must be evaluated once on each of the same tracks")
     return matrix

@@ -247,10 +247,6 @@ def resume(run_dir: str | Path, frames: int | None = None, command: str = "") ->
 
 
 def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks: Sequence[BaseCallback] = ()) -> None:
-    write_yaml(run.config, to_dict(config))
-    write_yaml(run.path / "versions.yaml", library_versions())
-    with (run.path / "command.txt").open("a") as handle:
-        handle.write(command + "\n")
     set_torch_threads(config.torch_threads)
     env = make_vec_env(config.env, config.n_envs, config.seed, training=True, vec_env=config.vec_env)
     try:
@@ -261,6 +257,11 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
             model.frames_done = 0  # type: ignore[attr-defined]
         model.frame_budget = config.frames  # type: ignore[attr-defined]
+        # Written once env and model exist, so a run that cannot start leaves no run behind.
+        write_yaml(run.config, to_dict(config))
+        write_yaml(run.path / "versions.yaml", library_versions())
+        with (run.path / "command.txt").open("a") as handle:
+            handle.write(command + "\n")
         monitor = TrainingMonitor(
             run, config.frames, config.checkpoint_every_frames, run.read_progress()["wall_seconds"]
         )
@@ -296,6 +297,7 @@ def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
         return
     if run.replay_buffer.is_file():
         model.load_replay_buffer(run.replay_buffer)
+        run.replay_buffer.unlink()  # a later hard kill must not bring this old buffer back
     else:
         # Killed before it could save its buffer: refill it before learning again.
         print(f"cr-bench: no replay buffer in {run.path}; refilling it before training resumes", file=sys.stderr)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import fcntl
 import math
 import multiprocessing
@@ -173,7 +174,7 @@ def sample(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
     return values
 
 
-def to_overrides(agent: str, values: dict[str, Any], n_envs: int) -> dict[str, Any]:
+def to_overrides(values: dict[str, Any], n_envs: int) -> dict[str, Any]:
     """Convert step: raw values -> RunConfig overrides (``algo`` and ``env`` sections).
 
     Fixes combinations the space allows but SB3 does not: a PPO batch larger than the
@@ -240,7 +241,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return samplers[name]()
 
 
-def make_pruner(name: str, evals_per_trial: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
     pruners = {
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
         "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
@@ -254,14 +255,25 @@ def make_pruner(name: str, evals_per_trial: int) -> optuna.pruners.BasePruner:
 def open_study(settings: TuneSettings) -> optuna.Study:
     """Create the study, or load it to continue (same name, same storage)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
+    study = optuna.create_study(
         study_name=settings.study_name,
         storage=make_storage(settings),
         sampler=make_sampler(settings.sampler, settings.seed + os.getpid()),
-        pruner=make_pruner(settings.pruner, settings.evals_per_trial),
+        pruner=make_pruner(settings.pruner),
         direction="maximize",
         load_if_exists=True,
     )
+    # Trial values are comparable only on one set of validation tracks.
+    validation = {"eval_backend": settings.eval_backend, "eval_episodes": settings.eval_episodes}
+    for key, value in validation.items():
+        saved = study.user_attrs.get(key)
+        if saved is None:
+            study.set_user_attr(key, value)
+        elif saved != value:
+            raise CrBenchError(
+                f"study {settings.study_name} was run with {key}={saved}, not {value}; keep it or start a new study"
+            )
+    return study
 
 
 def counted_trials(study: optuna.Study) -> int:
@@ -309,14 +321,15 @@ class TrialEvaluation(BaseCallback):
         self.pruned = False
 
     def _on_step(self) -> bool:
-        frames = int(self.model.frames_done)  # type: ignore[attr-defined]
-        if frames < self.next_eval:
+        if int(self.model.frames_done) < self.next_eval:  # type: ignore[attr-defined]
             return True
+        self.evaluate(self.next_eval)
         self.next_eval += self.every
-        self.evaluate(frames)
         return not self.pruned and math.isfinite(self.last_value)
 
-    def evaluate(self, frames: int) -> float:
+    def evaluate(self, step: int) -> float:
+        """Evaluate now and report at the scheduled ``step`` (frames), the same in every trial:
+        pruners compare trials only at equal steps, and the frames actually done drift."""
         results = evaluate(
             self.model,
             self.config.env,
@@ -327,7 +340,7 @@ class TrialEvaluation(BaseCallback):
         )
         self.last_value = float(np.mean([r.true_return for r in results]))
         if math.isfinite(self.last_value):
-            self.trial.report(self.last_value, self.step_offset + frames)
+            self.trial.report(self.last_value, self.step_offset + step)
             self.pruned = self.trial.should_prune()
         return self.last_value
 
@@ -336,7 +349,7 @@ def objective(trial: optuna.Trial, settings: TuneSettings, space: dict[str, Para
     """Train the sampled config on each seed; value = mean final validation return over seeds."""
     values = sample(trial, space)
     base_n_envs = resolve_config(settings.agent, settings.base_config).n_envs
-    overrides = to_overrides(settings.agent, values, base_n_envs)
+    overrides = to_overrides(values, base_n_envs)
     config = resolve_config(settings.agent, settings.base_config, overrides, {"frames": settings.frames_per_trial})
     trial.set_user_attr("config", to_dict(config))
     started = time.monotonic()
@@ -427,21 +440,22 @@ def _best_text(study: optuna.Study) -> str:
 
 
 def _worker_entry(settings: TuneSettings) -> None:
-    from cr_bench.agents import set_torch_threads
-
-    set_torch_threads(1)  # several workers share the cores
     run_worker(settings, progress=False)
 
 
 def tune(settings: TuneSettings, n_jobs: int = 1) -> optuna.Study:
     """Run ``n_jobs`` worker processes (or this process for 1), then write the outputs."""
     get_agent(settings.agent)
+    check_seeds(settings)
     load_space(settings.agent, Path(settings.space_file) if settings.space_file else None)  # fail fast
     study = open_study(settings)
     try:
         if n_jobs == 1:
             run_worker(settings)
         else:
+            # Workers share the cores: each trains with its share of torch threads.
+            threads = max(1, (os.cpu_count() or 1) // n_jobs)
+            settings = dataclasses.replace(settings, base_config={**settings.base_config, "torch_threads": threads})
             context = multiprocessing.get_context("forkserver")
             workers = [context.Process(target=_worker_entry, args=(settings,)) for _ in range(n_jobs)]
             for worker in workers:
@@ -556,3 +570,10 @@ def base_config(agent: str, base_file: Path | None) -> dict[str, Any]:
     data.setdefault("agent", agent)
     resolve_config(agent, data)  # validate now, not in the first trial
     return data
+
+
+def check_seeds(settings: TuneSettings) -> None:
+    """Training seeds must stay below the validation tracks."""
+    n_envs = resolve_config(settings.agent, settings.base_config).n_envs
+    if settings.seed + settings.seeds_per_trial + n_envs > VALIDATION_TRACK_START:
+        raise CrBenchError(f"training seeds must stay below the validation tracks ({VALIDATION_TRACK_START:,})")

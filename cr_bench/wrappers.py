@@ -22,6 +22,10 @@ import numpy as np
 # CarRacing-v3 facts (gymnasium/envs/box2d/car_racing.py).
 MAX_EPISODE_FRAMES = 1000
 """CarRacing-v3's time limit in raw frames."""
+OFF_TRACK_GRASS_FRACTION = 0.5
+"""The car is off track when at least this fraction of the pixels around it is grass."""
+MIN_OBS_SIZE = 8
+"""Smallest observation side PreprocessFrame accepts, in pixels."""
 OFF_PLAYFIELD_REWARD = -100.0
 """Reward of the frame on which the car leaves the playfield (the episode terminates)."""
 INDICATOR_BAR_ROWS = 12
@@ -157,7 +161,7 @@ class OffTrackTermination(gym.Wrapper, gym.utils.RecordConstructorArgs):
     same on any backend. Training only.
     """
 
-    def __init__(self, env: gym.Env, max_frames: int = 50, grass_fraction: float = 0.5) -> None:
+    def __init__(self, env: gym.Env, max_frames: int = 50, grass_fraction: float = OFF_TRACK_GRASS_FRACTION) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, max_frames=max_frames, grass_fraction=grass_fraction)
         super().__init__(env)
         self.max_frames = _positive_int("max_frames", max_frames)
@@ -300,8 +304,8 @@ class PreprocessFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         gym.utils.RecordConstructorArgs.__init__(self, grayscale=grayscale, crop_bottom_bar=crop_bottom_bar, size=size)
         super().__init__(env)
         self.size = _positive_int("size", size)
-        if self.size < 8:
-            raise ValueError(f"size must be at least 8 pixels, got {size}")
+        if self.size < MIN_OBS_SIZE:
+            raise ValueError(f"size must be at least {MIN_OBS_SIZE} pixels, got {size}")
         self.grayscale, self.crop_bottom_bar = grayscale, crop_bottom_bar
         channels = 1 if grayscale else 3
         self.observation_space = gym.spaces.Box(0, 255, (channels, self.size, self.size), np.uint8)

@@ -90,6 +90,10 @@ def test_other_agents_train_and_evaluate(agent: str, tmp_path: Path) -> None:
         (["eval", "no/such/run"], "run directory not found"),
         (["record", "no/such/run", "--out", "x.gif"], "run directory not found"),
         (["train", "ppo", "--resume"], "--resume needs --out"),
+        (["train", "ppo", "--resume", "--out", "x", "--seed", "3"], "only --frames may change, not --seed"),
+        (["train", "ppo", "--frames", "1e400"], "expected an integer"),
+        (["train", "ppo", "--set", "checkpoint_every_frames=0"], "checkpoint_every_frames must be >= 1"),
+        (["train", "ppo", "--set", "env.obs_size=4"], "env.obs_size must be >= 8"),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(argv: list[str], message: str) -> None:

@@ -62,6 +62,8 @@ def test_score_matrix_needs_the_same_tracks() -> None:
     np.testing.assert_array_equal(matrix, [[1.0, 2.0], [3.0, 4.0]])
     with pytest.raises(ValueError, match="same tracks"):
         score_matrix(np.array([1.0, 2.0, 3.0]), np.array([0, 0, 1]), np.array([7, 8, 7]))
+    with pytest.raises(ValueError, match="once on each"):  # a duplicated (run, track) would hide a cell
+        score_matrix(np.array([1.0, 2.0, 3.0, 4.0]), np.array([0, 0, 0, 1]), np.array([7, 7, 8, 7]))
 
 
 # -- Suites -----------------------------------------------------------------------------------
@@ -76,6 +78,8 @@ def test_score_matrix_needs_the_same_tracks() -> None:
         ({"eval": {"backend": "envpool", "randomized": True}}, "randomized needs backend gymnasium"),
         ({"baselines": ["human"]}, "unknown baseline"),
         ({"colour": "red"}, "unknown key(s) colour"),
+        ({"seeds": [1_000_000]}, "reach the evaluation tracks"),
+        ({"eval": {"n_envs": 0}}, "n_envs >= 1"),
     ],
 )
 def test_malformed_suites_are_refused(tmp_path: Path, changes: dict, message: str) -> None:

@@ -98,3 +98,16 @@ def test_read_yaml_errors_are_one_line(tmp_path: Path, text: str, message: str) 
 def test_read_yaml_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CrBenchError, match="config file not found"):
         read_yaml(tmp_path / "nope.yaml")
+
+
+def test_yaml_reads_exponents_without_a_dot(tmp_path: Path) -> None:
+    """1e6 and 3e-4 are numbers (YAML 1.2), in files and in --set values."""
+    from cr_bench.cli import _override
+
+    path = tmp_path / "run.yaml"
+    path.write_text("frames: 1e6\nalgo: {learning_rate: 3e-4}\n")
+    data = read_yaml(path)
+    assert data == {"frames": 1e6, "algo": {"learning_rate": 3e-4}}
+    assert resolve_config("ppo", data).frames == 1_000_000
+    assert _override("algo.ent_coef=1e-3") == {"algo": {"ent_coef": 1e-3}}
+    assert _override("env.backend=gymnasium") == {"env": {"backend": "gymnasium"}}

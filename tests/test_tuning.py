@@ -67,7 +67,7 @@ def test_every_sampled_point_is_a_valid_config(agent: str) -> None:
     n_envs = resolve_config(agent).n_envs
     for _ in range(20):
         values = tuning.sample(study.ask(), space)
-        config = resolve_config(agent, tuning.to_overrides(agent, values, n_envs))
+        config = resolve_config(agent, tuning.to_overrides(values, n_envs))
         assert config.policy == resolve_config(agent).policy  # unsearched parts are kept
         for name, value in values.items():
             section = config.env if name in tuning.ENV_PARAMS else None
@@ -217,3 +217,34 @@ def test_two_workers_share_a_postgresql_study(tmp_path: Path) -> None:
     study = optuna.load_study(study_name=name, storage=POSTGRES_URL)
     assert len(study.trials) == 4 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2
+
+
+def test_evaluations_are_reported_at_scheduled_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reports land on steps 250, 500, ... whatever frames were actually done, so pruners can compare trials."""
+
+    class FakeTrial:
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def report(self, value: float, step: int) -> None:
+            self.steps.append(step)
+
+        def should_prune(self) -> bool:
+            return False
+
+    class FakeModel:
+        frames_done = 0
+
+    from cr_bench.evaluation import EpisodeResult
+
+    monkeypatch.setattr(tuning, "evaluate", lambda *args, **kwargs: [EpisodeResult(1, 10.0, 1000, 125)])
+    trial = FakeTrial()
+    config = resolve_config("ppo-beta", {"frames": 1000})
+    settings = dataclasses.replace(_settings(Path("."), trials=1), evals_per_trial=4)
+    callback = tuning.TrialEvaluation(trial, config, settings, step_offset=1000)  # type: ignore[arg-type]
+    model = FakeModel()
+    callback.model = model  # type: ignore[assignment]
+    for frames in (0, 130, 262, 530, 600, 790, 1003):
+        model.frames_done = frames
+        callback._on_step()
+    assert trial.steps == [1250, 1500, 1750, 2000]
