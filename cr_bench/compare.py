@@ -14,6 +14,7 @@ import csv
 import dataclasses
 import itertools
 import multiprocessing
+import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -140,11 +141,11 @@ def _eval_file(folder: Path, settings: SuiteEval, condition: str) -> Path:
 
 def _run_job(job: Job) -> str:
     """Train or resume the run unless finished, then evaluate what is not evaluated yet."""
-    set_torch_threads(1)
     run = RunDir(job.run_dir)
+    set_torch_threads(job.config.torch_threads)
     if run.read_progress()["frames_done"] < job.config.frames:
         if run.model.is_file():
-            resume(run.path, frames=job.config.frames, command="cr-bench compare (resume)")
+            resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads)
         else:
             if run.path.exists():  # a run killed before its first checkpoint: start it again
                 for item in run.path.iterdir():
@@ -218,8 +219,16 @@ def compare_suite(
     """Run what is missing of the suite at ``path``, then write its tables and plots."""
     suite, configs = load_suite(path)
     root = runs_dir / "compare" / suite.name
+    # Parallel jobs share the cores: oversubscribed torch threads spin and slow every job.
+    threads = max(1, (os.cpu_count() or 1) // workers)
     jobs = [
-        Job(entry.name, seed, str(root / entry.name / f"seed-{seed}"), configs[entry.name], suite.eval)
+        Job(
+            entry.name,
+            seed,
+            str(root / entry.name / f"seed-{seed}"),
+            dataclasses.replace(configs[entry.name], torch_threads=min(threads, configs[entry.name].torch_threads)),
+            suite.eval,
+        )
         for entry in suite.agents
         for seed in suite.seeds
     ]

@@ -229,8 +229,12 @@ def train(config: RunConfig, run_dir: str | Path, command: str = "", callbacks: 
     return run
 
 
-def resume(run_dir: str | Path, frames: int | None = None, command: str = "") -> RunDir:
+def resume(
+    run_dir: str | Path, frames: int | None = None, command: str = "", torch_threads: int | None = None
+) -> RunDir:
     """Continue the run saved in ``run_dir`` up to its budget, or to ``frames`` if given.
+
+    :param torch_threads: learner threads for this session (parallel jobs share the cores).
 
     :raises CrBenchError: if there is no run to resume or it already reached its budget.
     """
@@ -239,6 +243,8 @@ def resume(run_dir: str | Path, frames: int | None = None, command: str = "") ->
     run.require_model()
     if frames is not None:
         config.frames = frames
+    if torch_threads is not None:
+        config.torch_threads = torch_threads
     done = run.read_progress()["frames_done"]
     if done >= config.frames:
         raise CrBenchError(f"run {run.path} already has {done} of {config.frames} frames; pass a larger --frames")

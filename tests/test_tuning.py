@@ -219,7 +219,7 @@ def test_two_workers_share_a_postgresql_study(tmp_path: Path) -> None:
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2
 
 
-def test_evaluations_are_reported_at_scheduled_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_evaluations_are_reported_at_scheduled_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Reports land on steps 250, 500, ... whatever frames were actually done, so pruners can compare trials."""
 
     class FakeTrial:
@@ -240,7 +240,7 @@ def test_evaluations_are_reported_at_scheduled_steps(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(tuning, "evaluate", lambda *args, **kwargs: [EpisodeResult(1, 10.0, 1000, 125)])
     trial = FakeTrial()
     config = resolve_config("ppo-beta", {"frames": 1000})
-    settings = dataclasses.replace(_settings(Path("."), trials=1), evals_per_trial=4)
+    settings = dataclasses.replace(_settings(tmp_path, trials=1), evals_per_trial=4)
     callback = tuning.TrialEvaluation(trial, config, settings, step_offset=1000)  # type: ignore[arg-type]
     model = FakeModel()
     callback.model = model  # type: ignore[assignment]
