@@ -256,7 +256,7 @@ def _eval(args: argparse.Namespace, command: str) -> None:
         config.env,
         episodes,
         start,
-        deterministic=not args.stochastic,
+        deterministic=config.eval.deterministic and not args.stochastic,
         backend=backend,
         n_envs=args.n_envs or config.eval.n_envs,
         on_episode=lambda r: print(f"  track {r.track_seed}: return {r.true_return:.1f}, {r.length} frames"),

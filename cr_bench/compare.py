@@ -183,10 +183,6 @@ def _write_results(path: Path, results: list[EpisodeResult]) -> None:
     tmp.replace(path)
 
 
-def _read_results(path: Path) -> pd.DataFrame:
-    return pd.read_csv(path)
-
-
 def _run_jobs(jobs: list[Job], workers: int) -> None:
     """Run jobs, ``workers`` processes at a time (plain processes: a job may start env workers)."""
     if workers == 1:
@@ -268,7 +264,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
     frames = []
     for job in jobs:
         for condition in _conditions(job.eval):
-            table = _read_results(_eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition))
+            table = pd.read_csv(_eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition))
             frames.append(table.assign(agent=job.name, seed=job.seed, condition=condition))
     for name in suite.baselines:
         seeds = suite.seeds if name == "random" else suite.seeds[:1]  # the scripted driver is deterministic
@@ -279,7 +275,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
                     env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
                     policy = make_baseline(name, _continuous_space(), seed)
                     _write_results(path, _evaluate(policy, env, suite.eval))
-                frames.append(_read_results(path).assign(agent=name, seed=seed, condition=condition))
+                frames.append(pd.read_csv(path).assign(agent=name, seed=seed, condition=condition))
     return pd.concat(frames, ignore_index=True)[EPISODE_COLUMNS]
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -51,8 +53,17 @@ def test_raw_gymnasium_counts_frames() -> None:
 
 
 def test_tree_rss_includes_children() -> None:
-    """The memory sampler sees this process's memory."""
-    assert _tree_rss_mb(os.getpid()) > 10
+    """The memory sampler adds a child's memory (here a child holding 200 MB) to its parent's."""
+    code = "import sys, time; block = bytearray(200_000_000); print('ready', flush=True); time.sleep(30)"
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        alone = _tree_rss_mb(child.pid)
+        assert alone > 150
+        assert _tree_rss_mb(os.getpid()) > alone
+    finally:
+        child.kill()
+        child.wait()
 
 
 @pytest.mark.slow
