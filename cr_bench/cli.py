@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -185,6 +186,24 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--backend", choices=BACKENDS, help="RUN_DIRs: simulator (default gymnasium)")
     compare.set_defaults(handler=_compare)
 
+    pub = commands.add_parser(
+        "publish",
+        help="publish a trained run to results/models/NAME with its evaluation",
+        description="Copy a trained run to RESULTS_DIR/models/NAME (model without optimizer state, config, "
+        "training curve, commands), evaluate it on held-out tracks, and score its kept checkpoints on the first "
+        "--curve-episodes of them (score vs env frames and wall hours). The folder is a run directory: "
+        "`cr-bench eval RESULTS_DIR/models/NAME` reproduces the published evaluation.",
+    )
+    pub.add_argument("run_dir", metavar="RUN_DIR", type=Path)
+    pub.add_argument("--name", required=True, help="folder name under RESULTS_DIR/models")
+    pub.add_argument("--results-dir", type=Path, default=Path("results"))
+    pub.add_argument("--episodes", type=_positive_int, default=100, help="held-out tracks for the final model")
+    pub.add_argument("--curve-points", type=_non_negative_int, default=8, help="kept checkpoints to score")
+    pub.add_argument("--curve-episodes", type=_positive_int, default=20, help="tracks per checkpoint score")
+    pub.add_argument("--n-envs", type=_positive_int, help="episodes played at once (default from the run)")
+    pub.add_argument("--force", action="store_true", help="replace an existing published folder")
+    pub.set_defaults(handler=_publish)
+
     report = commands.add_parser(
         "report",
         help="rebuild results/README.md",
@@ -277,7 +296,26 @@ def _record(args: argparse.Namespace, command: str) -> None:
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
     backend = args.backend or config.eval.backend
     result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
+    Path(args.out).with_suffix(".txt").write_text(command + "\n")
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
+
+
+def _publish(args: argparse.Namespace, command: str) -> None:
+    from cr_bench.publish import publish
+
+    if not args.name or "/" in args.name or args.name.startswith("."):
+        raise CrBenchError(f"--name must be a plain folder name, got {args.name!r}")
+    out = publish(
+        args.run_dir,
+        args.results_dir / "models" / args.name,
+        episodes=args.episodes,
+        curve_points=args.curve_points,
+        curve_episodes=args.curve_episodes,
+        command=command,
+        n_envs=args.n_envs,
+        force=args.force,
+    )
+    print(f"reproduce with: cr-bench eval {out}")
 
 
 def _tune(args: argparse.Namespace, command: str) -> None:
@@ -343,8 +381,15 @@ def _bench(args: argparse.Namespace, command: str) -> None:
     print(f"written {md_path} and {csv_path}")
 
 
+def _interrupt(signum: int, frame: Any) -> NoReturn:
+    raise KeyboardInterrupt
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    # A run in the background (where the shell ignores SIGINT) or under a job scheduler is
+    # stopped with SIGTERM: it saves like Ctrl-C does.
+    signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     command = shlex.join(["cr-bench", *argv])
     try:

@@ -122,6 +122,8 @@ class RunConfig:
     """``dummy`` (one process), ``subproc`` (one process per env) or ``auto`` (subproc when n_envs > 1)."""
     checkpoint_every_frames: int = 200_000
     """Save model.zip every N frames so a killed run loses at most that much."""
+    keep_checkpoints: bool = True
+    """Also keep each scheduled checkpoint as checkpoints/frames-<N>.zip (score vs frames)."""
     torch_threads: int = 2
     """Torch intra-op threads for the learner."""
     env: EnvConfig = field(default_factory=EnvConfig)

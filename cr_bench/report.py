@@ -4,6 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
+
+from cr_bench.publish import published_models
+
+# Quoted from their sources (CarRacing-v0: the same tracks and reward as v3), mean ± std
+# over 100 episodes; not produced by cr-bench.
+PUBLISHED_FIGURES = [
+    ("World Models (Ha & Schmidhuber, 2018)", "906 ± 21", "evolution strategy (CMA-ES), large CPU cluster"),
+    ("Attention agent (Tang et al., 2020)", "914 ± 15", "evolution strategy (CMA-ES), large CPU cluster"),
+    ("rl-zoo3 recurrent PPO (CnnLstm)", "862 ± 97", "4M steps"),
+    ("rl-zoo3 PPO", "154 ± 74", "4M steps"),
+]
+
 
 def _demote(markdown: str) -> str:
     """Push headings one level down so each file becomes a section."""
@@ -25,6 +38,7 @@ def build_report(results_dir: Path, command: str) -> Path:
         f"Rebuilt by `{command}` from the files beside it; each section names the command that produced it.",
         "",
     ]
+    lines += headline_section(results_dir)
     suites = sorted(p.parent for p in results_dir.glob("*/summary.md") if p.parent.name != "tune")
     for folder in suites:
         lines += [_relink(_demote((folder / "summary.md").read_text()), folder.name), ""]
@@ -44,3 +58,66 @@ def build_report(results_dir: Path, command: str) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
     return path
+
+
+def headline_section(results_dir: Path) -> list[str]:
+    """The published models (results/models): score, cost, published figures, how to reproduce."""
+    models = published_models(results_dir)
+    if not models:
+        return []
+    lines = [
+        "## Headline agents",
+        "",
+        "Each agent is one training run on 2 CPU cores, published with `cr-bench publish`. Score: the raw "
+        "CarRacing-v3 return (no shaping, no early termination) of the deterministic policy, one episode per "
+        "held-out track. Wall hours count training only. IQM's 95% CI is a percentile bootstrap over episodes.",
+        "",
+        "| model | agent | env frames | wall hours | tracks | mean ± std | IQM [95% CI] | success (≥ 900) |",
+        "|---|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for m in models:
+        seeds = m["track_seeds"] or ["?", "?"]
+        low, high = m["iqm_ci"]
+        lines.append(
+            f"| [{m['name']}](models/{m['name']}) | {m['agent']} | {m['frames']:,} | {m['wall_hours']:.2f} | "
+            f"{m['episodes']} {m['backend']} ({seeds[0]}..{seeds[1]}) | {m['mean']:.1f} ± {m['std']:.1f} | "
+            f"{m['iqm']:.1f} [{low:.1f}, {high:.1f}] | {m['success_rate']:.0%} |"
+        )
+    lines += [
+        "",
+        "Published figures, quoted from their sources (CarRacing-v0, the same tracks and reward; mean ± std "
+        "over 100 episodes); CarRacing counts as solved at 900:",
+        "",
+        "| agent | score | training |",
+        "|---|---:|---|",
+        *[f"| {name} | {score} | {cost} |" for name, score, cost in PUBLISHED_FIGURES],
+        "",
+    ]
+    for m in models:
+        folder: Path = m["folder"]
+        rel = f"models/{folder.name}"
+        lines += [f"### {folder.name}", ""]
+        if (folder / "lap.gif").is_file():
+            lines += [f"![one lap]({rel}/lap.gif)", ""]
+        if (folder / "curve.png").is_file():
+            lines += [f"![training curve]({rel}/curve.png)", ""]
+        if (folder / "checkpoints.csv").is_file():
+            table = pd.read_csv(folder / "checkpoints.csv")
+            lines += [
+                "Score vs env frames (kept checkpoints; the first tracks of the same held-out set):",
+                "",
+                "| env frames | wall hours | tracks | mean ± std | IQM | success |",
+                "|---:|---:|---:|---:|---:|---:|",
+            ]
+            for row in table.itertuples():
+                lines.append(
+                    f"| {row.frames:,} | {row.wall_hours:.2f} | {row.episodes} | {row.mean:.1f} ± {row.std:.1f} | "
+                    f"{row.iqm:.1f} | {row.success_rate:.0%} |"
+                )
+            lines.append("")
+        lines += ["Reproduce (training segments, publishing, evaluation):", "", "```"]
+        for name in ("command.txt", "publish.txt", "lap.txt"):
+            if (folder / name).is_file():
+                lines += [line for line in (folder / name).read_text().splitlines() if line.strip()]
+        lines += [f"cr-bench eval {folder}", "```", ""]
+    return lines

@@ -6,6 +6,8 @@ A run directory holds::
     versions.yaml    library versions
     command.txt      the command line(s) that produced it
     model.zip        the latest model (final, checkpoint or interrupted)
+    checkpoints/     frames-<N>.zip and .json (frames, wall seconds) at each scheduled
+                     checkpoint, when keep_checkpoints is set
     progress.json    frames done, wall seconds, finished flag
     curve.csv        one row per training episode: frames, wall_seconds, true_return,
                      shaped_return, episode_frames
@@ -18,6 +20,7 @@ import contextlib
 import csv
 import json
 import platform
+import shutil
 import sys
 import time
 from collections import deque
@@ -64,6 +67,7 @@ class RunDir:
     curve = property(lambda self: self.path / "curve.csv")
     tensorboard = property(lambda self: self.path / "tb")
     eval_dir = property(lambda self: self.path / "eval")
+    checkpoints = property(lambda self: self.path / "checkpoints")
 
     def read_config(self) -> RunConfig:
         if not self.path.is_dir():
@@ -89,6 +93,24 @@ class RunDir:
         tmp = self.path / "model.tmp.zip"
         model.save(tmp)
         tmp.replace(self.model)
+
+    def keep_checkpoint(self, frames_done: int, wall_seconds: float) -> Path:
+        """Copy model.zip to checkpoints/frames-<N>.zip, with its frames and wall time beside it."""
+        self.checkpoints.mkdir(exist_ok=True)
+        target = self.checkpoints / f"frames-{frames_done:09d}.zip"
+        shutil.copyfile(self.model, target)
+        target.with_suffix(".json").write_text(
+            json.dumps({"frames_done": frames_done, "wall_seconds": round(wall_seconds, 3)})
+        )
+        return target
+
+    def list_checkpoints(self) -> list[dict[str, Any]]:
+        """Kept checkpoints in frame order: ``{"path", "frames_done", "wall_seconds"}``."""
+        kept = []
+        for meta in sorted(self.checkpoints.glob("frames-*.json")):
+            if meta.with_suffix(".zip").is_file():
+                kept.append({"path": meta.with_suffix(".zip"), **json.loads(meta.read_text())})
+        return kept
 
     def require_model(self) -> Path:
         if not self.model.is_file():
@@ -133,9 +155,12 @@ class TrainingMonitor(BaseCallback):
     counted exactly.
     """
 
-    def __init__(self, run: RunDir, budget: int, checkpoint_every: int, wall_offset: float) -> None:
+    def __init__(
+        self, run: RunDir, budget: int, checkpoint_every: int, wall_offset: float, keep_checkpoints: bool = False
+    ) -> None:
         super().__init__()
         self.run, self.budget, self.checkpoint_every = run, budget, checkpoint_every
+        self.keep_checkpoints = keep_checkpoints
         self.wall_offset = wall_offset
         self.recent_true: deque[float] = deque(maxlen=20)
         self.started = time.monotonic()
@@ -173,6 +198,8 @@ class TrainingMonitor(BaseCallback):
             self._bar.update(new_frames)
         if self.frames_done >= self._next_checkpoint:
             self.checkpoint(finished=False)
+            if self.keep_checkpoints:
+                self.run.keep_checkpoint(self.frames_done, self.wall_seconds())
             self._next_checkpoint += self.checkpoint_every
         return self.frames_done < self.budget
 
@@ -269,7 +296,11 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         with (run.path / "command.txt").open("a") as handle:
             handle.write(command + "\n")
         monitor = TrainingMonitor(
-            run, config.frames, config.checkpoint_every_frames, run.read_progress()["wall_seconds"]
+            run,
+            config.frames,
+            config.checkpoint_every_frames,
+            run.read_progress()["wall_seconds"],
+            keep_checkpoints=config.keep_checkpoints,
         )
         try:
             # SB3 counts agent steps; each is at least one frame, so this bound never binds

@@ -131,6 +131,23 @@ def test_missing_model_and_existing_run(trained_run: str, tmp_path: Path) -> Non
     assert code == 2 and "holds a ppo-beta run" in err
 
 
+def test_sigterm_saves_like_ctrl_c(tmp_path: Path) -> None:
+    """SIGTERM (a job scheduler, or `kill` of a background run, where SIGINT is ignored) saves and exits 130."""
+    run = tmp_path / "terminated"
+    argv = ["train", "ppo-beta", "--frames", "1000000", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cr_bench.cli", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 120
+    while not (run / "curve.csv").is_file() or len(_rows(run / "curve.csv")) < 1:
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()
+        time.sleep(0.5)
+    process.terminate()
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and "Traceback" not in err, err
+    assert (run / "model.zip").is_file() and json.loads((run / "progress.json").read_text())["frames_done"] > 0
+
+
 def test_ctrl_c_saves_and_resume_continues(tmp_path: Path) -> None:
     """SIGINT to the whole process group (as Ctrl-C) saves a checkpoint; --resume finishes the run."""
     run = tmp_path / "interrupted"

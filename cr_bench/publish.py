@@ -1,0 +1,235 @@
+"""``cr-bench publish``: turn a trained run into a small, citable model folder.
+
+``results/models/<name>/`` is itself a run directory, so ``cr-bench eval`` and
+``cr-bench record`` accept it and reproduce the published figures::
+
+    model.zip          the policy (optimizer state dropped, so it stays a few MB)
+    config.yaml        the resolved config, eval.episodes set to the published count
+    curve.csv          training curve: true return of every training episode
+    command.txt        the training command(s), resumed segments included
+    progress.json      frames done and wall seconds of the training
+    versions.yaml      library versions of the training
+    eval/              episodes.csv and summary.yaml on the held-out tracks
+    checkpoints.csv    score of kept checkpoints vs env frames and wall hours
+    curve.png          training curve with the checkpoint scores
+    publish.txt        the publish command
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from cr_bench.agents import load_model, set_torch_threads
+from cr_bench.config import RunConfig, read_yaml, to_dict, write_yaml
+from cr_bench.errors import CrBenchError
+from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
+from cr_bench.stats import SUCCESS_RETURN, iqm, stratified_bootstrap_ci
+from cr_bench.training import RunDir
+
+CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
+COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
+
+
+def slim_model(model: BaseAlgorithm, path: Path) -> None:
+    """Save ``model`` without the optimizer's per-parameter state (Adam's moments: 2/3 of the size).
+
+    The parameter groups stay, so the file loads like any SB3 model.
+    """
+    model.policy.optimizer.state.clear()
+    model.save(path)
+
+
+def pick_checkpoints(kept: list[dict[str, Any]], points: int) -> list[dict[str, Any]]:
+    """At most ``points`` kept checkpoints, evenly spread over training, the last one included."""
+    if points < 1 or not kept:
+        return []
+    if len(kept) <= points:
+        return kept
+    indices = np.unique(np.round(np.linspace(len(kept) - 1, 0, points)).astype(int))
+    return [kept[i] for i in indices]
+
+
+def score_row(results: list[EpisodeResult], frames: int, wall_seconds: float, model: str) -> dict[str, Any]:
+    returns = np.array([r.true_return for r in results])
+    return {
+        "frames": frames,
+        "wall_hours": round(wall_seconds / 3600, 3),
+        "episodes": len(returns),
+        "mean": round(float(returns.mean()), 2),
+        "std": round(float(returns.std()), 2),
+        "iqm": round(iqm(returns), 2),
+        "success_rate": round(float((returns >= SUCCESS_RETURN).mean()), 3),
+        "model": model,
+    }
+
+
+def publish(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    episodes: int,
+    curve_points: int,
+    curve_episodes: int,
+    command: str,
+    n_envs: int | None = None,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
+    """Copy ``run_dir`` to ``out_dir`` and evaluate it there (see the module docstring).
+
+    The final model is evaluated on ``episodes`` held-out tracks; up to ``curve_points``
+    kept checkpoints on the first ``curve_episodes`` of the same tracks.
+
+    :raises CrBenchError: if ``run_dir`` is not a trained run or ``out_dir`` exists
+        (without ``force``).
+    """
+    run = RunDir(run_dir)
+    config = run.read_config()
+    run.require_model()
+    if episodes < 1 or curve_episodes < 1 or curve_points < 0:
+        raise CrBenchError("--episodes and --curve-episodes must be >= 1 and --curve-points >= 0")
+    out = Path(out_dir)
+    if out.resolve() == run.path.resolve():
+        raise CrBenchError(f"cannot publish {run.path} onto itself")
+    if out.exists() and not force:
+        raise CrBenchError(f"{out} already exists; pass --force to replace it")
+    progress = run.read_progress()
+    if progress["frames_done"] == 0:
+        raise CrBenchError(f"run {run.path} has no training progress to publish")
+    set_torch_threads(config.torch_threads)
+    eval_config = dataclasses.replace(
+        config, eval=dataclasses.replace(config.eval, episodes=episodes, n_envs=n_envs or config.eval.n_envs)
+    )
+
+    # Build the folder beside its final place and move it in at the end, so an interrupted
+    # publish leaves either the previous folder or none.
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        staged = RunDir(staging)
+        model = load_model(config.agent, str(run.model))
+        slim_model(model, staged.model)
+        write_yaml(staged.config, to_dict(eval_config))
+        for name in COPIED_FILES:
+            if (run.path / name).is_file():
+                shutil.copyfile(run.path / name, staging / name)
+        (staging / "publish.txt").write_text(command + "\n")
+
+        def run_eval(model: BaseAlgorithm, count: int, label: str) -> list[EpisodeResult]:
+            log(f"evaluating {label} on {count} {eval_config.eval.backend} tracks")
+            return evaluate(
+                model,
+                config.env,
+                count,
+                eval_config.eval.track_seed_start,
+                deterministic=eval_config.eval.deterministic,
+                backend=eval_config.eval.backend,
+                n_envs=eval_config.eval.n_envs,
+            )
+
+        rows = []
+        for checkpoint in pick_checkpoints(run.list_checkpoints(), curve_points):
+            if checkpoint["frames_done"] >= progress["frames_done"]:
+                continue  # the final model, evaluated below
+            name = checkpoint["path"].name
+            results = run_eval(load_model(config.agent, str(checkpoint["path"])), curve_episodes, name)
+            rows.append(score_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
+            log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
+        # Reload the slimmed copy: the published figures are those of the published file.
+        final = run_eval(load_model(config.agent, str(staged.model)), episodes, "the published model")
+        summary = write_episodes(staged.eval_dir / "episodes.csv", final, eval_config.eval.backend)
+        (staged.eval_dir / "command.txt").write_text(command + "\n")
+        for count in sorted({min(curve_episodes, episodes), episodes}):
+            rows.append(score_row(final[:count], progress["frames_done"], progress["wall_seconds"], "model.zip"))
+        write_checkpoint_table(staging / "checkpoints.csv", rows)
+        plot_curve(staging, curve_episodes)
+        if out.exists():
+            shutil.rmtree(out)
+        staging.chmod(0o755)  # mkdtemp makes it private
+        staging.rename(out)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    log(f"published {out}: mean {summary['mean']:.1f} ± {summary['std']:.1f}, IQM {summary['iqm']:.1f}")
+    return out
+
+
+def write_checkpoint_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, CHECKPOINT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_curve(folder: Path, curve_episodes: int) -> None:
+    """curve.png: rolling mean of the training episodes' true return, and the checkpoint scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    curve_path = folder / "curve.csv"
+    if curve_path.is_file():
+        curve = pd.read_csv(curve_path)
+        if len(curve):
+            rolling = curve["true_return"].rolling(50, min_periods=1).mean()
+            ax.plot(curve["frames"] / 1e6, rolling, lw=1, label="training episodes (rolling mean of 50, true return)")
+    scores = pd.read_csv(folder / "checkpoints.csv")
+    scores = scores[scores["episodes"] == scores["episodes"].min()]
+    ax.errorbar(
+        scores["frames"] / 1e6,
+        scores["mean"],
+        yerr=scores["std"],
+        fmt="o",
+        capsize=3,
+        label=f"held-out tracks (first {scores['episodes'].min()}), mean ± std",
+    )
+    ax.axhline(SUCCESS_RETURN, color="grey", ls="--", lw=1, label="solved (900)")
+    ax.set_xlabel("env frames (millions)")
+    ax.set_ylabel("raw CarRacing-v3 return")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "curve.png", dpi=100)
+    plt.close(fig)
+
+
+def published_models(results_dir: Path) -> list[dict[str, Any]]:
+    """One row per ``results_dir/models/*`` with an evaluation: headline figures for the report."""
+    rows = []
+    for folder in sorted(p.parent.parent for p in results_dir.glob("models/*/eval/episodes.csv")):
+        run = RunDir(folder)
+        config: RunConfig = run.read_config()
+        returns = pd.read_csv(run.eval_dir / "episodes.csv")["return"].to_numpy(dtype=np.float64)
+        # One run: the bootstrap resamples its episodes (one stratum of len(returns) draws).
+        low, high = stratified_bootstrap_ci(returns[:, None])
+        progress = run.read_progress()
+        summary = read_yaml(run.eval_dir / "summary.yaml")
+        rows.append(
+            {
+                "name": folder.name,
+                "agent": config.agent,
+                "frames": int(progress["frames_done"]),
+                "wall_hours": progress["wall_seconds"] / 3600,
+                "episodes": len(returns),
+                "mean": float(returns.mean()),
+                "std": float(returns.std()),
+                "iqm": iqm(returns),
+                "iqm_ci": (low, high),
+                "success_rate": float((returns >= SUCCESS_RETURN).mean()),
+                "backend": summary.get("backend", "gymnasium"),
+                "track_seeds": summary.get("track_seeds"),
+                "folder": folder,
+            }
+        )
+    return rows

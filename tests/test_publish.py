@@ -1,0 +1,117 @@
+"""Kept checkpoints, `cr-bench publish` and the report's headline section."""
+
+from __future__ import annotations
+
+import csv
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from cr_bench.publish import pick_checkpoints
+from cr_bench.training import RunDir
+from tests.conftest import ONE_ENV, TINY, run_cli
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ppo-beta trained for 800 frames with a checkpoint every 200, evaluated on EnvPool (fast)."""
+    run = tmp_path_factory.mktemp("runs") / "ppo-beta"
+    argv = ["train", "ppo-beta", "--frames", "800", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
+    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=200", "--set", "eval.backend=envpool"])
+    assert code == 0, err
+    return run
+
+
+def test_scheduled_checkpoints_are_kept_with_frames_and_wall_time(checkpointed_run: Path) -> None:
+    kept = RunDir(checkpointed_run).list_checkpoints()
+    frames = [k["frames_done"] for k in kept]
+    # One per 200 frames, each saved at the first agent step (8 frames) past the mark.
+    assert len(frames) == 4 and all(200 * (i + 1) <= f < 200 * (i + 1) + 8 for i, f in enumerate(frames))
+    assert all(k["path"].name == f"frames-{k['frames_done']:09d}.zip" for k in kept)
+    walls = [k["wall_seconds"] for k in kept]
+    assert walls == sorted(walls) and walls[0] > 0
+
+
+def test_checkpoints_are_not_kept_when_switched_off(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    argv = ["train", "ppo-beta", "--frames", "300", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
+    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=100", "--set", "keep_checkpoints=false"])
+    assert code == 0, err
+    assert (run / "model.zip").is_file() and not (run / "checkpoints").exists()
+
+
+def test_pick_checkpoints_spreads_and_keeps_the_last() -> None:
+    kept = [{"frames_done": f} for f in range(10)]
+    assert [k["frames_done"] for k in pick_checkpoints(kept, 4)] == [0, 3, 6, 9]
+    assert pick_checkpoints(kept, 20) == kept
+    assert pick_checkpoints(kept, 0) == [] and pick_checkpoints([], 3) == []
+
+
+def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_path: Path) -> None:
+    """The published folder holds the slim model, config, curve and evaluation, and eval reproduces it."""
+    results = tmp_path / "results"
+    argv = ["publish", str(checkpointed_run), "--name", "beta", "--results-dir", str(results)]
+    code, out, err = run_cli([*argv, "--episodes", "2", "--curve-points", "2", "--curve-episodes", "1"])
+    assert code == 0, err
+    folder = results / "models" / "beta"
+    for name in ("config.yaml", "curve.csv", "command.txt", "progress.json", "curve.png", "publish.txt"):
+        assert (folder / name).is_file(), name
+    assert f"cr-bench eval {folder}" in out
+    # Adam's moments are dropped: the published model is smaller than the run's.
+    assert (folder / "model.zip").stat().st_size < 0.6 * (checkpointed_run / "model.zip").stat().st_size
+    with zipfile.ZipFile(folder / "model.zip") as archive:
+        assert "policy.pth" in archive.namelist()
+
+    published = _rows(folder / "eval" / "episodes.csv")
+    assert [r["track_seed"] for r in published] == ["1000000", "1000001"]
+    scores = _rows(folder / "checkpoints.csv")
+    # Two kept checkpoints (the last one is the final model's frames, so it is scored as model.zip),
+    # then the final model on the first track and on both.
+    assert [r["model"] for r in scores][-2:] == ["model.zip", "model.zip"]
+    assert [r["episodes"] for r in scores][-2:] == ["1", "2"]
+    assert scores[-1]["frames"] == str(json.loads((checkpointed_run / "progress.json").read_text())["frames_done"])
+    assert float(scores[-1]["mean"]) == pytest.approx(sum(float(r["return"]) for r in published) / 2, abs=0.01)
+
+    code, _, err = run_cli(["eval", str(folder)])  # the published config evaluates 2 tracks
+    assert code == 0, err
+    assert _rows(folder / "eval" / "episodes.csv") == published
+
+    code, _, err = run_cli(argv)
+    assert code == 2 and "already exists" in err and "--force" in err and err.count("\n") == 1
+
+
+def test_report_has_the_headline_section(checkpointed_run: Path, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    argv = ["publish", str(checkpointed_run), "--name", "beta", "--results-dir", str(results)]
+    assert run_cli([*argv, "--episodes", "1", "--curve-points", "0"])[0] == 0
+    code, _, err = run_cli(["report", "--results-dir", str(results)])
+    assert code == 0, err
+    text = (results / "README.md").read_text()
+    assert "## Headline agents" in text and "| [beta](models/beta) | ppo-beta |" in text
+    assert "World Models" in text and "906 ± 21" in text
+    assert "cr-bench train ppo-beta --frames 800" in text and f"cr-bench eval {results}/models/beta" in text
+    assert "![training curve](models/beta/curve.png)" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--name", "a/b"], "plain folder name"),
+        (["--name", "x", "--curve-episodes", "0"], "--curve-episodes"),
+    ],
+)
+def test_publish_bad_input(checkpointed_run: Path, tmp_path: Path, argv: list[str], message: str) -> None:
+    code, _, err = run_cli(["publish", str(checkpointed_run), "--results-dir", str(tmp_path), *argv])
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_publish_needs_a_run(tmp_path: Path) -> None:
+    code, _, err = run_cli(["publish", str(tmp_path / "missing"), "--name", "x", "--results-dir", str(tmp_path)])
+    assert code == 2 and "run directory not found" in err
