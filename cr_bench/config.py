@@ -122,6 +122,9 @@ class RunConfig:
     """``dummy`` (one process), ``subproc`` (one process per env) or ``auto`` (subproc when n_envs > 1)."""
     checkpoint_every_frames: int = 200_000
     """Save model.zip every N frames so a killed run loses at most that much."""
+    normalize_reward: bool = False
+    """Scale training rewards by a running std of the discounted return (SB3 VecNormalize,
+    rewards only, as rl-zoo3 does for CarRacing); its statistics are saved with each checkpoint."""
     keep_checkpoints: bool = True
     """Also keep each scheduled checkpoint as checkpoints/frames-<N>.zip (score vs frames)."""
     torch_threads: int = 2

@@ -33,6 +33,7 @@ import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
+from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
 from cr_bench.agents import build_model, load_model, set_torch_threads
@@ -68,6 +69,7 @@ class RunDir:
     tensorboard = property(lambda self: self.path / "tb")
     eval_dir = property(lambda self: self.path / "eval")
     checkpoints = property(lambda self: self.path / "checkpoints")
+    reward_stats = property(lambda self: self.path / "reward_normalization.pkl")
 
     def read_config(self) -> RunConfig:
         if not self.path.is_dir():
@@ -92,6 +94,11 @@ class RunDir:
         """Save atomically: a crash mid-save leaves the previous model.zip intact."""
         tmp = self.path / "model.tmp.zip"
         model.save(tmp)
+        normalizer = model.get_vec_normalize_env()
+        if normalizer is not None:
+            stats_tmp = self.path / "reward_normalization.tmp.pkl"
+            normalizer.save(str(stats_tmp))
+            stats_tmp.replace(self.reward_stats)
         tmp.replace(self.model)
 
     def keep_checkpoint(self, frames_done: int, wall_seconds: float) -> Path:
@@ -281,7 +288,9 @@ def resume(
 
 def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks: Sequence[BaseCallback] = ()) -> None:
     set_torch_threads(config.torch_threads)
-    env = make_vec_env(config.env, config.n_envs, config.seed, training=True, vec_env=config.vec_env)
+    env: VecEnv = make_vec_env(config.env, config.n_envs, config.seed, training=True, vec_env=config.vec_env)
+    if config.normalize_reward:
+        env = _normalize_rewards(env, run, float(config.algo.get("gamma", 0.99)), resume)
     try:
         if resume:
             model = load_model(config.agent, str(run.model), env=env)
@@ -321,6 +330,15 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         monitor.checkpoint(finished=True)
     finally:
         _close_quietly(env)
+
+
+def _normalize_rewards(env: VecEnv, run: RunDir, gamma: float, resume: bool) -> VecNormalize:
+    """Reward-only VecNormalize; a resumed run continues with its saved statistics."""
+    if resume and run.reward_stats.is_file():
+        normalizer = VecNormalize.load(str(run.reward_stats), env)
+        normalizer.training = True
+        return normalizer
+    return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
 
 
 def _save_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
