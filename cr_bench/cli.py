@@ -7,9 +7,13 @@ during training saves a checkpoint and exits with 130.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import multiprocessing
+import os
 import shlex
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -296,7 +300,7 @@ def _record(args: argparse.Namespace, command: str) -> None:
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
     backend = args.backend or config.eval.backend
     result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
-    Path(args.out).with_suffix(".txt").write_text(command + "\n")
+    Path(args.out).with_name(Path(args.out).name + ".txt").write_text(command + "\n")
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
 
 
@@ -382,16 +386,23 @@ def _bench(args: argparse.Namespace, command: str) -> None:
 
 
 def _interrupt(signum: int, frame: Any) -> NoReturn:
+    """SIGTERM acts as Ctrl-C: worker processes get SIGINT (they save), then this one stops."""
+    for child in multiprocessing.active_children():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child.pid, signal.SIGINT)  # type: ignore[arg-type]
     raise KeyboardInterrupt
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    # A run in the background (where the shell ignores SIGINT) or under a job scheduler is
-    # stopped with SIGTERM: it saves like Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
     args = build_parser().parse_args(argv)
     command = shlex.join(["cr-bench", *argv])
+    # A run in the background (where the shell ignores SIGINT) or under a job scheduler is
+    # stopped with SIGTERM: it saves like Ctrl-C does. Only the main thread may set handlers.
+    on_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM)
+    if on_main_thread:
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.handler(args, command)
     except CrBenchError as error:
@@ -400,6 +411,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("cr-bench: interrupted; what was written is kept (continue a training with --resume)", file=sys.stderr)
         return 130
+    finally:
+        if on_main_thread:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
     return 0
 
 

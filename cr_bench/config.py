@@ -124,7 +124,8 @@ class RunConfig:
     """Save model.zip every N frames so a killed run loses at most that much."""
     normalize_reward: bool = False
     """Scale training rewards by a running std of the discounted return (SB3 VecNormalize,
-    rewards only, as rl-zoo3 does for CarRacing); its statistics are saved with each checkpoint."""
+    rewards only, as rl-zoo3 does for CarRacing); its statistics are saved with model.zip
+    and restored by --resume. Evaluation never sees it."""
     keep_checkpoints: bool = True
     """Also keep each scheduled checkpoint as checkpoints/frames-<N>.zip (score vs frames)."""
     torch_threads: int = 2

@@ -13,12 +13,16 @@
     checkpoints.csv    score of kept checkpoints vs env frames and wall hours
     curve.png          training curve with the checkpoint scores
     publish.txt        the publish command
+    published.yaml     the published figures, evaluation settings and a hash of
+                       eval/episodes.csv (the report refuses a folder whose evaluation
+                       no longer matches; ``--resume`` refuses the folder)
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Callable
@@ -30,11 +34,12 @@ import pandas as pd
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cr_bench.agents import load_model, set_torch_threads
-from cr_bench.config import RunConfig, read_yaml, to_dict, write_yaml
+from cr_bench.config import read_yaml, to_dict, write_yaml
+from cr_bench.envs import resolve_backend
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
 from cr_bench.stats import SUCCESS_RETURN, iqm, stratified_bootstrap_ci
-from cr_bench.training import RunDir
+from cr_bench.training import PUBLISHED_MARKER, RunDir
 
 CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
@@ -47,6 +52,10 @@ def slim_model(model: BaseAlgorithm, path: Path) -> None:
     """
     model.policy.optimizer.state.clear()
     model.save(path)
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def pick_checkpoints(kept: list[dict[str, Any]], points: int) -> list[dict[str, Any]]:
@@ -97,6 +106,7 @@ def publish(
     run.require_model()
     if episodes < 1 or curve_episodes < 1 or curve_points < 0:
         raise CrBenchError("--episodes and --curve-episodes must be >= 1 and --curve-points >= 0")
+    curve_episodes = min(curve_episodes, episodes)  # checkpoints play the first of the same tracks
     out = Path(out_dir)
     if out.resolve() == run.path.resolve():
         raise CrBenchError(f"cannot publish {run.path} onto itself")
@@ -106,13 +116,19 @@ def publish(
     if progress["frames_done"] == 0:
         raise CrBenchError(f"run {run.path} has no training progress to publish")
     set_torch_threads(config.torch_threads)
-    eval_config = dataclasses.replace(
-        config, eval=dataclasses.replace(config.eval, episodes=episodes, n_envs=n_envs or config.eval.n_envs)
+    eval_settings = dataclasses.replace(
+        config.eval,
+        episodes=episodes,
+        n_envs=n_envs or config.eval.n_envs,
+        backend=resolve_backend(config.eval.backend),
     )
+    eval_config = dataclasses.replace(config, eval=eval_settings)
 
     # Build the folder beside its final place and move it in at the end, so an interrupted
     # publish leaves either the previous folder or none.
     out.parent.mkdir(parents=True, exist_ok=True)
+    for stale in out.parent.glob(f".{out.name}-*"):  # left by a publish that was killed
+        shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         staged = RunDir(staging)
@@ -137,9 +153,9 @@ def publish(
             )
 
         rows = []
-        for checkpoint in pick_checkpoints(run.list_checkpoints(), curve_points):
-            if checkpoint["frames_done"] >= progress["frames_done"]:
-                continue  # the final model, evaluated below
+        # Checkpoints at the final frames are the final model, evaluated below.
+        earlier = [c for c in run.list_checkpoints() if c["frames_done"] < progress["frames_done"]]
+        for checkpoint in pick_checkpoints(earlier, curve_points):
             name = checkpoint["path"].name
             results = run_eval(load_model(config.agent, str(checkpoint["path"])), curve_episodes, name)
             rows.append(score_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
@@ -151,11 +167,32 @@ def publish(
         for count in sorted({min(curve_episodes, episodes), episodes}):
             rows.append(score_row(final[:count], progress["frames_done"], progress["wall_seconds"], "model.zip"))
         write_checkpoint_table(staging / "checkpoints.csv", rows)
-        plot_curve(staging, curve_episodes)
-        if out.exists():
-            shutil.rmtree(out)
+        plot_curve(staging)
+        returns = np.array([r.true_return for r in final])
+        record = {
+            "source_run": str(run.path),
+            "agent": config.agent,
+            "frames": int(progress["frames_done"]),
+            "wall_seconds": float(progress["wall_seconds"]),
+            "episodes": episodes,
+            "track_seeds": [final[0].track_seed, final[-1].track_seed],
+            "backend": eval_settings.backend,
+            "deterministic": eval_settings.deterministic,
+            "n_envs": eval_settings.n_envs,
+            "torch_threads": config.torch_threads,
+            **{key: round(float(value), 4) for key, value in summary.items() if key != "episodes"},
+            "success_rate": float((returns >= SUCCESS_RETURN).mean()),
+            "episodes_sha256": sha256(staged.eval_dir / "episodes.csv"),
+            "command": command,
+        }
+        write_yaml(staging / PUBLISHED_MARKER, record)
         staging.chmod(0o755)  # mkdtemp makes it private
+        # Swap by renames: an interruption leaves the old folder, the new one, or both.
+        backup = out.parent / f".{out.name}-previous"
+        if out.exists():
+            out.rename(backup)
         staging.rename(out)
+        shutil.rmtree(backup, ignore_errors=True)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
@@ -170,7 +207,7 @@ def write_checkpoint_table(path: Path, rows: list[dict[str, Any]]) -> None:
         writer.writerows(rows)
 
 
-def plot_curve(folder: Path, curve_episodes: int) -> None:
+def plot_curve(folder: Path) -> None:
     """curve.png: rolling mean of the training episodes' true return, and the checkpoint scores."""
     import matplotlib
 
@@ -205,31 +242,38 @@ def plot_curve(folder: Path, curve_episodes: int) -> None:
 
 
 def published_models(results_dir: Path) -> list[dict[str, Any]]:
-    """One row per ``results_dir/models/*`` with an evaluation: headline figures for the report."""
+    """The figures of every ``results_dir/models/*`` folder, checked against its evaluation.
+
+    :raises CrBenchError: if a folder's eval/episodes.csv is not the one it was published
+        with (re-evaluated with other settings, or edited).
+    """
     rows = []
-    for folder in sorted(p.parent.parent for p in results_dir.glob("models/*/eval/episodes.csv")):
-        run = RunDir(folder)
-        config: RunConfig = run.read_config()
-        returns = pd.read_csv(run.eval_dir / "episodes.csv")["return"].to_numpy(dtype=np.float64)
+    for marker in sorted(results_dir.glob(f"models/*/{PUBLISHED_MARKER}")):
+        folder = marker.parent
+        if folder.name.startswith("."):
+            continue  # a publish in progress or a leftover of one
+        record = read_yaml(marker)
+        episodes_csv = folder / "eval" / "episodes.csv"
+        if not episodes_csv.is_file() or sha256(episodes_csv) != record["episodes_sha256"]:
+            raise CrBenchError(
+                f"{episodes_csv} is not the evaluation {folder.name} was published with; "
+                f"rerun `cr-bench eval {folder}` with its config, or publish again"
+            )
+        returns = pd.read_csv(episodes_csv)["return"].to_numpy(dtype=np.float64)
         # One run: the bootstrap resamples its episodes (one stratum of len(returns) draws).
         low, high = stratified_bootstrap_ci(returns[:, None])
-        progress = run.read_progress()
-        summary = read_yaml(run.eval_dir / "summary.yaml")
+        versions = read_yaml(folder / "versions.yaml") if (folder / "versions.yaml").is_file() else {}
         rows.append(
             {
+                **record,
                 "name": folder.name,
-                "agent": config.agent,
-                "frames": int(progress["frames_done"]),
-                "wall_hours": progress["wall_seconds"] / 3600,
-                "episodes": len(returns),
+                "folder": folder,
                 "mean": float(returns.mean()),
                 "std": float(returns.std()),
                 "iqm": iqm(returns),
                 "iqm_ci": (low, high),
                 "success_rate": float((returns >= SUCCESS_RETURN).mean()),
-                "backend": summary.get("backend", "gymnasium"),
-                "track_seeds": summary.get("track_seeds"),
-                "folder": folder,
+                "cpus": versions.get("cpus"),
             }
         )
     return rows

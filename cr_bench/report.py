@@ -8,13 +8,14 @@ import pandas as pd
 
 from cr_bench.publish import published_models
 
-# Quoted from their sources (CarRacing-v0: the same tracks and reward as v3), mean ± std
-# over 100 episodes; not produced by cr-bench.
+# Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
+# version of the task (Gymnasium has since changed how a lap completes), so they are a
+# reference, not a like-for-like comparison.
 PUBLISHED_FIGURES = [
-    ("World Models (Ha & Schmidhuber, 2018)", "906 ± 21", "evolution strategy (CMA-ES), large CPU cluster"),
-    ("Attention agent (Tang et al., 2020)", "914 ± 15", "evolution strategy (CMA-ES), large CPU cluster"),
-    ("rl-zoo3 recurrent PPO (CnnLstm)", "862 ± 97", "4M steps"),
-    ("rl-zoo3 PPO", "154 ± 74", "4M steps"),
+    ("World Models (Ha & Schmidhuber, 2018)", "906 ± 21", "100 trials", "evolution strategy (CMA-ES), many CPUs"),
+    ("Attention agent (Tang, Nguyen & Ha, 2020)", "914 ± 15", "100 trials", "evolution strategy (CMA-ES), many CPUs"),
+    ("rl-zoo3 recurrent PPO (CnnLstm)", "862 ± 97", "rl-zoo3 benchmark", "4M steps"),
+    ("rl-zoo3 PPO", "154 ± 74", "rl-zoo3 benchmark", "4M steps"),
 ]
 
 
@@ -68,29 +69,31 @@ def headline_section(results_dir: Path) -> list[str]:
     lines = [
         "## Headline agents",
         "",
-        "Each agent is one training run on 2 CPU cores, published with `cr-bench publish`. Score: the raw "
-        "CarRacing-v3 return (no shaping, no early termination) of the deterministic policy, one episode per "
-        "held-out track. Wall hours count training only. IQM's 95% CI is a percentile bootstrap over episodes.",
+        "Each agent is one training run, published with `cr-bench publish`. Score: the raw CarRacing-v3 return "
+        "(no shaping, no early termination), one episode per held-out track. Wall hours count training only, on "
+        "the CPUs listed (from the run's versions.yaml). IQM's 95% CI is a percentile bootstrap over episodes.",
         "",
-        "| model | agent | env frames | wall hours | tracks | mean ± std | IQM [95% CI] | success (≥ 900) |",
-        "|---|---|---:|---:|---|---:|---:|---:|",
+        "| model | agent | env frames | wall hours | CPUs | tracks | policy | mean ± std | IQM [95% CI] | "
+        "success (≥ 900) |",
+        "|---|---|---:|---:|---:|---|---|---:|---:|---:|",
     ]
     for m in models:
-        seeds = m["track_seeds"] or ["?", "?"]
         low, high = m["iqm_ci"]
+        first, last = m["track_seeds"]
+        policy = "deterministic" if m["deterministic"] else "stochastic"
         lines.append(
-            f"| [{m['name']}](models/{m['name']}) | {m['agent']} | {m['frames']:,} | {m['wall_hours']:.2f} | "
-            f"{m['episodes']} {m['backend']} ({seeds[0]}..{seeds[1]}) | {m['mean']:.1f} ± {m['std']:.1f} | "
-            f"{m['iqm']:.1f} [{low:.1f}, {high:.1f}] | {m['success_rate']:.0%} |"
+            f"| [{m['name']}](models/{m['name']}) | {m['agent']} | {m['frames']:,} | {m['wall_seconds'] / 3600:.2f} | "
+            f"{m['cpus'] or 'not recorded'} | {m['episodes']} {m['backend']} ({first}..{last}) | {policy} | "
+            f"{m['mean']:.1f} ± {m['std']:.1f} | {m['iqm']:.1f} [{low:.1f}, {high:.1f}] | {m['success_rate']:.0%} |"
         )
     lines += [
         "",
-        "Published figures, quoted from their sources (CarRacing-v0, the same tracks and reward; mean ± std "
-        "over 100 episodes); CarRacing counts as solved at 900:",
+        "Published figures, quoted from their sources (CarRacing-v0, an older version of the task; mean ± std). "
+        "CarRacing counts as solved at 900:",
         "",
-        "| agent | score | training |",
-        "|---|---:|---|",
-        *[f"| {name} | {score} | {cost} |" for name, score, cost in PUBLISHED_FIGURES],
+        "| agent | score | evaluation | training |",
+        "|---|---:|---|---|",
+        *[f"| {name} | {score} | {episodes} | {cost} |" for name, score, episodes, cost in PUBLISHED_FIGURES],
         "",
     ]
     for m in models:
@@ -104,7 +107,8 @@ def headline_section(results_dir: Path) -> list[str]:
         if (folder / "checkpoints.csv").is_file():
             table = pd.read_csv(folder / "checkpoints.csv")
             lines += [
-                "Score vs env frames (kept checkpoints; the first tracks of the same held-out set):",
+                "Score vs env frames and wall hours (kept checkpoints on the first tracks of the same held-out set; "
+                "the last rows are the published model):",
                 "",
                 "| env frames | wall hours | tracks | mean ± std | IQM | success |",
                 "|---:|---:|---:|---:|---:|---:|",
@@ -115,9 +119,26 @@ def headline_section(results_dir: Path) -> list[str]:
                     f"{row.iqm:.1f} | {row.success_rate:.0%} |"
                 )
             lines.append("")
-        lines += ["Reproduce (training segments, publishing, evaluation):", "", "```"]
-        for name in ("command.txt", "publish.txt", "lap.txt"):
-            if (folder / name).is_file():
+        lines += [
+            "Commands: the training segments as run, publishing, the evaluation that reproduces "
+            "eval/episodes.csv, and the recording:",
+            "",
+            "```",
+        ]
+        for name in ("command.txt", "publish.txt", None, "lap.gif.txt"):
+            if name is None:
+                lines.append(f"cr-bench eval {folder}")
+            elif (folder / name).is_file():
                 lines += [line for line in (folder / name).read_text().splitlines() if line.strip()]
-        lines += [f"cr-bench eval {folder}", "```", ""]
+        lines += [
+            "```",
+            "",
+            "To train it again from its resolved config (defaults may have changed since):",
+            "",
+            "```",
+            f"cr-bench train {m['agent']} --config {folder}/config.yaml --frames {m['frames']} "
+            f"--out runs/{folder.name}",
+            "```",
+            "",
+        ]
     return lines

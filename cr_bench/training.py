@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import json
+import os
 import platform
 import shutil
 import sys
@@ -41,6 +42,8 @@ from cr_bench.config import RunConfig, from_dict, read_yaml, to_dict, write_yaml
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
 
+PUBLISHED_MARKER = "published.yaml"
+"""Written by ``cr-bench publish``: the folder holds a published model, not a run to continue."""
 CURVE_COLUMNS = ["frames", "wall_seconds", "true_return", "shaped_return", "episode_frames"]
 _PACKAGES = [
     "cr-bench",
@@ -127,7 +130,11 @@ class RunDir:
 
 def library_versions() -> dict[str, str]:
     """Versions of Python and the libraries that decide a run's numbers."""
-    versions = {"python": platform.python_version(), "platform": platform.platform()}
+    versions = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+    }
     for package in _PACKAGES:
         try:
             versions[package] = metadata.version(package)
@@ -275,6 +282,8 @@ def resume(
     run = RunDir(run_dir)
     config = run.read_config()
     run.require_model()
+    if (run.path / PUBLISHED_MARKER).is_file():
+        raise CrBenchError(f"{run.path} is a published model folder; resume the run it was published from")
     if frames is not None:
         config.frames = frames
     if torch_threads is not None:
@@ -335,9 +344,14 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
 def _normalize_rewards(env: VecEnv, run: RunDir, gamma: float, resume: bool) -> VecNormalize:
     """Reward-only VecNormalize; a resumed run continues with its saved statistics."""
     if resume and run.reward_stats.is_file():
-        normalizer = VecNormalize.load(str(run.reward_stats), env)
+        try:
+            normalizer = VecNormalize.load(str(run.reward_stats), env)
+        except Exception as error:  # a truncated or foreign pickle: any unpickling error
+            raise CrBenchError(f"cannot read {run.reward_stats}: {error}".splitlines()[0]) from None
         normalizer.training = True
         return normalizer
+    if resume:
+        print(f"cr-bench: no {run.reward_stats.name} in {run.path}; reward statistics start afresh", file=sys.stderr)
     return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -62,6 +63,7 @@ def test_record_writes_a_gif(trained_run: str, tmp_path: Path) -> None:
     frames = imageio.mimread(out)
     assert len(frames) >= 1000 // 8 and frames[0].shape[:2] == (200, 300)
     assert "return" in stdout
+    assert (tmp_path / "lap.gif.txt").read_text().startswith("cr-bench record")
 
 
 @pytest.mark.parametrize("agent", ["ppo", "dqn"])
@@ -178,3 +180,25 @@ def test_ctrl_c_saves_and_resume_continues(tmp_path: Path) -> None:
     assert resumed["finished"] and target <= resumed["frames_done"] < target + 16
     assert len(_rows(run / "curve.csv")) >= episodes_before
     assert (run / "command.txt").read_text().count("\n") == 2
+
+
+def test_reward_normalization_is_saved_and_resumed(tmp_path: Path) -> None:
+    """ppo-beta normalizes rewards; the statistics are checkpointed and a resumed run continues them."""
+    run = tmp_path / "normalized"
+    argv = ["train", "ppo-beta", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
+    assert run_cli([*argv, "--frames", "400"])[0] == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["normalize_reward"] is True
+
+    def updates() -> float:
+        with (run / "reward_normalization.pkl").open("rb") as handle:
+            return float(pickle.load(handle).ret_rms.count)
+
+    def frames() -> int:
+        return int(json.loads((run / "progress.json").read_text())["frames_done"])
+
+    first, frames_first = updates(), frames()
+    assert first >= 400 // 8  # one update per agent step of 8 frames at most
+    code, _, err = run_cli(["train", "ppo-beta", "--out", str(run), "--resume", "--frames", "800"])
+    assert code == 0, err
+    # Continued from the saved statistics: the second segment's steps add to the first's.
+    assert updates() >= first + (frames() - frames_first) // 8

@@ -72,10 +72,11 @@ def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_
     published = _rows(folder / "eval" / "episodes.csv")
     assert [r["track_seed"] for r in published] == ["1000000", "1000001"]
     scores = _rows(folder / "checkpoints.csv")
-    # Two kept checkpoints (the last one is the final model's frames, so it is scored as model.zip),
-    # then the final model on the first track and on both.
-    assert [r["model"] for r in scores][-2:] == ["model.zip", "model.zip"]
-    assert [r["episodes"] for r in scores][-2:] == ["1", "2"]
+    # Kept checkpoints near 200, 400, 600 and 800 (= the final model): two of the first three
+    # spread over training, then the final model on the first track and on both.
+    assert [r["model"][:7] for r in scores] == ["frames-", "frames-", "model.z", "model.z"]
+    assert 200 <= int(scores[0]["frames"]) < 208 and 600 <= int(scores[1]["frames"]) < 608
+    assert [r["episodes"] for r in scores] == ["1", "1", "1", "2"]
     assert scores[-1]["frames"] == str(json.loads((checkpointed_run / "progress.json").read_text())["frames_done"])
     assert float(scores[-1]["mean"]) == pytest.approx(sum(float(r["return"]) for r in published) / 2, abs=0.01)
 
@@ -85,6 +86,8 @@ def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_
 
     code, _, err = run_cli(argv)
     assert code == 2 and "already exists" in err and "--force" in err and err.count("\n") == 1
+    code, _, err = run_cli(["train", "ppo-beta", "--out", str(folder), "--resume", "--frames", "2000"])
+    assert code == 2 and "published model folder" in err
 
 
 def test_report_has_the_headline_section(checkpointed_run: Path, tmp_path: Path) -> None:
@@ -94,10 +97,19 @@ def test_report_has_the_headline_section(checkpointed_run: Path, tmp_path: Path)
     code, _, err = run_cli(["report", "--results-dir", str(results)])
     assert code == 0, err
     text = (results / "README.md").read_text()
-    assert "## Headline agents" in text and "| [beta](models/beta) | ppo-beta |" in text
+    folder = results / "models" / "beta"
+    (episode,) = _rows(folder / "eval" / "episodes.csv")
+    frames = json.loads((checkpointed_run / "progress.json").read_text())["frames_done"]
+    assert "## Headline agents" in text and f"| [beta](models/beta) | ppo-beta | {frames:,} |" in text
+    assert f"| deterministic | {float(episode['return']):.1f} ± 0.0 |" in text
     assert "World Models" in text and "906 ± 21" in text
     assert "cr-bench train ppo-beta --frames 800" in text and f"cr-bench eval {results}/models/beta" in text
     assert "![training curve](models/beta/curve.png)" in text
+
+    # Re-evaluated with other settings, the folder no longer holds its published figures.
+    assert run_cli(["eval", str(folder), "--track-seed-start", "7"])[0] == 0
+    code, _, err = run_cli(["report", "--results-dir", str(results)])
+    assert code == 2 and "not the evaluation beta was published with" in err
 
 
 @pytest.mark.parametrize(
