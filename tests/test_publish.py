@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -127,3 +128,23 @@ def test_publish_bad_input(checkpointed_run: Path, tmp_path: Path, argv: list[st
 def test_publish_needs_a_run(tmp_path: Path) -> None:
     code, _, err = run_cli(["publish", str(tmp_path / "missing"), "--name", "x", "--results-dir", str(tmp_path)])
     assert code == 2 and "run directory not found" in err
+
+
+PUBLISHED = sorted(p.parent for p in (Path(__file__).parent.parent / "results" / "models").glob("*/published.yaml"))
+
+
+@pytest.mark.parametrize("folder", PUBLISHED, ids=[p.name for p in PUBLISHED])
+def test_committed_models_reproduce_their_first_tracks(folder: Path, tmp_path: Path) -> None:
+    """On this install, a committed model replays the first published tracks (all 100: `cr-bench eval`).
+
+    Identical on the machine that published them; another CPU may round convolutions
+    differently, and a 1000-frame episode amplifies that, so returns get a small tolerance.
+    """
+    copy = tmp_path / folder.name
+    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("eval", "*.gif"))
+    code, _, err = run_cli(["eval", str(copy), "--episodes", "4"])
+    assert code == 0, err
+    replayed, published = _rows(copy / "eval" / "episodes.csv"), _rows(folder / "eval" / "episodes.csv")[:4]
+    assert [r["track_seed"] for r in replayed] == [r["track_seed"] for r in published]
+    for new, old in zip(replayed, published, strict=True):
+        assert float(new["return"]) == pytest.approx(float(old["return"]), abs=25.0)
