@@ -63,7 +63,7 @@ def build_report(results_dir: Path, command: str) -> Path:
 
 def headline_section(results_dir: Path) -> list[str]:
     """The published models (results/models): score, cost, published figures, how to reproduce."""
-    models = published_models(results_dir)
+    models = sorted(published_models(results_dir), key=lambda m: -m["mean"])
     if not models:
         return []
     lines = [
