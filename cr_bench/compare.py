@@ -34,6 +34,7 @@ from cr_bench.stats import (
     probability_of_improvement,
     score_matrix,
     stratified_bootstrap_ci,
+    success_rate,
 )
 from cr_bench.training import RunDir, resume, train
 
@@ -328,7 +329,7 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
                     f"iqm{suffix}": iqm(returns),
                     f"iqm_ci_low{suffix}": low,
                     f"iqm_ci_high{suffix}": high,
-                    f"success_rate{suffix}": float((returns >= SUCCESS_RETURN).mean()),
+                    f"success_rate{suffix}": success_rate(returns),
                     f"mean_length{suffix}": part["length"].mean(),
                 }
             )

@@ -38,7 +38,7 @@ from cr_bench.config import read_yaml, to_dict, write_yaml
 from cr_bench.envs import resolve_backend
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
-from cr_bench.stats import SUCCESS_RETURN, iqm, stratified_bootstrap_ci
+from cr_bench.stats import SUCCESS_RETURN, iqm, stratified_bootstrap_ci, success_rate
 from cr_bench.training import PUBLISHED_MARKER, RunDir
 
 CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
@@ -77,7 +77,7 @@ def score_row(results: list[EpisodeResult], frames: int, wall_seconds: float, mo
         "mean": round(float(returns.mean()), 2),
         "std": round(float(returns.std()), 2),
         "iqm": round(iqm(returns), 2),
-        "success_rate": round(float((returns >= SUCCESS_RETURN).mean()), 3),
+        "success_rate": round(success_rate(returns), 3),
         "model": model,
     }
 
@@ -122,7 +122,6 @@ def publish(
         n_envs=n_envs or config.eval.n_envs,
         backend=resolve_backend(config.eval.backend),
     )
-    eval_config = dataclasses.replace(config, eval=eval_settings)
 
     # Build the folder beside its final place and move it in at the end, so an interrupted
     # publish leaves either the previous folder or none.
@@ -134,22 +133,22 @@ def publish(
         staged = RunDir(staging)
         model = load_model(config.agent, str(run.model))
         slim_model(model, staged.model)
-        write_yaml(staged.config, to_dict(eval_config))
+        write_yaml(staged.config, to_dict(dataclasses.replace(config, eval=eval_settings)))
         for name in COPIED_FILES:
             if (run.path / name).is_file():
                 shutil.copyfile(run.path / name, staging / name)
         (staging / "publish.txt").write_text(command + "\n")
 
         def run_eval(model: BaseAlgorithm, count: int, label: str) -> list[EpisodeResult]:
-            log(f"evaluating {label} on {count} {eval_config.eval.backend} tracks")
+            log(f"evaluating {label} on {count} {eval_settings.backend} tracks")
             return evaluate(
                 model,
                 config.env,
                 count,
-                eval_config.eval.track_seed_start,
-                deterministic=eval_config.eval.deterministic,
-                backend=eval_config.eval.backend,
-                n_envs=eval_config.eval.n_envs,
+                eval_settings.track_seed_start,
+                deterministic=eval_settings.deterministic,
+                backend=eval_settings.backend,
+                n_envs=eval_settings.n_envs,
             )
 
         rows = []
@@ -162,9 +161,9 @@ def publish(
             log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
         # Reload the slimmed copy: the published figures are those of the published file.
         final = run_eval(load_model(config.agent, str(staged.model)), episodes, "the published model")
-        summary = write_episodes(staged.eval_dir / "episodes.csv", final, eval_config.eval.backend)
+        summary = write_episodes(staged.eval_dir / "episodes.csv", final, eval_settings.backend)
         (staged.eval_dir / "command.txt").write_text(command + "\n")
-        for count in sorted({min(curve_episodes, episodes), episodes}):
+        for count in sorted({curve_episodes, episodes}):
             rows.append(score_row(final[:count], progress["frames_done"], progress["wall_seconds"], "model.zip"))
         write_checkpoint_table(staging / "checkpoints.csv", rows)
         plot_curve(staging)
@@ -181,7 +180,7 @@ def publish(
             "n_envs": eval_settings.n_envs,
             "torch_threads": config.torch_threads,
             **{key: round(float(value), 4) for key, value in summary.items() if key != "episodes"},
-            "success_rate": float((returns >= SUCCESS_RETURN).mean()),
+            "success_rate": success_rate(returns),
             "episodes_sha256": sha256(staged.eval_dir / "episodes.csv"),
             "command": command,
         }
@@ -272,7 +271,7 @@ def published_models(results_dir: Path) -> list[dict[str, Any]]:
                 "std": float(returns.std()),
                 "iqm": iqm(returns),
                 "iqm_ci": (low, high),
-                "success_rate": float((returns >= SUCCESS_RETURN).mean()),
+                "success_rate": success_rate(returns),
                 "cpus": versions.get("cpus"),
             }
         )

@@ -47,6 +47,11 @@ SUCCESS_RETURN = 900.0
 """CarRacing counts as solved at 900; an episode at or above it is a success."""
 
 
+def success_rate(returns: np.ndarray) -> float:
+    """Fraction of episodes at or above :data:`SUCCESS_RETURN`."""
+    return float((np.asarray(returns) >= SUCCESS_RETURN).mean())
+
+
 def stratified_bootstrap_ci(
     scores: np.ndarray,
     statistic: Callable[[np.ndarray], float] = iqm,

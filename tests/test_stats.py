@@ -78,3 +78,9 @@ def test_format_summary() -> None:
     """The one-line summary shows mean ± std, median, IQM and the episode count."""
     line = format_summary(summarize(np.array([1.0, 2.0, 3.0, 4.0, 10.0])))
     assert line == "4.0 ± 3.2 (mean ± std), median 3.0, IQM 3.0 over 5 episodes"
+
+
+def test_success_rate_counts_900_as_solved() -> None:
+    from cr_bench.stats import success_rate
+
+    assert success_rate(np.array([899.99, 900.0, 950.0, -30.0])) == 0.5
