@@ -7,20 +7,27 @@ CLI flags override them (:func:`resolve_config`).
 from __future__ import annotations
 
 import inspect
+import json
+import warnings
+import zipfile
 from dataclasses import dataclass
+from pickle import UnpicklingError
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch as th
 from sb3_contrib import QRDQN, RecurrentPPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
 from stable_baselines3.common.utils import LinearSchedule
 from torch import nn
 
-from cr_bench.config import PolicyConfig, RunConfig, from_dict, merge, to_dict
+from cr_bench import wrappers
+from cr_bench.config import PolicyConfig, RunConfig, check_frames, from_dict, merge, to_dict
 from cr_bench.envs import check_env_config, resolve_backend
 from cr_bench.errors import CrBenchError
 from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
@@ -82,8 +89,9 @@ class AgentSpec:
 # Seed 000 trains its shared CNN with a Huber value loss, which bounds the critic's pull on
 # the features; SB3's squared loss on raw returns (hundreds) swamps the policy gradient, so
 # training rewards are normalized instead (a 1M-frame run without it, lr lin_1e-3, averaged a
-# training true return of ~30).
-_PPO_BETA = {
+# training true return of ~30). The policy starts with half gas and little brake: the Box's
+# centre presses both by half, which parks the car for ~400k frames (benchmarks/early.yaml).
+_PPO = {
     "n_envs": 8,
     "normalize_reward": True,
     "env": {
@@ -92,7 +100,12 @@ _PPO_BETA = {
         "obs_size": 96,
         "shaping": {"grass_penalty": 0.05, "cancel_off_playfield_penalty": True, "no_progress_window": 100},
     },
-    "policy": {"features_extractor": "six_conv", "features_dim": 256, "net_arch": {"pi": [100], "vf": [100]}},
+    "policy": {
+        "features_extractor": "six_conv",
+        "features_dim": 256,
+        "net_arch": {"pi": [100], "vf": [100]},
+        "initial_action_mean": [0.0, 0.5, 0.05],
+    },
     "algo": {
         "learning_rate": 1e-3,
         "n_steps": 256,
@@ -108,7 +121,7 @@ _PPO_BETA = {
 
 # rl-zoo3's CarRacing-v3 PPO recipe (hyperparams/ppo.yml): frame skip 2, 64x64 grayscale,
 # 2 stacked frames, 8 envs, gSDE, linear lr 1e-4, rewards normalized (VecNormalize).
-_PPO = {
+_PPO_GAUSSIAN = {
     "n_envs": 8,
     "normalize_reward": True,
     "env": {"action_repeat": 2, "frame_stack": 2, "obs_size": 64},
@@ -166,9 +179,9 @@ _DQN = {
 }
 
 # rl-zoo3's recurrent PPO for CarRacing (hyperparams/ppo_lstm.yml, its strongest agent):
-# the `ppo` recipe with a CNN-LSTM policy (128 units, no critic LSTM) and no frame stack.
+# the `ppo-gaussian` recipe with a CNN-LSTM policy (128 units, no critic LSTM) and no frame stack.
 _RECURRENT_PPO = merge(
-    _PPO,
+    _PPO_GAUSSIAN,
     {
         "env": {"frame_stack": 1},
         "policy": {"lstm_hidden_size": 128, "enable_critic_lstm": False},
@@ -181,8 +194,10 @@ _QRDQN = merge(_DQN, {"algo": {"exploration_final_eps": 0.05}})
 AGENTS: dict[str, AgentSpec] = {
     spec.name: spec
     for spec in [
-        AgentSpec("ppo-beta", FramePPO, BetaCnnPolicy, "PPO with a Beta policy (seed 000)", _PPO_BETA),
-        AgentSpec("ppo", FramePPO, "CnnPolicy", "PPO with SB3's Gaussian CNN policy (rl-zoo3 recipe)", _PPO),
+        AgentSpec("ppo", FramePPO, BetaCnnPolicy, "PPO with our Beta CNN policy (seed 000), our best defaults", _PPO),
+        AgentSpec(
+            "ppo-gaussian", FramePPO, "CnnPolicy", "PPO with SB3's Gaussian CNN policy (rl-zoo3 recipe)", _PPO_GAUSSIAN
+        ),
         AgentSpec("dqn", FrameDQN, "CnnPolicy", "DQN on a discrete action set (seed 002)", _DQN, discrete=True),
         AgentSpec(
             "recurrent-ppo",
@@ -196,6 +211,9 @@ AGENTS: dict[str, AgentSpec] = {
         ),
     ]
 }
+
+ALIASES = {"ppo-beta": "ppo"}
+"""Former agent names, still accepted: runs and suites written before the rename load unchanged."""
 
 FEATURE_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
     "nature": NatureCNN,
@@ -215,22 +233,36 @@ SCHEDULES = {"learning_rate", "clip_range", "clip_range_vf"}
 _OWNED_ARGS = {"policy", "env", "policy_kwargs", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"}
 
 
+def saved_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config.yaml as today's names read it.
+
+    Before the rename, ``ppo`` was rl-zoo3's Gaussian recipe (now ``ppo-gaussian``). Every
+    config written since holds ``policy.initial_action_mean``, so a ``ppo`` config without
+    that key is a Gaussian run of that time.
+    """
+    if data.get("agent") == "ppo" and "initial_action_mean" not in (data.get("policy") or {}):
+        return {**data, "agent": "ppo-gaussian"}
+    return data
+
+
 def get_agent(name: str) -> AgentSpec:
-    """The registry entry for ``name``, or a one-line error listing the known agents."""
-    if name not in AGENTS:
+    """The registry entry for ``name`` (or a former name), or a one-line error listing the known agents."""
+    spec = AGENTS.get(ALIASES.get(name, name))
+    if spec is None:
         raise CrBenchError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
-    return AGENTS[name]
+    return spec
 
 
 def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
     """Agent defaults, then each override mapping in turn, as a validated RunConfig."""
     spec = get_agent(agent)
-    data = merge(to_dict(RunConfig(agent=agent)), spec.defaults)
+    data = merge(to_dict(RunConfig(agent=spec.name)), spec.defaults)
     for override in overrides:
         data = merge(data, override)
     config = from_dict(RunConfig, data)
-    if config.agent != agent:
+    if get_agent(config.agent) is not spec:
         raise CrBenchError(f"config names agent {config.agent!r} but {agent!r} was asked for")
+    config.agent = spec.name
     validate_run_config(config)
     config.env.backend = resolve_backend(config.env.backend)
     config.eval.backend = resolve_backend(config.eval.backend)
@@ -245,11 +277,12 @@ def validate_run_config(config: RunConfig) -> None:
         raise CrBenchError(f"agent {spec.name} needs env.discrete_actions (seed002 or gymnasium)")
     if not spec.discrete and config.env.discrete_actions is not None:
         raise CrBenchError(f"agent {spec.name} acts continuously; remove env.discrete_actions")
-    if config.frames < 1:
-        raise CrBenchError(f"frames must be a positive number of env frames, got {config.frames}")
+    check_frames(config.frames)
     for name in ("n_envs", "checkpoint_every_frames", "torch_threads"):
         if getattr(config, name) < 1:
             raise CrBenchError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if not config.checkpoint_every_seconds > 0:  # NaN too
+        raise CrBenchError(f"checkpoint_every_seconds must be > 0, got {config.checkpoint_every_seconds}")
     if config.seed < 0:
         raise CrBenchError(f"seed must be >= 0, got {config.seed}")
     if config.seed + config.n_envs > config.eval.track_seed_start:
@@ -269,11 +302,28 @@ def validate_run_config(config: RunConfig) -> None:
         raise CrBenchError(
             f"policy.activation_fn: unknown {config.policy.activation_fn!r}; known: {', '.join(ACTIVATIONS)}"
         )
+    if config.policy.initial_action_mean is not None:
+        check_initial_action_mean(config)
     accepted = set(inspect.signature(spec.algorithm.__init__).parameters) - _OWNED_ARGS - {"self"}
     unknown = sorted(set(config.algo) - accepted)
     if unknown:
         raise CrBenchError(
             f"algo: unknown key(s) for {spec.algorithm.__name__.removeprefix('Frame')}: {', '.join(unknown)}"
+        )
+
+
+def check_initial_action_mean(config: RunConfig) -> None:
+    """``policy.initial_action_mean`` needs the Beta policy and one value strictly inside each action bound."""
+    mean = config.policy.initial_action_mean
+    if get_agent(config.agent).policy is not BetaCnnPolicy:
+        raise CrBenchError("policy.initial_action_mean applies to the Beta policy (agent ppo) only")
+    space = wrappers.THROTTLE_SPACE if config.env.throttle_axis else wrappers.CAR_RACING_ACTIONS
+    inside = mean is not None and len(mean) == space.shape[0]
+    inside = inside and bool(np.all(np.asarray(mean) > space.low) and np.all(np.asarray(mean) < space.high))
+    if not inside:
+        raise CrBenchError(
+            f"policy.initial_action_mean must have {space.shape[0]} values strictly inside "
+            f"[{space.low.tolist()}, {space.high.tolist()}], got {mean}"
         )
 
 
@@ -299,7 +349,7 @@ def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
     }
     if config.net_arch is not None:
         kwargs["net_arch"] = config.net_arch
-    for name in ("ortho_init", "log_std_init", "lstm_hidden_size", "enable_critic_lstm"):
+    for name in ("ortho_init", "log_std_init", "initial_action_mean", "lstm_hidden_size", "enable_critic_lstm"):
         if getattr(config, name) is not None:
             kwargs[name] = getattr(config, name)
     return kwargs
@@ -326,10 +376,53 @@ def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | No
     return model
 
 
+def policy_class(spec: AgentSpec) -> type[BasePolicy]:
+    """The policy class ``spec`` trains (an SB3 name such as ``CnnPolicy`` resolved by its algorithm)."""
+    if isinstance(spec.policy, str):
+        return spec.algorithm.policy_aliases[spec.policy]
+    return spec.policy
+
+
+def saved_policy_class(path: str) -> type:
+    """The policy class recorded in a saved SB3 model, read from the zip's ``data`` JSON alone.
+
+    No parameters, buffers or algorithm are built, so this is cheap whatever the file holds.
+
+    :raises CrBenchError: if ``path`` is not a readable SB3 model (empty, truncated, not a zip).
+    """
+    unreadable = (OSError, EOFError, KeyError, TypeError, ValueError, ImportError, zipfile.BadZipFile, UnpicklingError)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            entry = json.loads(archive.read("data"))["policy_class"]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # SB3 warns and drops a class it cannot rebuild: refused below
+            saved = json_to_data(json.dumps({"policy_class": entry})).get("policy_class")
+    except unreadable as error:
+        raise CrBenchError(f"{path} is not a saved model ({error})".splitlines()[0]) from None
+    if not isinstance(saved, type):
+        raise CrBenchError(f"{path} is not a saved model (its policy class cannot be read)")
+    return saved
+
+
 def load_model(agent: str, path: str, env: Any | None = None) -> BaseAlgorithm:
-    """Load a saved model of ``agent`` (optionally attached to ``env``)."""
+    """Load a saved model of ``agent`` (optionally attached to ``env``).
+
+    The file's policy class is checked first, so a model of another agent is refused in one
+    line before SB3 builds anything (DQN loading a ppo file would allocate a 34 GiB replay
+    buffer for its observations).
+
+    :raises CrBenchError: if ``path`` is not a readable model of ``agent``.
+    """
     spec = get_agent(agent)
-    return spec.algorithm.load(path, env=env, device="cpu")
+    saved = saved_policy_class(path)
+    if saved is not policy_class(spec):
+        owners = [other.name for other in AGENTS.values() if policy_class(other) is saved]
+        saved_by = f"agent {owners[0]}" if owners else f"a {saved.__module__}.{saved.__qualname__} policy"
+        raise CrBenchError(f"{path} was saved by {saved_by}, not {spec.name}")
+    try:
+        return spec.algorithm.load(path, env=env, device="cpu")
+    except (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile, UnpicklingError) as error:
+        raise CrBenchError(f"cannot load {path}: {error}".splitlines()[0]) from None
 
 
 def set_torch_threads(threads: int) -> None:

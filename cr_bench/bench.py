@@ -97,12 +97,12 @@ def raw_envpool(frames: int, threads: int, envs: int) -> Measurement:
 
 
 def pipeline(backend: str, frames: int, envs: int) -> Measurement:
-    """Frames/s of ppo-beta's observation pipeline (repeat, preprocessing, stack, bookkeeping).
+    """Frames/s of ppo's observation pipeline (repeat, preprocessing, stack, bookkeeping).
 
     Built without the training-only wrappers: their early terminations would make
     episodes (and so the share of resets) differ from the raw measurement.
     """
-    config = dataclasses.replace(resolve_config("ppo-beta").env, backend=backend)
+    config = dataclasses.replace(resolve_config("ppo").env, backend=backend)
     venv = make_vec_env(config, envs, seed=0, training=False, vec_env="dummy")
     counter = FrameCounter(envs)
     venv.reset()
@@ -119,7 +119,7 @@ def pipeline(backend: str, frames: int, envs: int) -> Measurement:
 
 
 def _train_cr_bench(frames: int, out: str) -> int:
-    config = resolve_config("ppo-beta", {"frames": frames, "env": {"backend": "envpool"}})
+    config = resolve_config("ppo", {"frames": frames, "env": {"backend": "envpool"}})
     run = train(config, out, command="cr-bench bench")
     return int(run.read_progress()["frames_done"])
 
@@ -133,7 +133,7 @@ def _train_reference(frames: int, out: str) -> int:
 
     from cr_bench.agents import parse_schedule
 
-    recipe = AGENTS["ppo"].defaults  # our `ppo` agent carries the same hyperparameters
+    recipe = AGENTS["ppo-gaussian"].defaults  # the same hyperparameters as rl-zoo3
     skip = recipe["env"]["action_repeat"]
 
     def wrap(env: gym.Env) -> gym.Env:
@@ -215,7 +215,7 @@ def run_bench(
     """Every measurement of the throughput table, with ratios filled in."""
     set_torch_threads(2)
     has_envpool = resolve_backend("auto") == "envpool"
-    beta_envs = resolve_config("ppo-beta").n_envs
+    beta_envs = resolve_config("ppo").n_envs
     steps: list[tuple[str, Callable[[], Measurement]]] = [("raw gymnasium", lambda: raw_gymnasium(raw_frames))]
     if has_envpool:
         steps += [
@@ -227,12 +227,12 @@ def run_bench(
         steps.append(("pipeline on envpool", lambda: pipeline("envpool", raw_frames * 8, envs=beta_envs)))
         steps.append(
             (
-                "train ppo-beta",
-                lambda: training_run("train cr-bench ppo-beta", "envpool", beta_envs, _train_cr_bench, train_frames),
+                "train ppo",
+                lambda: training_run("train cr-bench ppo", "envpool", beta_envs, _train_cr_bench, train_frames),
             )
         )
     if reference:
-        ref_envs = AGENTS["ppo"].defaults["n_envs"]
+        ref_envs = AGENTS["ppo-gaussian"].defaults["n_envs"]
         steps.append(
             (
                 "train reference",
@@ -267,7 +267,7 @@ def _add_ratios(rows: list[Measurement]) -> None:
             base = _find(rows, "raw env", row.backend, row.threads)
         elif row.measurement == "raw env" and row.backend == "envpool":
             base = _find(rows, "raw env", "gymnasium")
-        elif row.measurement == "train cr-bench ppo-beta":
+        elif row.measurement == "train cr-bench ppo":
             base = reference
         if base is not None and base is not row:
             row.ratio = round(row.frames_per_s / base.frames_per_s, 2)
@@ -307,10 +307,10 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
     pipe = _find(rows, "cr-bench pipeline", "envpool")
     if pipe is not None and pipe.ratio is not None:
         lines.append(f"- pipeline on EnvPool keeps >= 80% of raw EnvPool: {pipe.ratio:.0%} ({_met(pipe.ratio >= 0.8)})")
-    training = _find(rows, "train cr-bench ppo-beta", "envpool")
+    training = _find(rows, "train cr-bench ppo", "envpool")
     if training is not None and training.ratio is not None:
         lines.append(
-            f"- ppo-beta training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
+            f"- ppo training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
         )
     md_path.write_text("\n".join(lines) + "\n")
     return csv_path, md_path

@@ -7,24 +7,31 @@ during training saves a checkpoint and exits with 130.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import dataclasses
+import inspect
+import itertools
 import multiprocessing
 import os
 import shlex
 import signal
 import sys
+import tempfile
+import textwrap
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 import yaml
 
-from cr_bench.agents import AGENTS, load_model, resolve_config, set_torch_threads
-from cr_bench.config import parse_yaml, read_yaml
+from cr_bench.agents import AGENTS, get_agent, load_model, resolve_config, set_torch_threads
+from cr_bench.config import check_frames, parse_yaml, read_yaml
 from cr_bench.envs import BACKENDS
 from cr_bench.errors import CrBenchError
 from cr_bench.stats import format_summary
+from cr_bench.verify import DEFAULT_MARGIN
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,6 +58,42 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _frames(text: str) -> int:
+    """A frame budget: a positive integer up to :data:`~cr_bench.config.MAX_FRAMES`."""
+    try:
+        return check_frames(_positive_int(text), "the budget")
+    except CrBenchError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _margin(text: str) -> float:
+    """A margin in return points: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of return points, got {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
+def _writable_dir(path: Path) -> Path:
+    """Create ``path`` if needed and check that a file can be written in it, before any long work.
+
+    :raises CrBenchError: naming the path and the reason (a file in the way, no permission,
+        a read-only filesystem).
+    """
+    if path.exists() and not path.is_dir():
+        raise CrBenchError(f"cannot write to {path}: it is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        raise CrBenchError(f"cannot write to {path}: {error.strerror or error}") from None
+    return path
+
+
 def _override(text: str) -> dict[str, Any]:
     """``a.b=value`` -> ``{"a": {"b": value}}`` with value parsed as YAML (a number, list, ...)."""
     key, sep, raw = text.partition("=")
@@ -65,7 +108,66 @@ def _override(text: str) -> dict[str, Any]:
     return dict(value)
 
 
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstrings under a dataclass's fields (as tyro reads them), first sentence each."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+        if documented and isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            docs[node.target.id] = " ".join(str(after.value.value).split())
+    return docs
+
+
+def add_fields(
+    parser: argparse.ArgumentParser, cls: type, types: dict[str, Any], flags: dict[str, str] | None = None
+) -> None:
+    """Add ``--field-name`` options for ``cls``'s fields named in ``types`` (a type or a list of
+    choices). Help text is the field's docstring; the default is the field's own, shown in
+    the help and applied by the dataclass (the option defaults to None: not given)."""
+    docs = field_docs(cls)
+    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+    for name, kind in types.items():
+        default = defaults[name]
+        shown = f" (default {default})" if default not in ("", None) else ""
+        options: dict[str, Any] = {"choices": kind} if isinstance(kind, list) else {"type": kind}
+        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
+        parser.add_argument(flag, dest=name, default=None, help=docs.get(name, "") + shown, **options)
+
+
+def fields_given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
+    """The options among ``names`` that the user gave (not None)."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def tune_flags() -> dict[str, Any]:
+    """The TuneSettings fields ``cr-bench tune`` takes as options, with their types or choices."""
+    from cr_bench.tuning import PRUNERS, SAMPLERS
+
+    return {
+        "trials": _positive_int,
+        "frames_per_trial": _frames,
+        "eval_episodes": _positive_int,
+        "final_eval_episodes": _positive_int,
+        "evals_per_trial": _positive_int,
+        "value_evals": _positive_int,
+        "seeds_per_trial": _positive_int,
+        "seed": _non_negative_int,
+        "sampler": list(SAMPLERS),
+        "pruner": list(PRUNERS),
+        "storage": str,
+        "study_name": str,
+        "results_dir": Path,
+        "runs_dir": Path,
+        "space_file": Path,
+        "eval_backend": list(BACKENDS),
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from cr_bench.tuning import TuneSettings
+
     parser = _Parser(prog="cr-bench", description="Train, evaluate and record SB3 agents on CarRacing-v3.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
@@ -76,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=f"Train an agent and write a run directory. Agents: {agents}.",
     )
     train.add_argument("agent", metavar="AGENT", help=f"one of: {', '.join(AGENTS)}")
-    train.add_argument("--frames", type=_positive_int, help="budget in env frames (raw CarRacing steps)")
+    train.add_argument("--frames", type=_frames, help="budget in env frames (raw CarRacing steps)")
     train.add_argument("--seed", type=_non_negative_int, help="training seed (default 0)")
     train.add_argument("--config", type=Path, help="YAML file overriding the agent's defaults")
     train.add_argument("--n-envs", type=_positive_int, help="parallel environments")
@@ -90,7 +192,6 @@ def build_parser() -> argparse.ArgumentParser:
         dest="overrides",
         type=_override,
         action="append",
-        default=[],
         metavar="KEY=VALUE",
         help="override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)",
     )
@@ -120,7 +221,35 @@ def build_parser() -> argparse.ArgumentParser:
         help="simulator (default gymnasium, the reference; tracks differ between backends)",
     )
     evaluate.add_argument("--n-envs", type=_positive_int, help="episodes played at once (default 2)")
+    evaluate.add_argument(
+        "--out",
+        type=Path,
+        help="folder for episodes.csv, summary.yaml and command.txt (default RUN_DIR/eval; "
+        "never inside a published model folder)",
+    )
     evaluate.set_defaults(handler=_eval)
+
+    check = commands.add_parser(
+        "verify",
+        help="re-evaluate a published model and check its published mean",
+        description="Play a published model (RESULTS_DIR/models/NAME) on its published tracks, or the first N of "
+        "them, with its published settings, without writing anything. Exits 0 when the new mean lies within "
+        "the published mean's 95% bootstrap CI on those tracks, widened by --margin points on each side, and "
+        "1 otherwise. On the publishing machine the episodes replay exactly; on another CPU single tracks "
+        "replay differently and only the mean is expected to agree.",
+    )
+    check.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a published model folder")
+    check.add_argument("--episodes", type=_positive_int, help="the first N published tracks (default all)")
+    check.add_argument(
+        "--track-seed-start", type=_non_negative_int, help="first track, within the published ones (default theirs)"
+    )
+    check.add_argument(
+        "--margin",
+        type=_margin,
+        default=DEFAULT_MARGIN,
+        help=f"return points added to each side of the published CI (default {DEFAULT_MARGIN:g})",
+    )
+    check.set_defaults(handler=_verify)
 
     rec = commands.add_parser(
         "record",
@@ -140,36 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     tune = commands.add_parser(
         "tune",
         help="search hyperparameters with Optuna",
-        description="Optuna search over an agent's hyperparameters and env pipeline. Each trial trains for "
-        "--frames-per-trial env frames, is evaluated periodically on validation tracks (seeds 2000000+) and may "
-        "be pruned. The study is persistent: the same command continues it, and workers sharing --storage "
-        "stop once it holds --trials trials. Writes RESULTS_DIR/tune/STUDY/ (trials.csv, best.yaml, "
-        "summary.md, history.png).",
+        description="Optuna search over an agent's hyperparameters and env pipeline. Trial 0 is the agent's "
+        "config (or --config). Each trial trains for --frames-per-trial env frames, is evaluated periodically on "
+        "validation tracks (seeds 2000000+) and may be pruned. The study is persistent: the same command "
+        "continues it, and workers sharing --storage stop once it holds --trials trials. Writes "
+        "RESULTS_DIR/tune/STUDY/ (trials.csv, best.yaml, summary.md, importances.csv, history.png).",
     )
     tune.add_argument("agent", metavar="AGENT", help=f"one of: {', '.join(AGENTS)}")
-    tune.add_argument("--trials", type=_positive_int, default=50, help="the study's total number of trials")
-    tune.add_argument("--frames-per-trial", type=_positive_int, default=200_000, help="env frames per trial and seed")
-    tune.add_argument("--eval-episodes", type=_positive_int, default=5, help="validation episodes per evaluation")
-    tune.add_argument("--evals-per-trial", type=_positive_int, default=4, help="evaluations (and pruning points)")
-    tune.add_argument("--seeds-per-trial", type=_positive_int, default=1, help="training seeds averaged per trial")
-    tune.add_argument(
-        "--seed",
-        type=_non_negative_int,
-        default=0,
-        help="first training seed (trials share seeds; samplers are seeded per worker)",
-    )
-    tune.add_argument("--sampler", choices=["tpe", "random", "cmaes"], default="tpe")
-    tune.add_argument("--pruner", choices=["median", "halving", "none"], default="median")
-    tune.add_argument("--storage", default="", help="Optuna storage URL (default: a journal file in the results)")
-    tune.add_argument("--study-name", help="study name (default: AGENT)")
-    tune.add_argument("--n-jobs", type=_positive_int, default=1, help="worker processes on this machine")
-    tune.add_argument("--results-dir", type=Path, default=Path("results"), help="root of the outputs")
-    tune.add_argument("--runs-dir", type=Path, default=Path("runs"), help="root of the trials' run directories")
-    tune.add_argument("--space", type=Path, help="YAML file narrowing or replacing the search space")
+
+    add_fields(tune, TuneSettings, tune_flags(), flags={"space_file": "--space"})
+    tune.add_argument("--n-jobs", type=_positive_int, default=1, help="worker processes on this machine (default 1)")
     tune.add_argument("--config", type=Path, help="base config every trial starts from")
-    tune.add_argument(
-        "--eval-backend", choices=BACKENDS, help="simulator of the validation episodes (default: the training one)"
-    )
     tune.set_defaults(handler=_tune)
 
     compare = commands.add_parser(
@@ -195,8 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="publish a trained run to results/models/NAME with its evaluation",
         description="Copy a trained run to RESULTS_DIR/models/NAME (model without optimizer state, config, "
         "training curve, commands), evaluate it on held-out tracks, and score its kept checkpoints on the first "
-        "--curve-episodes of them (score vs env frames and wall hours). The folder is a run directory: "
-        "`cr-bench eval RESULTS_DIR/models/NAME` reproduces the published evaluation.",
+        "--curve-episodes of them (score vs env frames and wall hours). The folder is a run directory; "
+        "`cr-bench verify RESULTS_DIR/models/NAME` re-checks the published evaluation.",
     )
     pub.add_argument("run_dir", metavar="RUN_DIR", type=Path)
     pub.add_argument("--name", required=True, help="folder name under RESULTS_DIR/models")
@@ -220,11 +330,11 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="measure env and training throughput",
         description="Measure raw gymnasium and EnvPool frames/s, cr-bench's pipeline on each backend, and "
-        "end-to-end training of ppo-beta against SB3 PPO with the rl-zoo3 CarRacing recipe; write "
+        "end-to-end training of ppo against SB3 PPO with the rl-zoo3 CarRacing recipe; write "
         "OUT_DIR/throughput.md and throughput.csv.",
     )
-    bench.add_argument("--raw-frames", type=_positive_int, default=4000, help="frames for the gymnasium measurements")
-    bench.add_argument("--train-frames", type=_positive_int, default=40_000, help="frames of each training run")
+    bench.add_argument("--raw-frames", type=_frames, default=4000, help="frames for the gymnasium measurements")
+    bench.add_argument("--train-frames", type=_frames, default=40_000, help="frames of each training run")
     bench.add_argument("--no-reference", action="store_true", help="skip the (slow) reference training run")
     bench.add_argument("--out-dir", type=Path, default=Path("results"), help="where to write the tables")
     bench.set_defaults(handler=_bench)
@@ -238,14 +348,15 @@ def _train(args: argparse.Namespace, command: str) -> None:
         if args.out is None:
             raise CrBenchError("--resume needs --out RUN_DIR")
         ignored = [flag for flag, value in [("--seed", args.seed), ("--config", args.config), ("--n-envs", args.n_envs),
-                   ("--backend", args.backend), ("--set", args.overrides)] if value]  # fmt: skip
+                   ("--backend", args.backend), ("--set", args.overrides)] if value is not None]  # fmt: skip
         if ignored:
             raise CrBenchError(
                 f"--resume continues the saved config; only --frames may change, not {', '.join(ignored)}"
             )
         saved = RunDir(args.out).read_config()
-        if saved.agent != args.agent:
+        if get_agent(saved.agent) is not get_agent(args.agent):  # a former name is the same agent
             raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")
+        _writable_dir(args.out)
         run = resume(args.out, frames=args.frames, command=command)
     else:
         flags: dict[str, Any] = {
@@ -257,22 +368,33 @@ def _train(args: argparse.Namespace, command: str) -> None:
             flags["env"] = {"backend": args.backend}
         file_config = read_yaml(args.config) if args.config else {}
         file_config.setdefault("agent", args.agent)
-        config = resolve_config(args.agent, file_config, *args.overrides, flags)
-        run = train(config, args.out or default_run_dir(config), command=command)
+        config = resolve_config(args.agent, file_config, *(args.overrides or []), flags)
+        out = _writable_dir(default_run_dir(config) if args.out is None else args.out)
+        run = train(config, out, command=command)
     print(f"run saved in {run.path}")
 
 
 def _eval(args: argparse.Namespace, command: str) -> None:
-    from cr_bench.evaluation import evaluate, write_episodes
+    from cr_bench.evaluation import evaluate, print_episode, write_episodes
+    from cr_bench.publish import published_folder
     from cr_bench.training import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()
+    out = run.eval_dir if args.out is None else args.out
+    published = published_folder(out)
+    if published is not None:
+        published = Path(os.path.relpath(published))
+        raise CrBenchError(
+            f"{published} is a published model folder and keeps its published evaluation; "
+            f"`cr-bench verify {published}` re-checks it, --out DIR writes a new evaluation elsewhere"
+        )
+    _writable_dir(out)
     model = load_model(config.agent, str(run.require_model()))
     set_torch_threads(config.torch_threads)
-    episodes = args.episodes or config.eval.episodes
+    episodes = config.eval.episodes if args.episodes is None else args.episodes
     start = config.eval.track_seed_start if args.track_seed_start is None else args.track_seed_start
-    backend = args.backend or config.eval.backend
+    backend = config.eval.backend if args.backend is None else args.backend
     print(f"evaluating {run.path} on {backend} track seeds {start}..{start + episodes - 1}")
     results = evaluate(
         model,
@@ -281,13 +403,22 @@ def _eval(args: argparse.Namespace, command: str) -> None:
         start,
         deterministic=config.eval.deterministic and not args.stochastic,
         backend=backend,
-        n_envs=args.n_envs or config.eval.n_envs,
-        on_episode=lambda r: print(f"  track {r.track_seed}: return {r.true_return:.1f}, {r.length} frames"),
+        n_envs=config.eval.n_envs if args.n_envs is None else args.n_envs,
+        on_episode=print_episode,
     )
-    summary = write_episodes(run.eval_dir / "episodes.csv", results, backend)
-    (run.eval_dir / "command.txt").write_text(command + "\n")
+    summary = write_episodes(out / "episodes.csv", results, backend)
+    (out / "command.txt").write_text(command + "\n")
     print(f"score: {format_summary(summary)}")
-    print(f"episodes written to {run.eval_dir / 'episodes.csv'}")
+    print(f"episodes written to {out / 'episodes.csv'}")
+
+
+def _verify(args: argparse.Namespace, command: str) -> int:
+    from cr_bench.evaluation import print_episode
+    from cr_bench.verify import verify
+
+    verification = verify(args.run_dir, args.episodes, args.track_seed_start, args.margin, on_episode=print_episode)
+    print(verification.report())
+    return 0 if verification.passed else 1
 
 
 def _record(args: argparse.Namespace, command: str) -> None:
@@ -296,9 +427,10 @@ def _record(args: argparse.Namespace, command: str) -> None:
 
     run = RunDir(args.run_dir)
     config = run.read_config()
+    _writable_dir(args.out.parent)
     model = load_model(config.agent, str(run.require_model()))
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
-    backend = args.backend or config.eval.backend
+    backend = config.eval.backend if args.backend is None else args.backend
     result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
     Path(args.out).with_name(Path(args.out).name + ".txt").write_text(command + "\n")
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
@@ -319,35 +451,21 @@ def _publish(args: argparse.Namespace, command: str) -> None:
         n_envs=args.n_envs,
         force=args.force,
     )
-    print(f"reproduce with: cr-bench eval {out}")
+    print(f"check it with: cr-bench verify {out}")
 
 
 def _tune(args: argparse.Namespace, command: str) -> None:
-    from cr_bench.tuning import TuneSettings, base_config, tune
+    from cr_bench.tuning import TuneSettings, base_config, counted, tune
 
     base = base_config(args.agent, args.config)
-    settings = TuneSettings(
-        agent=args.agent,
-        trials=args.trials,
-        frames_per_trial=args.frames_per_trial,
-        eval_episodes=args.eval_episodes,
-        evals_per_trial=args.evals_per_trial,
-        seeds_per_trial=args.seeds_per_trial,
-        seed=args.seed,
-        study_name=args.study_name or args.agent,
-        storage=args.storage,
-        results_dir=str(args.results_dir),
-        runs_dir=str(args.runs_dir),
-        sampler=args.sampler,
-        pruner=args.pruner,
-        eval_backend=args.eval_backend or resolve_config(args.agent, base).env.backend,
-        space_file=str(args.space) if args.space else None,
-        base_config=base,
-        command=command,
-    )
+    given: dict[str, Any] = {
+        name: str(value) if isinstance(value, Path) else value
+        for name, value in fields_given(args, tune_flags()).items()
+    }
+    settings = TuneSettings(agent=args.agent, **given, base_config=base, command=command)
     study = tune(settings, n_jobs=args.n_jobs)
     print((settings.out_dir / "summary.md").read_text())
-    print(f"study {settings.study_name}: {len(study.trials)} trials; outputs in {settings.out_dir}")
+    print(f"study {settings.study_name}: {len(counted(study))} trials; outputs in {settings.out_dir}")
 
 
 def _compare(args: argparse.Namespace, command: str) -> None:
@@ -404,8 +522,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if on_main_thread:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        args.handler(args, command)
+        return int(args.handler(args, command) or 0)
     except CrBenchError as error:
+        print(f"cr-bench: error: {error}", file=sys.stderr)
+        return 2
+    except OSError as error:  # a file or folder the user named (or the disk) failed us: no traceback
         print(f"cr-bench: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -414,7 +535,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if on_main_thread:
             signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
-    return 0
 
 
 if __name__ == "__main__":

@@ -15,8 +15,12 @@ import dataclasses
 import itertools
 import multiprocessing
 import os
+import signal
+import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +30,7 @@ import pandas as pd
 from cr_bench.agents import get_agent, load_model, resolve_config, set_torch_threads
 from cr_bench.baselines import BASELINE_ENV, BASELINES, make_baseline
 from cr_bench.config import EnvConfig, RunConfig, from_dict, read_yaml
+from cr_bench.curves import CurveSettings, curve_table, plot_curve, score_checkpoints
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate
 from cr_bench.stats import (
@@ -55,6 +60,8 @@ class SuiteAgent:
     """YAML config the runs start from, e.g. a tuned best.yaml (relative to the suite file)."""
     set: dict[str, Any] = field(default_factory=dict)
     """Overrides on top, as in ``cr-bench train --set``."""
+    seeds: list[int] | None = None
+    """This agent's training seeds (default: the suite's)."""
 
 
 @dataclass
@@ -89,6 +96,8 @@ class Suite:
     """Evaluation settings."""
     baselines: list[str] = field(default_factory=lambda: list(BASELINES))
     """Policies that do not learn, shown in every table: random and scripted."""
+    curve: CurveSettings | None = None
+    """Also score each run's checkpoints every ``curve.every_frames`` (score vs env frames)."""
 
 
 def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
@@ -99,13 +108,17 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
         raise CrBenchError(f"{path}: a suite needs frames >= 1, at least one seed and one agent")
     if suite.eval.episodes < 1 or suite.eval.n_envs < 1 or suite.eval.backend not in ("gymnasium", "envpool"):
         raise CrBenchError(f"{path}: eval needs episodes >= 1, n_envs >= 1 and backend gymnasium or envpool")
-    if min(suite.seeds) < 0:
-        raise CrBenchError(f"{path}: seeds must be >= 0")
+    if min(suite.seeds) < 0 or any(a.seeds is not None and (not a.seeds or min(a.seeds) < 0) for a in suite.agents):
+        raise CrBenchError(f"{path}: seeds must be >= 0 (and an agent's seeds list not empty)")
     if suite.eval.randomized and suite.eval.backend != "gymnasium":
         raise CrBenchError(f"{path}: eval.randomized needs backend gymnasium (EnvPool has no domain_randomize)")
     names = [a.name for a in suite.agents]
     if len(set(names)) != len(names) or set(names) & set(BASELINES):
         raise CrBenchError(f"{path}: agent names must be unique and not {', '.join(BASELINES)}")
+    if suite.curve is not None and (
+        suite.curve.every_frames < 1 or suite.curve.episodes < 1 or suite.curve.backend not in ("gymnasium", "envpool")
+    ):
+        raise CrBenchError(f"{path}: curve needs every_frames >= 1, episodes >= 1 and backend gymnasium or envpool")
     unknown = set(suite.baselines) - set(BASELINES)
     if unknown:
         raise CrBenchError(f"{path}: unknown baseline(s) {', '.join(sorted(unknown))}; known: {', '.join(BASELINES)}")
@@ -115,8 +128,9 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
         base = read_yaml(path.parent / entry.config) if entry.config else {}
         base.pop("frames", None)
         base.setdefault("agent", entry.agent)
-        config = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames})
-        if max(suite.seeds) + config.n_envs > suite.eval.track_seed_start:
+        curve = {"checkpoint_every_frames": suite.curve.every_frames, "keep_checkpoints": True} if suite.curve else {}
+        config = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames, **curve})
+        if max(entry.seeds or suite.seeds) + config.n_envs > suite.eval.track_seed_start:
             raise CrBenchError(f"{path}: training seeds of {entry.name} reach the evaluation tracks")
         configs[entry.name] = config
     return suite, configs
@@ -132,6 +146,7 @@ class Job:
     run_dir: str
     config: RunConfig
     eval: SuiteEval
+    curve: CurveSettings | None = None
 
 
 def _eval_file(folder: Path, settings: SuiteEval, condition: str) -> Path:
@@ -147,13 +162,11 @@ def _run_job(job: Job) -> str:
     if run.read_progress()["frames_done"] < job.config.frames:
         if run.model.is_file():
             resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads)
-        else:
-            if run.path.exists():  # a run killed before its first checkpoint: start it again
-                for item in run.path.iterdir():
-                    if item.is_file():
-                        item.unlink()
+        else:  # new, or stopped before its first checkpoint (train starts that again)
             config = dataclasses.replace(job.config, seed=job.seed)
             train(config, run.path, command="cr-bench compare")
+    if job.curve is not None:
+        score_checkpoints(run.path, job.curve)  # cached in the run: only new checkpoints play
     model = load_model(job.config.agent, str(run.model))
     saved_env = run.read_config().env  # the pipeline the model was trained with
     for condition in _conditions(job.eval):
@@ -185,28 +198,66 @@ def _write_results(path: Path, results: list[EpisodeResult]) -> None:
 
 
 def _run_jobs(jobs: list[Job], workers: int) -> None:
-    """Run jobs, ``workers`` processes at a time (plain processes: a job may start env workers)."""
+    """Run jobs, ``workers`` processes at a time (plain processes: a job may start env workers).
+
+    Each worker stops as on Ctrl-C, saving its run, when this process ends, however it ends.
+    """
     if workers == 1:
         for job in jobs:
             print(f"  {job.name} seed {job.seed}: {_run_job(job)}")
         return
     context = multiprocessing.get_context("forkserver")
+    # Only this process holds the writing end: the kernel closes it when we die, even by kill -9.
+    driver_alive, driver_end = context.Pipe(duplex=False)
     pending = list(jobs)
     running: list[tuple[Job, Any]] = []
     failed: list[str] = []
     while pending or running:
         while pending and len(running) < workers:
             job = pending.pop(0)
-            process = context.Process(target=_run_job, args=(job,))
+            process = context.Process(target=_job_process, args=(job, driver_alive))
             process.start()
             running.append((job, process))
-        job, process = running.pop(0)
+        finished = set(wait([process.sentinel for _, process in running]))
+        index = next(i for i, (_, process) in enumerate(running) if process.sentinel in finished)
+        job, process = running.pop(index)
         process.join()
         print(f"  {job.name} seed {job.seed}: {'done' if process.exitcode == 0 else 'FAILED'}")
         if process.exitcode:
             failed.append(job.run_dir)
+    driver_end.close()
     if failed:
         raise CrBenchError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+
+
+def _job_process(job: Job, driver_alive: Connection) -> None:
+    """A worker process: run ``job``; stop on Ctrl-C or when the driver dies, saving the run.
+
+    Its parent is multiprocessing's fork server, not the driver, so it cannot watch its
+    parent (``PR_SET_PDEATHSIG``, ``os.getppid``): it watches a pipe only the driver writes to.
+    """
+    signal.signal(signal.SIGINT, _interrupt_once)
+    threading.Thread(target=_interrupt_when_closed, args=(driver_alive,), daemon=True).start()
+    try:
+        _run_job(job)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except CrBenchError as error:
+        print(f"  {job.name} seed {job.seed}: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+def _interrupt_once(signum: int, frame: Any) -> None:
+    """SIGINT handler: the first raises KeyboardInterrupt; later ones (the terminal's, the
+    driver's, the watcher's) are ignored, so they cannot cut short the save it triggers."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _interrupt_when_closed(driver_alive: Connection) -> None:
+    """Wait for the driver's end of the pipe to close (it exited), then interrupt this process."""
+    driver_alive.poll(None)  # the driver never sends: this returns at end of file
+    os.kill(os.getpid(), signal.SIGINT)
 
 
 # -- Suites and run directories ------------------------------------------------------------
@@ -225,14 +276,47 @@ def compare_suite(
             str(root / entry.name / f"seed-{seed}"),
             dataclasses.replace(configs[entry.name], torch_threads=min(threads, configs[entry.name].torch_threads)),
             suite.eval,
+            suite.curve,
         )
         for entry in suite.agents
-        for seed in suite.seeds
+        for seed in entry.seeds or suite.seeds
     ]
     print(f"suite {suite.name}: {len(jobs)} runs of {suite.frames:,} frames, {workers} worker(s)")
     _run_jobs(jobs, workers)
     episodes = _gather(jobs, suite, root)
-    return write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
+    summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
+    if suite.curve is not None:
+        write_curve(jobs, suite.curve, results_dir / suite.name)
+    return summary
+
+
+def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None:
+    """curve.csv and score_vs_frames.png, and a section in summary.md: score vs env frames."""
+    scores = pd.concat(
+        [score_checkpoints(Path(job.run_dir), settings).assign(agent=job.name, seed=job.seed) for job in jobs],
+        ignore_index=True,
+    )
+    table = curve_table(scores)
+    table.round(2).to_csv(out_dir / "curve.csv", index=False)
+    plot_curve(table, out_dir / "score_vs_frames.png")
+    tracks = f"{settings.track_seed_start}..{settings.track_seed_start + settings.episodes - 1}"
+    lines = [
+        "## Score vs env frames",
+        "",
+        f"Each run's checkpoint every {settings.every_frames:,} frames, deterministic policy, on {settings.episodes} "
+        f"validation tracks ({tracks}, {settings.backend}); mean over seeds and tracks with a 95% stratified "
+        "bootstrap CI (`curve.csv`).",
+        "",
+        "| agent | frames | seeds | mean [95% CI] |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r.agent} | {r.frames:,} | {r.seeds} | {r.mean:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}] |"
+        for r in table.itertuples()
+    ]
+    lines += ["", "![score vs frames](score_vs_frames.png)", ""]
+    summary = out_dir / "summary.md"
+    summary.write_text(summary.read_text() + "\n" + "\n".join(lines))
 
 
 def compare_runs(

@@ -20,6 +20,12 @@ from cr_bench.errors import CrBenchError
 
 T = TypeVar("T")
 
+TEST_TRACK_START = 1_000_000
+"""Held-out test tracks: ``cr-bench eval`` and every published table play seeds 1,000,000+."""
+VALIDATION_TRACK_START = 2_000_000
+"""Validation tracks, for choices (tuning, checkpoints, early curves): seeds 2,000,000+,
+held out from training and from the test tracks."""
+
 
 @dataclass
 class ShapingConfig:
@@ -62,6 +68,8 @@ class EnvConfig:
     """No-op frames after reset, skipping the zoom-in animation (seed 004: 50)."""
     discrete_actions: str | None = None
     """Named discrete action set: ``seed002`` (12 actions) or ``gymnasium`` (5); None is continuous."""
+    throttle_axis: bool = False
+    """Continuous actions ``[steer, throttle]``: throttle > 0 presses gas, < 0 brakes, never both."""
     domain_randomize: bool = False
     """Randomise background and track colours on every reset."""
     shaping: ShapingConfig = field(default_factory=ShapingConfig)
@@ -84,6 +92,9 @@ class PolicyConfig:
     """Orthogonal initialisation (actor-critic policies only); None keeps SB3's default."""
     log_std_init: float | None = None
     """Initial log standard deviation (Gaussian PPO only); None keeps SB3's default."""
+    initial_action_mean: list[float] | None = None
+    """Mean ``[steer, gas, brake]`` of the untrained Beta policy (Beta PPO only); None is the
+    Box's centre, which brakes as hard as it accelerates."""
     lstm_hidden_size: int | None = None
     """LSTM size (recurrent policies only); None keeps the default."""
     enable_critic_lstm: bool | None = None
@@ -96,7 +107,7 @@ class EvalConfig:
 
     episodes: int = 10
     """Number of evaluation episodes, one track each."""
-    track_seed_start: int = 1_000_000
+    track_seed_start: int = TEST_TRACK_START
     """Episode i runs on track seed ``track_seed_start + i``; training seeds stay below it."""
     deterministic: bool = True
     """Act with the policy's deterministic action."""
@@ -106,14 +117,28 @@ class EvalConfig:
     """Episodes played at once (gymnasium: worker processes; envpool: envs in one pool)."""
 
 
+MAX_FRAMES = 10**10
+"""Largest frame budget cr-bench accepts: thousands of times what CarRacing agents train with
+(10^6 to 10^7 frames) and over a month of EnvPool on one machine, so a larger one is a typo (``1e99``)."""
+
+
+def check_frames(frames: int, where: str = "frames") -> int:
+    """``frames`` if it is a budget between 1 and :data:`MAX_FRAMES`, else a one-line error naming ``where``."""
+    if not 1 <= frames <= MAX_FRAMES:
+        digits = len(str(abs(frames)))
+        shown = f"{frames:,}" if digits <= 16 else f"a {digits}-digit number"
+        raise CrBenchError(f"{where} must be between 1 and {MAX_FRAMES:,} env frames, got {shown}")
+    return frames
+
+
 @dataclass
 class RunConfig:
     """Everything that defines one training run."""
 
-    agent: str = "ppo-beta"
+    agent: str = "ppo"
     """Name in the agent registry (``cr-bench train --help`` lists them)."""
     frames: int = 1_000_000
-    """Training budget in environment frames (raw CarRacing steps)."""
+    """Training budget in environment frames (raw CarRacing steps), at most :data:`MAX_FRAMES`."""
     seed: int = 0
     """Training seed: networks, exploration and training tracks."""
     n_envs: int = 4
@@ -121,7 +146,10 @@ class RunConfig:
     vec_env: str = "auto"
     """``dummy`` (one process), ``subproc`` (one process per env) or ``auto`` (subproc when n_envs > 1)."""
     checkpoint_every_frames: int = 200_000
-    """Save model.zip every N frames so a killed run loses at most that much."""
+    """Save model.zip every N frames (a scheduled checkpoint, kept when ``keep_checkpoints`` is set)."""
+    checkpoint_every_seconds: float = 300.0
+    """Also save model.zip (not kept) once this much wall time has passed since the last save,
+    so a hard kill (kill -9, power loss) loses at most about 5 minutes of training."""
     normalize_reward: bool = False
     """Scale training rewards by a running std of the discounted return (SB3 VecNormalize,
     rewards only, as rl-zoo3 does for CarRacing); its statistics are saved with model.zip
@@ -243,7 +271,13 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise CrBenchError(f"config file not found: {path}")
     try:
-        data = parse_yaml(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise CrBenchError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); expected YAML") from None
+    except OSError as error:
+        raise CrBenchError(f"cannot read {path}: {error.strerror}") from None
+    try:
+        data = parse_yaml(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""

@@ -23,8 +23,7 @@ from cr_bench.config import EnvConfig
 from cr_bench.errors import CrBenchError
 
 ENVPOOL_ID = "CarRacing-v3"
-_ACTION_LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
-_ACTION_HIGH = np.ones(3, dtype=np.float32)
+_ACTION_LOW, _ACTION_HIGH = wrappers.CAR_RACING_ACTIONS.low, wrappers.CAR_RACING_ACTIONS.high
 
 
 def envpool_available() -> bool:
@@ -66,6 +65,8 @@ class EnvPoolVecEnv(VecEnv):
         if config.discrete_actions is not None:
             self.action_table = wrappers.DISCRETE_ACTION_SETS[config.discrete_actions]
             action_space = gym.spaces.Discrete(len(self.action_table))
+        elif config.throttle_axis:
+            action_space = wrappers.THROTTLE_SPACE
         else:
             action_space = gym.spaces.Box(_ACTION_LOW, _ACTION_HIGH, dtype=np.float32)
         super().__init__(n_envs, observation_space, action_space)
@@ -124,7 +125,9 @@ class EnvPoolVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         if self._pool is None:
             self._pool = self._make_pool()
-            self._action_dtype = self._pool.action_space.dtype
+            # From the spec, not the pool's gymnasium action_space: EnvPool builds that Box from
+            # float64 bounds, and gymnasium warns twice about casting them to float32.
+            self._action_dtype = np.dtype(self._pool.spec.action_array_spec["action"].dtype)
         self._reset_envs(np.arange(self.num_envs, dtype=np.int32))
         return self._stack.copy()
 
@@ -153,6 +156,9 @@ class EnvPoolVecEnv(VecEnv):
     def step_async(self, actions: np.ndarray) -> None:
         if self.action_table is not None:
             self._actions = self.action_table[np.asarray(actions, dtype=np.int64).reshape(-1)]
+        elif self.config.throttle_axis:
+            throttle = np.clip(np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2), -1.0, 1.0)
+            self._actions = wrappers.throttle_to_pedals(throttle)
         else:
             self._actions = np.clip(
                 np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 3), _ACTION_LOW, _ACTION_HIGH

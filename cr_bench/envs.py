@@ -50,6 +50,8 @@ def check_env_config(config: EnvConfig) -> None:
     if config.discrete_actions is not None and config.discrete_actions not in wrappers.DISCRETE_ACTION_SETS:
         known = ", ".join(wrappers.DISCRETE_ACTION_SETS)
         raise CrBenchError(f"env.discrete_actions: unknown set {config.discrete_actions!r}; known: {known}")
+    if config.throttle_axis and config.discrete_actions is not None:
+        raise CrBenchError("env.throttle_axis applies to continuous actions; remove env.discrete_actions")
     shaping = config.shaping
     if shaping.grass_penalty < 0 or shaping.gas_reward_scale <= 0:
         raise CrBenchError("env.shaping: grass_penalty must be >= 0 and gas_reward_scale > 0")
@@ -100,6 +102,8 @@ def make_env(
     env = wrappers.FrameStack(env, config.frame_stack)
     if config.discrete_actions is not None:
         env = wrappers.DiscreteActions(env, config.discrete_actions)
+    if config.throttle_axis:
+        env = wrappers.ThrottleAxis(env)
     return env
 
 

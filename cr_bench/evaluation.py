@@ -2,6 +2,11 @@
 
 Episode ``i`` runs on track seed ``track_seed_start + i``; every agent evaluated with
 the same start and backend sees the same tracks. No shaping or early termination.
+
+On one machine an evaluation is bit-for-bit repeatable: the same model, tracks and settings
+(backend, ``n_envs``, torch threads) give identical episodes. Another CPU rounds differently,
+and a 1000-frame episode amplifies that, so across machines only the mean is reproducible
+(``cr-bench verify``).
 """
 
 from __future__ import annotations
@@ -16,13 +21,17 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from cr_bench.config import EnvConfig, write_yaml
 from cr_bench.envs import make_vec_env, resolve_backend
+from cr_bench.errors import CrBenchError
 from cr_bench.stats import summarize
 
 EPISODE_COLUMNS = ["track_seed", "return", "length", "steps"]
+RETURN_DECIMALS = 4
+"""Decimals of the returns written to episodes.csv."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +46,7 @@ class EpisodeResult:
 
 def run_episode(model: BaseAlgorithm, env: gym.Env, track_seed: int, deterministic: bool = True) -> EpisodeResult:
     """Play one episode of ``model`` in ``env`` (built with ``training=False``) on ``track_seed``."""
+    check_model_fits(model, env)
     obs, info = env.reset(seed=track_seed)
     state: Any = None
     episode_start = np.ones(1, dtype=bool)
@@ -49,6 +59,24 @@ def run_episode(model: BaseAlgorithm, env: gym.Env, track_seed: int, determinist
         steps += 1
         done = terminated or truncated
     return EpisodeResult(track_seed, float(info["true_return"]), int(info["episode_frames"]), steps)
+
+
+def print_episode(result: EpisodeResult) -> None:
+    """One line per finished episode, as ``eval`` and ``verify`` show progress."""
+    print(f"  track {result.track_seed}: return {result.true_return:.1f}, {result.length} frames")
+
+
+def check_model_fits(model: Any, env: gym.Env | VecEnv) -> None:
+    """Refuse a model whose spaces are not the pipeline's (a model.zip from a run with another config).
+
+    Policies that are not SB3 models (the baselines) are not checked.
+    """
+    if not isinstance(model, BaseAlgorithm):
+        return
+    try:
+        check_for_correct_spaces(env, model.observation_space, model.action_space)
+    except ValueError as error:
+        raise CrBenchError(f"the model does not fit this run's env pipeline: {error}") from None
 
 
 def evaluate(
@@ -88,6 +116,7 @@ def evaluate(
 
 def first_episodes(model: BaseAlgorithm, venv: VecEnv, seed_start: int, deterministic: bool) -> list[EpisodeResult]:
     """Play until every env of ``venv`` has finished its first episode."""
+    check_model_fits(model, venv)
     finished: dict[int, EpisodeResult] = {}
     steps = np.zeros(venv.num_envs, dtype=np.int64)
     obs = venv.reset()
@@ -120,7 +149,7 @@ def write_episodes(path: Path, results: list[EpisodeResult], backend: str) -> di
         writer = csv.writer(handle)
         writer.writerow(EPISODE_COLUMNS)
         for r in results:
-            writer.writerow([r.track_seed, round(r.true_return, 4), r.length, r.steps])
+            writer.writerow([r.track_seed, round(r.true_return, RETURN_DECIMALS), r.length, r.steps])
     tmp.replace(path)
     summary = summarize(np.array([r.true_return for r in results]))
     seeds = [results[0].track_seed, results[-1].track_seed]

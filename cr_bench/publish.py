@@ -1,7 +1,8 @@
 """``cr-bench publish``: turn a trained run into a small, citable model folder.
 
-``results/models/<name>/`` is itself a run directory, so ``cr-bench eval`` and
-``cr-bench record`` accept it and reproduce the published figures::
+``results/models/<name>/`` is itself a run directory, so ``cr-bench record`` accepts it,
+``cr-bench verify`` re-checks the published figures and ``cr-bench eval --out DIR``
+re-evaluates it elsewhere (eval never writes inside a published folder)::
 
     model.zip          the policy (optimizer state dropped, so it stays a few MB)
     config.yaml        the resolved config, eval.episodes set to the published count
@@ -38,7 +39,7 @@ from cr_bench.config import read_yaml, to_dict, write_yaml
 from cr_bench.envs import resolve_backend
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
-from cr_bench.stats import SUCCESS_RETURN, iqm, stratified_bootstrap_ci, success_rate
+from cr_bench.stats import SUCCESS_RETURN, episodes_ci, iqm, success_rate
 from cr_bench.training import PUBLISHED_MARKER, RunDir
 
 CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
@@ -240,27 +241,45 @@ def plot_curve(folder: Path) -> None:
     plt.close(fig)
 
 
+def published_folder(path: Path) -> Path | None:
+    """The published model folder that ``path`` is or lies in, if any (nothing may be written there)."""
+    path = path.resolve()
+    return next((folder for folder in [path, *path.parents] if (folder / PUBLISHED_MARKER).is_file()), None)
+
+
+def read_published(folder: Path) -> tuple[dict[str, Any], pd.DataFrame]:
+    """``published.yaml`` and ``eval/episodes.csv`` of a published folder, checked against each other.
+
+    :raises CrBenchError: if ``folder`` is not a published model folder, or its
+        eval/episodes.csv is not the one it was published with (edited or overwritten).
+    """
+    marker = folder / PUBLISHED_MARKER
+    if not marker.is_file():
+        raise CrBenchError(f"{folder} is not a published model folder (no {PUBLISHED_MARKER}; see cr-bench publish)")
+    record = read_yaml(marker)
+    episodes_csv = folder / "eval" / "episodes.csv"
+    if not episodes_csv.is_file() or sha256(episodes_csv) != record.get("episodes_sha256"):
+        raise CrBenchError(
+            f"{episodes_csv} is not the evaluation {folder.name} was published with "
+            "(restore it from git, or publish again)"
+        )
+    return record, pd.read_csv(episodes_csv)
+
+
 def published_models(results_dir: Path) -> list[dict[str, Any]]:
     """The figures of every ``results_dir/models/*`` folder, checked against its evaluation.
 
     :raises CrBenchError: if a folder's eval/episodes.csv is not the one it was published
-        with (re-evaluated with other settings, or edited).
+        with (edited, or overwritten by an older cr-bench).
     """
     rows = []
     for marker in sorted(results_dir.glob(f"models/*/{PUBLISHED_MARKER}")):
         folder = marker.parent
         if folder.name.startswith("."):
             continue  # a publish in progress or a leftover of one
-        record = read_yaml(marker)
-        episodes_csv = folder / "eval" / "episodes.csv"
-        if not episodes_csv.is_file() or sha256(episodes_csv) != record["episodes_sha256"]:
-            raise CrBenchError(
-                f"{episodes_csv} is not the evaluation {folder.name} was published with; "
-                f"rerun `cr-bench eval {folder}` with its config, or publish again"
-            )
-        returns = pd.read_csv(episodes_csv)["return"].to_numpy(dtype=np.float64)
-        # One run: the bootstrap resamples its episodes (one stratum of len(returns) draws).
-        low, high = stratified_bootstrap_ci(returns[:, None])
+        record, episodes = read_published(folder)
+        returns = episodes["return"].to_numpy(dtype=np.float64)
+        low, high = episodes_ci(returns)
         versions = read_yaml(folder / "versions.yaml") if (folder / "versions.yaml").is_file() else {}
         rows.append(
             {

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cr_bench.agents import get_agent
 from cr_bench.publish import published_models
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
@@ -82,7 +83,8 @@ def headline_section(results_dir: Path) -> list[str]:
         first, last = m["track_seeds"]
         policy = "deterministic" if m["deterministic"] else "stochastic"
         lines.append(
-            f"| [{m['name']}](models/{m['name']}) | {m['agent']} | {m['frames']:,} | {m['wall_seconds'] / 3600:.2f} | "
+            f"| [{m['name']}](models/{m['name']}) | {get_agent(m['agent']).name} | {m['frames']:,} | "
+            f"{m['wall_seconds'] / 3600:.2f} | "
             f"{m['cpus'] or 'not recorded'} | {m['episodes']} {m['backend']} ({first}..{last}) | {policy} | "
             f"{m['mean']:.1f} ± {m['std']:.1f} | {m['iqm']:.1f} [{low:.1f}, {high:.1f}] | {m['success_rate']:.0%} |"
         )
@@ -120,14 +122,14 @@ def headline_section(results_dir: Path) -> list[str]:
                 )
             lines.append("")
         lines += [
-            "Commands: the training segments as run, publishing, the evaluation that reproduces "
-            "eval/episodes.csv, and the recording:",
+            "Commands: the training segments as run, publishing, the check that re-evaluates the published "
+            "model on its tracks, and the recording:",
             "",
             "```",
         ]
         for name in ("command.txt", "publish.txt", None, "lap.gif.txt"):
             if name is None:
-                lines.append(f"cr-bench eval {folder}")
+                lines.append(f"cr-bench verify {folder}")
             elif (folder / name).is_file():
                 lines += [line for line in (folder / name).read_text().splitlines() if line.strip()]
         lines += [

@@ -81,6 +81,18 @@ def stratified_bootstrap_ci(
     return float(low), float(high)
 
 
+def episodes_ci(
+    returns: np.ndarray, statistic: Callable[[np.ndarray], float] = iqm, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Bootstrap CI of ``statistic`` over one run's episodes, ``returns`` of shape ``(n_episodes,)``.
+
+    The stratified bootstrap with the episodes as the runs of a single stratum: each sample
+    redraws ``n_episodes`` episodes with replacement.
+    """
+    returns = np.asarray(returns, dtype=np.float64).reshape(-1)
+    return stratified_bootstrap_ci(returns[:, None], statistic, confidence=confidence)
+
+
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     """P(X > Y), rliable's definition: the Mann-Whitney statistic per track, averaged over tracks.
 

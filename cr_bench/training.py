@@ -8,6 +8,7 @@ A run directory holds::
     model.zip        the latest model (final, checkpoint or interrupted)
     checkpoints/     frames-<N>.zip and .json (frames, wall seconds) at each scheduled
                      checkpoint, when keep_checkpoints is set
+    train.lock       while a process trains the run: its pid and host (see training_lock)
     progress.json    frames done, wall seconds, finished flag
     curve.csv        one row per training episode: frames, wall_seconds, true_return,
                      shaped_return, episode_frames
@@ -18,17 +19,19 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import fcntl
 import json
 import os
 import platform
 import shutil
+import socket
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -37,7 +40,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
-from cr_bench.agents import build_model, load_model, set_torch_threads
+from cr_bench.agents import build_model, load_model, saved_run_config, set_torch_threads
 from cr_bench.config import RunConfig, from_dict, read_yaml, to_dict, write_yaml
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
@@ -73,13 +76,14 @@ class RunDir:
     eval_dir = property(lambda self: self.path / "eval")
     checkpoints = property(lambda self: self.path / "checkpoints")
     reward_stats = property(lambda self: self.path / "reward_normalization.pkl")
+    lock = property(lambda self: self.path / "train.lock")
 
     def read_config(self) -> RunConfig:
         if not self.path.is_dir():
             raise CrBenchError(f"run directory not found: {self.path}")
         if not self.config.is_file():
             raise CrBenchError(f"not a cr-bench run directory (no config.yaml): {self.path}")
-        return from_dict(RunConfig, read_yaml(self.config), str(self.config))
+        return from_dict(RunConfig, saved_run_config(read_yaml(self.config)), str(self.config))
 
     def read_progress(self) -> dict[str, Any]:
         if not self.progress.is_file():
@@ -104,6 +108,11 @@ class RunDir:
             stats_tmp.replace(self.reward_stats)
         tmp.replace(self.model)
 
+    def checkpoint(self, model: BaseAlgorithm, wall_seconds: float, finished: bool) -> None:
+        """Save the model (with its reward statistics), then the progress that goes with it."""
+        self.save_model(model)
+        self.write_progress(int(model.frames_done), wall_seconds, finished)  # type: ignore[attr-defined]
+
     def keep_checkpoint(self, frames_done: int, wall_seconds: float) -> Path:
         """Copy model.zip to checkpoints/frames-<N>.zip, with its frames and wall time beside it."""
         self.checkpoints.mkdir(exist_ok=True)
@@ -122,10 +131,86 @@ class RunDir:
                 kept.append({"path": meta.with_suffix(".zip"), **json.loads(meta.read_text())})
         return kept
 
+    def trim_curve(self, frames_done: int) -> None:
+        """Drop the episodes recorded after ``frames_done``: their training was lost with its
+        model (a hard kill after the last checkpoint), and a resume plays those frames again.
+        A row cut short by the kill goes too."""
+        if not self.curve.is_file():
+            return
+        with self.curve.open(newline="") as handle:
+            rows = list(csv.reader(handle))
+        complete = [row for row in rows[1:] if len(row) == len(CURVE_COLUMNS) and row[0].isdigit()]
+        kept = rows[:1] + [row for row in complete if int(row[0]) <= frames_done]
+        if len(kept) < len(rows):
+            tmp = self.curve.with_suffix(".tmp")
+            with tmp.open("w", newline="") as handle:
+                csv.writer(handle).writerows(kept)
+            tmp.replace(self.curve)
+
+    def discard_unsaved_training(self) -> None:
+        """Remove what a training stopped before its first checkpoint wrote: with no model
+        there is nothing to continue, and a restart must not append to its curve or logs."""
+        for path in (self.config, self.path / "versions.yaml", self.path / "command.txt", self.progress,
+                     self.curve, self.reward_stats, self.replay_buffer):  # fmt: skip
+            path.unlink(missing_ok=True)
+        shutil.rmtree(self.tensorboard, ignore_errors=True)
+
     def require_model(self) -> Path:
         if not self.model.is_file():
             raise CrBenchError(f"no model.zip in {self.path}")
         return self.model
+
+
+@contextlib.contextmanager
+def training_lock(run: RunDir) -> Iterator[None]:
+    """Own ``run`` while training it, so that a second process is refused instead of training
+    a second copy into the same folder.
+
+    The lock is an ``fcntl.flock`` on ``train.lock``, which names the holder (pid and host).
+    The kernel releases a flock when its holder dies, even by kill -9, so a dead holder never
+    blocks the rerun that resumes its run.
+
+    :raises CrBenchError: if a live process trains the run.
+    """
+    handle = _lock_file(run.lock)
+    try:
+        yield
+    finally:
+        run.lock.unlink(missing_ok=True)  # while still held: the next owner locks a new file
+        handle.close()
+
+
+def _lock_file(path: Path) -> IO[str]:
+    """Open and flock ``path``, write our pid and host in it, and return the open file."""
+    while True:
+        try:
+            handle = path.open("a+")
+        except OSError as error:  # a read-only folder, say
+            raise CrBenchError(f"cannot write {path}: {error.strerror}") from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise CrBenchError(f"{path.parent} is being trained by {holder}; wait for it, or stop it first") from None
+        except OSError as error:  # a file system without locks
+            handle.close()
+            raise CrBenchError(f"cannot lock {path}: {error.strerror}") from None
+        if _same_file(path, handle):
+            break
+        handle.close()  # the holder removed the file between our open and our lock: lock the new one
+    handle.truncate(0)
+    handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+    handle.flush()
+    return handle
+
+
+def _same_file(path: Path, handle: IO[str]) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def library_versions() -> dict[str, str]:
@@ -166,15 +251,17 @@ class TrainingMonitor(BaseCallback):
 
     Frames come from ``info["episode_frames"]`` (raw frames since reset, recorded by
     :class:`~cr_bench.wrappers.EpisodeScore`), so action repeat and reset no-ops are
-    counted exactly.
+    counted exactly. Checkpoints come every ``checkpoint_every_frames`` frames (kept in
+    checkpoints/ when ``keep_checkpoints`` is set) and, in between, whenever
+    ``checkpoint_every_seconds`` of wall time have passed since the last one (model.zip only).
     """
 
-    def __init__(
-        self, run: RunDir, budget: int, checkpoint_every: int, wall_offset: float, keep_checkpoints: bool = False
-    ) -> None:
+    def __init__(self, run: RunDir, config: RunConfig, wall_offset: float) -> None:
         super().__init__()
-        self.run, self.budget, self.checkpoint_every = run, budget, checkpoint_every
-        self.keep_checkpoints = keep_checkpoints
+        self.run, self.budget = run, config.frames
+        self.checkpoint_every = config.checkpoint_every_frames
+        self.checkpoint_every_seconds = config.checkpoint_every_seconds
+        self.keep_checkpoints = config.keep_checkpoints
         self.wall_offset = wall_offset
         self.recent_true: deque[float] = deque(maxlen=20)
         self.started = time.monotonic()
@@ -183,6 +270,7 @@ class TrainingMonitor(BaseCallback):
         self._bar: tqdm | None = None
         self._counter = FrameCounter(0)
         self._next_checkpoint = 0
+        self._next_timed_checkpoint = self.started + self.checkpoint_every_seconds
 
     @property
     def frames_done(self) -> int:
@@ -215,6 +303,8 @@ class TrainingMonitor(BaseCallback):
             if self.keep_checkpoints:
                 self.run.keep_checkpoint(self.frames_done, self.wall_seconds())
             self._next_checkpoint += self.checkpoint_every
+        elif time.monotonic() >= self._next_timed_checkpoint:
+            self.checkpoint(finished=False)
         return self.frames_done < self.budget
 
     def _record_episode(self, info: dict[str, Any]) -> None:
@@ -238,9 +328,9 @@ class TrainingMonitor(BaseCallback):
             self._bar.set_postfix(true_return=f"{np.mean(self.recent_true):.1f}", refresh=False)
 
     def checkpoint(self, finished: bool) -> None:
-        """Save the model and progress."""
-        self.run.save_model(self.model)
-        self.run.write_progress(self.frames_done, self.wall_seconds(), finished)
+        """Save the model and progress; the wall-time cadence counts from here."""
+        self.run.checkpoint(self.model, self.wall_seconds(), finished)
+        self._next_timed_checkpoint = time.monotonic() + self.checkpoint_every_seconds
 
     def close(self) -> None:
         if self._bar is not None:
@@ -256,18 +346,28 @@ def default_run_dir(config: RunConfig) -> Path:
 def train(config: RunConfig, run_dir: str | Path, command: str = "", callbacks: Sequence[BaseCallback] = ()) -> RunDir:
     """Train ``config`` into a new run directory ``run_dir``.
 
+    A folder left by a training stopped before its first checkpoint (a config, no model) is
+    started again.
+
     :param command: the command line, appended to command.txt.
     :param callbacks: extra SB3 callbacks, called after the frame counter (so they can read
         ``model.frames_done``); returning False stops training early.
-    :raises CrBenchError: if ``run_dir`` already holds a run.
+    :raises CrBenchError: if ``run_dir`` already holds a run, or a live process trains it.
     :raises KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
     run = RunDir(run_dir)
-    if run.model.exists() or run.config.exists():
-        raise CrBenchError(f"run directory {run.path} already holds a run; use --resume or another --out")
+    _refuse_trained(run)
     run.path.mkdir(parents=True, exist_ok=True)
-    _learn(run, config, command, resume=False, callbacks=callbacks)
+    with training_lock(run):
+        _refuse_trained(run)  # again, now that no other process can be saving one
+        _learn_afresh(run, config, command, callbacks)
     return run
+
+
+def _refuse_trained(run: RunDir) -> None:
+    """A folder with a model holds a run to resume, not to train over."""
+    if run.model.exists():
+        raise CrBenchError(f"run directory {run.path} already holds a run; use --resume or another --out")
 
 
 def resume(
@@ -275,24 +375,39 @@ def resume(
 ) -> RunDir:
     """Continue the run saved in ``run_dir`` up to its budget, or to ``frames`` if given.
 
+    A run stopped before its first checkpoint has no model to continue: it starts again
+    from frame 0 with its saved config.
+
     :param torch_threads: learner threads for this session (parallel jobs share the cores).
 
-    :raises CrBenchError: if there is no run to resume or it already reached its budget.
+    :raises CrBenchError: if there is no run to resume, it already reached its budget, or
+        a live process trains it.
     """
     run = RunDir(run_dir)
     config = run.read_config()
-    run.require_model()
     if (run.path / PUBLISHED_MARKER).is_file():
         raise CrBenchError(f"{run.path} is a published model folder; resume the run it was published from")
     if frames is not None:
         config.frames = frames
     if torch_threads is not None:
         config.torch_threads = torch_threads
-    done = run.read_progress()["frames_done"]
-    if done >= config.frames:
-        raise CrBenchError(f"run {run.path} already has {done} of {config.frames} frames; pass a larger --frames")
-    _learn(run, config, command, resume=True)
+    with training_lock(run):
+        if not run.model.is_file():
+            _learn_afresh(run, config, command)
+            return run
+        done = run.read_progress()["frames_done"]
+        if done >= config.frames:
+            raise CrBenchError(f"run {run.path} already has {done} of {config.frames} frames; pass a larger --frames")
+        _learn(run, config, command, resume=True)
     return run
+
+
+def _learn_afresh(run: RunDir, config: RunConfig, command: str, callbacks: Sequence[BaseCallback] = ()) -> None:
+    """Train ``config`` from frame 0 into ``run``, clearing what an unsaved earlier attempt left."""
+    if run.config.exists():
+        print(f"cr-bench: {run.path} was stopped before its first checkpoint; training starts again", file=sys.stderr)
+        run.discard_unsaved_training()
+    _learn(run, config, command, resume=False, callbacks=callbacks)
 
 
 def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks: Sequence[BaseCallback] = ()) -> None:
@@ -304,6 +419,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         if resume:
             model = load_model(config.agent, str(run.model), env=env)
             _restore_replay_buffer(model, run)
+            run.trim_curve(int(model.frames_done))  # type: ignore[attr-defined]
         else:
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
             model.frames_done = 0  # type: ignore[attr-defined]
@@ -313,13 +429,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         write_yaml(run.path / "versions.yaml", library_versions())
         with (run.path / "command.txt").open("a") as handle:
             handle.write(command + "\n")
-        monitor = TrainingMonitor(
-            run,
-            config.frames,
-            config.checkpoint_every_frames,
-            run.read_progress()["wall_seconds"],
-            keep_checkpoints=config.keep_checkpoints,
-        )
+        monitor = TrainingMonitor(run, config, run.read_progress()["wall_seconds"])
         try:
             # SB3 counts agent steps; each is at least one frame, so this bound never binds
             # before TrainingMonitor stops training at the frame budget.
@@ -331,7 +441,9 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
                 tb_log_name=config.agent,
             )
         except KeyboardInterrupt:
-            monitor.checkpoint(finished=False)
+            # Not monitor.checkpoint: an interrupt during learn's start-up (its first env reset)
+            # comes before SB3 hands the model to the callbacks.
+            run.checkpoint(model, monitor.wall_seconds(), finished=False)
             _save_replay_buffer(model, run)
             raise
         finally:

@@ -7,6 +7,13 @@ for ``frames_per_trial`` env frames per seed, is evaluated periodically on valid
 tracks (held out from training and from the default test tracks of ``cr-bench eval``),
 reports to Optuna and may be pruned.
 
+The study's value resists evaluation noise (rl-zoo3 issues #286, #469): pruning points
+evaluate on ``eval_episodes`` validation tracks, the end of training on
+``final_eval_episodes`` of them, and a trial's value is the mean of its last
+``value_evals`` evaluations (the final one included), averaged over its seeds. Trial 0
+is the base config itself (:func:`enqueue_default`), so a study never reports a
+config worse than the one it started from.
+
 Studies live in persistent storage (an Optuna journal file under the results folder
 by default, or any ``--storage`` URL such as PostgreSQL): running the same command again
 continues the study, and any number of workers on any number of machines can share it.
@@ -19,18 +26,22 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
+import inspect
 import math
 import multiprocessing
 import os
+import platform
+import random
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import optuna
+import sqlalchemy.exc
 from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
@@ -38,17 +49,21 @@ from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
 from cr_bench.agents import get_agent, resolve_config
-from cr_bench.config import RunConfig, from_dict, read_yaml, to_dict, write_yaml
+from cr_bench.config import VALIDATION_TRACK_START, RunConfig, from_dict, read_yaml, to_dict, write_yaml
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import evaluate
 from cr_bench.training import train
 
-VALIDATION_TRACK_START = 2_000_000
-"""Tuning evaluates on tracks 2,000,000+: neither training seeds nor eval's default 1,000,000+."""
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 # Errors that fail one trial (diverging or NaN training, a config the sampler made
 # invalid) without stopping the study; their message is kept in the trial's user attrs.
 TRIAL_ERRORS = (ValueError, RuntimeError, FloatingPointError, CrBenchError)
+
+
+def interrupted(trial: FrozenTrial) -> bool:
+    """Stopped by Ctrl-C or a killed worker: failed without an error of its own. It does not
+    count toward ``--trials``; its parameters are queued again (:func:`retry_later`)."""
+    return trial.state == TrialState.FAIL and "error" not in trial.user_attrs
 
 
 @dataclass
@@ -95,15 +110,15 @@ _PPO_SPACE: dict[str, dict[str, Any]] = {
     "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995, 0.999]},
     "gae_lambda": {"type": "categorical", "choices": [0.8, 0.9, 0.95, 0.98]},
     "clip_range": {"type": "categorical", "choices": [0.1, 0.2, 0.3]},
-    "ent_coef": {"type": "float", "low": 1e-8, "high": 1e-2, "log": True},
+    "ent_coef": {"type": "categorical", "choices": [0.0, 1e-4, 1e-3, 1e-2]},
     "max_grad_norm": {"type": "categorical", "choices": [0.3, 0.5, 1.0, 2.0, 5.0]},
     "action_repeat": {"type": "categorical", "choices": [2, 4, 8]},
     "frame_stack": {"type": "categorical", "choices": [2, 3, 4]},
 }
 SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
-    # The six-conv network needs the full 96x96 frame, so ppo-beta does not search obs_size.
-    "ppo-beta": _PPO_SPACE,
-    "ppo": {**_PPO_SPACE, "obs_size": {"type": "categorical", "choices": [64, 84, 96]}},
+    # The six-conv network needs the full 96x96 frame, so ppo does not search obs_size.
+    "ppo": _PPO_SPACE,
+    "ppo-gaussian": {**_PPO_SPACE, "obs_size": {"type": "categorical", "choices": [64, 84, 96]}},
     "recurrent-ppo": {
         **_PPO_SPACE,
         "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
@@ -137,6 +152,7 @@ def load_space(agent: str, path: Path | None = None) -> dict[str, ParamSpec]:
     name, so it keeps the base config's value); with ``replace: true`` they are the whole
     space.
     """
+    agent = get_agent(agent).name
     if agent not in SEARCH_SPACES:
         raise CrBenchError(f"no search space for agent {agent!r}; tunable: {', '.join(SEARCH_SPACES)}")
     raw: dict[str, Any] = dict(SEARCH_SPACES[agent])
@@ -192,42 +208,162 @@ def to_overrides(values: dict[str, Any], n_envs: int) -> dict[str, Any]:
     return overrides
 
 
+def default_params(space: dict[str, ParamSpec], config: RunConfig) -> dict[str, Any]:
+    """The base config's value of each searched name (SB3's default where the config sets none).
+
+    A value a numeric parameter cannot hold (a schedule such as ``lin_1e-3``, or 0 on a
+    log scale) is left out: trial 0 keeps the base config's value for it, unsampled.
+    """
+    algorithm = get_agent(config.agent).algorithm
+    signature = inspect.signature(algorithm.__init__).parameters
+    values: dict[str, Any] = {}
+    for name, spec in space.items():
+        if name in ENV_PARAMS:
+            value = getattr(config.env, name)
+        elif name in config.algo:
+            value = config.algo[name]
+        elif name in signature and signature[name].default is not inspect.Parameter.empty:
+            value = signature[name].default
+        else:
+            continue
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if spec.type == "categorical" or (numeric and (value > 0 or not spec.log)):
+            values[name] = value
+    return values
+
+
+def include_defaults(space: dict[str, ParamSpec], defaults: dict[str, Any]) -> dict[str, ParamSpec]:
+    """The space widened so that it holds the base config: a missing categorical choice is
+    appended and a numeric range is stretched to the default. Deterministic, so every worker
+    builds the same space."""
+    widened = {}
+    for name, spec in space.items():
+        spec = dataclasses.replace(spec, choices=list(spec.choices) if spec.choices is not None else None)
+        if name in defaults:
+            value = defaults[name]
+            if spec.type == "categorical":
+                assert spec.choices is not None
+                if value not in spec.choices:
+                    spec.choices.append(value)
+            else:
+                spec.low, spec.high = min(float(spec.low or 0), value), max(float(spec.high or 0), value)
+                if spec.type == "int":
+                    spec.low, spec.high = int(spec.low), int(spec.high)
+        widened[name] = spec
+    return widened
+
+
 @dataclass
 class TuneSettings:
-    """Everything a tuning worker needs; plain data so it crosses process boundaries."""
+    """Everything a tuning worker needs; plain data so it crosses process boundaries.
+
+    The CLI's ``cr-bench tune`` flags take their defaults from here.
+    """
 
     agent: str
-    trials: int
-    frames_per_trial: int
-    eval_episodes: int = 5
+    """Agent to tune."""
+    trials: int = 50
+    """The study's total number of trials (interrupted ones are retried and do not count)."""
+    frames_per_trial: int = 300_000
+    """Env frames each trial trains per seed. At this budget the default ppo already drives
+    (results/early/summary.md): trials differ for a reason, not for noise."""
+    eval_episodes: int = 10
+    """Validation tracks at each pruning point."""
+    final_eval_episodes: int = 20
+    """Validation tracks at the end of a trial's training."""
     evals_per_trial: int = 4
+    """Evaluations per seed, evenly spaced in frames; the last is the final one."""
+    value_evals: int = 2
+    """A trial's value is the mean of its last K evaluations (the final one included)."""
     seeds_per_trial: int = 1
+    """Training seeds per trial; the value is their mean."""
     seed: int = 0
+    """First training seed (trials share seeds; samplers are seeded per worker)."""
     study_name: str = ""
+    """Study name (default: the agent)."""
     storage: str = ""
+    """Optuna storage URL (default: a journal file in the results)."""
     results_dir: str = "results"
+    """Root of the outputs: RESULTS_DIR/tune/STUDY/."""
     runs_dir: str = "runs"
+    """Root of the trials' run directories: RUNS_DIR/tune/STUDY/."""
     sampler: str = "tpe"
-    pruner: str = "median"
-    eval_backend: str = "gymnasium"
+    """tpe, random or cmaes."""
+    pruner: str = "hyperband"
+    """hyperband, halving (successive halving), median or none."""
+    eval_backend: str = ""
+    """Simulator of the validation episodes (default: the training one)."""
     space_file: str | None = None
+    """YAML file narrowing or replacing the search space."""
     base_config: dict[str, Any] = field(default_factory=dict)
+    """The --config mapping every trial starts from."""
     command: str = ""
+    """The command line, written to the outputs."""
+
+    def __post_init__(self) -> None:
+        self.agent = get_agent(self.agent).name  # a former name tunes (and names) the same study
+        self.study_name = self.study_name or self.agent
+        self.eval_backend = self.eval_backend or self.resolved_base().env.backend
 
     @property
     def out_dir(self) -> Path:
         return Path(self.results_dir) / "tune" / self.study_name
 
+    def space(self) -> dict[str, ParamSpec]:
+        """The search space, holding the base config's values."""
+        space = load_space(self.agent, Path(self.space_file) if self.space_file else None)
+        return include_defaults(space, default_params(space, self.resolved_base()))
+
+    def eval_steps(self) -> list[int]:
+        """Frames at which a seed is evaluated, evenly spaced; the last is the budget."""
+        return [self.frames_per_trial * (i + 1) // self.evals_per_trial for i in range(self.evals_per_trial)]
+
+    def resolved_base(self) -> RunConfig:
+        return resolve_config(self.agent, self.base_config)
+
+
+IN_MEMORY_STORAGES = ("sqlite://", "sqlite:///:memory:")
+# Errors of two workers creating the same tables or study at the same instant: retried.
+_RACES = (sqlalchemy.exc.OperationalError, sqlalchemy.exc.IntegrityError, optuna.exceptions.DuplicatedStudyError)
+
+
+_RACE_MESSAGES = ("already exists", "unique", "duplicate", "locked")
+
+
+def _retry(make: Callable[[], Any], attempts: int = 8) -> Any:
+    """``make()``, retried with a random back-off while it loses a creation race (another
+    worker made the tables or the study first); any other error is raised at once."""
+    for attempt in range(attempts):
+        try:
+            return make()
+        except _RACES as error:
+            race = isinstance(error, optuna.exceptions.DuplicatedStudyError) or any(
+                text in str(error).lower() for text in _RACE_MESSAGES
+            )
+            if not race or attempt == attempts - 1:
+                raise
+            time.sleep(random.uniform(0.05, 0.2) * (attempt + 1))
+    raise AssertionError("unreachable")
+
 
 def make_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     """The study's storage: the URL given, or a journal file under the results folder."""
     if settings.storage:
+        if settings.storage.split("?")[0] in IN_MEMORY_STORAGES:
+            raise CrBenchError(
+                f"--storage {settings.storage} is in memory, private to each process: use a file "
+                "(sqlite:///study.db), a PostgreSQL URL, or no --storage for the default journal"
+            )
         try:
-            return RDBStorage(settings.storage)
+            return _retry(lambda: RDBStorage(settings.storage))  # type: ignore[no-any-return]
         except Exception as error:  # SQLAlchemy and DB drivers raise many types: all are a bad URL or server
             raise CrBenchError(f"cannot open storage {settings.storage!r}: {str(error).splitlines()[0]}") from None
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     return JournalStorage(JournalFileBackend(str(settings.out_dir / "journal.log")))
+
+
+SAMPLERS = ("tpe", "random", "cmaes")
+PRUNERS = ("hyperband", "halving", "median", "none")
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
@@ -241,30 +377,52 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return samplers[name]()
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
+def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
+    """Pruners over reports at env-frame steps: the first rung is one evaluation interval."""
+    budget = settings.frames_per_trial * settings.seeds_per_trial
+    first = max(1, settings.eval_steps()[0])
     pruners = {
+        "hyperband": lambda: optuna.pruners.HyperbandPruner(
+            min_resource=first, max_resource=budget, reduction_factor=3
+        ),
+        "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(min_resource=first, reduction_factor=3),
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
-        "halving": lambda: optuna.pruners.SuccessiveHalvingPruner(),
         "none": lambda: optuna.pruners.NopPruner(),
     }
-    if name not in pruners:
-        raise CrBenchError(f"unknown pruner {name!r}; known: {', '.join(pruners)}")
-    return pruners[name]()
+    if settings.pruner not in pruners:
+        raise CrBenchError(f"unknown pruner {settings.pruner!r}; known: {', '.join(pruners)}")
+    return pruners[settings.pruner]()
 
 
 def open_study(settings: TuneSettings) -> optuna.Study:
-    """Create the study, or load it to continue (same name, same storage)."""
+    """Create the study, or load it to continue (same name, same storage).
+
+    Workers started at the same instant on a new storage race to create its tables and
+    the study; the loser retries and loads what the winner made.
+    """
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        study_name=settings.study_name,
-        storage=make_storage(settings),
-        sampler=make_sampler(settings.sampler, settings.seed + os.getpid()),
-        pruner=make_pruner(settings.pruner),
-        direction="maximize",
-        load_if_exists=True,
+    storage = make_storage(settings)
+    study: optuna.Study = _retry(
+        lambda: optuna.create_study(
+            study_name=settings.study_name,
+            storage=storage,
+            sampler=make_sampler(settings.sampler, settings.seed + os.getpid()),
+            pruner=make_pruner(settings),
+            direction="maximize",
+            load_if_exists=True,
+        )
     )
-    # Trial values are comparable only on one set of validation tracks.
-    validation = {"eval_backend": settings.eval_backend, "eval_episodes": settings.eval_episodes}
+    # Trial values are comparable only for one agent, budget, set of validation tracks and value rule.
+    validation = {
+        "agent": settings.agent,
+        "frames_per_trial": settings.frames_per_trial,
+        "evals_per_trial": settings.evals_per_trial,
+        "seeds_per_trial": settings.seeds_per_trial,
+        "eval_backend": settings.eval_backend,
+        "eval_episodes": settings.eval_episodes,
+        "final_eval_episodes": settings.final_eval_episodes,
+        "value_evals": settings.value_evals,
+    }
     for key, value in validation.items():
         saved = study.user_attrs.get(key)
         if saved is None:
@@ -276,23 +434,55 @@ def open_study(settings: TuneSettings) -> optuna.Study:
     return study
 
 
+def enqueue_default(study: optuna.Study, settings: TuneSettings) -> None:
+    """Queue the base config as the study's first trial (once), as rl-zoo3 users ask for."""
+    if any(t.user_attrs.get("default") for t in study.get_trials(deepcopy=False)):
+        return
+    space = settings.space()
+    study.enqueue_trial(default_params(space, settings.resolved_base()), user_attrs={"default": True})
+
+
 def counted_trials(study: optuna.Study) -> int:
-    """Trials that count toward ``--trials``: finished ones (not Ctrl-C'd) and running ones."""
-    count = 0
-    for trial in study.get_trials(deepcopy=False):
-        if trial.state == TrialState.RUNNING or (trial.state in FINISHED and not trial.user_attrs.get("interrupted")):
-            count += 1
-    return count
+    """Trials that count toward ``--trials``: finished ones (not interrupted) and running ones."""
+    return sum(
+        1
+        for trial in study.get_trials(deepcopy=False)
+        if trial.state == TrialState.RUNNING or (trial.state in FINISHED and not interrupted(trial))
+    )
+
+
+def retry_later(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
+    """Queue an interrupted trial's parameters again, so a resumed study loses nothing."""
+    attrs = {"default": True} if trial.user_attrs.get("default") else {}
+    study.enqueue_trial(dict(trial.params), user_attrs={**attrs, "retry_of": trial.number})
+
+
+HEARTBEAT_SECONDS = 300
+"""A running trial records a heartbeat (wall-clock time) this often."""
+STALE_SECONDS = 1800
+"""A trial of another host silent this long is taken for dead (its machine is gone)."""
 
 
 def fail_dead_trials(study: optuna.Study) -> None:
-    """Mark RUNNING trials of workers that died on this host (kill -9, power loss) as failed."""
-    host = socket.gethostname()
+    """Fail the RUNNING trials of dead workers, and queue their parameters again.
+
+    A worker on this host is dead when its process is gone (kill -9, power loss); a worker
+    on another host when its trial's heartbeat is older than :data:`STALE_SECONDS` (a
+    study moved to a fresh machine through git, or a cluster node lost).
+    """
+    host, now = socket.gethostname(), time.time()
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         pid = trial.user_attrs.get("pid")
-        if trial.user_attrs.get("host") == host and pid is not None and not _alive(int(pid)):
-            study._storage.set_trial_user_attr(trial._trial_id, "interrupted", True)
-            study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if trial.user_attrs.get("host") == host:
+            dead = pid is not None and not _alive(int(pid))
+        else:
+            dead = now - float(trial.user_attrs.get("heartbeat", now)) > STALE_SECONDS
+        if dead:
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+            except (RuntimeError, ValueError):
+                continue  # another worker finished it first
+            retry_later(study, trial)
 
 
 def _alive(pid: int) -> bool:
@@ -306,72 +496,111 @@ def _alive(pid: int) -> bool:
 
 
 class TrialEvaluation(BaseCallback):
-    """Evaluates every ``every`` frames, reports to Optuna and stops a pruned trial.
+    """Evaluates at ``settings.eval_steps()``, reports to Optuna and stops a pruned trial.
 
-    As in rl-zoo3, pruning sets a flag and returns False; the objective raises
-    ``TrialPruned`` only after training has closed its envs.
+    The evaluation at the end of the budget is :meth:`final`, on more tracks. As in
+    rl-zoo3, pruning sets a flag and returns False; the objective raises ``TrialPruned``
+    only after training has closed its envs.
     """
 
     def __init__(self, trial: optuna.Trial, config: RunConfig, settings: TuneSettings, step_offset: int) -> None:
         super().__init__()
         self.trial, self.config, self.settings, self.step_offset = trial, config, settings, step_offset
-        self.every = max(1, config.frames // settings.evals_per_trial)
-        self.next_eval = self.every
-        self.last_value = float("nan")
+        self.pending = settings.eval_steps()[:-1]  # the last one is final()
+        self.default = bool(trial.user_attrs.get("default")) if trial is not None else False
+        self.history: list[float] = []
         self.pruned = False
+        self.last_beat = time.time()
+
+    @property
+    def last_value(self) -> float:
+        return self.history[-1] if self.history else float("nan")
 
     def _on_step(self) -> bool:
-        if int(self.model.frames_done) < self.next_eval:  # type: ignore[attr-defined]
+        if time.time() - self.last_beat > HEARTBEAT_SECONDS:
+            self.last_beat = time.time()
+            self.trial.set_user_attr("heartbeat", self.last_beat)
+        frames = int(self.model.frames_done)  # type: ignore[attr-defined]
+        if not self.pending or frames < self.pending[0]:
             return True
-        self.evaluate(self.next_eval)
-        self.next_eval += self.every
+        self.evaluate(self.pending.pop(0), self.settings.eval_episodes)
         return not self.pruned and math.isfinite(self.last_value)
 
-    def evaluate(self, step: int) -> float:
+    def final(self) -> float:
+        """The evaluation at the end of the budget, on ``final_eval_episodes`` tracks."""
+        return self.evaluate(self.settings.frames_per_trial, self.settings.final_eval_episodes)
+
+    def value(self) -> float:
+        """This seed's value: the mean of its last ``value_evals`` evaluations."""
+        return float(np.mean(self.history[-self.settings.value_evals :]))
+
+    def evaluate(self, step: int, episodes: int) -> float:
         """Evaluate now and report at the scheduled ``step`` (frames), the same in every trial:
         pruners compare trials only at equal steps, and the frames actually done drift."""
+        backend = self.settings.eval_backend
         results = evaluate(
             self.model,
             self.config.env,
-            self.settings.eval_episodes,
+            episodes,
             VALIDATION_TRACK_START,
-            backend=self.settings.eval_backend,
-            n_envs=self.config.eval.n_envs,
+            backend=backend,
+            # EnvPool plays every track in one pool; gymnasium in worker processes.
+            n_envs=episodes if backend == "envpool" else self.config.eval.n_envs,
         )
-        self.last_value = float(np.mean([r.true_return for r in results]))
+        self.history.append(float(np.mean([r.true_return for r in results])))
         if math.isfinite(self.last_value):
             self.trial.report(self.last_value, self.step_offset + step)
-            self.pruned = self.trial.should_prune()
+            # The base config always runs to the end: the study's yardstick.
+            self.pruned = not self.default and self.trial.should_prune()
         return self.last_value
 
 
+def trial_config(settings: TuneSettings, values: dict[str, Any]) -> RunConfig:
+    """The run config of a trial with sampled ``values``."""
+    overrides = to_overrides(values, settings.resolved_base().n_envs)
+    return resolve_config(settings.agent, settings.base_config, overrides, {"frames": settings.frames_per_trial})
+
+
+def trial_folder(settings: TuneSettings, number: int) -> Path:
+    """``RUNS_DIR/tune/STUDY/trial-N``, or ``trial-N.2``, ``.3``... where an older study with the
+    same name left that folder: a new trial never trains into another's runs."""
+    root = Path(settings.runs_dir) / "tune" / settings.study_name
+    folder, copy = root / f"trial-{number}", 1
+    while folder.exists():
+        copy += 1
+        folder = root / f"trial-{number}.{copy}"
+    folder.mkdir(parents=True)
+    return folder
+
+
 def objective(trial: optuna.Trial, settings: TuneSettings, space: dict[str, ParamSpec]) -> float:
-    """Train the sampled config on each seed; value = mean final validation return over seeds."""
-    values = sample(trial, space)
-    base_n_envs = resolve_config(settings.agent, settings.base_config).n_envs
-    overrides = to_overrides(values, base_n_envs)
-    config = resolve_config(settings.agent, settings.base_config, overrides, {"frames": settings.frames_per_trial})
+    """Train the sampled config on each seed; value = mean over seeds of :meth:`TrialEvaluation.value`."""
+    if trial.user_attrs.get("default"):  # names the base config cannot fix keep its values
+        space = {name: spec for name, spec in space.items() if name in default_params(space, settings.resolved_base())}
+    config = trial_config(settings, sample(trial, space))
     trial.set_user_attr("config", to_dict(config))
+    folder = trial_folder(settings, trial.number)
+    trial.set_user_attr("run_dir", str(folder))
     started = time.monotonic()
-    returns, frames = [], 0
+    values, frames = [], 0
     try:
         for k in range(settings.seeds_per_trial):
             config.seed = settings.seed + k
-            run_dir = Path(settings.runs_dir) / "tune" / settings.study_name / f"trial-{trial.number}" / f"seed-{k}"
             callback = TrialEvaluation(trial, config, settings, step_offset=k * settings.frames_per_trial)
-            run = train(config, run_dir, command=settings.command, callbacks=[callback])
+            run = train(config, folder / f"seed-{k}", command=settings.command, callbacks=[callback])
             frames += int(run.read_progress()["frames_done"])
             if callback.pruned:
                 raise optuna.TrialPruned(f"pruned at {callback.last_value:.1f} after {frames} frames")
-            if callback.next_eval - callback.every < settings.frames_per_trial:  # no eval at the very end yet
-                callback.evaluate(settings.frames_per_trial)
-            if not math.isfinite(callback.last_value):
+            callback.final()
+            if not math.isfinite(callback.value()):
                 raise FloatingPointError("evaluation return is not finite")
-            returns.append(callback.last_value)
+            values.append(callback.value())
+            if callback.pruned and k + 1 < settings.seeds_per_trial:
+                raise optuna.TrialPruned(f"pruned at {callback.last_value:.1f} after {frames} frames")
     finally:
         trial.set_user_attr("frames", frames)
         trial.set_user_attr("wall_seconds", round(time.monotonic() - started, 1))
-    return float(np.mean(returns))
+    return float(np.mean(values))
 
 
 def run_worker(settings: TuneSettings, progress: bool = True) -> None:
@@ -381,7 +610,7 @@ def run_worker(settings: TuneSettings, progress: bool = True) -> None:
     never overshoot; workers on different machines (sharing a --storage URL) may each
     start one trial too many when they start at the same instant.
     """
-    space = load_space(settings.agent, Path(settings.space_file) if settings.space_file else None)
+    space = settings.space()
     study = open_study(settings)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     bar = tqdm(total=settings.trials, initial=_finished(study), unit="trial", disable=None if progress else True)
@@ -394,6 +623,7 @@ def run_worker(settings: TuneSettings, progress: bool = True) -> None:
                 trial = study.ask()
                 trial.set_user_attr("host", socket.gethostname())
                 trial.set_user_attr("pid", os.getpid())
+                trial.set_user_attr("heartbeat", time.time())
             _run_trial(study, trial, settings, space)
             bar.n = min(settings.trials, _finished(study))
             bar.set_postfix(best=_best_text(study), refresh=True)
@@ -411,8 +641,8 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
         study.tell(trial, state=TrialState.FAIL)
     except KeyboardInterrupt:
-        trial.set_user_attr("interrupted", True)
         study.tell(trial, state=TrialState.FAIL)
+        retry_later(study, trial)
         raise
     else:
         study.tell(trial, value)
@@ -428,8 +658,13 @@ def _file_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def counted(study: optuna.Study) -> list[FrozenTrial]:
+    """The study's trials that count: every trial but the interrupted ones and those not yet run."""
+    return [t for t in study.get_trials(deepcopy=False) if t.state != TrialState.WAITING and not interrupted(t)]
+
+
 def _finished(study: optuna.Study) -> int:
-    return sum(1 for t in study.get_trials(deepcopy=False, states=FINISHED) if not t.user_attrs.get("interrupted"))
+    return sum(1 for t in counted(study) if t.state in FINISHED)
 
 
 def _best_text(study: optuna.Study) -> str:
@@ -444,11 +679,17 @@ def _worker_entry(settings: TuneSettings) -> None:
 
 
 def tune(settings: TuneSettings, n_jobs: int = 1) -> optuna.Study:
-    """Run ``n_jobs`` worker processes (or this process for 1), then write the outputs."""
+    """Run ``n_jobs`` worker processes (or this process for 1), then write the outputs.
+
+    :raises CrBenchError: when every finished trial failed (with the first errors).
+    """
     get_agent(settings.agent)
     check_seeds(settings)
-    load_space(settings.agent, Path(settings.space_file) if settings.space_file else None)  # fail fast
+    settings.space()  # fail fast on a bad space
     study = open_study(settings)
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    with _file_lock(settings.out_dir / ".ask.lock"):
+        enqueue_default(study, settings)
     try:
         if n_jobs == 1:
             run_worker(settings)
@@ -474,23 +715,36 @@ def tune(settings: TuneSettings, n_jobs: int = 1) -> optuna.Study:
                 raise CrBenchError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
     finally:
         write_outputs(study, settings)
+    check_some_trial_ran(study)
     return study
 
 
+def check_some_trial_ran(study: optuna.Study) -> None:
+    """A study whose finished trials all failed is an error, with the first reasons."""
+    trials = [t for t in counted(study) if t.state in FINISHED]
+    if trials and all(t.state == TrialState.FAIL for t in trials):
+        reasons = list(dict.fromkeys(t.user_attrs.get("error", "unknown") for t in trials))[:3]
+        raise CrBenchError(f"all {len(trials)} trials failed; first errors: {' | '.join(reasons)}")
+
+
 def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
-    """trials.csv, best.yaml, summary.md and history.png in ``settings.out_dir``."""
+    """trials.csv, best.yaml, summary.md, importances.csv and history.png in ``settings.out_dir``."""
     out = settings.out_dir
     out.mkdir(parents=True, exist_ok=True)
-    trials = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("interrupted")]
+    trials = counted(study)
     names = sorted({name for t in trials for name in t.params})
     with (out / "trials.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["number", "state", "value", *names, "frames", "wall_seconds"])
+        writer.writerow(["number", "state", "value", *names, "frames", "wall_seconds", "default"])
         for t in trials:
             writer.writerow(
                 [t.number, t.state.name, "" if t.value is None else round(t.value, 3)]
                 + [t.params.get(name, "") for name in names]
-                + [t.user_attrs.get("frames", ""), t.user_attrs.get("wall_seconds", "")]
+                + [
+                    t.user_attrs.get("frames", ""),
+                    t.user_attrs.get("wall_seconds", ""),
+                    bool(t.user_attrs.get("default")),
+                ]
             )
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -(t.value or 0.0))
     if complete:
@@ -498,26 +752,54 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
         config = dict(best.user_attrs["config"])
         config.pop("frames", None)  # the budget is the user's choice when training the best config
         write_yaml(out / "best.yaml", config)
-    (out / "summary.md").write_text(_summary(study, settings, trials, complete))
+    importances = _importances(study)
+    if importances:
+        with (out / "importances.csv").open("w", newline="") as handle:
+            csv.writer(handle).writerows([["parameter", "importance"], *importances.items()])
+    (out / "summary.md").write_text(_summary(settings, trials, complete, importances))
     if len(complete) >= 1:
         _plot_history(study, out / "history.png")
 
 
+def _wall_hours(trials: list[FrozenTrial]) -> float:
+    """Wall hours during which some trial ran: the union of the trials' spans, so workers
+    that overlap count once and days between sessions not at all."""
+    spans = sorted((t.datetime_start, t.datetime_complete) for t in trials if t.datetime_start and t.datetime_complete)
+    total, end = 0.0, None
+    for start, complete in spans:
+        if end is None or start > end:
+            total += (complete - start).total_seconds()
+            end = complete
+        elif complete > end:
+            total += (complete - end).total_seconds()
+            end = complete
+    return total / 3600
+
+
 def _summary(
-    study: optuna.Study, settings: TuneSettings, trials: list[FrozenTrial], complete: list[FrozenTrial]
+    settings: TuneSettings, trials: list[FrozenTrial], complete: list[FrozenTrial], importances: dict[str, float]
 ) -> str:
     states = {state.name: sum(1 for t in trials if t.state == state) for state in FINISHED}
+    frames = sum(int(t.user_attrs.get("frames", 0)) for t in trials)
     lines = [
         f"# Tuning {settings.agent}: study `{settings.study_name}`",
         "",
         f"Produced by `{settings.command}`.",
         "",
-        f"{len(trials)} trials: {states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed. "
-        f"Each trains {settings.frames_per_trial:,} env frames per seed on {settings.seeds_per_trial} seed(s); "
-        f"its value is the mean raw return over {settings.eval_episodes} validation tracks "
-        f"(seeds {VALIDATION_TRACK_START:,}+, {settings.eval_backend}).",
+        f"{len(trials)} trials: {states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed; "
+        f"{frames:,} env frames in {_wall_hours(trials):.2f} wall hours on {os.cpu_count()} CPUs "
+        f"({platform.processor() or platform.machine()}). "
+        f"Each trial trains up to {settings.frames_per_trial:,} env frames per seed on {settings.seeds_per_trial} "
+        f"seed(s) with {settings.pruner} pruning and the {settings.sampler} sampler. It is evaluated "
+        f"{settings.evals_per_trial} times on validation tracks (seeds {VALIDATION_TRACK_START:,}+, "
+        f"{settings.eval_backend}): {settings.eval_episodes} tracks at each pruning point, "
+        f"{settings.final_eval_episodes} at the end. Its value is the mean raw return of its last "
+        f"{settings.value_evals} evaluations.",
         "",
     ]
+    default = next((t for t in trials if t.user_attrs.get("default") and t.state == TrialState.COMPLETE), None)
+    if default is not None:
+        lines += [f"The base config (trial {default.number}) scored {default.value:.1f}.", ""]
     if complete:
         names = sorted(complete[0].params)
         lines += ["## Best trials", "", "| trial | value | " + " | ".join(names) + " |"]
@@ -528,7 +810,6 @@ def _summary(
             )
         lines += ["", f"`best.yaml` holds trial {complete[0].number}'s config: `cr-bench train {settings.agent} "
                   f"--config {settings.out_dir / 'best.yaml'} --frames N`.", ""]  # fmt: skip
-        importances = _importances(study)
         if importances:
             lines += ["## Parameter importances (PED-ANOVA)", "", "| parameter | importance |", "|---|---:|"]
             lines += [f"| {name} | {value:.3f} |" for name, value in importances.items()]
@@ -574,6 +855,11 @@ def base_config(agent: str, base_file: Path | None) -> dict[str, Any]:
 
 def check_seeds(settings: TuneSettings) -> None:
     """Training seeds must stay below the validation tracks."""
-    n_envs = resolve_config(settings.agent, settings.base_config).n_envs
+    n_envs = settings.resolved_base().n_envs
     if settings.seed + settings.seeds_per_trial + n_envs > VALIDATION_TRACK_START:
         raise CrBenchError(f"training seeds must stay below the validation tracks ({VALIDATION_TRACK_START:,})")
+    for name in ("trials", "frames_per_trial", "eval_episodes", "final_eval_episodes", "evals_per_trial"):
+        if getattr(settings, name) < 1:
+            raise CrBenchError(f"{name} must be >= 1, got {getattr(settings, name)}")
+    if not 1 <= settings.value_evals <= settings.evals_per_trial:
+        raise CrBenchError(f"value_evals must be in [1, evals_per_trial={settings.evals_per_trial}]")

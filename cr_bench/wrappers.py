@@ -395,3 +395,37 @@ class DiscreteActions(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
 
     def action(self, action: Any) -> np.ndarray:
         return self.table[int(action)]
+
+
+def throttle_to_pedals(actions: np.ndarray) -> np.ndarray:
+    """``[steer, throttle]`` rows -> ``[steer, gas, brake]``: throttle > 0 is gas, < 0 is brake.
+
+    >>> throttle_to_pedals(np.array([[0.5, 0.8], [-1.0, -0.25]]))
+    array([[ 0.5 ,  0.8 ,  0.  ],
+           [-1.  ,  0.  ,  0.25]])
+    """
+    actions = np.asarray(actions, dtype=np.float64)
+    throttle = actions[..., 1]
+    return np.stack([actions[..., 0], np.maximum(throttle, 0.0), np.maximum(-throttle, 0.0)], axis=-1)
+
+
+CAR_RACING_ACTIONS = gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.ones(3, np.float32))
+"""CarRacing-v3's continuous action space: ``[steer, gas, brake]``."""
+THROTTLE_SPACE = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+"""The action space of ``env.throttle_axis``: ``[steer, throttle]``."""
+
+
+class ThrottleAxis(gym.ActionWrapper, gym.utils.RecordConstructorArgs):
+    """Act with ``[steer, throttle]`` in [-1, 1]^2 over a ``[steer, gas, brake]`` env.
+
+    One pedal axis: gas and brake are never pressed together, and an action at the
+    centre of the space coasts instead of braking as hard as it accelerates.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
+        super().__init__(env)
+        self.action_space = THROTTLE_SPACE
+
+    def action(self, action: Any) -> np.ndarray:
+        return throttle_to_pedals(np.clip(action, -1.0, 1.0))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch as th
 from stable_baselines3.common.distributions import Distribution, sum_independent_dims
@@ -27,6 +29,18 @@ class BetaConcentrationNet(nn.Module):
     def forward(self, latent: th.Tensor) -> tuple[th.Tensor, th.Tensor]:
         alpha, beta = nn.functional.softplus(self.linear(latent)).chunk(2, dim=-1)
         return alpha + 1.0, beta + 1.0
+
+    @th.no_grad()
+    def start_at(self, unit_mean: th.Tensor) -> None:
+        """Set the biases so that a near-zero latent gives Beta means ``unit_mean`` (in (0, 1)).
+
+        The concentrations sum to that of a zero output (``2 + 2 softplus(0)``), raised where
+        a mean near 0 or 1 needs it to keep both above 1.
+        """
+        unit_mean = unit_mean.clamp(0.02, 0.98)
+        total = th.clamp(1.25 / th.minimum(unit_mean, 1 - unit_mean), min=2 + 2 * math.log(2.0))
+        excess = th.cat([unit_mean * total, (1 - unit_mean) * total]) - 1.0  # softplus outputs wanted
+        self.linear.bias.copy_(th.log(th.expm1(excess)))
 
 
 class BetaDistribution(Distribution):
@@ -69,6 +83,10 @@ class BetaDistribution(Distribution):
         """Set the concentrations, each of shape ``(batch, action_dim)``."""
         self.distribution = Beta(alpha, beta)
         return self
+
+    def to_unit(self, actions: th.Tensor) -> th.Tensor:
+        """Map actions in the Box to [0, 1] (unclamped)."""
+        return (actions - self.low.to(actions.device)) / self.scale.to(actions.device)
 
     def _to_unit(self, actions: th.Tensor) -> th.Tensor:
         low, scale = self.low.to(actions.device), self.scale.to(actions.device)

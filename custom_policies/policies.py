@@ -12,7 +12,7 @@ from stable_baselines3.common.distributions import Distribution
 from stable_baselines3.common.policies import ActorCriticCnnPolicy
 from stable_baselines3.common.type_aliases import Schedule
 
-from custom_policies.distributions import BetaDistribution
+from custom_policies.distributions import BetaConcentrationNet, BetaDistribution
 
 
 class BetaCnnPolicy(ActorCriticCnnPolicy):
@@ -22,6 +22,11 @@ class BetaCnnPolicy(ActorCriticCnnPolicy):
     the deterministic action is the distribution's mean. Takes the same arguments as
     ``ActorCriticCnnPolicy``; ``use_sde`` and ``squash_output`` are not supported.
 
+    :param initial_action_mean: the mean action of the untrained policy, one value per
+        action dimension inside the Box (None: the Box's centre). CarRacing's centre
+        presses gas and brake by half each, which parks the car; a start with gas and
+        little brake drives from the first rollout.
+
     >>> from stable_baselines3 import PPO
     >>> model = PPO(BetaCnnPolicy, "CarRacing-v3")  # doctest: +SKIP
     """
@@ -29,12 +34,28 @@ class BetaCnnPolicy(ActorCriticCnnPolicy):
     action_dist: BetaDistribution  # type: ignore[assignment]
 
     def __init__(
-        self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, *args: Any, **kwargs: Any
+        self,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        *args: Any,
+        initial_action_mean: list[float] | None = None,
+        **kwargs: Any,
     ) -> None:
         if not isinstance(action_space, gym.spaces.Box):
             raise ValueError(f"BetaCnnPolicy needs a Box action space, got {action_space}")
         if kwargs.get("use_sde") or kwargs.get("squash_output"):
             raise ValueError("BetaCnnPolicy does not support use_sde or squash_output")
+        if initial_action_mean is not None:
+            mean = np.asarray(initial_action_mean, dtype=np.float64)
+            if (
+                mean.shape != action_space.shape
+                or np.any(mean <= action_space.low)
+                or np.any(mean >= action_space.high)
+            ):
+                raise ValueError(
+                    f"initial_action_mean must lie strictly inside {action_space}, got {initial_action_mean}"
+                )
+        self.initial_action_mean = initial_action_mean
         super().__init__(observation_space, action_space, *args, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -49,7 +70,14 @@ class BetaCnnPolicy(ActorCriticCnnPolicy):
         del self.log_std
         if self.ortho_init:
             self.action_net.apply(partial(self.init_weights, gain=0.01))
+        if self.initial_action_mean is not None:
+            mean = th.as_tensor(self.initial_action_mean, dtype=th.float32)
+            assert isinstance(self.action_net, BetaConcentrationNet)
+            self.action_net.start_at(self.action_dist.to_unit(mean))
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)  # type: ignore[call-arg]
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        return {**super()._get_constructor_parameters(), "initial_action_mean": self.initial_action_mean}
 
     def _get_action_dist_from_latent(self, latent_pi: th.Tensor) -> Distribution:
         alpha, beta = self.action_net(latent_pi)

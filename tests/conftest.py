@@ -13,7 +13,8 @@ from cr_bench.cli import main
 # Per-agent overrides that make a real run take a few seconds on one core.
 TINY = {
     "ppo-beta": ["--set", "algo.n_steps=16", "--set", "algo.batch_size=16", "--set", "algo.n_epochs=1"],
-    "ppo": ["--set", "algo.n_steps=32", "--set", "algo.batch_size=32", "--set", "algo.n_epochs=1"],
+    "ppo": ["--set", "algo.n_steps=16", "--set", "algo.batch_size=16", "--set", "algo.n_epochs=1"],
+    "ppo-gaussian": ["--set", "algo.n_steps=32", "--set", "algo.batch_size=32", "--set", "algo.n_epochs=1"],
     "dqn": ["--set", "algo.learning_starts=50", "--set", "algo.buffer_size=1000"],
 }
 ONE_ENV = ["--n-envs", "1", "--set", "vec_env=dummy", "--backend", "gymnasium"]

@@ -7,13 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cr_bench.agents import AGENTS, build_model, load_model, resolve_config
+from cr_bench.agents import AGENTS, build_model, get_agent, load_model, resolve_config
 from cr_bench.envs import make_vec_env
+from cr_bench.errors import CrBenchError
 from custom_policies import BetaCnnPolicy
 
 SMALL = {
-    "ppo-beta": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "ppo": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
+    "ppo-gaussian": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "dqn": {"algo": {"learning_starts": 10, "buffer_size": 500}},
     "recurrent-ppo": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "qrdqn": {"algo": {"learning_starts": 10, "buffer_size": 500}},
@@ -38,9 +39,9 @@ def test_save_load_round_trip_predicts_the_same(agent: str, tmp_path: Path) -> N
     env.close()
 
 
-def test_ppo_beta_uses_the_beta_policy_and_covers_the_box() -> None:
-    """ppo-beta's policy is BetaCnnPolicy; its sampled steering reaches both signs."""
-    config = resolve_config("ppo-beta", {"n_envs": 1, "vec_env": "dummy"})
+def test_ppo_uses_the_beta_policy_and_covers_the_box() -> None:
+    """ppo's policy is BetaCnnPolicy; its sampled steering reaches both signs."""
+    config = resolve_config("ppo", {"n_envs": 1, "vec_env": "dummy"})
     env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
     model = build_model(config, env)
     assert isinstance(model.policy, BetaCnnPolicy)
@@ -64,7 +65,7 @@ def test_schedules_follow_frames_not_agent_steps() -> None:
     env.close()
 
 
-@pytest.mark.parametrize(("agent", "buffer"), [("ppo-beta", "rollout_buffer"), ("dqn", "replay_buffer")])
+@pytest.mark.parametrize(("agent", "buffer"), [("ppo", "rollout_buffer"), ("dqn", "replay_buffer")])
 def test_buffers_store_uint8_observations(agent: str, buffer: str) -> None:
     """Rollout and replay buffers keep frames as uint8 (4x smaller than float32, 8x than float64)."""
     config = resolve_config(agent, {"n_envs": 1, "vec_env": "dummy"}, SMALL[agent])
@@ -75,3 +76,40 @@ def test_buffers_store_uint8_observations(agent: str, buffer: str) -> None:
     if buffer == "replay_buffer":
         assert stored.next_observations.dtype == np.uint8
     env.close()
+
+
+def test_former_name_ppo_beta_is_an_alias_of_ppo() -> None:
+    """Runs and suites written before the rename load: ppo-beta resolves to ppo's entry."""
+    assert get_agent("ppo-beta") is get_agent("ppo")
+    assert resolve_config("ppo-beta").agent == "ppo"
+    assert resolve_config("ppo", {"agent": "ppo-beta"}).agent == "ppo"
+    with pytest.raises(CrBenchError, match="names agent 'ppo-beta'"):
+        resolve_config("dqn", {"agent": "ppo-beta"})
+
+
+def test_initial_action_mean_sets_the_untrained_policy_mean() -> None:
+    """policy.initial_action_mean: the untrained deterministic action is the requested mean."""
+    config = resolve_config(
+        "ppo", {"n_envs": 1, "vec_env": "dummy", "policy": {"initial_action_mean": [0.0, 0.6, 0.05]}}
+    )
+    env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
+    model = build_model(config, env)
+    actions, _ = model.predict(env.reset(), deterministic=True)
+    np.testing.assert_allclose(actions[0], [0.0, 0.6, 0.05], atol=0.03)
+    env.close()
+    with pytest.raises(CrBenchError, match="initial_action_mean"):
+        resolve_config("ppo", {"policy": {"initial_action_mean": [0.0, 1.5, 0.0]}})
+
+
+def test_runs_saved_before_the_rename_keep_their_agent(tmp_path: Path) -> None:
+    """A config.yaml written when `ppo` was the Gaussian recipe reads as ppo-gaussian; new ones stay ppo."""
+    from cr_bench.config import to_dict, write_yaml
+    from cr_bench.training import RunDir
+
+    old = to_dict(resolve_config("ppo-gaussian"))
+    old["agent"] = "ppo"
+    del old["policy"]["initial_action_mean"], old["env"]["throttle_axis"]  # keys added since
+    write_yaml(tmp_path / "config.yaml", old)
+    assert RunDir(tmp_path).read_config().agent == "ppo-gaussian"
+    write_yaml(tmp_path / "config.yaml", to_dict(resolve_config("ppo", {"policy": {"initial_action_mean": None}})))
+    assert RunDir(tmp_path).read_config().agent == "ppo"

@@ -18,7 +18,7 @@ def _rows() -> list[Measurement]:
         Measurement("raw env", "gymnasium", 1, 1, 1000, 5.0),
         Measurement("raw env", "envpool", 8, 2, 8000, 4.0),
         Measurement("cr-bench pipeline", "envpool", 8, 2, 8000, 5.0),
-        Measurement("train cr-bench ppo-beta", "envpool", 8, 2, 20000, 20.0, peak_rss_mb=900.0),
+        Measurement("train cr-bench ppo", "envpool", 8, 2, 20000, 20.0, peak_rss_mb=900.0),
         Measurement("train SB3 PPO rl-zoo3 recipe", "gymnasium", 8, 2, 20000, 200.0, peak_rss_mb=2500.0),
     ]
 
@@ -72,6 +72,6 @@ def test_full_bench_runs(tmp_path: Path) -> None:
     from cr_bench.bench import run_bench
 
     rows = run_bench(raw_frames=200, train_frames=2000, reference=True, log=lambda _: None)
-    assert {r.measurement for r in rows} >= {"raw env", "cr-bench pipeline", "train cr-bench ppo-beta"}
+    assert {r.measurement for r in rows} >= {"raw env", "cr-bench pipeline", "train cr-bench ppo"}
     write_results(rows, tmp_path, "test")
     assert (tmp_path / "throughput.md").is_file()

@@ -29,7 +29,7 @@ def test_train_writes_a_complete_run_directory(trained_run: str) -> None:
     run = Path(trained_run)
     assert (run / "model.zip").is_file()
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["agent"] == "ppo-beta" and config["frames"] == 800 and config["algo"]["n_steps"] == 16
+    assert config["agent"] == "ppo" and config["frames"] == 800 and config["algo"]["n_steps"] == 16
     assert "torch" in yaml.safe_load((run / "versions.yaml").read_text())
     assert (run / "command.txt").read_text().startswith("cr-bench train ppo-beta --frames 800")
     assert list((run / "tb").rglob("events.out.tfevents.*"))
@@ -95,6 +95,7 @@ def test_other_agents_train_and_evaluate(agent: str, tmp_path: Path) -> None:
         (["train", "ppo", "--resume", "--out", "x", "--seed", "3"], "only --frames may change, not --seed"),
         (["train", "ppo", "--frames", "1e400"], "expected an integer"),
         (["train", "ppo", "--set", "checkpoint_every_frames=0"], "checkpoint_every_frames must be >= 1"),
+        (["train", "ppo", "--set", "checkpoint_every_seconds=0"], "checkpoint_every_seconds must be > 0"),
         (["train", "ppo", "--set", "env.obs_size=4"], "env.obs_size must be >= 8"),
     ],
 )
@@ -129,8 +130,8 @@ def test_missing_model_and_existing_run(trained_run: str, tmp_path: Path) -> Non
     assert code == 2 and "already holds a run" in err
     code, _, err = run_cli(["train", "ppo-beta", "--out", trained_run, "--resume"])
     assert code == 2 and "already has" in err
-    code, _, err = run_cli(["train", "ppo", "--out", trained_run, "--resume"])
-    assert code == 2 and "holds a ppo-beta run" in err
+    code, _, err = run_cli(["train", "ppo-gaussian", "--out", trained_run, "--resume"])
+    assert code == 2 and "holds a ppo run" in err
 
 
 def test_sigterm_saves_like_ctrl_c(tmp_path: Path) -> None:

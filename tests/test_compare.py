@@ -96,7 +96,7 @@ def test_shipped_suites_load() -> None:
     load_suite(root / "smoke.yaml")
     standard, configs = load_suite(root / "standard.yaml")
     assert len(standard.seeds) >= 3
-    assert {c.agent for c in configs.values()} >= {"ppo-beta", "ppo", "dqn", "recurrent-ppo", "qrdqn"}
+    assert {c.agent for c in configs.values()} >= {"ppo", "ppo-gaussian", "dqn", "recurrent-ppo", "qrdqn"}
 
 
 def test_suite_runs_summarizes_and_resumes(tmp_path: Path) -> None:
@@ -158,3 +158,35 @@ def test_randomized_colours_column(tmp_path: Path) -> None:
     assert set(episodes.condition) == {"standard", "randomized"}
     summary = pd.read_csv(tmp_path / "results" / "tiny" / "summary.csv")
     assert {"iqm_randomized", "iqm_ci_low_randomized", "success_rate_randomized"} <= set(summary.columns)
+
+
+def test_suite_curve_scores_every_checkpoint_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `curve` section keeps a checkpoint every N frames and scores each on the same tracks;
+    a rerun plays nothing again."""
+    curve = {"every_frames": 40, "episodes": 2, "track_seed_start": 2_000_000, "backend": BACKEND}
+    agents = [
+        {"name": "beta", "agent": "ppo", "set": TINY_SET},
+        {"name": "one-seed", "agent": "ppo", "set": TINY_SET, "seeds": [1]},  # its own seeds
+    ]
+    suite = _suite(tmp_path, curve=curve, agents=agents)
+    compare_suite(suite, 1, tmp_path / "results", tmp_path / "runs", "cr-bench compare --suite s.yaml")
+    out = tmp_path / "results" / "tiny"
+    table = pd.read_csv(out / "curve.csv")
+    beta, one_seed = table[table.agent == "beta"], table[table.agent == "one-seed"]
+    assert list(beta["frames"]) == [40, 80, 120] and set(beta["seeds"]) == {2}
+    assert list(one_seed["frames"]) == [40, 80, 120] and set(one_seed["seeds"]) == {1}
+    assert not (tmp_path / "runs" / "compare" / "tiny" / "one-seed" / "seed-0").exists()
+    assert all(table["ci_low"] <= table["mean"]) and all(table["mean"] <= table["ci_high"])
+    scores = pd.read_csv(tmp_path / "runs" / "compare" / "tiny" / "beta" / "seed-0" / f"curve-{BACKEND}-2000000-2.csv")
+    assert sorted(set(scores["track_seed"])) == [2_000_000, 2_000_001] and len(scores) == 6
+    assert "## Score vs env frames" in (out / "summary.md").read_text()
+    assert (out / "score_vs_frames.png").stat().st_size > 1000
+
+    import cr_bench.curves
+
+    def no_replay(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a scored checkpoint was played again")
+
+    monkeypatch.setattr(cr_bench.curves, "evaluate", no_replay)
+    compare_suite(suite, 1, tmp_path / "results", tmp_path / "runs", "cr-bench compare --suite s.yaml")
+    assert pd.read_csv(out / "curve.csv").equals(table)

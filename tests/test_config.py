@@ -65,7 +65,7 @@ def test_overrides_merge_in_order() -> None:
         ("ppo", {"algo": {"policy_kwargs": {}}}, "algo: unknown key"),
         ("dqn", {"env": {"discrete_actions": None}}, "needs env.discrete_actions"),
         ("ppo-beta", {"env": {"discrete_actions": "seed002"}}, "acts continuously"),
-        ("ppo", {"frames": 0}, "frames must be a positive"),
+        ("ppo", {"frames": 0}, "frames must be between 1 and"),
         ("ppo", {"seed": -1}, "seed must be >= 0"),
         ("ppo", {"policy": {"features_extractor": "resnet"}}, "unknown 'resnet'"),
         ("ppo", {"agent": "dqn"}, "names agent 'dqn'"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import gymnasium as gym
@@ -14,6 +17,7 @@ from cr_bench.agents import AGENTS, resolve_config
 from cr_bench.config import EnvConfig, ShapingConfig
 from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.envs import make_vec_env
+from tests.conftest import TINY, run_cli
 
 envpool = pytest.importorskip("envpool")
 
@@ -31,8 +35,8 @@ class GymnasiumPool:
 
     def __init__(self, seeds: list[int]) -> None:
         self.envs = [gym.make("CarRacing-v3") for _ in seeds]
-        # float64 actions, as gymnasium computes them (EnvPool's own space is float32).
-        self.action_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float64)
+        # float64 actions, as gymnasium computes them (EnvPool's own spec is float32).
+        self.spec = SimpleNamespace(action_array_spec={"action": SimpleNamespace(dtype=np.float64)})
         self.seeds: list[int | None] = list(seeds)
 
     def reset(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
@@ -75,8 +79,9 @@ ALL_SHAPING = ShapingConfig(
         EnvConfig(action_repeat=4, frame_stack=3, obs_size=48, skip_zoom_frames=10, shaping=ALL_SHAPING),
         EnvConfig(action_repeat=2, frame_stack=2, grayscale=False, crop_bottom_bar=True, obs_size=32),
         EnvConfig(action_repeat=3, frame_stack=2, obs_size=40, discrete_actions="seed002", shaping=ALL_SHAPING),
+        EnvConfig(action_repeat=4, frame_stack=2, obs_size=40, throttle_axis=True, shaping=ALL_SHAPING),
     ],
-    ids=["shaped", "rgb-cropped", "discrete"],
+    ids=["shaped", "rgb-cropped", "discrete", "throttle"],
 )
 def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     """On the same raw frames, EnvPoolVecEnv and the gymnasium wrappers agree step for step."""
@@ -92,6 +97,8 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
     for _ in range(150):
         if config.discrete_actions:
             actions = rng.integers(0, batched.action_space.n, size=2)  # type: ignore[attr-defined]
+        elif config.throttle_axis:
+            actions = rng.uniform([-1.0, -0.5], [1.0, 1.0], (2, 2)).astype(np.float32)
         else:
             actions = np.tile([[0.0, 0.6, 0.0]], (2, 1)) + rng.uniform(-0.4, 0.4, (2, 3))
             actions = np.clip(actions, [-1, 0, 0], [1, 1, 1]).astype(np.float32)
@@ -211,3 +218,13 @@ def test_raw_frames_are_batched_through_one_preprocess_call(monkeypatch: pytest.
     venv.step(np.zeros((4, 3), np.float32))
     assert calls == [4]
     venv.close()
+
+
+def test_a_short_envpool_training_warns_nothing(tmp_path: Path) -> None:
+    """Was: every EnvPool training printed gymnasium's "Box low's/high's precision lowered" warnings."""
+    argv = ["train", "ppo", "--frames", "100", "--out", str(tmp_path / "run"), "--n-envs", "2", "--backend", POOL]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        code, _, err = run_cli([*argv, *TINY["ppo"]])
+    assert code == 0, err
+    assert [f"{w.category.__name__}: {w.message}" for w in caught] == []

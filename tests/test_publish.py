@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 import zipfile
 from pathlib import Path
 
@@ -64,7 +63,7 @@ def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_
     folder = results / "models" / "beta"
     for name in ("config.yaml", "curve.csv", "command.txt", "progress.json", "curve.png", "publish.txt"):
         assert (folder / name).is_file(), name
-    assert f"cr-bench eval {folder}" in out
+    assert f"cr-bench verify {folder}" in out
     # Adam's moments are dropped: the published model is smaller than the run's.
     assert (folder / "model.zip").stat().st_size < 0.6 * (checkpointed_run / "model.zip").stat().st_size
     with zipfile.ZipFile(folder / "model.zip") as archive:
@@ -81,9 +80,10 @@ def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_
     assert scores[-1]["frames"] == str(json.loads((checkpointed_run / "progress.json").read_text())["frames_done"])
     assert float(scores[-1]["mean"]) == pytest.approx(sum(float(r["return"]) for r in published) / 2, abs=0.01)
 
-    code, _, err = run_cli(["eval", str(folder)])  # the published config evaluates 2 tracks
+    # eval writes elsewhere; the published config evaluates the same 2 tracks, bit for bit.
+    code, _, err = run_cli(["eval", str(folder), "--out", str(tmp_path / "replay")])
     assert code == 0, err
-    assert _rows(folder / "eval" / "episodes.csv") == published
+    assert _rows(tmp_path / "replay" / "episodes.csv") == published
 
     code, _, err = run_cli(argv)
     assert code == 2 and "already exists" in err and "--force" in err and err.count("\n") == 1
@@ -101,14 +101,16 @@ def test_report_has_the_headline_section(checkpointed_run: Path, tmp_path: Path)
     folder = results / "models" / "beta"
     (episode,) = _rows(folder / "eval" / "episodes.csv")
     frames = json.loads((checkpointed_run / "progress.json").read_text())["frames_done"]
-    assert "## Headline agents" in text and f"| [beta](models/beta) | ppo-beta | {frames:,} |" in text
+    agent = RunDir(folder).read_config().agent
+    assert "## Headline agents" in text and f"| [beta](models/beta) | {agent} | {frames:,} |" in text
     assert f"| deterministic | {float(episode['return']):.1f} ± 0.0 |" in text
     assert "World Models" in text and "906 ± 21" in text
-    assert "cr-bench train ppo-beta --frames 800" in text and f"cr-bench eval {results}/models/beta" in text
+    assert "cr-bench train ppo-beta --frames 800" in text and f"cr-bench verify {results}/models/beta" in text
     assert "![training curve](models/beta/curve.png)" in text
 
-    # Re-evaluated with other settings, the folder no longer holds its published figures.
-    assert run_cli(["eval", str(folder), "--track-seed-start", "7"])[0] == 0
+    # Edited, the folder no longer holds its published figures.
+    episodes_csv = folder / "eval" / "episodes.csv"
+    episodes_csv.write_text(episodes_csv.read_text().replace(episode["return"], "1000.0"))
     code, _, err = run_cli(["report", "--results-dir", str(results)])
     assert code == 2 and "not the evaluation beta was published with" in err
 
@@ -128,23 +130,3 @@ def test_publish_bad_input(checkpointed_run: Path, tmp_path: Path, argv: list[st
 def test_publish_needs_a_run(tmp_path: Path) -> None:
     code, _, err = run_cli(["publish", str(tmp_path / "missing"), "--name", "x", "--results-dir", str(tmp_path)])
     assert code == 2 and "run directory not found" in err
-
-
-PUBLISHED = sorted(p.parent for p in (Path(__file__).parent.parent / "results" / "models").glob("*/published.yaml"))
-
-
-@pytest.mark.parametrize("folder", PUBLISHED, ids=[p.name for p in PUBLISHED])
-def test_committed_models_reproduce_their_first_tracks(folder: Path, tmp_path: Path) -> None:
-    """On this install, a committed model replays the first published tracks (all 100: `cr-bench eval`).
-
-    Identical on the machine that published them; another CPU may round convolutions
-    differently, and a 1000-frame episode amplifies that, so returns get a small tolerance.
-    """
-    copy = tmp_path / folder.name
-    shutil.copytree(folder, copy, ignore=shutil.ignore_patterns("eval", "*.gif"))
-    code, _, err = run_cli(["eval", str(copy), "--episodes", "4"])
-    assert code == 0, err
-    replayed, published = _rows(copy / "eval" / "episodes.csv"), _rows(folder / "eval" / "episodes.csv")[:4]
-    assert [r["track_seed"] for r in replayed] == [r["track_seed"] for r in published]
-    for new, old in zip(replayed, published, strict=True):
-        assert float(new["return"]) == pytest.approx(float(old["return"]), abs=25.0)

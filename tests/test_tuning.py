@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,9 @@ def _settings(tmp_path: Path, trials: int, **changes: Any) -> tuning.TuneSetting
         trials=trials,
         frames_per_trial=160,
         eval_episodes=1,
+        final_eval_episodes=1,
         evals_per_trial=1,
+        value_evals=1,
         study_name="tiny",
         results_dir=str(tmp_path / "results"),
         runs_dir=str(tmp_path / "runs"),
@@ -107,9 +111,9 @@ def test_study_completes_and_writes_every_output(tmp_path: Path) -> None:
     tuning.tune(settings)
     out = settings.out_dir
     rows = (out / "trials.csv").read_text().splitlines()
-    assert rows[0] == "number,state,value,clip_range,learning_rate,frames,wall_seconds"
+    assert rows[0] == "number,state,value,clip_range,learning_rate,frames,wall_seconds,default"
     assert len(rows) == 4 and all(",COMPLETE," in row for row in rows[1:])
-    assert all(int(row.split(",")[-2]) >= 160 for row in rows[1:])
+    assert all(int(row.split(",")[-3]) >= 160 for row in rows[1:])
     summary = (out / "summary.md").read_text()
     assert "cr-bench tune ppo-beta --trials 3" in summary and "3 complete" in summary
     assert (out / "history.png").stat().st_size > 1000
@@ -142,6 +146,7 @@ def test_interrupted_study_resumes_without_losing_trials(tmp_path: Path, monkeyp
     def interrupted_third(trial: optuna.Trial, *args: Any) -> float:
         calls["n"] += 1
         if calls["n"] == 3:
+            tuning.sample(trial, args[1])  # interrupted after sampling, during training
             raise KeyboardInterrupt
         return original(trial, *args)
 
@@ -157,12 +162,13 @@ def test_interrupted_study_resumes_without_losing_trials(tmp_path: Path, monkeyp
     trials = _study(settings).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and {t.number for t in kept} <= {t.number for t in complete}
-    assert trials[2].user_attrs.get("interrupted") and trials[2].state == TrialState.FAIL
+    assert tuning.interrupted(trials[2]) and trials[2].state == TrialState.FAIL
+    assert trials[3].params == trials[2].params  # the interrupted trial ran again
 
 
 def test_pruned_and_failed_trials_do_not_stop_the_study(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A diverging trial fails, a bad one is pruned, and the study still reaches its total."""
-    settings = _settings(tmp_path, trials=3, pruner="none")
+    settings = _settings(tmp_path, trials=3, pruner="none", evals_per_trial=2)  # a pruning point at 80 frames
     original = tuning.train
     calls = {"n": 0}
 
@@ -225,6 +231,7 @@ def test_evaluations_are_reported_at_scheduled_steps(tmp_path: Path, monkeypatch
     class FakeTrial:
         def __init__(self) -> None:
             self.steps: list[int] = []
+            self.user_attrs: dict[str, Any] = {}
 
         def report(self, value: float, step: int) -> None:
             self.steps.append(step)
@@ -240,11 +247,137 @@ def test_evaluations_are_reported_at_scheduled_steps(tmp_path: Path, monkeypatch
     monkeypatch.setattr(tuning, "evaluate", lambda *args, **kwargs: [EpisodeResult(1, 10.0, 1000, 125)])
     trial = FakeTrial()
     config = resolve_config("ppo-beta", {"frames": 1000})
-    settings = dataclasses.replace(_settings(tmp_path, trials=1), evals_per_trial=4)
+    settings = dataclasses.replace(_settings(tmp_path, trials=1), evals_per_trial=4, frames_per_trial=1000)
     callback = tuning.TrialEvaluation(trial, config, settings, step_offset=1000)  # type: ignore[arg-type]
     model = FakeModel()
     callback.model = model  # type: ignore[assignment]
     for frames in (0, 130, 262, 530, 600, 790, 1003):
         model.frames_done = frames
         callback._on_step()
+    assert trial.steps == [1250, 1500, 1750]  # the end of the budget is the final evaluation's
+    callback.final()
     assert trial.steps == [1250, 1500, 1750, 2000]
+
+
+def test_trial_0_is_the_base_config(tmp_path: Path) -> None:
+    """The study's first trial runs the base config unchanged, so the best is never worse."""
+    settings = _settings(tmp_path, trials=2)
+    tuning.tune(settings)
+    first = _study(settings).trials[0]
+    assert first.user_attrs["default"] and first.state == TrialState.COMPLETE
+    base = resolve_config("ppo", settings.base_config)
+    assert first.params == {"learning_rate": base.algo["learning_rate"], "clip_range": base.algo["clip_range"]}
+    assert first.user_attrs["config"]["algo"] == {**base.algo}
+    assert "The base config (trial 0) scored" in (settings.out_dir / "summary.md").read_text()
+    tuning.tune(dataclasses.replace(settings, trials=3))  # continuing does not queue it again
+    assert sum(bool(t.user_attrs.get("default")) for t in _study(settings).trials) == 1
+
+
+def test_default_values_outside_the_space_widen_it(tmp_path: Path) -> None:
+    """A base value missing from a categorical space is added; a numeric range is stretched to it."""
+    space = {
+        "clip_range": tuning.ParamSpec("categorical", choices=[0.2, 0.3]),
+        "n_epochs": tuning.ParamSpec("int", low=5, high=8),
+        "learning_rate": tuning.ParamSpec("float", low=1e-4, high=3e-4, log=True),
+    }
+    config = resolve_config("ppo", {"algo": {"learning_rate": "lin_1e-3"}})
+    defaults = tuning.default_params(space, config)
+    assert defaults == {"clip_range": 0.1, "n_epochs": 4}  # a schedule string is not a float value
+    widened = tuning.include_defaults(space, defaults)
+    assert widened["clip_range"].choices == [0.2, 0.3, 0.1] and space["clip_range"].choices == [0.2, 0.3]
+    assert (widened["n_epochs"].low, widened["n_epochs"].high) == (4, 8)
+
+
+def test_trial_value_is_the_mean_of_the_last_evaluations(tmp_path: Path) -> None:
+    settings = dataclasses.replace(_settings(tmp_path, trials=1), evals_per_trial=4, value_evals=2)
+    callback = tuning.TrialEvaluation(None, resolve_config("ppo"), settings, 0)  # type: ignore[arg-type]
+    callback.history = [-30.0, 100.0, 300.0, 500.0]
+    assert callback.value() == 400.0
+
+
+@pytest.mark.parametrize("pruner", ["hyperband", "halving", "median", "none"])
+def test_every_pruner_builds(tmp_path: Path, pruner: str) -> None:
+    assert isinstance(tuning.make_pruner(_settings(tmp_path, 1, pruner=pruner)), optuna.pruners.BasePruner)
+
+
+def _open_together(settings: tuning.TuneSettings, barrier: Any, errors: Any) -> None:
+    barrier.wait()
+    try:
+        tuning.open_study(settings)
+    except Exception as error:  # reported to the test
+        errors.put(f"{type(error).__name__}: {error}")
+
+
+@pytest.mark.parametrize("storage", ["sqlite", "journal", "postgresql"])
+def test_workers_started_at_the_same_instant_all_open_the_study(tmp_path: Path, storage: str) -> None:
+    """Three workers released by one barrier on a new storage: none loses the creation race."""
+    if storage == "postgresql" and not POSTGRES_URL:
+        pytest.skip("CR_BENCH_TEST_POSTGRES is not set: .ci/run installs and starts PostgreSQL")
+    url = {"sqlite": f"sqlite:///{tmp_path / 'new.db'}", "journal": "", "postgresql": POSTGRES_URL}[storage]
+    settings = _settings(tmp_path, trials=1, storage=url, study_name=f"race-{os.getpid()}")
+    context = multiprocessing.get_context("fork")
+    barrier, errors = context.Barrier(3), context.Queue()
+    workers = [context.Process(target=_open_together, args=(settings, barrier, errors)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert [w.exitcode for w in workers] == [0, 0, 0]
+    assert errors.empty(), errors.get()
+    assert len(optuna.get_all_study_names(tuning.make_storage(settings))) >= 1
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_in_memory_storage_is_refused(tmp_path: Path, url: str) -> None:
+    code, _, err = run_cli(["tune", "ppo", "--storage", url, "--trials", "1", "--results-dir", str(tmp_path)])
+    assert code == 2 and "in memory" in err and err.count("\n") == 1
+
+
+def test_new_trials_never_train_into_old_folders(tmp_path: Path) -> None:
+    """An old study's trial-0 folder is left alone; the new trial 0 gets a folder of its own."""
+    old = tmp_path / "runs" / "tune" / "tiny" / "trial-0" / "seed-0"
+    old.mkdir(parents=True)
+    (old / "config.yaml").write_text("agent: dqn\n")
+    settings = _settings(tmp_path, trials=1)
+    tuning.tune(settings)
+    trial = _study(settings).trials[0]
+    assert trial.state == TrialState.COMPLETE and trial.user_attrs["run_dir"].endswith("trial-0.2")
+    assert (old / "config.yaml").read_text() == "agent: dqn\n"
+
+
+def test_a_study_whose_trials_all_failed_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Exit 2 with the first reasons, and the last line's count matches summary.md."""
+
+    def diverge(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError("concentration1 is nan")
+
+    monkeypatch.setattr(tuning, "train", diverge)
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(SMALL_SPACE))
+    code, _, err = run_cli(
+        ["tune", "ppo", "--trials", "2", "--space", str(space), "--results-dir", str(tmp_path / "results"),
+         "--runs-dir", str(tmp_path / "runs"), "--study-name", "failing"]
+    )  # fmt: skip
+    assert code == 2 and "all 2 trials failed" in err and "concentration1 is nan" in err
+    summary = (tmp_path / "results" / "tune" / "failing" / "summary.md").read_text()
+    assert "2 trials: 0 complete, 0 pruned, 2 failed" in summary
+
+
+def test_silent_trials_of_another_host_are_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A study carried to a fresh machine (through git) retries the trial its old machine was running."""
+    settings = _settings(tmp_path, trials=1)
+    study = tuning.open_study(settings)
+    space = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-3, log=True)}
+    trial = study.ask(space)
+    trial.set_user_attr("host", "old-machine")
+    trial.set_user_attr("pid", 1)
+    trial.set_user_attr("heartbeat", 1000.0)  # long ago
+    fresh = study.ask()
+    fresh.set_user_attr("host", "other-machine")
+    fresh.set_user_attr("pid", 1)
+    fresh.set_user_attr("heartbeat", time.time())  # alive elsewhere: left alone
+    tuning.fail_dead_trials(study)
+    trials = study.get_trials()
+    assert tuning.interrupted(trials[0]) and trials[1].state == TrialState.RUNNING
+    assert trials[2].state == TrialState.WAITING
+    assert study.ask(space).params == trials[0].params  # the retry runs the same config

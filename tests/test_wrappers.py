@@ -21,6 +21,7 @@ from cr_bench.wrappers import (
     OffTrackTermination,
     PreprocessFrame,
     SkipZoom,
+    ThrottleAxis,
     grass_fraction_under_car,
     preprocess_frames,
 )
@@ -612,3 +613,29 @@ def test_invalid_parameters_raise_value_error(build: Callable[[gym.Env], gym.Env
     """Each wrapper rejects invalid parameters with ValueError when built."""
     with pytest.raises(ValueError):
         build(FakeCarRacing())
+
+
+# --- ThrottleAxis -----------------------------------------------------------------------
+
+
+class _LastAction(gym.Wrapper):
+    """Remembers the action the wrapped env received."""
+
+    def step(self, action: np.ndarray) -> tuple:
+        self.last = np.array(action)
+        return self.env.step(action)
+
+
+@pytest.mark.parametrize(
+    ("action", "pedals"),
+    [([0.3, 0.8], [0.3, 0.8, 0.0]), ([-1.0, -0.4], [-1.0, 0.0, 0.4]), ([0.0, 0.0], [0.0, 0.0, 0.0]),
+     ([2.0, -3.0], [1.0, 0.0, 1.0])],
+)  # fmt: skip
+def test_throttle_axis_presses_gas_or_brake_never_both(action: list[float], pedals: list[float]) -> None:
+    """[steer, throttle]: throttle > 0 is gas, < 0 is brake; out-of-range actions are clipped."""
+    inner = _LastAction(FakeCarRacing([0.0]))
+    env = ThrottleAxis(inner)
+    assert env.action_space.shape == (2,)
+    env.reset(seed=0)
+    env.step(np.array(action, np.float32))
+    np.testing.assert_allclose(inner.last, pedals)
