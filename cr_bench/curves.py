@@ -18,7 +18,7 @@ import pandas as pd
 
 from cr_bench.agents import load_model
 from cr_bench.config import VALIDATION_TRACK_START
-from cr_bench.evaluation import evaluate
+from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.stats import stratified_bootstrap_ci
 from cr_bench.training import RunDir
 
@@ -76,7 +76,7 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
             settings.episodes,
             settings.track_seed_start,
             backend=settings.backend,
-            n_envs=settings.episodes if settings.backend == "envpool" else config.eval.n_envs,
+            n_envs=episodes_at_once(settings.backend, settings.episodes, config.eval.n_envs),
         )
         rows = pd.DataFrame([[frames, r.track_seed, r.true_return] for r in results], columns=SCORE_COLUMNS)
         scores = pd.concat([scores, rows], ignore_index=True)

@@ -79,6 +79,12 @@ def check_model_fits(model: Any, env: gym.Env | VecEnv) -> None:
         raise CrBenchError(f"the model does not fit this run's env pipeline: {error}") from None
 
 
+def episodes_at_once(backend: str, episodes: int, gymnasium_envs: int) -> int:
+    """How many episodes to play at once: every one on EnvPool (one pool, cheap), else
+    ``gymnasium_envs`` worker processes."""
+    return episodes if backend == "envpool" else gymnasium_envs
+
+
 def evaluate(
     model: BaseAlgorithm,
     env_config: EnvConfig,

@@ -51,7 +51,7 @@ from tqdm import tqdm
 from cr_bench.agents import get_agent, resolve_config
 from cr_bench.config import VALIDATION_TRACK_START, RunConfig, from_dict, read_yaml, to_dict, write_yaml
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import evaluate
+from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.training import train
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -544,8 +544,7 @@ class TrialEvaluation(BaseCallback):
             episodes,
             VALIDATION_TRACK_START,
             backend=backend,
-            # EnvPool plays every track in one pool; gymnasium in worker processes.
-            n_envs=episodes if backend == "envpool" else self.config.eval.n_envs,
+            n_envs=episodes_at_once(backend, episodes, self.config.eval.n_envs),
         )
         self.history.append(float(np.mean([r.true_return for r in results])))
         if math.isfinite(self.last_value):
