@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from cr_bench.config import EnvConfig
+from cr_bench.spec.run import EnvConfig
 
 BASELINE_ENV = EnvConfig(action_repeat=2, frame_stack=1, grayscale=True, obs_size=96)
 """Pipeline of both baselines: one full-size grayscale frame, actions held for 2 frames."""

@@ -24,10 +24,12 @@ import gymnasium as gym
 import numpy as np
 
 from cr_bench import wrappers
-from cr_bench.agents import AGENTS, policy_kwargs, resolve_config, set_torch_threads
-from cr_bench.config import PolicyConfig, from_dict
-from cr_bench.envs import ENV_ID, make_vec_env, resolve_backend
+from cr_bench.agents import policy_kwargs, set_torch_threads
+from cr_bench.envs import ENV_ID, make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.agents import AGENTS, resolve_config
+from cr_bench.spec.loader import from_dict
+from cr_bench.spec.run import PolicyConfig, resolve_backend
 from cr_bench.training import FrameCounter, train
 
 # A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it

@@ -1,4 +1,6 @@
-"""The ``cr-bench`` command line: train, eval, record.
+"""The ``cr-bench`` command line, generated from the settings dataclasses of
+:mod:`cr_bench.spec.commands` (and :class:`~cr_bench.spec.tune.TuneSettings`): each
+field is an option, its docstring the help, its default the option's default.
 
 User errors print one line (``cr-bench: error: ...``) and exit with status 2; Ctrl-C
 during training saves a checkpoint and exits with 130.
@@ -20,18 +22,32 @@ import sys
 import tempfile
 import textwrap
 import threading
-from collections.abc import Iterable, Sequence
+import typing
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
 
-from cr_bench.agents import AGENTS, get_agent, load_model, resolve_config, set_torch_threads
-from cr_bench.config import check_frames, parse_yaml, read_yaml
-from cr_bench.envs import BACKENDS
+from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.agents import AGENTS, get_agent, resolve_config
+from cr_bench.spec.commands import (
+    BenchArgs,
+    CompareArgs,
+    EvalArgs,
+    PublishArgs,
+    RecordArgs,
+    ReportArgs,
+    TrainArgs,
+    VerifyArgs,
+    checker,
+    optional_of,
+)
+from cr_bench.spec.loader import parse_yaml
+from cr_bench.spec.run import EvalConfig, read_config_file
+from cr_bench.spec.tune import TuneSettings
 from cr_bench.stats import format_summary
-from cr_bench.verify import DEFAULT_MARGIN
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,40 +57,33 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _non_negative_int(text: str) -> int:
+def _integer(text: str) -> int:
+    """An integer, also written as ``1e6``."""
     try:
-        value = int(float(text)) if "e" in text.lower() else int(text)
+        return int(float(text)) if "e" in text.lower() else int(text)
     except (ValueError, OverflowError):
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+        raise ValueError(f"expected an integer, got {text!r}") from None
 
 
-def _positive_int(text: str) -> int:
-    value = _non_negative_int(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError("must be > 0, got 0")
-    return value
-
-
-def _frames(text: str) -> int:
-    """A frame budget: a positive integer up to :data:`~cr_bench.config.MAX_FRAMES`."""
+def _number(text: str) -> float:
     try:
-        return check_frames(_positive_int(text), "the budget")
-    except CrBenchError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-
-
-def _margin(text: str) -> float:
-    """A margin in return points: a finite number >= 0."""
-    try:
-        value = float(text)
+        return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of return points, got {text!r}") from None
-    if not 0 <= value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return value
+        raise ValueError(f"expected a number, got {text!r}") from None
+
+
+def _override(text: str) -> dict[str, Any]:
+    """``a.b=value`` -> ``{"a": {"b": value}}`` with value parsed as YAML (a number, list, ...)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key:
+        raise ValueError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = parse_yaml(raw)
+    except yaml.YAMLError:
+        raise ValueError(f"cannot parse value of {key!r}: {raw!r}") from None
+    for part in reversed(key.split(".")):
+        value = {part: value}
+    return dict(value)
 
 
 def _writable_dir(path: Path) -> Path:
@@ -94,261 +103,180 @@ def _writable_dir(path: Path) -> Path:
     return path
 
 
-def _override(text: str) -> dict[str, Any]:
-    """``a.b=value`` -> ``{"a": {"b": value}}`` with value parsed as YAML (a number, list, ...)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    try:
-        value = parse_yaml(raw)
-    except yaml.YAMLError:
-        raise argparse.ArgumentTypeError(f"cannot parse value of {key!r}: {raw!r}") from None
-    for part in reversed(key.split(".")):
-        value = {part: value}
-    return dict(value)
+def _parser_of(annotation: Any) -> Callable[[str], Any]:
+    """argparse ``type`` for a field type: parse the text, then apply the field's check."""
+    base = optional_of(annotation)
+    if typing.get_origin(base) is Annotated and base.__metadata__[0] == "override":
+        parse: Callable[[str], Any] = _override
+    else:
+        kind = typing.get_args(base)[0] if typing.get_origin(base) is Annotated else base
+        parse = {int: _integer, float: _number}.get(kind, str)
+    check = checker(annotation)
+
+    def convert(text: str) -> Any:
+        try:
+            value = parse(text)
+            return check(value) if check is not None else value
+        except ValueError as error:  # argparse shows the message with the flag's name
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstrings under a dataclass's fields (as tyro reads them), first sentence each."""
-    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    body = tree.body[0].body  # type: ignore[attr-defined]
-    docs = {}
-    for node, after in itertools.pairwise(body):
-        documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
-        if documented and isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            docs[node.target.id] = " ".join(str(after.value.value).split())
+    """The docstrings under a dataclass's fields, its bases' included (as tyro reads them)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        tree = ast.parse(textwrap.dedent(inspect.getsource(klass)))
+        body = tree.body[0].body  # type: ignore[attr-defined]
+        for node, after in itertools.pairwise(body):
+            documented = isinstance(after, ast.Expr) and isinstance(after.value, ast.Constant)
+            if documented and isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+                docs[node.target.id] = " ".join(str(after.value.value).split())
     return docs
 
 
-def add_fields(
-    parser: argparse.ArgumentParser, cls: type, types: dict[str, Any], flags: dict[str, str] | None = None
-) -> None:
-    """Add ``--field-name`` options for ``cls``'s fields named in ``types`` (a type or a list of
-    choices). Help text is the field's docstring; the default is the field's own, shown in
-    the help and applied by the dataclass (the option defaults to None: not given)."""
+def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One argument per field of the settings dataclass ``cls``.
+
+    The help is the field's docstring, with its default; the argument defaults to None (not
+    given), so the dataclass applies its own default (:func:`settings_from`). Field metadata:
+    ``positional``, ``flag``, ``metavar``, ``required``, and ``cli: False`` to leave a field out.
+    """
     docs = field_docs(cls)
-    defaults = {f.name: f.default for f in dataclasses.fields(cls)}
-    for name, kind in types.items():
-        default = defaults[name]
-        shown = f" (default {default})" if default not in ("", None) else ""
-        options: dict[str, Any] = {"choices": kind} if isinstance(kind, list) else {"type": kind}
-        flag = (flags or {}).get(name, "--" + name.replace("_", "-"))
-        parser.add_argument(flag, dest=name, default=None, help=docs.get(name, "") + shown, **options)
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for item in dataclasses.fields(cls):
+        meta = item.metadata
+        if not meta.get("cli", True):
+            continue
+        kind, help_text = optional_of(hints[item.name]), docs.get(item.name, "")
+        default = item.default
+        if default not in (None, "", False, dataclasses.MISSING) and not meta.get("positional"):
+            help_text += f" (default {default})"
+        options: dict[str, Any] = {"help": help_text}
+        if "metavar" in meta:
+            options["metavar"] = meta["metavar"]
+        if typing.get_origin(kind) is list:
+            (kind,) = typing.get_args(kind)
+            options.update(nargs="*") if meta.get("positional") else options.update(action="append")
+        if kind is bool:
+            options.update(action="store_true", default=None)
+        elif typing.get_origin(kind) is Literal:
+            options["choices"] = list(typing.get_args(kind))
+        else:
+            options["type"] = _parser_of(kind)
+        if meta.get("positional"):
+            parser.add_argument(item.name, **options)
+        else:
+            flag = meta.get("flag", "--" + item.name.replace("_", "-"))
+            parser.add_argument(flag, dest=item.name, required=meta.get("required", False), **options)
+    parser.set_defaults(settings_class=cls)
 
 
-def fields_given(args: argparse.Namespace, names: Iterable[str]) -> dict[str, Any]:
-    """The options among ``names`` that the user gave (not None)."""
-    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-
-
-def tune_flags() -> dict[str, Any]:
-    """The TuneSettings fields ``cr-bench tune`` takes as options, with their types or choices."""
-    from cr_bench.tuning import PRUNERS, SAMPLERS
-
-    return {
-        "trials": _positive_int,
-        "frames_per_trial": _frames,
-        "eval_episodes": _positive_int,
-        "final_eval_episodes": _positive_int,
-        "evals_per_trial": _positive_int,
-        "value_evals": _positive_int,
-        "seeds_per_trial": _positive_int,
-        "seed": _non_negative_int,
-        "sampler": list(SAMPLERS),
-        "pruner": list(PRUNERS),
-        "storage": str,
-        "study_name": str,
-        "results_dir": Path,
-        "runs_dir": Path,
-        "space_file": Path,
-        "eval_backend": list(BACKENDS),
-    }
+def settings_from(args: argparse.Namespace) -> Any:
+    """The command's settings dataclass from the options given (the others keep its defaults)."""
+    cls = args.settings_class
+    names = [f.name for f in dataclasses.fields(cls) if f.metadata.get("cli", True)]
+    return cls(**{name: getattr(args, name) for name in names if getattr(args, name) not in (None, [])})
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from cr_bench.tuning import TuneSettings
-
     parser = _Parser(prog="cr-bench", description="Train, evaluate and record SB3 agents on CarRacing-v3.")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
-
     agents = "; ".join(f"{name}: {spec.description}" for name, spec in AGENTS.items())
-    train = commands.add_parser(
-        "train",
-        help="train an agent for a budget of env frames",
-        description=f"Train an agent and write a run directory. Agents: {agents}.",
-    )
-    train.add_argument("agent", metavar="AGENT", help=f"one of: {', '.join(AGENTS)}")
-    train.add_argument("--frames", type=_frames, help="budget in env frames (raw CarRacing steps)")
-    train.add_argument("--seed", type=_non_negative_int, help="training seed (default 0)")
-    train.add_argument("--config", type=Path, help="YAML file overriding the agent's defaults")
-    train.add_argument("--n-envs", type=_positive_int, help="parallel environments")
-    train.add_argument(
-        "--backend",
-        choices=["auto", *BACKENDS],
-        help="simulator (default auto: envpool when installed, else gymnasium)",
-    )
-    train.add_argument(
-        "--set",
-        dest="overrides",
-        type=_override,
-        action="append",
-        metavar="KEY=VALUE",
-        help="override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)",
-    )
-    train.add_argument("--out", type=Path, help="run directory (default runs/AGENT-seedS-TIME)")
-    train.add_argument(
-        "--resume", action="store_true", help="continue the run in --out (after Ctrl-C or to raise --frames)"
-    )
-    train.set_defaults(handler=_train)
-
-    evaluate = commands.add_parser(
-        "eval",
-        help="evaluate a run on held-out tracks",
-        description="Evaluate a trained run on fixed, held-out track seeds with the raw CarRacing return "
-        "(no shaping, no early termination). Writes RUN_DIR/eval/episodes.csv and summary.yaml.",
-    )
-    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    evaluate.add_argument(
-        "--episodes", type=_positive_int, help="episodes, one track each (default from the run's config)"
-    )
-    evaluate.add_argument("--track-seed-start", type=_non_negative_int, help="first track seed (default 1000000)")
-    evaluate.add_argument(
-        "--stochastic", action="store_true", help="sample actions instead of the deterministic action"
-    )
-    evaluate.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="simulator (default gymnasium, the reference; tracks differ between backends)",
-    )
-    evaluate.add_argument("--n-envs", type=_positive_int, help="episodes played at once (default 2)")
-    evaluate.add_argument(
-        "--out",
-        type=Path,
-        help="folder for episodes.csv, summary.yaml and command.txt (default RUN_DIR/eval; "
-        "never inside a published model folder)",
-    )
-    evaluate.set_defaults(handler=_eval)
-
-    check = commands.add_parser(
-        "verify",
-        help="re-evaluate a published model and check its published mean",
-        description="Play a published model (RESULTS_DIR/models/NAME) on its published tracks, or the first N of "
-        "them, with its published settings, without writing anything. Exits 0 when the new mean lies within "
-        "the published mean's 95% bootstrap CI on those tracks, widened by --margin points on each side, and "
-        "1 otherwise. On the publishing machine the episodes replay exactly; on another CPU single tracks "
-        "replay differently and only the mean is expected to agree.",
-    )
-    check.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a published model folder")
-    check.add_argument("--episodes", type=_positive_int, help="the first N published tracks (default all)")
-    check.add_argument(
-        "--track-seed-start", type=_non_negative_int, help="first track, within the published ones (default theirs)"
-    )
-    check.add_argument(
-        "--margin",
-        type=_margin,
-        default=DEFAULT_MARGIN,
-        help=f"return points added to each side of the published CI (default {DEFAULT_MARGIN:g})",
-    )
-    check.set_defaults(handler=_verify)
-
-    rec = commands.add_parser(
-        "record",
-        help="record one episode as a GIF or MP4",
-        description="Play one evaluation episode and write it with a frame and score overlay.",
-    )
-    rec.add_argument("run_dir", type=Path, metavar="RUN_DIR")
-    rec.add_argument("--out", type=Path, required=True, help="output file, .gif or .mp4")
-    rec.add_argument("--track-seed", type=_non_negative_int, help="track seed (default: the first eval track)")
-    rec.add_argument("--fps", type=_positive_int, default=25, help="frames per second of the video")
-    rec.add_argument("--every", type=_positive_int, default=2, help="keep every N-th env frame")
-    rec.add_argument(
-        "--backend", choices=BACKENDS, help="simulator (default gymnasium, which renders the 600x400 view)"
-    )
-    rec.set_defaults(handler=_record)
-
-    tune = commands.add_parser(
-        "tune",
-        help="search hyperparameters with Optuna",
-        description="Optuna search over an agent's hyperparameters and env pipeline. Trial 0 is the agent's "
-        "config (or --config). Each trial trains for --frames-per-trial env frames, is evaluated periodically on "
-        "validation tracks (seeds 2000000+) and may be pruned. The study is persistent: the same command "
-        "continues it, and workers sharing --storage stop once it holds --trials trials. Writes "
-        "RESULTS_DIR/tune/STUDY/ (trials.csv, best.yaml, summary.md, importances.csv, history.png).",
-    )
-    tune.add_argument("agent", metavar="AGENT", help=f"one of: {', '.join(AGENTS)}")
-
-    add_fields(tune, TuneSettings, tune_flags(), flags={"space_file": "--space"})
-    tune.add_argument("--n-jobs", type=_positive_int, default=1, help="worker processes on this machine (default 1)")
-    tune.add_argument("--config", type=Path, help="base config every trial starts from")
-    tune.set_defaults(handler=_tune)
-
-    compare = commands.add_parser(
-        "compare",
-        help="compare agents over seeds on the same held-out tracks",
-        description="With --suite: train what is missing of a benchmark suite (reusing finished runs, resuming "
-        "interrupted ones), evaluate every run and the baselines on the same tracks, and write "
-        "RESULTS_DIR/<suite>/ (episodes.csv, summary.csv, summary.md, plots). With RUN_DIRs: compare finished runs.",
-    )
-    compare.add_argument("run_dirs", nargs="*", type=Path, metavar="RUN_DIR", help="finished runs to compare")
-    compare.add_argument("--suite", type=Path, help="suite YAML, e.g. benchmarks/smoke.yaml")
-    compare.add_argument("--workers", type=_positive_int, default=1, help="(agent, seed) jobs run in parallel")
-    compare.add_argument("--results-dir", type=Path, default=Path("results"), help="root of the outputs")
-    compare.add_argument("--runs-dir", type=Path, default=Path("runs"), help="root of the suite's runs")
-    compare.add_argument("--name", default="compare", help="output folder name for RUN_DIRs (default compare)")
-    compare.add_argument("--episodes", type=_positive_int, help="RUN_DIRs: tracks per run (default 20)")
-    compare.add_argument("--track-seed-start", type=_non_negative_int, help="RUN_DIRs: first track (default 1000000)")
-    compare.add_argument("--backend", choices=BACKENDS, help="RUN_DIRs: simulator (default gymnasium)")
-    compare.set_defaults(handler=_compare)
-
-    pub = commands.add_parser(
-        "publish",
-        help="publish a trained run to results/models/NAME with its evaluation",
-        description="Copy a trained run to RESULTS_DIR/models/NAME (model without optimizer state, config, "
-        "training curve, commands), evaluate it on held-out tracks, and score its kept checkpoints on the first "
-        "--curve-episodes of them (score vs env frames and wall hours). The folder is a run directory; "
-        "`cr-bench verify RESULTS_DIR/models/NAME` re-checks the published evaluation.",
-    )
-    pub.add_argument("run_dir", metavar="RUN_DIR", type=Path)
-    pub.add_argument("--name", required=True, help="folder name under RESULTS_DIR/models")
-    pub.add_argument("--results-dir", type=Path, default=Path("results"))
-    pub.add_argument("--episodes", type=_positive_int, default=100, help="held-out tracks for the final model")
-    pub.add_argument("--curve-points", type=_non_negative_int, default=8, help="kept checkpoints to score")
-    pub.add_argument("--curve-episodes", type=_positive_int, default=20, help="tracks per checkpoint score")
-    pub.add_argument("--n-envs", type=_positive_int, help="episodes played at once (default from the run)")
-    pub.add_argument("--force", action="store_true", help="replace an existing published folder")
-    pub.set_defaults(handler=_publish)
-
-    report = commands.add_parser(
-        "report",
-        help="rebuild results/README.md",
-        description="Rebuild RESULTS_DIR/README.md from every suite's summary, the tuning studies and throughput.",
-    )
-    report.add_argument("--results-dir", type=Path, default=Path("results"))
-    report.set_defaults(handler=_report)
-
-    bench = commands.add_parser(
-        "bench",
-        help="measure env and training throughput",
-        description="Measure raw gymnasium and EnvPool frames/s, cr-bench's pipeline on each backend, and "
-        "end-to-end training of ppo against SB3 PPO with the rl-zoo3 CarRacing recipe; write "
-        "OUT_DIR/throughput.md and throughput.csv.",
-    )
-    bench.add_argument("--raw-frames", type=_frames, default=4000, help="frames for the gymnasium measurements")
-    bench.add_argument("--train-frames", type=_frames, default=40_000, help="frames of each training run")
-    bench.add_argument("--no-reference", action="store_true", help="skip the (slow) reference training run")
-    bench.add_argument("--out-dir", type=Path, default=Path("results"), help="where to write the tables")
-    bench.set_defaults(handler=_bench)
+    for name, (cls, handler, summary, description) in _commands(agents).items():
+        sub = commands.add_parser(name, help=summary, description=description)
+        add_options(sub, cls)
+        sub.set_defaults(handler=handler)
     return parser
 
 
-def _train(args: argparse.Namespace, command: str) -> None:
+def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str]]:
+    return {
+        "train": (
+            TrainArgs,
+            _train,
+            "train an agent for a budget of env frames",
+            f"Train an agent and write a run directory. Agents: {agents}.",
+        ),
+        "eval": (
+            EvalArgs,
+            _eval,
+            "evaluate a run on held-out tracks",
+            "Evaluate a trained run on fixed, held-out track seeds with the raw CarRacing return "
+            "(no shaping, no early termination). Writes RUN_DIR/eval/episodes.csv and summary.yaml.",
+        ),
+        "verify": (
+            VerifyArgs,
+            _verify,
+            "re-evaluate a published model and check its published mean",
+            "Play a published model (RESULTS_DIR/models/NAME) on its published tracks, or the first N of them, "
+            "with its published settings, without writing anything. Exits 0 when the new mean lies within the "
+            "published mean's 95% bootstrap CI on those tracks, widened by --margin points on each side, and 1 "
+            "otherwise. On the publishing machine the episodes replay exactly; on another CPU single tracks "
+            "replay differently and only the mean is expected to agree.",
+        ),
+        "record": (
+            RecordArgs,
+            _record,
+            "record one episode as a GIF or MP4",
+            "Play one evaluation episode and write it with a frame and score overlay.",
+        ),
+        "tune": (
+            TuneSettings,
+            _tune,
+            "search hyperparameters with Optuna",
+            "Optuna search over an agent's hyperparameters and env pipeline. Trial 0 is the agent's config (or "
+            "--config). Each trial trains for --frames-per-trial env frames, is evaluated periodically on "
+            "validation tracks (seeds 2000000+) and may be pruned. The study is persistent: the same command "
+            "continues it, and workers sharing --storage stop once it holds --trials trials. Writes "
+            "RESULTS_DIR/tune/STUDY/ (trials.csv, best.yaml, summary.md, importances.csv, history.png).",
+        ),
+        "compare": (
+            CompareArgs,
+            _compare,
+            "compare agents over seeds on the same held-out tracks",
+            "With --suite: train what is missing of a benchmark suite (reusing finished runs, resuming "
+            "interrupted ones), evaluate every run and the baselines on the same tracks, and write "
+            "RESULTS_DIR/<suite>/ (episodes.csv, summary.csv, summary.md, plots). With RUN_DIRs: compare finished "
+            "runs (20 test tracks each unless --episodes says otherwise).",
+        ),
+        "publish": (
+            PublishArgs,
+            _publish,
+            "publish a trained run to results/models/NAME with its evaluation",
+            "Copy a trained run to RESULTS_DIR/models/NAME (model without optimizer state, config, training "
+            "curve, commands), evaluate it on held-out tracks, and score its kept checkpoints on the first "
+            "--curve-episodes of them (score vs env frames and wall hours). The folder is a run directory; "
+            "`cr-bench verify RESULTS_DIR/models/NAME` re-checks the published evaluation.",
+        ),
+        "report": (
+            ReportArgs,
+            _report,
+            "rebuild results/README.md",
+            "Rebuild RESULTS_DIR/README.md from every suite's summary, the tuning studies and throughput.",
+        ),
+        "bench": (
+            BenchArgs,
+            _bench,
+            "measure env and training throughput",
+            "Measure raw gymnasium and EnvPool frames/s, cr-bench's pipeline on each backend, and end-to-end "
+            "training of ppo against SB3 PPO with the rl-zoo3 CarRacing recipe; write OUT_DIR/throughput.md and "
+            "throughput.csv.",
+        ),
+    }
+
+
+def _train(args: TrainArgs, command: str) -> None:
     from cr_bench.training import RunDir, default_run_dir, resume, train
 
     if args.resume:
         if args.out is None:
             raise CrBenchError("--resume needs --out RUN_DIR")
         ignored = [flag for flag, value in [("--seed", args.seed), ("--config", args.config), ("--n-envs", args.n_envs),
-                   ("--backend", args.backend), ("--set", args.overrides)] if value is not None]  # fmt: skip
+                   ("--backend", args.backend), ("--set", args.overrides or None)] if value is not None]  # fmt: skip
         if ignored:
             raise CrBenchError(
                 f"--resume continues the saved config; only --frames may change, not {', '.join(ignored)}"
@@ -356,7 +284,7 @@ def _train(args: argparse.Namespace, command: str) -> None:
         saved = RunDir(args.out).read_config()
         if get_agent(saved.agent) is not get_agent(args.agent):  # a former name is the same agent
             raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")
-        _writable_dir(args.out)
+        _writable_dir(Path(args.out))
         run = resume(args.out, frames=args.frames, command=command)
     else:
         flags: dict[str, Any] = {
@@ -366,22 +294,21 @@ def _train(args: argparse.Namespace, command: str) -> None:
         }
         if args.backend is not None:
             flags["env"] = {"backend": args.backend}
-        file_config = read_yaml(args.config) if args.config else {}
-        file_config.setdefault("agent", args.agent)
-        config = resolve_config(args.agent, file_config, *(args.overrides or []), flags)
-        out = _writable_dir(default_run_dir(config) if args.out is None else args.out)
+        file_config = read_config_file(args.config, args.agent, keep_frames=True)
+        config = resolve_config(args.agent, file_config, *args.overrides, flags)
+        out = _writable_dir(default_run_dir(config) if args.out is None else Path(args.out))
         run = train(config, out, command=command)
     print(f"run saved in {run.path}")
 
 
-def _eval(args: argparse.Namespace, command: str) -> None:
+def _eval(args: EvalArgs, command: str) -> None:
     from cr_bench.evaluation import evaluate, print_episode, write_episodes
     from cr_bench.publish import published_folder
     from cr_bench.training import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()
-    out = run.eval_dir if args.out is None else args.out
+    out = run.eval_dir if args.out is None else Path(args.out)
     published = published_folder(out)
     if published is not None:
         published = Path(os.path.relpath(published))
@@ -392,27 +319,33 @@ def _eval(args: argparse.Namespace, command: str) -> None:
     _writable_dir(out)
     model = load_model(config.agent, str(run.require_model()))
     set_torch_threads(config.torch_threads)
-    episodes = config.eval.episodes if args.episodes is None else args.episodes
-    start = config.eval.track_seed_start if args.track_seed_start is None else args.track_seed_start
-    backend = config.eval.backend if args.backend is None else args.backend
-    print(f"evaluating {run.path} on {backend} track seeds {start}..{start + episodes - 1}")
+    settings = merge_eval(config.eval, args)
+    last = settings.track_seed_start + settings.episodes - 1
+    print(f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}")
     results = evaluate(
         model,
         config.env,
-        episodes,
-        start,
-        deterministic=config.eval.deterministic and not args.stochastic,
-        backend=backend,
-        n_envs=config.eval.n_envs if args.n_envs is None else args.n_envs,
+        settings.episodes,
+        settings.track_seed_start,
+        deterministic=settings.deterministic and not args.stochastic,
+        backend=settings.backend,
+        n_envs=settings.n_envs,
         on_episode=print_episode,
     )
-    summary = write_episodes(out / "episodes.csv", results, backend)
+    summary = write_episodes(out / "episodes.csv", results, settings.backend)
     (out / "command.txt").write_text(command + "\n")
     print(f"score: {format_summary(summary)}")
     print(f"episodes written to {out / 'episodes.csv'}")
 
 
-def _verify(args: argparse.Namespace, command: str) -> int:
+def merge_eval(base: EvalConfig, args: Any) -> EvalConfig:
+    """``base`` with the evaluation options ``args`` gives (episodes, track_seed_start, backend, n_envs)."""
+    names = ("episodes", "track_seed_start", "backend", "n_envs")
+    changes = {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
+    return dataclasses.replace(base, **changes)
+
+
+def _verify(args: VerifyArgs, command: str) -> int:
     from cr_bench.evaluation import print_episode
     from cr_bench.verify import verify
 
@@ -421,29 +354,30 @@ def _verify(args: argparse.Namespace, command: str) -> int:
     return 0 if verification.passed else 1
 
 
-def _record(args: argparse.Namespace, command: str) -> None:
+def _record(args: RecordArgs, command: str) -> None:
     from cr_bench.recording import record
     from cr_bench.training import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()
-    _writable_dir(args.out.parent)
+    out = Path(args.out)
+    _writable_dir(out.parent)
     model = load_model(config.agent, str(run.require_model()))
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
     backend = config.eval.backend if args.backend is None else args.backend
-    result = record(model, config.env, args.out, track_seed, fps=args.fps, every=args.every, backend=backend)
-    Path(args.out).with_name(Path(args.out).name + ".txt").write_text(command + "\n")
-    print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {args.out}")
+    result = record(model, config.env, out, track_seed, fps=args.fps, every=args.every, backend=backend)
+    out.with_name(out.name + ".txt").write_text(command + "\n")
+    print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {out}")
 
 
-def _publish(args: argparse.Namespace, command: str) -> None:
+def _publish(args: PublishArgs, command: str) -> None:
     from cr_bench.publish import publish
 
     if not args.name or "/" in args.name or args.name.startswith("."):
         raise CrBenchError(f"--name must be a plain folder name, got {args.name!r}")
     out = publish(
         args.run_dir,
-        args.results_dir / "models" / args.name,
+        Path(args.results_dir) / "models" / args.name,
         episodes=args.episodes,
         curve_points=args.curve_points,
         curve_episodes=args.curve_episodes,
@@ -454,51 +388,46 @@ def _publish(args: argparse.Namespace, command: str) -> None:
     print(f"check it with: cr-bench verify {out}")
 
 
-def _tune(args: argparse.Namespace, command: str) -> None:
-    from cr_bench.tuning import TuneSettings, base_config, counted, tune
+def _tune(settings: TuneSettings, command: str) -> None:
+    from cr_bench.tuning import counted, tune
 
-    base = base_config(args.agent, args.config)
-    given: dict[str, Any] = {
-        name: str(value) if isinstance(value, Path) else value
-        for name, value in fields_given(args, tune_flags()).items()
-    }
-    settings = TuneSettings(agent=args.agent, **given, base_config=base, command=command)
-    study = tune(settings, n_jobs=args.n_jobs)
+    settings.command = command
+    study = tune(settings)
     print((settings.out_dir / "summary.md").read_text())
     print(f"study {settings.study_name}: {len(counted(study))} trials; outputs in {settings.out_dir}")
 
 
-def _compare(args: argparse.Namespace, command: str) -> None:
+def _compare(args: CompareArgs, command: str) -> None:
     from cr_bench.baselines import BASELINES
-    from cr_bench.compare import SuiteEval, compare_runs, compare_suite, merge_settings
+    from cr_bench.compare import compare_runs, compare_suite
+    from cr_bench.spec.suite import suite_eval
 
     if bool(args.suite) == bool(args.run_dirs):
         raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")
+    results_dir, runs_dir = Path(args.results_dir), Path(args.runs_dir)
     if args.suite:
-        summary = compare_suite(args.suite, args.workers, args.results_dir, args.runs_dir, command)
+        summary = compare_suite(Path(args.suite), args.workers, results_dir, runs_dir, command)
     else:
-        settings = merge_settings(
-            SuiteEval(), episodes=args.episodes, track_seed_start=args.track_seed_start, backend=args.backend
-        )
+        settings = merge_eval(suite_eval(), args)
         if settings.backend != "gymnasium":
             settings.randomized = False
-        out = args.results_dir / args.name
-        summary = compare_runs(args.run_dirs, settings, out, list(BASELINES), command)
+        runs = [Path(folder) for folder in args.run_dirs]
+        summary = compare_runs(runs, settings, results_dir / args.name, list(BASELINES), command)
     print(summary.read_text())
     print(f"written {summary.parent}")
 
 
-def _report(args: argparse.Namespace, command: str) -> None:
+def _report(args: ReportArgs, command: str) -> None:
     from cr_bench.report import build_report
 
-    print(f"written {build_report(args.results_dir, command)}")
+    print(f"written {build_report(Path(args.results_dir), command)}")
 
 
-def _bench(args: argparse.Namespace, command: str) -> None:
+def _bench(args: BenchArgs, command: str) -> None:
     from cr_bench.bench import run_bench, write_results
 
     rows = run_bench(args.raw_frames, args.train_frames, reference=not args.no_reference)
-    csv_path, md_path = write_results(rows, args.out_dir, command)
+    csv_path, md_path = write_results(rows, Path(args.out_dir), command)
     print(md_path.read_text())
     print(f"written {md_path} and {csv_path}")
 
@@ -522,7 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if on_main_thread:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
-        return int(args.handler(args, command) or 0)
+        return int(args.handler(settings_from(args), command) or 0)
     except CrBenchError as error:
         print(f"cr-bench: error: {error}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ import signal
 import sys
 import threading
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
@@ -27,12 +27,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cr_bench.agents import get_agent, load_model, resolve_config, set_torch_threads
-from cr_bench.baselines import BASELINE_ENV, BASELINES, make_baseline
-from cr_bench.config import EnvConfig, RunConfig, from_dict, read_yaml
-from cr_bench.curves import CurveSettings, curve_table, plot_curve, score_checkpoints
+from cr_bench.agents import load_model, set_torch_threads
+from cr_bench.baselines import BASELINE_ENV, make_baseline
+from cr_bench.curves import curve_table, plot_curve, score_checkpoints
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate
+from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig
+from cr_bench.spec.suite import CurveSettings, Suite, load_suite
 from cr_bench.stats import (
     SUCCESS_RETURN,
     iqm,
@@ -48,94 +49,6 @@ CONDITIONS = {"standard": False, "randomized": True}
 EPISODE_COLUMNS = ["agent", "seed", "condition", "track_seed", "return", "length"]
 
 
-@dataclass
-class SuiteAgent:
-    """One agent of a suite."""
-
-    name: str
-    """Label in the tables (unique in the suite)."""
-    agent: str
-    """Registry name (``cr-bench train --help`` lists them)."""
-    config: str | None = None
-    """YAML config the runs start from, e.g. a tuned best.yaml (relative to the suite file)."""
-    set: dict[str, Any] = field(default_factory=dict)
-    """Overrides on top, as in ``cr-bench train --set``."""
-    seeds: list[int] | None = None
-    """This agent's training seeds (default: the suite's)."""
-
-
-@dataclass
-class SuiteEval:
-    """The evaluation every agent gets."""
-
-    episodes: int = 20
-    """Tracks per run (track seeds ``track_seed_start ..``)."""
-    track_seed_start: int = 1_000_000
-    """First track seed."""
-    backend: str = "gymnasium"
-    """Simulator of every evaluation (domain randomisation needs gymnasium)."""
-    randomized: bool = True
-    """Also evaluate with domain_randomize=True (colours change every episode)."""
-    n_envs: int = 2
-    """Episodes played at once per evaluation."""
-
-
-@dataclass
-class Suite:
-    """A comparison: agents x seeds under one frame budget, evaluated on the same tracks."""
-
-    name: str
-    """Suite name; outputs go to results/<name>/."""
-    frames: int
-    """Training budget of every run, in env frames."""
-    seeds: list[int]
-    """Training seeds of every agent."""
-    agents: list[SuiteAgent]
-    """Agents to compare."""
-    eval: SuiteEval = field(default_factory=SuiteEval)
-    """Evaluation settings."""
-    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
-    """Policies that do not learn, shown in every table: random and scripted."""
-    curve: CurveSettings | None = None
-    """Also score each run's checkpoints every ``curve.every_frames`` (score vs env frames)."""
-
-
-def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
-    """Read and validate a suite; return it with the resolved RunConfig of each agent."""
-    data = read_yaml(path)
-    suite = from_dict(Suite, data, str(path))
-    if suite.frames < 1 or not suite.seeds or not suite.agents:
-        raise CrBenchError(f"{path}: a suite needs frames >= 1, at least one seed and one agent")
-    if suite.eval.episodes < 1 or suite.eval.n_envs < 1 or suite.eval.backend not in ("gymnasium", "envpool"):
-        raise CrBenchError(f"{path}: eval needs episodes >= 1, n_envs >= 1 and backend gymnasium or envpool")
-    if min(suite.seeds) < 0 or any(a.seeds is not None and (not a.seeds or min(a.seeds) < 0) for a in suite.agents):
-        raise CrBenchError(f"{path}: seeds must be >= 0 (and an agent's seeds list not empty)")
-    if suite.eval.randomized and suite.eval.backend != "gymnasium":
-        raise CrBenchError(f"{path}: eval.randomized needs backend gymnasium (EnvPool has no domain_randomize)")
-    names = [a.name for a in suite.agents]
-    if len(set(names)) != len(names) or set(names) & set(BASELINES):
-        raise CrBenchError(f"{path}: agent names must be unique and not {', '.join(BASELINES)}")
-    if suite.curve is not None and (
-        suite.curve.every_frames < 1 or suite.curve.episodes < 1 or suite.curve.backend not in ("gymnasium", "envpool")
-    ):
-        raise CrBenchError(f"{path}: curve needs every_frames >= 1, episodes >= 1 and backend gymnasium or envpool")
-    unknown = set(suite.baselines) - set(BASELINES)
-    if unknown:
-        raise CrBenchError(f"{path}: unknown baseline(s) {', '.join(sorted(unknown))}; known: {', '.join(BASELINES)}")
-    configs = {}
-    for entry in suite.agents:
-        get_agent(entry.agent)
-        base = read_yaml(path.parent / entry.config) if entry.config else {}
-        base.pop("frames", None)
-        base.setdefault("agent", entry.agent)
-        curve = {"checkpoint_every_frames": suite.curve.every_frames, "keep_checkpoints": True} if suite.curve else {}
-        config = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames, **curve})
-        if max(entry.seeds or suite.seeds) + config.n_envs > suite.eval.track_seed_start:
-            raise CrBenchError(f"{path}: training seeds of {entry.name} reach the evaluation tracks")
-        configs[entry.name] = config
-    return suite, configs
-
-
 # -- Jobs ----------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Job:
@@ -145,11 +58,11 @@ class Job:
     seed: int
     run_dir: str
     config: RunConfig
-    eval: SuiteEval
+    eval: EvalConfig
     curve: CurveSettings | None = None
 
 
-def _eval_file(folder: Path, settings: SuiteEval, condition: str) -> Path:
+def _eval_file(folder: Path, settings: EvalConfig, condition: str) -> Path:
     """Where the episodes of one evaluation setting are cached."""
     key = f"{settings.backend}-{condition}-{settings.track_seed_start}-{settings.episodes}"
     return folder / f"{key}.csv"
@@ -177,11 +90,11 @@ def _run_job(job: Job) -> str:
     return job.run_dir
 
 
-def _conditions(settings: SuiteEval) -> list[str]:
+def _conditions(settings: EvalConfig) -> list[str]:
     return ["standard", "randomized"] if settings.randomized else ["standard"]
 
 
-def _evaluate(policy: Any, env: EnvConfig, settings: SuiteEval) -> list[EpisodeResult]:
+def _evaluate(policy: Any, env: EnvConfig, settings: EvalConfig) -> list[EpisodeResult]:
     return evaluate(
         policy, env, settings.episodes, settings.track_seed_start, backend=settings.backend, n_envs=settings.n_envs
     )
@@ -320,7 +233,7 @@ def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None
 
 
 def compare_runs(
-    run_dirs: list[Path], settings: SuiteEval, out_dir: Path, baselines: list[str], command: str = ""
+    run_dirs: list[Path], settings: EvalConfig, out_dir: Path, baselines: list[str], command: str = ""
 ) -> Path:
     """Compare existing runs, named by agent, evaluating what is missing.
 
@@ -552,8 +465,3 @@ def _plot_distributions(episodes: pd.DataFrame, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def merge_settings(base: SuiteEval, **changes: Any) -> SuiteEval:
-    """``base`` with the non-None ``changes``."""
-    return dataclasses.replace(base, **{k: v for k, v in changes.items() if v is not None})

@@ -10,33 +10,18 @@ is new.
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from cr_bench.agents import load_model
-from cr_bench.config import VALIDATION_TRACK_START
 from cr_bench.evaluation import episodes_at_once, evaluate
+from cr_bench.spec.suite import CurveSettings
 from cr_bench.stats import stratified_bootstrap_ci
 from cr_bench.training import RunDir
 
 SCORE_COLUMNS = ["frames", "track_seed", "return"]
-
-
-@dataclass
-class CurveSettings:
-    """The ``curve`` section of a suite: score vs frames on validation tracks."""
-
-    every_frames: int = 100_000
-    """Keep and score a checkpoint every N env frames."""
-    episodes: int = 10
-    """Tracks per checkpoint score."""
-    track_seed_start: int = VALIDATION_TRACK_START
-    """First track: validation tracks by default, since a curve justifies choices."""
-    backend: str = "envpool"
-    """Simulator of the checkpoint episodes (the same for every agent of the suite)."""
 
 
 def grid_frames(frames: int, every: int) -> int:

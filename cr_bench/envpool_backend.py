@@ -19,20 +19,11 @@ import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
 from cr_bench import wrappers
-from cr_bench.config import EnvConfig
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.run import EnvConfig
 
 ENVPOOL_ID = "CarRacing-v3"
 _ACTION_LOW, _ACTION_HIGH = wrappers.CAR_RACING_ACTIONS.low, wrappers.CAR_RACING_ACTIONS.high
-
-
-def envpool_available() -> bool:
-    """Whether the optional ``envpool`` package is importable."""
-    try:
-        import envpool  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 class EnvPoolVecEnv(VecEnv):

@@ -11,52 +11,11 @@ from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
 
 from cr_bench import wrappers
-from cr_bench.config import EnvConfig
-from cr_bench.envpool_backend import EnvPoolVecEnv, envpool_available
+from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.run import EnvConfig, check_env_config, resolve_backend
 
 ENV_ID = "CarRacing-v3"
-
-
-BACKENDS = ("gymnasium", "envpool")
-
-
-def resolve_backend(backend: str) -> str:
-    """``auto`` -> envpool when installed, else gymnasium; check that the backend is usable."""
-    if backend == "auto":
-        return "envpool" if envpool_available() else "gymnasium"
-    if backend not in BACKENDS:
-        raise CrBenchError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
-    if backend == "envpool" and not envpool_available():
-        raise CrBenchError("the envpool backend needs EnvPool: pip install 'cr-bench[fast]'")
-    return backend
-
-
-def check_env_config(config: EnvConfig) -> None:
-    """Raise CrBenchError naming the first invalid value of ``config``."""
-    if config.backend not in ("auto", *BACKENDS):
-        raise CrBenchError(f"env.backend: unknown {config.backend!r}; known: auto, {', '.join(BACKENDS)}")
-    if config.backend == "envpool" and config.domain_randomize:
-        raise CrBenchError("env.domain_randomize is not available on the envpool backend")
-    for name in ("action_repeat", "frame_stack", "obs_size"):
-        if getattr(config, name) < 1:
-            raise CrBenchError(f"env.{name} must be >= 1, got {getattr(config, name)}")
-    if config.obs_size < wrappers.MIN_OBS_SIZE:
-        raise CrBenchError(f"env.obs_size must be >= {wrappers.MIN_OBS_SIZE}, got {config.obs_size}")
-    if not 0 <= config.skip_zoom_frames < wrappers.MAX_EPISODE_FRAMES:
-        raise CrBenchError(
-            f"env.skip_zoom_frames must be in [0, {wrappers.MAX_EPISODE_FRAMES}), got {config.skip_zoom_frames}"
-        )
-    if config.discrete_actions is not None and config.discrete_actions not in wrappers.DISCRETE_ACTION_SETS:
-        known = ", ".join(wrappers.DISCRETE_ACTION_SETS)
-        raise CrBenchError(f"env.discrete_actions: unknown set {config.discrete_actions!r}; known: {known}")
-    if config.throttle_axis and config.discrete_actions is not None:
-        raise CrBenchError("env.throttle_axis applies to continuous actions; remove env.discrete_actions")
-    shaping = config.shaping
-    if shaping.grass_penalty < 0 or shaping.gas_reward_scale <= 0:
-        raise CrBenchError("env.shaping: grass_penalty must be >= 0 and gas_reward_scale > 0")
-    if shaping.no_progress_window < 0 or shaping.max_off_track_frames < 0:
-        raise CrBenchError("env.shaping: no_progress_window and max_off_track_frames must be >= 0")
 
 
 def make_env(

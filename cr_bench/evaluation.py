@@ -24,9 +24,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from cr_bench.config import EnvConfig, write_yaml
-from cr_bench.envs import make_vec_env, resolve_backend
+from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.loader import write_yaml
+from cr_bench.spec.run import EnvConfig, resolve_backend
 from cr_bench.stats import summarize
 
 EPISODE_COLUMNS = ["track_seed", "return", "length", "steps"]

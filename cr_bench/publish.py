@@ -35,10 +35,10 @@ import pandas as pd
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cr_bench.agents import load_model, set_torch_threads
-from cr_bench.config import read_yaml, to_dict, write_yaml
-from cr_bench.envs import resolve_backend
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
+from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
+from cr_bench.spec.run import resolve_backend
 from cr_bench.stats import SUCCESS_RETURN, episodes_ci, iqm, success_rate
 from cr_bench.training import PUBLISHED_MARKER, RunDir
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from cr_bench.agents import get_agent
 from cr_bench.publish import published_models
+from cr_bench.spec.agents import get_agent
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
 # version of the task (Gymnasium has since changed how a lap completes), so they are a

@@ -40,10 +40,12 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
-from cr_bench.agents import build_model, load_model, saved_run_config, set_torch_threads
-from cr_bench.config import RunConfig, from_dict, read_yaml, to_dict, write_yaml
+from cr_bench.agents import build_model, load_model, set_torch_threads
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.agents import saved_run_config
+from cr_bench.spec.loader import from_dict, read_yaml, to_dict, write_yaml
+from cr_bench.spec.run import RunConfig
 
 PUBLISHED_MARKER = "published.yaml"
 """Written by ``cr-bench publish``: the folder holds a published model, not a run to continue."""

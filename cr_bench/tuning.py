@@ -26,7 +26,6 @@ import contextlib
 import csv
 import dataclasses
 import fcntl
-import inspect
 import math
 import multiprocessing
 import os
@@ -35,7 +34,6 @@ import random
 import socket
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,10 +46,12 @@ from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
-from cr_bench.agents import get_agent, resolve_config
-from cr_bench.config import VALIDATION_TRACK_START, RunConfig, from_dict, read_yaml, to_dict, write_yaml
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import episodes_at_once, evaluate
+from cr_bench.spec.agents import resolve_config
+from cr_bench.spec.loader import to_dict, write_yaml
+from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig
+from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
 from cr_bench.training import train
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -64,116 +64,6 @@ def interrupted(trial: FrozenTrial) -> bool:
     """Stopped by Ctrl-C or a killed worker: failed without an error of its own. It does not
     count toward ``--trials``; its parameters are queued again (:func:`retry_later`)."""
     return trial.state == TrialState.FAIL and "error" not in trial.user_attrs
-
-
-@dataclass
-class ParamSpec:
-    """One searched hyperparameter."""
-
-    type: str
-    """``float``, ``int`` or ``categorical``."""
-    low: float | None = None
-    """Lower bound (float and int)."""
-    high: float | None = None
-    """Upper bound (float and int)."""
-    log: bool = False
-    """Sample on a log scale (float and int)."""
-    choices: list[Any] | None = None
-    """Values to choose from (categorical)."""
-
-    def check(self, name: str) -> None:
-        if self.type == "categorical":
-            if not self.choices:
-                raise CrBenchError(f"space.{name}: categorical needs a non-empty choices list")
-        elif self.type in ("float", "int"):
-            if self.low is None or self.high is None or self.low > self.high:
-                raise CrBenchError(f"space.{name}: {self.type} needs low <= high")
-            if self.log and self.low <= 0:
-                raise CrBenchError(f"space.{name}: log scale needs low > 0")
-        else:
-            raise CrBenchError(f"space.{name}: type must be float, int or categorical, got {self.type!r}")
-
-
-# Where each searchable name goes in the RunConfig.
-ALGO_PARAMS = {
-    "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
-    "vf_coef", "max_grad_norm", "buffer_size", "learning_starts", "target_update_interval",
-    "exploration_fraction", "exploration_final_eps", "train_freq", "gradient_steps", "tau",
-}  # fmt: skip
-ENV_PARAMS = {"action_repeat", "frame_stack", "obs_size"}
-
-_PPO_SPACE: dict[str, dict[str, Any]] = {
-    "learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
-    "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
-    "batch_size": {"type": "categorical", "choices": [64, 128, 256]},
-    "n_epochs": {"type": "int", "low": 3, "high": 10},
-    "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995, 0.999]},
-    "gae_lambda": {"type": "categorical", "choices": [0.8, 0.9, 0.95, 0.98]},
-    "clip_range": {"type": "categorical", "choices": [0.1, 0.2, 0.3]},
-    "ent_coef": {"type": "categorical", "choices": [0.0, 1e-4, 1e-3, 1e-2]},
-    "max_grad_norm": {"type": "categorical", "choices": [0.3, 0.5, 1.0, 2.0, 5.0]},
-    "action_repeat": {"type": "categorical", "choices": [2, 4, 8]},
-    "frame_stack": {"type": "categorical", "choices": [2, 3, 4]},
-}
-SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
-    # The six-conv network needs the full 96x96 frame, so ppo does not search obs_size.
-    "ppo": _PPO_SPACE,
-    "ppo-gaussian": {**_PPO_SPACE, "obs_size": {"type": "categorical", "choices": [64, 84, 96]}},
-    "recurrent-ppo": {
-        **_PPO_SPACE,
-        "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
-        "frame_stack": {"type": "categorical", "choices": [1, 2]},
-    },
-    "dqn": {
-        "learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
-        "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
-        "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995]},
-        "buffer_size": {"type": "categorical", "choices": [10_000, 50_000, 100_000]},
-        "learning_starts": {"type": "categorical", "choices": [1_000, 5_000, 10_000]},
-        "target_update_interval": {"type": "categorical", "choices": [500, 1_000, 5_000, 10_000]},
-        "exploration_fraction": {"type": "float", "low": 0.05, "high": 0.5},
-        "exploration_final_eps": {"type": "float", "low": 0.01, "high": 0.2},
-        "train_freq": {"type": "categorical", "choices": [1, 4, 8]},
-        "gradient_steps": {"type": "categorical", "choices": [1, 2, 4]},
-        "action_repeat": {"type": "categorical", "choices": [2, 4, 8]},
-        "frame_stack": {"type": "categorical", "choices": [2, 3, 4]},
-        "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
-    },
-}
-SEARCH_SPACES["qrdqn"] = SEARCH_SPACES["dqn"]
-"""Default search spaces per agent. Names not listed keep the agent's (or --config's) value."""
-
-
-def load_space(agent: str, path: Path | None = None) -> dict[str, ParamSpec]:
-    """The agent's search space, narrowed or replaced by a YAML file.
-
-    The file holds ``params: {name: spec or null}`` and optionally ``replace: true``. By
-    default its params override the agent's entries of the same name (``null`` drops a
-    name, so it keeps the base config's value); with ``replace: true`` they are the whole
-    space.
-    """
-    agent = get_agent(agent).name
-    if agent not in SEARCH_SPACES:
-        raise CrBenchError(f"no search space for agent {agent!r}; tunable: {', '.join(SEARCH_SPACES)}")
-    raw: dict[str, Any] = dict(SEARCH_SPACES[agent])
-    if path is not None:
-        data = read_yaml(path)
-        unknown = set(data) - {"params", "replace"}
-        if unknown:
-            raise CrBenchError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: params, replace")
-        params = data.get("params") or {}
-        if not isinstance(params, dict):
-            raise CrBenchError(f"{path}: params must be a mapping of name -> spec")
-        raw = dict(params) if data.get("replace", False) else {**raw, **params}
-        raw = {name: spec for name, spec in raw.items() if spec is not None}
-    space = {}
-    for name, spec in raw.items():
-        if name not in ALGO_PARAMS | ENV_PARAMS:
-            known = ", ".join(sorted(ALGO_PARAMS | ENV_PARAMS))
-            raise CrBenchError(f"space: unknown parameter {name!r}; searchable: {known}")
-        space[name] = from_dict(ParamSpec, spec, f"space.{name}")
-        space[name].check(name)
-    return space
 
 
 def sample(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
@@ -206,120 +96,6 @@ def to_overrides(values: dict[str, Any], n_envs: int) -> dict[str, Any]:
     if env:
         overrides["env"] = env
     return overrides
-
-
-def default_params(space: dict[str, ParamSpec], config: RunConfig) -> dict[str, Any]:
-    """The base config's value of each searched name (SB3's default where the config sets none).
-
-    A value a numeric parameter cannot hold (a schedule such as ``lin_1e-3``, or 0 on a
-    log scale) is left out: trial 0 keeps the base config's value for it, unsampled.
-    """
-    algorithm = get_agent(config.agent).algorithm
-    signature = inspect.signature(algorithm.__init__).parameters
-    values: dict[str, Any] = {}
-    for name, spec in space.items():
-        if name in ENV_PARAMS:
-            value = getattr(config.env, name)
-        elif name in config.algo:
-            value = config.algo[name]
-        elif name in signature and signature[name].default is not inspect.Parameter.empty:
-            value = signature[name].default
-        else:
-            continue
-        numeric = isinstance(value, int | float) and not isinstance(value, bool)
-        if spec.type == "categorical" or (numeric and (value > 0 or not spec.log)):
-            values[name] = value
-    return values
-
-
-def include_defaults(space: dict[str, ParamSpec], defaults: dict[str, Any]) -> dict[str, ParamSpec]:
-    """The space widened so that it holds the base config: a missing categorical choice is
-    appended and a numeric range is stretched to the default. Deterministic, so every worker
-    builds the same space."""
-    widened = {}
-    for name, spec in space.items():
-        spec = dataclasses.replace(spec, choices=list(spec.choices) if spec.choices is not None else None)
-        if name in defaults:
-            value = defaults[name]
-            if spec.type == "categorical":
-                assert spec.choices is not None
-                if value not in spec.choices:
-                    spec.choices.append(value)
-            else:
-                spec.low, spec.high = min(float(spec.low or 0), value), max(float(spec.high or 0), value)
-                if spec.type == "int":
-                    spec.low, spec.high = int(spec.low), int(spec.high)
-        widened[name] = spec
-    return widened
-
-
-@dataclass
-class TuneSettings:
-    """Everything a tuning worker needs; plain data so it crosses process boundaries.
-
-    The CLI's ``cr-bench tune`` flags take their defaults from here.
-    """
-
-    agent: str
-    """Agent to tune."""
-    trials: int = 50
-    """The study's total number of trials (interrupted ones are retried and do not count)."""
-    frames_per_trial: int = 300_000
-    """Env frames each trial trains per seed. At this budget the default ppo already drives
-    (results/early/summary.md): trials differ for a reason, not for noise."""
-    eval_episodes: int = 10
-    """Validation tracks at each pruning point."""
-    final_eval_episodes: int = 20
-    """Validation tracks at the end of a trial's training."""
-    evals_per_trial: int = 4
-    """Evaluations per seed, evenly spaced in frames; the last is the final one."""
-    value_evals: int = 2
-    """A trial's value is the mean of its last K evaluations (the final one included)."""
-    seeds_per_trial: int = 1
-    """Training seeds per trial; the value is their mean."""
-    seed: int = 0
-    """First training seed (trials share seeds; samplers are seeded per worker)."""
-    study_name: str = ""
-    """Study name (default: the agent)."""
-    storage: str = ""
-    """Optuna storage URL (default: a journal file in the results)."""
-    results_dir: str = "results"
-    """Root of the outputs: RESULTS_DIR/tune/STUDY/."""
-    runs_dir: str = "runs"
-    """Root of the trials' run directories: RUNS_DIR/tune/STUDY/."""
-    sampler: str = "tpe"
-    """tpe, random or cmaes."""
-    pruner: str = "hyperband"
-    """hyperband, halving (successive halving), median or none."""
-    eval_backend: str = ""
-    """Simulator of the validation episodes (default: the training one)."""
-    space_file: str | None = None
-    """YAML file narrowing or replacing the search space."""
-    base_config: dict[str, Any] = field(default_factory=dict)
-    """The --config mapping every trial starts from."""
-    command: str = ""
-    """The command line, written to the outputs."""
-
-    def __post_init__(self) -> None:
-        self.agent = get_agent(self.agent).name  # a former name tunes (and names) the same study
-        self.study_name = self.study_name or self.agent
-        self.eval_backend = self.eval_backend or self.resolved_base().env.backend
-
-    @property
-    def out_dir(self) -> Path:
-        return Path(self.results_dir) / "tune" / self.study_name
-
-    def space(self) -> dict[str, ParamSpec]:
-        """The search space, holding the base config's values."""
-        space = load_space(self.agent, Path(self.space_file) if self.space_file else None)
-        return include_defaults(space, default_params(space, self.resolved_base()))
-
-    def eval_steps(self) -> list[int]:
-        """Frames at which a seed is evaluated, evenly spaced; the last is the budget."""
-        return [self.frames_per_trial * (i + 1) // self.evals_per_trial for i in range(self.evals_per_trial)]
-
-    def resolved_base(self) -> RunConfig:
-        return resolve_config(self.agent, self.base_config)
 
 
 IN_MEMORY_STORAGES = ("sqlite://", "sqlite:///:memory:")
@@ -362,11 +138,8 @@ def make_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
     return JournalStorage(JournalFileBackend(str(settings.out_dir / "journal.log")))
 
 
-SAMPLERS = ("tpe", "random", "cmaes")
-PRUNERS = ("hyperband", "halving", "median", "none")
-
-
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    """The sampler ``name`` (one of :data:`cr_bench.spec.tune.Sampler`), seeded."""
     samplers = {
         "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
@@ -537,7 +310,7 @@ class TrialEvaluation(BaseCallback):
     def evaluate(self, step: int, episodes: int) -> float:
         """Evaluate now and report at the scheduled ``step`` (frames), the same in every trial:
         pruners compare trials only at equal steps, and the frames actually done drift."""
-        backend = self.settings.eval_backend
+        backend = str(self.settings.eval_backend)  # resolved by TuneSettings
         results = evaluate(
             self.model,
             self.config.env,
@@ -677,13 +450,12 @@ def _worker_entry(settings: TuneSettings) -> None:
     run_worker(settings, progress=False)
 
 
-def tune(settings: TuneSettings, n_jobs: int = 1) -> optuna.Study:
-    """Run ``n_jobs`` worker processes (or this process for 1), then write the outputs.
+def tune(settings: TuneSettings) -> optuna.Study:
+    """Run ``settings.n_jobs`` worker processes (or this process for 1), then write the outputs.
 
     :raises CrBenchError: when every finished trial failed (with the first errors).
     """
-    get_agent(settings.agent)
-    check_seeds(settings)
+    n_jobs = settings.n_jobs
     settings.space()  # fail fast on a bad space
     study = open_study(settings)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
@@ -838,27 +610,3 @@ def _plot_history(study: optuna.Study, path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
-
-
-def base_config(agent: str, base_file: Path | None) -> dict[str, Any]:
-    """The --config mapping every trial starts from (the agent's defaults apply below it).
-
-    Everything not searched is kept from it, policy settings included.
-    """
-    data = read_yaml(base_file) if base_file else {}
-    data.pop("frames", None)
-    data.setdefault("agent", agent)
-    resolve_config(agent, data)  # validate now, not in the first trial
-    return data
-
-
-def check_seeds(settings: TuneSettings) -> None:
-    """Training seeds must stay below the validation tracks."""
-    n_envs = settings.resolved_base().n_envs
-    if settings.seed + settings.seeds_per_trial + n_envs > VALIDATION_TRACK_START:
-        raise CrBenchError(f"training seeds must stay below the validation tracks ({VALIDATION_TRACK_START:,})")
-    for name in ("trials", "frames_per_trial", "eval_episodes", "final_eval_episodes", "evals_per_trial"):
-        if getattr(settings, name) < 1:
-            raise CrBenchError(f"{name} must be >= 1, got {getattr(settings, name)}")
-    if not 1 <= settings.value_evals <= settings.evals_per_trial:
-        raise CrBenchError(f"value_evals must be in [1, evals_per_trial={settings.evals_per_trial}]")

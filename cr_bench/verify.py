@@ -20,17 +20,12 @@ from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import RETURN_DECIMALS, EpisodeResult, evaluate
 from cr_bench.publish import read_published
+from cr_bench.spec.commands import VerifyArgs
 from cr_bench.stats import episodes_ci
 from cr_bench.training import RunDir
 
-DEFAULT_MARGIN = 10.0
-"""Return points added to each side of the published 95% CI.
-
-A re-evaluation on another CPU is close to a second sample of the same returns, and the
-mean of a second sample misses the first one's 95% CI about one time in six. Ten points
-bring that under one in forty for the 100-track headline figures (CI half-widths of 7 to
-16 points); a check on a few tracks has a wide CI of its own and may need a larger margin.
-"""
+DEFAULT_MARGIN = VerifyArgs.margin
+"""Return points added to each side of the published 95% CI (``cr-bench verify --margin``)."""
 
 
 @dataclass(frozen=True)

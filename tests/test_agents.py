@@ -7,9 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cr_bench.agents import AGENTS, build_model, get_agent, load_model, resolve_config
+from cr_bench.agents import build_model, load_model
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.agents import AGENTS, get_agent, resolve_config
 from custom_policies import BetaCnnPolicy
 
 SMALL = {
@@ -103,7 +104,7 @@ def test_initial_action_mean_sets_the_untrained_policy_mean() -> None:
 
 def test_runs_saved_before_the_rename_keep_their_agent(tmp_path: Path) -> None:
     """A config.yaml written when `ppo` was the Gaussian recipe reads as ppo-gaussian; new ones stay ppo."""
-    from cr_bench.config import to_dict, write_yaml
+    from cr_bench.spec.loader import to_dict, write_yaml
     from cr_bench.training import RunDir
 
     old = to_dict(resolve_config("ppo-gaussian"))

@@ -10,10 +10,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from cr_bench.compare import compare_suite, load_suite
-from cr_bench.envpool_backend import envpool_available
+from cr_bench.compare import compare_suite
 from cr_bench.errors import CrBenchError
 from cr_bench.report import build_report
+from cr_bench.spec.run import envpool_available
+from cr_bench.spec.suite import load_suite
 from cr_bench.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
 from tests.conftest import run_cli
 
@@ -79,7 +80,7 @@ def test_score_matrix_needs_the_same_tracks() -> None:
         ({"baselines": ["human"]}, "unknown baseline"),
         ({"colour": "red"}, "unknown key(s) colour"),
         ({"seeds": [1_000_000]}, "reach the evaluation tracks"),
-        ({"eval": {"n_envs": 0}}, "n_envs >= 1"),
+        ({"eval": {"n_envs": 0}}, "eval.n_envs must be >= 1, got 0"),
     ],
 )
 def test_malformed_suites_are_refused(tmp_path: Path, changes: dict, message: str) -> None:

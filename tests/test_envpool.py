@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 
 from cr_bench import wrappers
-from cr_bench.agents import AGENTS, resolve_config
-from cr_bench.config import EnvConfig, ShapingConfig
 from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.envs import make_vec_env
+from cr_bench.spec.agents import AGENTS, resolve_config
+from cr_bench.spec.run import EnvConfig, ShapingConfig
 from tests.conftest import TINY, run_cli
 
 envpool = pytest.importorskip("envpool")

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import cr_bench.training
-from cr_bench.agents import FrameDQN
+from cr_bench.algorithms import FrameDQN
 from cr_bench.training import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 

@@ -15,9 +15,10 @@ import yaml
 from optuna.trial import TrialState
 
 from cr_bench import tuning
-from cr_bench.agents import AGENTS, resolve_config
-from cr_bench.envpool_backend import envpool_available
 from cr_bench.errors import CrBenchError
+from cr_bench.spec import tune as spec_tune
+from cr_bench.spec.agents import AGENTS, resolve_config
+from cr_bench.spec.run import envpool_available
 from tests.conftest import run_cli
 
 BACKEND = "envpool" if envpool_available() else "gymnasium"
@@ -37,10 +38,10 @@ SMALL_SPACE = {
 }
 
 
-def _settings(tmp_path: Path, trials: int, **changes: Any) -> tuning.TuneSettings:
+def _settings(tmp_path: Path, trials: int, **changes: Any) -> spec_tune.TuneSettings:
     space = tmp_path / "space.yaml"
     space.write_text(yaml.safe_dump(SMALL_SPACE))
-    settings = tuning.TuneSettings(
+    settings = spec_tune.TuneSettings(
         agent="ppo-beta",
         trials=trials,
         frames_per_trial=160,
@@ -59,14 +60,14 @@ def _settings(tmp_path: Path, trials: int, **changes: Any) -> tuning.TuneSetting
     return dataclasses.replace(settings, **changes)
 
 
-def _study(settings: tuning.TuneSettings) -> optuna.Study:
+def _study(settings: spec_tune.TuneSettings) -> optuna.Study:
     return optuna.load_study(study_name=settings.study_name, storage=tuning.make_storage(settings))
 
 
 @pytest.mark.parametrize("agent", list(AGENTS))
 def test_every_sampled_point_is_a_valid_config(agent: str) -> None:
     """20 random points of each default space convert to configs that resolve (and keep the policy)."""
-    space = tuning.load_space(agent)
+    space = spec_tune.load_space(agent)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
     n_envs = resolve_config(agent).n_envs
     for _ in range(20):
@@ -74,7 +75,7 @@ def test_every_sampled_point_is_a_valid_config(agent: str) -> None:
         config = resolve_config(agent, tuning.to_overrides(values, n_envs))
         assert config.policy == resolve_config(agent).policy  # unsearched parts are kept
         for name, value in values.items():
-            section = config.env if name in tuning.ENV_PARAMS else None
+            section = config.env if name in spec_tune.ENV_PARAMS else None
             got = getattr(section, name) if section else config.algo[name]
             assert got == value or (name == "batch_size" and got == config.algo["n_steps"] * n_envs)
 
@@ -82,10 +83,10 @@ def test_every_sampled_point_is_a_valid_config(agent: str) -> None:
 def test_space_files_narrow_replace_and_drop(tmp_path: Path) -> None:
     path = tmp_path / "space.yaml"
     path.write_text("params:\n  learning_rate: {type: float, low: 0.0001, high: 0.0002}\n  ent_coef: null\n")
-    narrowed = tuning.load_space("ppo", path)
+    narrowed = spec_tune.load_space("ppo", path)
     assert narrowed["learning_rate"].high == 0.0002 and "ent_coef" not in narrowed and "n_epochs" in narrowed
     path.write_text("replace: true\nparams:\n  n_epochs: {type: int, low: 2, high: 4}\n")
-    assert list(tuning.load_space("ppo", path)) == ["n_epochs"]
+    assert list(spec_tune.load_space("ppo", path)) == ["n_epochs"]
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,7 @@ def test_bad_space_files_are_rejected(tmp_path: Path, text: str, message: str) -
     path = tmp_path / "space.yaml"
     path.write_text(text)
     with pytest.raises(CrBenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        tuning.load_space("ppo", path)
+        spec_tune.load_space("ppo", path)
 
 
 def test_study_completes_and_writes_every_output(tmp_path: Path) -> None:
@@ -191,7 +192,7 @@ def test_pruned_and_failed_trials_do_not_stop_the_study(tmp_path: Path, monkeypa
 def test_two_workers_make_exactly_the_asked_trials(tmp_path: Path) -> None:
     """--n-jobs 2 on one journal: 4 trials in all, each number and run directory once."""
     settings = _settings(tmp_path, trials=4)
-    tuning.tune(settings, n_jobs=2)
+    tuning.tune(dataclasses.replace(settings, n_jobs=2))
     trials = _study(settings).trials
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.number for t in trials}) == 4
@@ -219,7 +220,7 @@ def test_two_workers_share_a_postgresql_study(tmp_path: Path) -> None:
     """Two `cr-bench tune` workers on a real PostgreSQL server make exactly the asked trials."""
     name = f"pg-{os.getpid()}"
     settings = _settings(tmp_path, trials=4, storage=POSTGRES_URL, study_name=name)
-    tuning.tune(settings, n_jobs=2)
+    tuning.tune(dataclasses.replace(settings, n_jobs=2))
     study = optuna.load_study(study_name=name, storage=POSTGRES_URL)
     assert len(study.trials) == 4 and all(t.state == TrialState.COMPLETE for t in study.trials)
     assert len({t.user_attrs["pid"] for t in study.trials}) == 2
@@ -276,14 +277,14 @@ def test_trial_0_is_the_base_config(tmp_path: Path) -> None:
 def test_default_values_outside_the_space_widen_it(tmp_path: Path) -> None:
     """A base value missing from a categorical space is added; a numeric range is stretched to it."""
     space = {
-        "clip_range": tuning.ParamSpec("categorical", choices=[0.2, 0.3]),
-        "n_epochs": tuning.ParamSpec("int", low=5, high=8),
-        "learning_rate": tuning.ParamSpec("float", low=1e-4, high=3e-4, log=True),
+        "clip_range": spec_tune.ParamSpec("categorical", choices=[0.2, 0.3]),
+        "n_epochs": spec_tune.ParamSpec("int", low=5, high=8),
+        "learning_rate": spec_tune.ParamSpec("float", low=1e-4, high=3e-4, log=True),
     }
     config = resolve_config("ppo", {"algo": {"learning_rate": "lin_1e-3"}})
-    defaults = tuning.default_params(space, config)
+    defaults = spec_tune.default_params(space, config)
     assert defaults == {"clip_range": 0.1, "n_epochs": 4}  # a schedule string is not a float value
-    widened = tuning.include_defaults(space, defaults)
+    widened = spec_tune.include_defaults(space, defaults)
     assert widened["clip_range"].choices == [0.2, 0.3, 0.1] and space["clip_range"].choices == [0.2, 0.3]
     assert (widened["n_epochs"].low, widened["n_epochs"].high) == (4, 8)
 
@@ -300,7 +301,7 @@ def test_every_pruner_builds(tmp_path: Path, pruner: str) -> None:
     assert isinstance(tuning.make_pruner(_settings(tmp_path, 1, pruner=pruner)), optuna.pruners.BasePruner)
 
 
-def _open_together(settings: tuning.TuneSettings, barrier: Any, errors: Any) -> None:
+def _open_together(settings: spec_tune.TuneSettings, barrier: Any, errors: Any) -> None:
     barrier.wait()
     try:
         tuning.open_study(settings)

@@ -1,24 +1,21 @@
-"""Typed configuration: dataclasses with defaults, loaded from YAML with unknown keys rejected.
+"""The run config: what defines one training run and its evaluation, with every check on it.
 
 A run is described by one :class:`RunConfig`. Values come, in increasing priority, from
-the agent's defaults (:mod:`cr_bench.agents`), a YAML file (``--config``) and CLI flags.
+the agent's defaults (:mod:`cr_bench.spec.agents`), a YAML file (``--config``) and CLI
+flags; :func:`cr_bench.spec.agents.resolve_config` layers them and validates the result.
+Checks of a single section live here (:func:`check_env_config`, :func:`check_eval_config`);
+the track-seed rule every input obeys is :func:`check_held_out`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
-import yaml
-
+from cr_bench import wrappers
 from cr_bench.errors import CrBenchError
-
-T = TypeVar("T")
+from cr_bench.spec.loader import read_yaml
 
 TEST_TRACK_START = 1_000_000
 """Held-out test tracks: ``cr-bench eval`` and every published table play seeds 1,000,000+."""
@@ -115,6 +112,9 @@ class EvalConfig:
     """Simulator for evaluation and recording; gymnasium, the reference, by default."""
     n_envs: int = 2
     """Episodes played at once (gymnasium: worker processes; envpool: envs in one pool)."""
+    randomized: bool = False
+    """Also evaluate with domain_randomize=True, colours changing every episode (``cr-bench
+    compare``; gymnasium only)."""
 
 
 MAX_FRAMES = 10**10
@@ -168,130 +168,93 @@ class RunConfig:
     """Evaluation settings."""
 
 
-def _check_type(value: Any, annotation: Any, where: str) -> Any:
-    """Return ``value`` converted to ``annotation``, or raise CrBenchError naming ``where``."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        for option in typing.get_args(annotation):
-            try:
-                return _check_type(value, option, where)
-            except CrBenchError:
-                continue
-        raise CrBenchError(f"{where}: {value!r} is not a valid {_type_name(annotation)}")
-    if annotation is type(None):
-        if value is None:
-            return None
-    elif dataclasses.is_dataclass(annotation):
-        if isinstance(value, dict):
-            return from_dict(annotation, value, where)  # type: ignore[arg-type]
-    elif origin is list:
-        if isinstance(value, list | tuple):
-            (item,) = typing.get_args(annotation)
-            return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    elif origin is dict:
-        if isinstance(value, dict):
-            _, item = typing.get_args(annotation)
-            return {str(k): _check_type(v, item, f"{where}.{k}") for k, v in value.items()}
-    elif annotation is Any:
-        return value
-    elif annotation is bool:
-        if isinstance(value, bool):
-            return value
-    elif annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)  # YAML reads 1e6 as a float
-    elif annotation is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif annotation is str and isinstance(value, str):
-        return value
-    raise CrBenchError(f"{where}: {value!r} is not a valid {_type_name(annotation)}")
+BACKENDS = ("gymnasium", "envpool")
+"""Simulators: gymnasium's CarRacing-v3 (the reference) and EnvPool's C++ port."""
 
 
-def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
-
-
-def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass ``cls`` from a nested dict, rejecting unknown keys and wrong types."""
-    if not isinstance(data, dict):
-        raise CrBenchError(f"{where}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise CrBenchError(f"{where}: unknown key(s) {', '.join(map(str, unknown))}; known: {', '.join(sorted(names))}")
-    return cls(**{k: _check_type(v, hints[k], f"{where}.{k}") for k, v in data.items()})
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """The config as plain nested dicts, ready for YAML."""
-    return dataclasses.asdict(config)
-
-
-def merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Recursively merge ``override`` into a copy of ``base`` (mappings merge, other values replace)."""
-    merged = dict(base)
-    for key, value in override.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key != "net_arch":
-            merged[key] = merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
-
-
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that also reads ``1e6`` and ``3e-4`` as floats (YAML 1.2; PyYAML needs a dot)."""
-
-
-_Loader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(
-        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
-        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
-        |[-+]?\.(?:inf|Inf|INF)
-        |\.(?:nan|NaN|NAN))$""",
-        re.VERBOSE,
-    ),
-    list("-+0123456789."),
-)
-
-
-def parse_yaml(text: str) -> Any:
-    """Parse YAML text safely, with YAML 1.2 floats."""
-    return yaml.load(text, Loader=_Loader)
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning missing files and syntax errors into one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise CrBenchError(f"config file not found: {path}")
+def envpool_available() -> bool:
+    """Whether the optional ``envpool`` package is importable."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise CrBenchError(f"{path} is not UTF-8 text ({error.reason} at byte {error.start}); expected YAML") from None
-    except OSError as error:
-        raise CrBenchError(f"cannot read {path}: {error.strerror}") from None
-    try:
-        data = parse_yaml(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        line = f" at line {mark.line + 1}" if mark is not None else ""
-        raise CrBenchError(f"malformed YAML in {path}{line}: {getattr(error, 'problem', error)}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise CrBenchError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        import envpool  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def resolve_backend(backend: str) -> str:
+    """``auto`` -> envpool when installed, else gymnasium; check that the backend is usable."""
+    if backend == "auto":
+        return "envpool" if envpool_available() else "gymnasium"
+    if backend not in BACKENDS:
+        raise CrBenchError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if backend == "envpool" and not envpool_available():
+        raise CrBenchError("the envpool backend needs EnvPool: pip install 'cr-bench[fast]'")
+    return backend
+
+
+def check_held_out(last_seed: int, tracks_start: int, tracks: str) -> None:
+    """Training env seeds (up to ``last_seed``) stay below the held-out ``tracks``.
+
+    A run with seed ``s`` and ``n`` envs seeds its envs ``s .. s + n - 1``; tuning trials and
+    suite runs use several seeds. Every input that trains checks its highest one here.
+
+    >>> check_held_out(7, 1_000_000, "the test tracks")
+    >>> check_held_out(1_000_000, 1_000_000, "the test tracks")
+    Traceback (most recent call last):
+    ...
+    cr_bench.errors.CrBenchError: training seeds (up to 1,000,000) reach the test tracks (1,000,000+)
+    """
+    if last_seed >= tracks_start:
+        raise CrBenchError(f"training seeds (up to {last_seed:,}) reach {tracks} ({tracks_start:,}+)")
+
+
+def check_env_config(config: EnvConfig) -> None:
+    """Raise CrBenchError naming the first invalid value of ``config``."""
+    if config.backend not in ("auto", *BACKENDS):
+        raise CrBenchError(f"env.backend: unknown {config.backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if config.backend == "envpool" and config.domain_randomize:
+        raise CrBenchError("env.domain_randomize is not available on the envpool backend")
+    for name in ("action_repeat", "frame_stack", "obs_size"):
+        if getattr(config, name) < 1:
+            raise CrBenchError(f"env.{name} must be >= 1, got {getattr(config, name)}")
+    if config.obs_size < wrappers.MIN_OBS_SIZE:
+        raise CrBenchError(f"env.obs_size must be >= {wrappers.MIN_OBS_SIZE}, got {config.obs_size}")
+    if not 0 <= config.skip_zoom_frames < wrappers.MAX_EPISODE_FRAMES:
+        raise CrBenchError(
+            f"env.skip_zoom_frames must be in [0, {wrappers.MAX_EPISODE_FRAMES}), got {config.skip_zoom_frames}"
+        )
+    if config.discrete_actions is not None and config.discrete_actions not in wrappers.DISCRETE_ACTION_SETS:
+        known = ", ".join(wrappers.DISCRETE_ACTION_SETS)
+        raise CrBenchError(f"env.discrete_actions: unknown set {config.discrete_actions!r}; known: {known}")
+    if config.throttle_axis and config.discrete_actions is not None:
+        raise CrBenchError("env.throttle_axis applies to continuous actions; remove env.discrete_actions")
+    shaping = config.shaping
+    if shaping.grass_penalty < 0 or shaping.gas_reward_scale <= 0:
+        raise CrBenchError("env.shaping: grass_penalty must be >= 0 and gas_reward_scale > 0")
+    if shaping.no_progress_window < 0 or shaping.max_off_track_frames < 0:
+        raise CrBenchError("env.shaping: no_progress_window and max_off_track_frames must be >= 0")
+
+
+def check_eval_config(config: EvalConfig, where: str = "eval") -> None:
+    """Raise CrBenchError naming the first invalid evaluation setting."""
+    for name, low in (("episodes", 1), ("n_envs", 1), ("track_seed_start", 0)):
+        if getattr(config, name) < low:
+            raise CrBenchError(f"{where}.{name} must be >= {low}, got {getattr(config, name)}")
+    if config.backend not in BACKENDS:
+        raise CrBenchError(
+            f"{where}.backend must be gymnasium or envpool: evaluation tracks must not depend on what is installed"
+        )
+    if config.randomized and config.backend != "gymnasium":
+        raise CrBenchError(f"{where}.randomized needs backend gymnasium (EnvPool has no domain_randomize)")
+
+
+def read_config_file(path: str | Path | None, agent: str, keep_frames: bool = False) -> dict[str, Any]:
+    """A ``--config`` file (a run's config.yaml or a tuned best.yaml) as overrides for runs of
+    ``agent``: ``agent`` defaults to the one asked for, and its ``frames`` is dropped unless
+    ``keep_frames`` (tune and compare set the budget themselves; ``train`` takes the file's).
+    No file: no overrides."""
+    data = read_yaml(path) if path is not None else {}
+    if not keep_frames:
+        data.pop("frames", None)
+    data.setdefault("agent", agent)
     return data
-
-
-def write_yaml(path: str | Path, data: dict[str, Any]) -> None:
-    """Write ``data`` as YAML atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(path)

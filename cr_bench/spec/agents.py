@@ -1,0 +1,287 @@
+"""The agent registry and run-config resolution: each name maps to an SB3 algorithm, a
+policy and its default config, and :func:`resolve_config` turns defaults + file + flags
+into one validated :class:`~cr_bench.spec.run.RunConfig`.
+
+The defaults are partial RunConfig mappings; a YAML file and CLI flags override them.
+Building and loading models from a resolved config is :mod:`cr_bench.agents`' job.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.policies import BasePolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from torch import nn
+
+from cr_bench import wrappers
+from cr_bench.algorithms import FrameDQN, FramePPO, FrameQRDQN, FrameRecurrentPPO
+from cr_bench.errors import CrBenchError
+from cr_bench.spec.loader import from_dict, merge, to_dict
+from cr_bench.spec.run import (
+    RunConfig,
+    check_env_config,
+    check_eval_config,
+    check_frames,
+    check_held_out,
+    resolve_backend,
+)
+from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """One registry entry."""
+
+    name: str
+    algorithm: type[BaseAlgorithm]
+    policy: type[BasePolicy] | str
+    description: str
+    defaults: dict[str, Any]
+    """Partial RunConfig mapping: what this agent changes from the dataclass defaults."""
+    discrete: bool = False
+    """Whether the agent acts on a discrete action set."""
+
+
+# Seed 000: Beta-PPO, action repeat 8, 4 stacked 96x96 grayscale frames, six-conv CNN,
+# ~2000-transition rollouts (here 256 x 8 envs), batch 128, clip 0.1, lr 1e-3, green
+# penalty, "die" bonus and the 100-frame no-progress stop. Seed 000's 8 epochs are cut to
+# 4 so the learner keeps up with EnvPool (`cr-bench bench`: about 1.5x the frames/s).
+# Seed 000 trains its shared CNN with a Huber value loss, which bounds the critic's pull on
+# the features; SB3's squared loss on raw returns (hundreds) swamps the policy gradient, so
+# training rewards are normalized instead (a 1M-frame run without it, lr lin_1e-3, averaged a
+# training true return of ~30). The policy starts with half gas and little brake: the Box's
+# centre presses both by half, which parks the car for ~400k frames (benchmarks/early.yaml).
+_PPO = {
+    "n_envs": 8,
+    "normalize_reward": True,
+    "env": {
+        "action_repeat": 8,
+        "frame_stack": 4,
+        "obs_size": 96,
+        "shaping": {"grass_penalty": 0.05, "cancel_off_playfield_penalty": True, "no_progress_window": 100},
+    },
+    "policy": {
+        "features_extractor": "six_conv",
+        "features_dim": 256,
+        "net_arch": {"pi": [100], "vf": [100]},
+        "initial_action_mean": [0.0, 0.5, 0.05],
+    },
+    "algo": {
+        "learning_rate": 1e-3,
+        "n_steps": 256,
+        "batch_size": 128,
+        "n_epochs": 4,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_range": 0.1,
+        "ent_coef": 0.0,
+        "max_grad_norm": 0.5,
+    },
+}
+
+# rl-zoo3's CarRacing-v3 PPO recipe (hyperparams/ppo.yml): frame skip 2, 64x64 grayscale,
+# 2 stacked frames, 8 envs, gSDE, linear lr 1e-4, rewards normalized (VecNormalize).
+_PPO_GAUSSIAN = {
+    "n_envs": 8,
+    "normalize_reward": True,
+    "env": {"action_repeat": 2, "frame_stack": 2, "obs_size": 64},
+    "policy": {
+        "features_extractor": "nature",
+        "features_dim": 512,
+        "net_arch": {"pi": [256], "vf": [256]},
+        "activation_fn": "gelu",
+        "ortho_init": False,
+        "log_std_init": -2.0,
+    },
+    "algo": {
+        "learning_rate": "lin_1e-4",
+        "n_steps": 512,
+        "batch_size": 128,
+        "n_epochs": 10,
+        "gamma": 0.99,
+        "gae_lambda": 0.95,
+        "clip_range": 0.2,
+        "ent_coef": 0.0,
+        "vf_coef": 0.5,
+        "max_grad_norm": 0.5,
+        "use_sde": True,
+        "sde_sample_freq": 4,
+    },
+}
+
+# Seed 002: DQN on its 12-action table, action repeat 2, 3 stacked 84x84 frames without
+# the indicator bar, its small CNN, lr 1e-3, batch 64, gamma 0.95, epsilon 1 -> 0.1,
+# gas bonus 1.5 and an off-track stop. Its 5,000-transition buffer is raised to 50,000.
+_DQN = {
+    "n_envs": 2,
+    "env": {
+        "action_repeat": 2,
+        "frame_stack": 3,
+        "obs_size": 84,
+        "crop_bottom_bar": True,
+        "discrete_actions": "seed002",
+        "shaping": {"gas_reward_scale": 1.5, "max_off_track_frames": 20},
+    },
+    "policy": {"features_extractor": "small", "features_dim": 128, "net_arch": []},
+    "algo": {
+        "learning_rate": 1e-3,
+        "batch_size": 64,
+        "gamma": 0.95,
+        "buffer_size": 50_000,
+        "learning_starts": 5_000,
+        "target_update_interval": 1_000,
+        "train_freq": 4,
+        "gradient_steps": 1,
+        "exploration_initial_eps": 1.0,
+        "exploration_final_eps": 0.1,
+        "exploration_fraction": 0.3,
+    },
+}
+
+# rl-zoo3's recurrent PPO for CarRacing (hyperparams/ppo_lstm.yml, its strongest agent):
+# the `ppo-gaussian` recipe with a CNN-LSTM policy (128 units, no critic LSTM) and no frame stack.
+_RECURRENT_PPO = merge(
+    _PPO_GAUSSIAN,
+    {
+        "env": {"frame_stack": 1},
+        "policy": {"lstm_hidden_size": 128, "enable_critic_lstm": False},
+    },
+    RunConfig,
+)
+
+# QR-DQN on seed 002's pipeline and DQN settings (sb3-contrib's default 200 quantiles).
+_QRDQN = merge(_DQN, {"algo": {"exploration_final_eps": 0.05}}, RunConfig)
+
+AGENTS: dict[str, AgentSpec] = {
+    spec.name: spec
+    for spec in [
+        AgentSpec("ppo", FramePPO, BetaCnnPolicy, "PPO with our Beta CNN policy (seed 000), our best defaults", _PPO),
+        AgentSpec(
+            "ppo-gaussian", FramePPO, "CnnPolicy", "PPO with SB3's Gaussian CNN policy (rl-zoo3 recipe)", _PPO_GAUSSIAN
+        ),
+        AgentSpec("dqn", FrameDQN, "CnnPolicy", "DQN on a discrete action set (seed 002)", _DQN, discrete=True),
+        AgentSpec(
+            "recurrent-ppo",
+            FrameRecurrentPPO,
+            "CnnLstmPolicy",
+            "sb3-contrib RecurrentPPO with a CNN-LSTM policy (rl-zoo3 recipe)",
+            _RECURRENT_PPO,
+        ),
+        AgentSpec(
+            "qrdqn", FrameQRDQN, "CnnPolicy", "sb3-contrib QR-DQN on a discrete action set", _QRDQN, discrete=True
+        ),
+    ]
+}
+
+ALIASES = {"ppo-beta": "ppo"}
+"""Former agent names, still accepted: runs and suites written before the rename load unchanged."""
+
+FEATURE_EXTRACTORS: dict[str, type[BaseFeaturesExtractor]] = {
+    "nature": NatureCNN,
+    "six_conv": SixConvCNN,
+    "small": SmallCNN,
+}
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": nn.GELU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+}
+SCHEDULES = {"learning_rate", "clip_range", "clip_range_vf"}
+"""Algorithm arguments that accept ``lin_<start>``."""
+# Arguments cr-bench sets itself; a config may not pass them through ``algo``.
+_OWNED_ARGS = {"policy", "env", "policy_kwargs", "seed", "tensorboard_log", "verbose", "device", "_init_setup_model"}
+
+
+def saved_run_config(data: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved config.yaml as today's names read it.
+
+    Before the rename, ``ppo`` was rl-zoo3's Gaussian recipe (now ``ppo-gaussian``). Every
+    config written since holds ``policy.initial_action_mean``, so a ``ppo`` config without
+    that key is a Gaussian run of that time.
+    """
+    if data.get("agent") == "ppo" and "initial_action_mean" not in (data.get("policy") or {}):
+        return {**data, "agent": "ppo-gaussian"}
+    return data
+
+
+def get_agent(name: str) -> AgentSpec:
+    """The registry entry for ``name`` (or a former name), or a one-line error listing the known agents."""
+    spec = AGENTS.get(ALIASES.get(name, name))
+    if spec is None:
+        raise CrBenchError(f"unknown agent {name!r}; known agents: {', '.join(AGENTS)}")
+    return spec
+
+
+def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
+    """Agent defaults, then each override mapping in turn, as a validated RunConfig."""
+    spec = get_agent(agent)
+    data = merge(to_dict(RunConfig(agent=spec.name)), spec.defaults, RunConfig)
+    for override in overrides:
+        data = merge(data, override, RunConfig)
+    config = from_dict(RunConfig, data)
+    if get_agent(config.agent) is not spec:
+        raise CrBenchError(f"config names agent {config.agent!r} but {agent!r} was asked for")
+    config.agent = spec.name
+    validate_run_config(config)
+    config.env.backend = resolve_backend(config.env.backend)
+    resolve_backend(config.eval.backend)  # installed
+    return config
+
+
+def validate_run_config(config: RunConfig) -> None:
+    """Cross-field checks that the dataclass types cannot express."""
+    spec = get_agent(config.agent)
+    check_env_config(config.env)
+    if spec.discrete and config.env.discrete_actions is None:
+        raise CrBenchError(f"agent {spec.name} needs env.discrete_actions (seed002 or gymnasium)")
+    if not spec.discrete and config.env.discrete_actions is not None:
+        raise CrBenchError(f"agent {spec.name} acts continuously; remove env.discrete_actions")
+    check_frames(config.frames)
+    for name in ("n_envs", "checkpoint_every_frames", "torch_threads"):
+        if getattr(config, name) < 1:
+            raise CrBenchError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if not config.checkpoint_every_seconds > 0:  # NaN too
+        raise CrBenchError(f"checkpoint_every_seconds must be > 0, got {config.checkpoint_every_seconds}")
+    if config.seed < 0:
+        raise CrBenchError(f"seed must be >= 0, got {config.seed}")
+    check_held_out(config.seed + config.n_envs - 1, config.eval.track_seed_start, "eval.track_seed_start")
+    check_eval_config(config.eval)
+    if config.policy.features_extractor not in FEATURE_EXTRACTORS:
+        raise CrBenchError(
+            f"policy.features_extractor: unknown {config.policy.features_extractor!r}; "
+            f"known: {', '.join(FEATURE_EXTRACTORS)}"
+        )
+    if config.policy.activation_fn not in ACTIVATIONS:
+        raise CrBenchError(
+            f"policy.activation_fn: unknown {config.policy.activation_fn!r}; known: {', '.join(ACTIVATIONS)}"
+        )
+    if config.policy.initial_action_mean is not None:
+        check_initial_action_mean(config)
+    accepted = set(inspect.signature(spec.algorithm.__init__).parameters) - _OWNED_ARGS - {"self"}
+    unknown = sorted(set(config.algo) - accepted)
+    if unknown:
+        raise CrBenchError(
+            f"algo: unknown key(s) for {spec.algorithm.__name__.removeprefix('Frame')}: {', '.join(unknown)}"
+        )
+
+
+def check_initial_action_mean(config: RunConfig) -> None:
+    """``policy.initial_action_mean`` needs the Beta policy and one value strictly inside each action bound."""
+    mean = config.policy.initial_action_mean
+    if get_agent(config.agent).policy is not BetaCnnPolicy:
+        raise CrBenchError("policy.initial_action_mean applies to the Beta policy (agent ppo) only")
+    space = wrappers.THROTTLE_SPACE if config.env.throttle_axis else wrappers.CAR_RACING_ACTIONS
+    inside = mean is not None and len(mean) == space.shape[0]
+    inside = inside and bool(np.all(np.asarray(mean) > space.low) and np.all(np.asarray(mean) < space.high))
+    if not inside:
+        raise CrBenchError(
+            f"policy.initial_action_mean must have {space.shape[0]} values strictly inside "
+            f"[{space.low.tolist()}, {space.high.tolist()}], got {mean}"
+        )

@@ -1,0 +1,238 @@
+"""The options of each ``cr-bench`` command, as dataclasses the CLI is generated from.
+
+Each field is one option: its type gives the parser (``Annotated`` markers below name the
+checked kinds: a frame budget, a positive count...), its default is the option's default
+and its docstring is the ``--help`` text (as tyro reads CleanRL's ``Args``). Field metadata
+adjusts the rest: ``positional``, ``flag`` (another flag name), ``metavar``, and
+``cli: False`` for a field the command line does not set. Options several commands share
+are declared once, in the mixins.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from cr_bench.errors import CrBenchError
+from cr_bench.spec.run import check_frames
+
+
+def non_negative(value: int) -> int:
+    """An integer >= 0 (a seed, a track seed, a count that may be zero)."""
+    if value < 0:
+        raise ValueError(f"must be >= 0, got {value}")
+    return value
+
+
+def positive(value: int) -> int:
+    """An integer >= 1 (a count)."""
+    if non_negative(value) == 0:
+        raise ValueError("must be > 0, got 0")
+    return value
+
+
+def frame_budget(value: int) -> int:
+    """A budget in env frames, 1 to :data:`cr_bench.spec.run.MAX_FRAMES`."""
+    try:
+        return check_frames(positive(value), "the budget")
+    except CrBenchError as error:
+        raise ValueError(str(error)) from None
+
+
+def return_points(value: float) -> float:
+    """A finite number of return points >= 0."""
+    if not 0 <= value < math.inf:
+        raise ValueError(f"must be a finite number >= 0, got {value}")
+    return value
+
+
+Frames = Annotated[int, frame_budget]
+Count = Annotated[int, positive]
+Index = Annotated[int, non_negative]
+Points = Annotated[float, return_points]
+Override = Annotated[dict[str, Any], "override"]
+"""``--set KEY=VALUE``: a dotted key and a YAML value, read as ``{"a": {"b": value}}``."""
+Backend = Literal["gymnasium", "envpool"]
+"""A simulator (:data:`cr_bench.spec.run.BACKENDS`)."""
+
+
+def optional_of(annotation: Any) -> Any:
+    """``X`` for ``X | None``; any other annotation unchanged."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(options) == 1:
+            return options[0]
+    return annotation
+
+
+def checker(annotation: Any) -> Callable[[Any], Any] | None:
+    """The check an ``Annotated`` field type carries (``Count``, ``Frames``...), if any."""
+    annotation = optional_of(annotation)
+    if typing.get_origin(annotation) is Annotated:
+        check = annotation.__metadata__[0]
+        return check if callable(check) else None
+    return None
+
+
+def check_fields(settings: Any) -> None:
+    """Apply each field's check (its ``Annotated`` type) to a settings dataclass.
+
+    :raises CrBenchError: naming the first field whose value fails.
+    """
+    hints = typing.get_type_hints(type(settings), include_extras=True)
+    for item in dataclasses.fields(settings):
+        check, value = checker(hints[item.name]), getattr(settings, item.name)
+        if check is not None and value is not None:
+            try:
+                check(value)
+            except ValueError as error:
+                raise CrBenchError(f"{item.name} {error}") from None
+
+
+@dataclass(kw_only=True)
+class Checked:
+    """Settings whose typed fields are checked on construction (:func:`check_fields`)."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(kw_only=True)
+class ResultsOptions(Checked):
+    results_dir: str = "results"
+    """Root of the outputs (tables, plots, published models, studies)."""
+
+
+@dataclass(kw_only=True)
+class RunsOptions(Checked):
+    runs_dir: str = "runs"
+    """Root of the run directories the command trains."""
+
+
+@dataclass(kw_only=True)
+class TracksOptions(Checked):
+    episodes: Count | None = None
+    """Episodes, one track each (default: eval.episodes of the run's config; compare: 20)."""
+    track_seed_start: Index | None = None
+    """First track seed (default: eval.track_seed_start, 1000000: the test tracks)."""
+    backend: Backend | None = None
+    """Simulator (default: eval.backend, gymnasium: the reference; tracks differ between backends)."""
+
+
+@dataclass(kw_only=True)
+class TrainArgs(Checked):
+    agent: str = field(metadata={"positional": True, "metavar": "AGENT"})
+    """Agent to train (`cr-bench train --help` lists them)."""
+    frames: Frames | None = None
+    """Budget in env frames, raw CarRacing steps (default: the config's, 1000000)."""
+    seed: Index | None = None
+    """Training seed (default 0)."""
+    config: str | None = None
+    """YAML file overriding the agent's defaults."""
+    n_envs: Count | None = None
+    """Parallel environments (default: the agent's)."""
+    backend: Literal["auto", "gymnasium", "envpool"] | None = None
+    """Simulator (default auto: envpool when installed, else gymnasium)."""
+    overrides: list[Override] = field(default_factory=list, metadata={"flag": "--set", "metavar": "KEY=VALUE"})
+    """Override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)."""
+    out: str | None = None
+    """Run directory (default runs/AGENT-seedS-TIME)."""
+    resume: bool = False
+    """Continue the run in --out (after Ctrl-C, or to raise --frames)."""
+
+
+@dataclass(kw_only=True)
+class EvalArgs(TracksOptions):
+    run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
+    """A trained run."""
+    n_envs: Count | None = None
+    """Episodes played at once (default: the run's eval.n_envs, 2)."""
+    stochastic: bool = False
+    """Sample actions instead of the deterministic action."""
+    out: str | None = None
+    """Folder for episodes.csv, summary.yaml and command.txt (default RUN_DIR/eval; never inside a
+    published model folder)."""
+
+
+@dataclass(kw_only=True)
+class VerifyArgs(Checked):
+    run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
+    """A published model folder."""
+    episodes: Count | None = None
+    """The first N published tracks (default all)."""
+    track_seed_start: Index | None = None
+    """First track, within the published ones (default theirs)."""
+    margin: Points = 10.0
+    """Return points added to each side of the published mean's 95% CI. A re-evaluation on
+    another CPU is close to a second sample of the same returns, and the mean of a second
+    sample misses the first one's 95% CI about one time in six. Ten points bring that under
+    one in forty for the 100-track headline figures (CI half-widths of 7 to 16 points); a
+    check on a few tracks has a wide CI of its own and may need a larger margin."""
+
+
+@dataclass(kw_only=True)
+class RecordArgs(Checked):
+    run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
+    """A trained run."""
+    out: str = field(metadata={"required": True})
+    """Output file, .gif or .mp4."""
+    track_seed: Index | None = None
+    """Track seed (default: the run's first eval track)."""
+    fps: Count = 25
+    """Frames per second of the video."""
+    every: Count = 2
+    """Keep every N-th env frame."""
+    backend: Backend | None = None
+    """Simulator (default: the run's eval.backend; gymnasium renders the 600x400 view)."""
+
+
+@dataclass(kw_only=True)
+class CompareArgs(TracksOptions, RunsOptions, ResultsOptions):
+    run_dirs: list[str] = field(default_factory=list, metadata={"positional": True, "metavar": "RUN_DIR"})
+    """Finished runs to compare (instead of --suite)."""
+    suite: str | None = None
+    """Suite YAML, e.g. benchmarks/smoke.yaml."""
+    workers: Count = 1
+    """(agent, seed) jobs run in parallel."""
+    name: str = "compare"
+    """RUN_DIRs: output folder name under RESULTS_DIR."""
+
+
+@dataclass(kw_only=True)
+class PublishArgs(ResultsOptions):
+    run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
+    """A trained run."""
+    name: str = field(metadata={"required": True})
+    """Folder name under RESULTS_DIR/models."""
+    episodes: Count = 100
+    """Held-out test tracks for the final model."""
+    curve_points: Index = 8
+    """Kept checkpoints to score (score vs frames)."""
+    curve_episodes: Count = 20
+    """Tracks per checkpoint score."""
+    n_envs: Count | None = None
+    """Episodes played at once (default: the run's eval.n_envs)."""
+    force: bool = False
+    """Replace an existing published folder."""
+
+
+@dataclass(kw_only=True)
+class ReportArgs(ResultsOptions):
+    pass
+
+
+@dataclass(kw_only=True)
+class BenchArgs(Checked):
+    raw_frames: Frames = 4000
+    """Frames of the gymnasium measurements (EnvPool's are 4x and 8x)."""
+    train_frames: Frames = 40_000
+    """Frames of each training run."""
+    no_reference: bool = False
+    """Skip the (slow) rl-zoo3 reference training run."""
+    out_dir: str = "results"
+    """Where to write throughput.md and throughput.csv."""

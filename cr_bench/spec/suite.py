@@ -1,0 +1,115 @@
+"""What ``cr-bench compare --suite`` reads: a suite of agents x seeds under one frame budget.
+
+A suite (YAML in ``benchmarks/``) names agents, training seeds, a frame budget, the
+evaluation every run gets (an :class:`~cr_bench.spec.run.EvalConfig`, by default 20 test
+tracks in standard and randomized colours) and optionally a score-vs-frames ``curve``.
+:func:`load_suite` validates it and resolves each agent's run config.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cr_bench.baselines import BASELINES
+from cr_bench.errors import CrBenchError
+from cr_bench.spec.agents import get_agent, resolve_config
+from cr_bench.spec.loader import from_dict, read_yaml
+from cr_bench.spec.run import (
+    BACKENDS,
+    VALIDATION_TRACK_START,
+    EvalConfig,
+    RunConfig,
+    check_eval_config,
+    check_held_out,
+    read_config_file,
+)
+
+
+@dataclass
+class SuiteAgent:
+    """One agent of a suite."""
+
+    name: str
+    """Label in the tables (unique in the suite)."""
+    agent: str
+    """Registry name (``cr-bench train --help`` lists them)."""
+    config: str | None = None
+    """YAML config the runs start from, e.g. a tuned best.yaml (relative to the suite file)."""
+    set: dict[str, Any] = field(default_factory=dict)
+    """Overrides on top, as in ``cr-bench train --set``."""
+    seeds: list[int] | None = None
+    """This agent's training seeds (default: the suite's)."""
+
+
+@dataclass
+class CurveSettings:
+    """The ``curve`` section of a suite: score vs frames on validation tracks."""
+
+    every_frames: int = 100_000
+    """Keep and score a checkpoint every N env frames."""
+    episodes: int = 10
+    """Tracks per checkpoint score."""
+    track_seed_start: int = VALIDATION_TRACK_START
+    """First track: validation tracks by default, since a curve justifies choices."""
+    backend: str = "envpool"
+    """Simulator of the checkpoint episodes (the same for every agent of the suite)."""
+
+
+def suite_eval() -> EvalConfig:
+    """The evaluation of a comparison unless it says otherwise: 20 test tracks per run, in
+    standard and randomized colours."""
+    return EvalConfig(episodes=20, randomized=True)
+
+
+@dataclass
+class Suite:
+    """A comparison: agents x seeds under one frame budget, evaluated on the same tracks."""
+
+    name: str
+    """Suite name; outputs go to results/<name>/."""
+    frames: int
+    """Training budget of every run, in env frames."""
+    seeds: list[int]
+    """Training seeds of every agent."""
+    agents: list[SuiteAgent]
+    """Agents to compare."""
+    eval: EvalConfig = field(default_factory=suite_eval)
+    """Evaluation settings (every agent and baseline plays the same tracks)."""
+    baselines: list[str] = field(default_factory=lambda: list(BASELINES))
+    """Policies that do not learn, shown in every table: random and scripted."""
+    curve: CurveSettings | None = None
+    """Also score each run's checkpoints every ``curve.every_frames`` (score vs env frames)."""
+
+
+def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
+    """Read and validate a suite; return it with the resolved RunConfig of each agent."""
+    suite = from_dict(Suite, read_yaml(path), str(path))
+    if suite.frames < 1 or not suite.seeds or not suite.agents:
+        raise CrBenchError(f"{path}: a suite needs frames >= 1, at least one seed and one agent")
+    check_eval_config(suite.eval, f"{path}: eval")
+    if min(suite.seeds) < 0 or any(a.seeds is not None and (not a.seeds or min(a.seeds) < 0) for a in suite.agents):
+        raise CrBenchError(f"{path}: seeds must be >= 0 (and an agent's seeds list not empty)")
+    names = [a.name for a in suite.agents]
+    if len(set(names)) != len(names) or set(names) & set(BASELINES):
+        raise CrBenchError(f"{path}: agent names must be unique and not {', '.join(BASELINES)}")
+    if suite.curve is not None and (
+        suite.curve.every_frames < 1 or suite.curve.episodes < 1 or suite.curve.backend not in BACKENDS
+    ):
+        raise CrBenchError(f"{path}: curve needs every_frames >= 1, episodes >= 1 and backend gymnasium or envpool")
+    unknown = set(suite.baselines) - set(BASELINES)
+    if unknown:
+        raise CrBenchError(f"{path}: unknown baseline(s) {', '.join(sorted(unknown))}; known: {', '.join(BASELINES)}")
+    configs = {}
+    for entry in suite.agents:
+        get_agent(entry.agent)
+        base = read_config_file(path.parent / entry.config if entry.config else None, entry.agent)
+        curve = {"checkpoint_every_frames": suite.curve.every_frames, "keep_checkpoints": True} if suite.curve else {}
+        config = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames, **curve})
+        last_seed = max(entry.seeds or suite.seeds) + config.n_envs - 1
+        check_held_out(last_seed, suite.eval.track_seed_start, f"the evaluation tracks of {path}")
+        if suite.curve is not None:
+            check_held_out(last_seed, suite.curve.track_seed_start, f"the curve tracks of {path}")
+        configs[entry.name] = config
+    return suite, configs

@@ -1,0 +1,267 @@
+"""What ``cr-bench tune`` reads: search spaces (data) and :class:`TuneSettings`, validated.
+
+A search space maps names to :class:`ParamSpec` (:data:`SEARCH_SPACES` per agent, narrowed
+or replaced by ``--space FILE``); it is widened to hold the base config's own values
+(:func:`include_defaults`), so trial 0 can be the base config. The Optuna study, trials and
+reports are :mod:`cr_bench.tuning`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cr_bench.errors import CrBenchError
+from cr_bench.spec.agents import get_agent, resolve_config
+from cr_bench.spec.commands import Backend, Checked, Count, Frames, Index, check_fields
+from cr_bench.spec.loader import from_dict, read_yaml
+from cr_bench.spec.run import (
+    VALIDATION_TRACK_START,
+    RunConfig,
+    check_held_out,
+    read_config_file,
+)
+
+Sampler = Literal["tpe", "random", "cmaes"]
+"""Optuna samplers ``--sampler`` accepts (:func:`cr_bench.tuning.make_sampler` builds them)."""
+Pruner = Literal["hyperband", "halving", "median", "none"]
+"""Optuna pruners ``--pruner`` accepts (:func:`cr_bench.tuning.make_pruner` builds them)."""
+
+
+@dataclass
+class ParamSpec:
+    """One searched hyperparameter."""
+
+    type: str
+    """``float``, ``int`` or ``categorical``."""
+    low: float | None = None
+    """Lower bound (float and int)."""
+    high: float | None = None
+    """Upper bound (float and int)."""
+    log: bool = False
+    """Sample on a log scale (float and int)."""
+    choices: list[Any] | None = None
+    """Values to choose from (categorical)."""
+
+    def check(self, name: str) -> None:
+        if self.type == "categorical":
+            if not self.choices:
+                raise CrBenchError(f"space.{name}: categorical needs a non-empty choices list")
+        elif self.type in ("float", "int"):
+            if self.low is None or self.high is None or self.low > self.high:
+                raise CrBenchError(f"space.{name}: {self.type} needs low <= high")
+            if self.log and self.low <= 0:
+                raise CrBenchError(f"space.{name}: log scale needs low > 0")
+        else:
+            raise CrBenchError(f"space.{name}: type must be float, int or categorical, got {self.type!r}")
+
+
+# Where each searchable name goes in the RunConfig.
+ALGO_PARAMS = {
+    "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "ent_coef",
+    "vf_coef", "max_grad_norm", "buffer_size", "learning_starts", "target_update_interval",
+    "exploration_fraction", "exploration_final_eps", "train_freq", "gradient_steps", "tau",
+}  # fmt: skip
+ENV_PARAMS = {"action_repeat", "frame_stack", "obs_size"}
+
+_PPO_SPACE: dict[str, dict[str, Any]] = {
+    "learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
+    "n_steps": {"type": "categorical", "choices": [64, 128, 256, 512]},
+    "batch_size": {"type": "categorical", "choices": [64, 128, 256]},
+    "n_epochs": {"type": "int", "low": 3, "high": 10},
+    "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995, 0.999]},
+    "gae_lambda": {"type": "categorical", "choices": [0.8, 0.9, 0.95, 0.98]},
+    "clip_range": {"type": "categorical", "choices": [0.1, 0.2, 0.3]},
+    "ent_coef": {"type": "categorical", "choices": [0.0, 1e-4, 1e-3, 1e-2]},
+    "max_grad_norm": {"type": "categorical", "choices": [0.3, 0.5, 1.0, 2.0, 5.0]},
+    "action_repeat": {"type": "categorical", "choices": [2, 4, 8]},
+    "frame_stack": {"type": "categorical", "choices": [2, 3, 4]},
+}
+SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
+    # The six-conv network needs the full 96x96 frame, so ppo does not search obs_size.
+    "ppo": _PPO_SPACE,
+    "ppo-gaussian": {**_PPO_SPACE, "obs_size": {"type": "categorical", "choices": [64, 84, 96]}},
+    "recurrent-ppo": {
+        **_PPO_SPACE,
+        "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
+        "frame_stack": {"type": "categorical", "choices": [1, 2]},
+    },
+    "dqn": {
+        "learning_rate": {"type": "float", "low": 1e-5, "high": 3e-3, "log": True},
+        "batch_size": {"type": "categorical", "choices": [32, 64, 128]},
+        "gamma": {"type": "categorical", "choices": [0.95, 0.98, 0.99, 0.995]},
+        "buffer_size": {"type": "categorical", "choices": [10_000, 50_000, 100_000]},
+        "learning_starts": {"type": "categorical", "choices": [1_000, 5_000, 10_000]},
+        "target_update_interval": {"type": "categorical", "choices": [500, 1_000, 5_000, 10_000]},
+        "exploration_fraction": {"type": "float", "low": 0.05, "high": 0.5},
+        "exploration_final_eps": {"type": "float", "low": 0.01, "high": 0.2},
+        "train_freq": {"type": "categorical", "choices": [1, 4, 8]},
+        "gradient_steps": {"type": "categorical", "choices": [1, 2, 4]},
+        "action_repeat": {"type": "categorical", "choices": [2, 4, 8]},
+        "frame_stack": {"type": "categorical", "choices": [2, 3, 4]},
+        "obs_size": {"type": "categorical", "choices": [64, 84, 96]},
+    },
+}
+SEARCH_SPACES["qrdqn"] = SEARCH_SPACES["dqn"]
+"""Default search spaces per agent. Names not listed keep the agent's (or --config's) value."""
+
+
+def load_space(agent: str, path: Path | None = None) -> dict[str, ParamSpec]:
+    """The agent's search space, narrowed or replaced by a YAML file.
+
+    The file holds ``params: {name: spec or null}`` and optionally ``replace: true``. By
+    default its params override the agent's entries of the same name (``null`` drops a
+    name, so it keeps the base config's value); with ``replace: true`` they are the whole
+    space.
+    """
+    agent = get_agent(agent).name
+    if agent not in SEARCH_SPACES:
+        raise CrBenchError(f"no search space for agent {agent!r}; tunable: {', '.join(SEARCH_SPACES)}")
+    raw: dict[str, Any] = dict(SEARCH_SPACES[agent])
+    if path is not None:
+        data = read_yaml(path)
+        unknown = set(data) - {"params", "replace"}
+        if unknown:
+            raise CrBenchError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}; known: params, replace")
+        params = data.get("params") or {}
+        if not isinstance(params, dict):
+            raise CrBenchError(f"{path}: params must be a mapping of name -> spec")
+        raw = dict(params) if data.get("replace", False) else {**raw, **params}
+        raw = {name: spec for name, spec in raw.items() if spec is not None}
+    space = {}
+    for name, spec in raw.items():
+        if name not in ALGO_PARAMS | ENV_PARAMS:
+            known = ", ".join(sorted(ALGO_PARAMS | ENV_PARAMS))
+            raise CrBenchError(f"space: unknown parameter {name!r}; searchable: {known}")
+        space[name] = from_dict(ParamSpec, spec, f"space.{name}")
+        space[name].check(name)
+    return space
+
+
+def default_params(space: dict[str, ParamSpec], config: RunConfig) -> dict[str, Any]:
+    """The base config's value of each searched name (SB3's default where the config sets none).
+
+    A value a numeric parameter cannot hold (a schedule such as ``lin_1e-3``, or 0 on a
+    log scale) is left out: trial 0 keeps the base config's value for it, unsampled.
+    """
+    algorithm = get_agent(config.agent).algorithm
+    signature = inspect.signature(algorithm.__init__).parameters
+    values: dict[str, Any] = {}
+    for name, spec in space.items():
+        if name in ENV_PARAMS:
+            value = getattr(config.env, name)
+        elif name in config.algo:
+            value = config.algo[name]
+        elif name in signature and signature[name].default is not inspect.Parameter.empty:
+            value = signature[name].default
+        else:
+            continue
+        numeric = isinstance(value, int | float) and not isinstance(value, bool)
+        if spec.type == "categorical" or (numeric and (value > 0 or not spec.log)):
+            values[name] = value
+    return values
+
+
+def include_defaults(space: dict[str, ParamSpec], defaults: dict[str, Any]) -> dict[str, ParamSpec]:
+    """The space widened so that it holds the base config: a missing categorical choice is
+    appended and a numeric range is stretched to the default. Deterministic, so every worker
+    builds the same space."""
+    widened = {}
+    for name, spec in space.items():
+        spec = dataclasses.replace(spec, choices=list(spec.choices) if spec.choices is not None else None)
+        if name in defaults:
+            value = defaults[name]
+            if spec.type == "categorical":
+                assert spec.choices is not None
+                if value not in spec.choices:
+                    spec.choices.append(value)
+            else:
+                spec.low, spec.high = min(float(spec.low or 0), value), max(float(spec.high or 0), value)
+                if spec.type == "int":
+                    spec.low, spec.high = int(spec.low), int(spec.high)
+        widened[name] = spec
+    return widened
+
+
+@dataclass
+class TuneSettings(Checked):
+    """Everything a tuning worker needs; plain data so it crosses process boundaries.
+
+    The CLI's ``cr-bench tune`` flags take their defaults from here.
+    """
+
+    agent: str = field(metadata={"positional": True, "metavar": "AGENT"})
+    """Agent to tune (`cr-bench train --help` lists them)."""
+    trials: Count = 50
+    """The study's total number of trials (interrupted ones are retried and do not count)."""
+    frames_per_trial: Frames = 300_000
+    """Env frames each trial trains per seed. At this budget the default ppo already drives
+    (results/early/summary.md): trials differ for a reason, not for noise."""
+    eval_episodes: Count = 10
+    """Validation tracks at each pruning point."""
+    final_eval_episodes: Count = 20
+    """Validation tracks at the end of a trial's training."""
+    evals_per_trial: Count = 4
+    """Evaluations per seed, evenly spaced in frames; the last is the final one."""
+    value_evals: Count = 2
+    """A trial's value is the mean of its last K evaluations (the final one included)."""
+    seeds_per_trial: Count = 1
+    """Training seeds per trial; the value is their mean."""
+    seed: Index = 0
+    """First training seed (trials share seeds; samplers are seeded per worker)."""
+    study_name: str = ""
+    """Study name (default: the agent)."""
+    storage: str = ""
+    """Optuna storage URL (default: a journal file in the results)."""
+    results_dir: str = "results"
+    """Root of the outputs: RESULTS_DIR/tune/STUDY/."""
+    runs_dir: str = "runs"
+    """Root of the trials' run directories: RUNS_DIR/tune/STUDY/."""
+    sampler: Sampler = "tpe"
+    """Optuna sampler: tpe (multivariate), random or cmaes."""
+    pruner: Pruner = "hyperband"
+    """Optuna pruner: hyperband, halving (successive halving), median or none."""
+    eval_backend: Backend | None = None
+    """Simulator of the validation episodes (default: the training one)."""
+    space_file: str | None = field(default=None, metadata={"flag": "--space"})
+    """YAML file narrowing or replacing the search space."""
+    config_file: str | None = field(default=None, metadata={"flag": "--config"})
+    """YAML file of the base config every trial starts from (trial 0 is this config)."""
+    n_jobs: Count = 1
+    """Worker processes on this machine."""
+    base_config: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
+    """Overrides every trial starts from, on top of ``config_file`` (the agent's defaults below)."""
+    command: str = field(default="", metadata={"cli": False})
+    """The command line, written to the outputs."""
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        self.agent = get_agent(self.agent).name  # a former name tunes (and names) the same study
+        self.base_config = {**read_config_file(self.config_file, self.agent), **self.base_config}
+        self.study_name = self.study_name or self.agent
+        base = self.resolved_base()  # validates the base config now, not in the first trial
+        self.eval_backend = self.eval_backend or typing.cast(Backend, base.env.backend)
+        if not 1 <= self.value_evals <= self.evals_per_trial:
+            raise CrBenchError(f"value_evals must be in [1, evals_per_trial={self.evals_per_trial}]")
+        last_seed = self.seed + self.seeds_per_trial - 1 + base.n_envs - 1
+        check_held_out(last_seed, VALIDATION_TRACK_START, "the validation tracks")
+
+    @property
+    def out_dir(self) -> Path:
+        return Path(self.results_dir) / "tune" / self.study_name
+
+    def space(self) -> dict[str, ParamSpec]:
+        """The search space, holding the base config's values."""
+        space = load_space(self.agent, Path(self.space_file) if self.space_file else None)
+        return include_defaults(space, default_params(space, self.resolved_base()))
+
+    def eval_steps(self) -> list[int]:
+        """Frames at which a seed is evaluated, evenly spaced; the last is the budget."""
+        return [self.frames_per_trial * (i + 1) // self.evals_per_trial for i in range(self.evals_per_trial)]
+
+    def resolved_base(self) -> RunConfig:
+        return resolve_config(self.agent, self.base_config)
