@@ -83,19 +83,9 @@ def make_env(
     env = wrappers.EpisodeScore(env)
     if config.skip_zoom_frames:
         env = wrappers.SkipZoom(env, config.skip_zoom_frames)
-    shaping = config.shaping
     if training:
-        if shaping.no_progress_window:
-            env = wrappers.NoProgressTermination(env, shaping.no_progress_window, shaping.no_progress_threshold)
-        if shaping.max_off_track_frames:
-            env = wrappers.OffTrackTermination(env, shaping.max_off_track_frames)
-        # Directly above the raw rewards, so it recognises the -100 before other shaping.
-        if shaping.cancel_off_playfield_penalty:
-            env = wrappers.CancelOffPlayfieldPenalty(env)
-        if shaping.grass_penalty:
-            env = wrappers.GrassPenalty(env, shaping.grass_penalty, shaping.grass_green_threshold)
-        if shaping.gas_reward_scale != 1.0:
-            env = wrappers.GasRewardScale(env, shaping.gas_reward_scale)
+        for wrapper, arguments in wrappers.training_wrappers(config.shaping):
+            env = wrapper(env, **arguments)
     if config.action_repeat > 1:
         env = wrappers.ActionRepeat(env, config.action_repeat)
     env = wrappers.PreprocessFrame(env, config.grayscale, config.crop_bottom_bar, config.obs_size)
