@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 from cr_bench import wrappers
 from cr_bench.config import EnvConfig
@@ -111,9 +111,10 @@ def _env_fn(config: EnvConfig, training: bool, worker: bool) -> Callable[[], gym
 def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = True, vec_env: str = "auto") -> VecEnv:
     """Build ``n_envs`` pipelines in a VecEnv seeded with ``seed, seed + 1, ...``.
 
-    On the envpool backend the whole batch runs in one :class:`EnvPoolVecEnv`; on
-    gymnasium, ``vec_env`` picks ``dummy``, ``subproc`` or ``auto`` (subproc when
-    ``n_envs > 1``).
+    On the envpool backend the whole batch runs in one :class:`EnvPoolVecEnv` under SB3's
+    ``VecMonitor``; on gymnasium, ``vec_env`` picks ``dummy``, ``subproc`` or ``auto``
+    (subproc when ``n_envs > 1``) over envs under SB3's ``Monitor``. Either way
+    ``info["episode"]`` is SB3's: shaped return, agent steps, seconds since the monitor started.
     """
     if n_envs < 1:
         raise CrBenchError(f"n_envs must be >= 1, got {n_envs}")
@@ -122,7 +123,7 @@ def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = Tru
     check_env_config(config)
     if resolve_backend(config.backend) == "envpool":
         threads = min(n_envs, os.cpu_count() or 1)
-        return EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads)
+        return VecMonitor(EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads))
     subproc = vec_env == "subproc" or (vec_env == "auto" and n_envs > 1)
     fns = [_env_fn(config, training, worker=subproc) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="forkserver") if subproc else DummyVecEnv(fns)
