@@ -3,14 +3,16 @@ pipeline applied to the batch at once.
 
 EnvPool steps the same physics and reward as gymnasium's CarRacing-v3, several times
 faster; see the README for the known differences (track generation, anti-aliasing,
-colours). The pipeline mirrors :func:`cr_bench.envs.make_env` and shares its pure
-functions (:mod:`cr_bench.wrappers`): preprocessing, shaping and termination are numpy
-or OpenCV calls over the batch, never a per-env loop over pixels.
+colours). The pipeline mirrors :func:`cr_bench.envs.make_env` with the same state
+classes and functions (:mod:`cr_bench.wrappers`) over the whole batch: the score
+(``ScoreCounters``), the training rules in ``training_wrappers``' order, preprocessing
+and the frame stack (``FrameStacker``) are numpy or OpenCV calls over the batch, never a
+per-env loop over pixels. Episode statistics (``info["episode"]``) come from SB3's
+``VecMonitor``, which :func:`cr_bench.envs.make_vec_env` puts on top.
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,11 +31,12 @@ _ACTION_LOW, _ACTION_HIGH = wrappers.CAR_RACING_ACTIONS.low, wrappers.CAR_RACING
 class EnvPoolVecEnv(VecEnv):
     """SB3 VecEnv over EnvPool's CarRacing-v3, with cr-bench's pipeline on the batch.
 
-    Semantics follow SB3's VecEnv: an env that ends is reset at once, its last
-    observation is in ``info["terminal_observation"]``, ``info["TimeLimit.truncated"]``
-    marks the 1000-frame limit, and ``info["episode"]`` holds the shaped return and
-    agent steps (as SB3's Monitor). Every info also has ``true_return`` and
-    ``episode_frames``, counted on raw frames below shaping, as the gymnasium path does.
+    Semantics follow SB3's VecEnv over gymnasium envs (DummyVecEnv): an env that ends is
+    reset at once, its last observation is in ``info["terminal_observation"]``, and every
+    info has ``TimeLimit.truncated`` (the 1000-frame limit ended the episode), and
+    ``true_return`` and ``episode_frames``, counted on raw frames below shaping, as the
+    gymnasium path does. An episode the env itself terminated has ``lap_finished``, as
+    gymnasium's CarRacing reports it. ``info["episode"]`` is left to SB3's ``VecMonitor``.
 
     :param config: the pipeline (``domain_randomize`` is not supported by EnvPool).
     :param seeds: one seed per env; env ``i``'s first track is EnvPool's track for ``seeds[i]``.
@@ -48,9 +51,8 @@ class EnvPoolVecEnv(VecEnv):
         self.seeds = [int(seed) for seed in seeds]
         n_envs = len(self.seeds)
         channels = 1 if config.grayscale else 3
-        observation_space = gym.spaces.Box(
-            0, 255, (channels * config.frame_stack, config.obs_size, config.obs_size), np.uint8
-        )
+        self._stacker = wrappers.FrameStacker(n_envs, config.frame_stack, (channels, config.obs_size, config.obs_size))
+        observation_space = gym.spaces.Box(0, 255, self._stacker.stack.shape[1:], np.uint8)
         self.action_table: np.ndarray | None = None
         action_space: gym.spaces.Space
         if config.discrete_actions is not None:
@@ -61,23 +63,19 @@ class EnvPoolVecEnv(VecEnv):
         else:
             action_space = gym.spaces.Box(_ACTION_LOW, _ACTION_HIGH, dtype=np.float32)
         super().__init__(n_envs, observation_space, action_space)
-        self._channels = channels
         self._pool: Any = None
         self._action_dtype = np.dtype(np.float32)
         self.frame_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         """Called with (env ids, raw frames, raw rewards) after every raw frame (recording uses it)."""
         # float64 like the gymnasium path's actions; cast to the pool's dtype once per step.
         self._actions = np.zeros((n_envs, 3), dtype=np.float64)
-        self._stack = np.zeros((n_envs, *observation_space.shape), dtype=np.uint8)
-        self._true_return = np.zeros(n_envs)
-        self._episode_frames = np.zeros(n_envs, dtype=np.int64)
-        self._shaped_return = np.zeros(n_envs)
-        self._episode_steps = np.zeros(n_envs, dtype=np.int64)
-        self._episode_start = np.zeros(n_envs)
-        window = max(config.shaping.no_progress_window, 1)
-        self._reward_window = np.zeros((n_envs, window))
-        self._window_index = np.zeros(n_envs, dtype=np.int64)
-        self._off_track_frames = np.zeros(n_envs, dtype=np.int64)
+        self._score = wrappers.ScoreCounters(n_envs)
+        self._rules: list[wrappers.FrameRule] = []
+        if training:
+            self._rules = [
+                wrapper.rule_class(n_envs, **arguments)
+                for wrapper, arguments in wrappers.training_wrappers(config.shaping)
+            ]
 
     # -- EnvPool -------------------------------------------------------------------------
     def _make_pool(self) -> Any:
@@ -106,8 +104,7 @@ class EnvPoolVecEnv(VecEnv):
             frames, rewards, terminated, truncated, info = self._pool.step(actions, ids)
         order = np.asarray(info["env_id"], dtype=np.int64)
         rewards = np.asarray(rewards, dtype=np.float64)
-        self._true_return[order] += rewards
-        self._episode_frames[order] += 1
+        self._score.add(order, rewards)
         if self.frame_hook is not None:
             self.frame_hook(order, frames, rewards)
         return order, frames, rewards, np.asarray(terminated, bool), np.asarray(truncated, bool)
@@ -120,7 +117,7 @@ class EnvPoolVecEnv(VecEnv):
             # float64 bounds, and gymnasium warns twice about casting them to float32.
             self._action_dtype = np.dtype(self._pool.spec.action_array_spec["action"].dtype)
         self._reset_envs(np.arange(self.num_envs, dtype=np.int32))
-        return self._stack.copy()
+        return self._stacker.stack.copy()
 
     def _reset_envs(self, ids: np.ndarray) -> None:
         """Reset envs ``ids``, take the zoom-skipping no-ops, and refill their frame stacks."""
@@ -128,16 +125,12 @@ class EnvPoolVecEnv(VecEnv):
         order = np.asarray(info["env_id"], dtype=np.int64)
         if self.frame_hook is not None:
             self.frame_hook(order, frames, np.zeros(len(order)))
-        for counter in (self._true_return, self._episode_frames, self._shaped_return, self._episode_steps):
-            counter[order] = 0
-        self._reward_window[order] = 0.0
-        self._window_index[order] = 0
-        self._off_track_frames[order] = 0
-        self._episode_start[order] = time.monotonic()
+        self._score.reset(order)
+        for rule in self._rules:
+            rule.reset(order)
         for _ in range(self.config.skip_zoom_frames):
             order, frames, *_ = self._raw_step(np.zeros((len(order), 3), self._action_dtype), order.astype(np.int32))
-        processed = self._preprocess(frames)
-        self._stack[order] = np.tile(processed, (1, self.config.frame_stack, 1, 1))
+        self._stacker.reset(order, self._preprocess(frames))
 
     def _preprocess(self, frames: np.ndarray) -> np.ndarray:
         return wrappers.preprocess_frames(
@@ -161,80 +154,42 @@ class EnvPoolVecEnv(VecEnv):
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
         early = np.full(n, "", dtype=object)
+        lap_finished = np.zeros(n, dtype=bool)
         last_frames = np.zeros((n, 96, 96, 3), dtype=np.uint8)
         active = np.arange(n, dtype=np.int32)
         actions = self._actions.astype(self._action_dtype)  # once per agent step, not per frame
         for _ in range(self.config.action_repeat):
             order, frames, frame_rewards, term, trunc = self._raw_step(actions[active], active)
-            if self.training:
-                reason = self._early_termination(order, frames, frame_rewards, term | trunc)
-                term = term | (reason != "")
-                early[order] = reason
-                frame_rewards = self._shape(order, frames, frame_rewards, term)
+            # gymnasium's CarRacing ends an episode for two reasons only: a lap or the playfield.
+            lap_finished[order] = term & ~wrappers.left_playfield(frame_rewards, term)
+            batch = wrappers.FrameBatch(
+                order, frames, self._actions[order], frame_rewards, term, trunc, np.full(len(order), "", dtype=object)
+            )
+            for rule in self._rules:
+                rule.apply(batch)
             last_frames[order] = frames
-            rewards[order] += frame_rewards
-            terminated[order] |= term
-            truncated[order] |= trunc & ~term
-            active = order[~(term | trunc)].astype(np.int32)
+            rewards[order] += batch.rewards
+            terminated[order] |= batch.terminated
+            truncated[order] |= trunc & ~batch.terminated
+            early[order] = batch.early_termination
+            active = order[~(batch.terminated | trunc)].astype(np.int32)
             if active.size == 0:
                 break
-        self._stack[:, : -self._channels] = self._stack[:, self._channels :]
-        self._stack[:, -self._channels :] = self._preprocess(last_frames)
-        self._shaped_return += rewards
-        self._episode_steps += 1
+        self._stacker.push(self._preprocess(last_frames))
         done = terminated | truncated
         infos: list[dict[str, Any]] = [
-            {"true_return": float(self._true_return[i]), "episode_frames": int(self._episode_frames[i])}
-            for i in range(n)
+            {**self._score.info(i), "TimeLimit.truncated": bool(truncated[i])} for i in range(n)
         ]
         done_ids = np.flatnonzero(done)
         for i in done_ids:
-            infos[i]["terminal_observation"] = self._stack[i].copy()
-            infos[i]["TimeLimit.truncated"] = bool(truncated[i])
-            infos[i]["episode"] = {
-                "r": float(self._shaped_return[i]),
-                "l": int(self._episode_steps[i]),
-                "t": round(time.monotonic() - self._episode_start[i], 6),
-            }
+            infos[i]["terminal_observation"] = self._stacker.stack[i].copy()
             if early[i]:
                 infos[i]["early_termination"] = early[i]
+            elif terminated[i]:
+                infos[i]["lap_finished"] = bool(lap_finished[i])
         if done_ids.size:
             self._reset_envs(done_ids.astype(np.int32))
-        return self._stack.copy(), rewards.astype(np.float32), done, infos
-
-    # -- Training-only wrappers, on the batch ------------------------------------------------
-    def _early_termination(
-        self, ids: np.ndarray, frames: np.ndarray, rewards: np.ndarray, ended: np.ndarray
-    ) -> np.ndarray:
-        """NoProgressTermination and OffTrackTermination for envs ``ids``.
-
-        :return: per env, the reason to end the episode now, or "" to go on.
-        """
-        shaping = self.config.shaping
-        reason = np.full(len(ids), "", dtype=object)
-        if shaping.no_progress_window:
-            self._reward_window[ids, self._window_index[ids]] = rewards
-            self._window_index[ids] = (self._window_index[ids] + 1) % shaping.no_progress_window
-            stalled = self._reward_window[ids].mean(axis=1) <= shaping.no_progress_threshold + 1e-6
-            reason[stalled & ~ended] = "no_progress"
-        if shaping.max_off_track_frames:
-            off_track = wrappers.grass_fraction_under_car(frames) >= wrappers.OFF_TRACK_GRASS_FRACTION
-            self._off_track_frames[ids] = np.where(off_track, self._off_track_frames[ids] + 1, 0)
-            lost = self._off_track_frames[ids] >= shaping.max_off_track_frames
-            reason[lost & ~ended & (reason == "")] = "off_track"
-        return reason
-
-    def _shape(self, ids: np.ndarray, frames: np.ndarray, rewards: np.ndarray, terminated: np.ndarray) -> np.ndarray:
-        """CancelOffPlayfieldPenalty, GrassPenalty and GasRewardScale, in the gymnasium path's order."""
-        shaping = self.config.shaping
-        rewards = rewards.copy()
-        if shaping.cancel_off_playfield_penalty:
-            rewards[wrappers.left_playfield(rewards, terminated)] = 0.0
-        if shaping.grass_penalty:
-            rewards -= shaping.grass_penalty * (wrappers.playfield_green_mean(frames) > shaping.grass_green_threshold)
-        if shaping.gas_reward_scale != 1.0:
-            rewards = np.where(self._actions[ids, 1] > 0, rewards * shaping.gas_reward_scale, rewards)
-        return rewards
+        return self._stacker.stack.copy(), rewards.astype(np.float32), done, infos
 
     # -- The rest of the VecEnv interface --------------------------------------------------
     def close(self) -> None:

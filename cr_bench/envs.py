@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
-from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
 from cr_bench import wrappers
 from cr_bench.envpool_backend import EnvPoolVecEnv
@@ -42,19 +42,9 @@ def make_env(
     env = wrappers.EpisodeScore(env)
     if config.skip_zoom_frames:
         env = wrappers.SkipZoom(env, config.skip_zoom_frames)
-    shaping = config.shaping
     if training:
-        if shaping.no_progress_window:
-            env = wrappers.NoProgressTermination(env, shaping.no_progress_window, shaping.no_progress_threshold)
-        if shaping.max_off_track_frames:
-            env = wrappers.OffTrackTermination(env, shaping.max_off_track_frames)
-        # Directly above the raw rewards, so it recognises the -100 before other shaping.
-        if shaping.cancel_off_playfield_penalty:
-            env = wrappers.CancelOffPlayfieldPenalty(env)
-        if shaping.grass_penalty:
-            env = wrappers.GrassPenalty(env, shaping.grass_penalty, shaping.grass_green_threshold)
-        if shaping.gas_reward_scale != 1.0:
-            env = wrappers.GasRewardScale(env, shaping.gas_reward_scale)
+        for wrapper, arguments in wrappers.training_wrappers(config.shaping):
+            env = wrapper(env, **arguments)
     if config.action_repeat > 1:
         env = wrappers.ActionRepeat(env, config.action_repeat)
     env = wrappers.PreprocessFrame(env, config.grayscale, config.crop_bottom_bar, config.obs_size)
@@ -80,9 +70,10 @@ def _env_fn(config: EnvConfig, training: bool, worker: bool) -> Callable[[], gym
 def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = True, vec_env: str = "auto") -> VecEnv:
     """Build ``n_envs`` pipelines in a VecEnv seeded with ``seed, seed + 1, ...``.
 
-    On the envpool backend the whole batch runs in one :class:`EnvPoolVecEnv`; on
-    gymnasium, ``vec_env`` picks ``dummy``, ``subproc`` or ``auto`` (subproc when
-    ``n_envs > 1``).
+    On the envpool backend the whole batch runs in one :class:`EnvPoolVecEnv` under SB3's
+    ``VecMonitor``; on gymnasium, ``vec_env`` picks ``dummy``, ``subproc`` or ``auto``
+    (subproc when ``n_envs > 1``) over envs under SB3's ``Monitor``. Either way
+    ``info["episode"]`` is SB3's: shaped return, agent steps, seconds since the monitor started.
     """
     if n_envs < 1:
         raise CrBenchError(f"n_envs must be >= 1, got {n_envs}")
@@ -91,7 +82,7 @@ def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = Tru
     check_env_config(config)
     if resolve_backend(config.backend) == "envpool":
         threads = min(n_envs, os.cpu_count() or 1)
-        return EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads)
+        return VecMonitor(EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads))
     subproc = vec_env == "subproc" or (vec_env == "auto" and n_envs > 1)
     fns = [_env_fn(config, training, worker=subproc) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="forkserver") if subproc else DummyVecEnv(fns)

@@ -5,19 +5,28 @@ Stack order, from the raw env up (see ``make_env``)::
     CarRacing-v3 (TimeLimit 1000 frames)
     -> EpisodeScore          raw return and frame count, below everything else
     -> SkipZoom              no-op frames after reset
-    -> NoProgressTermination / OffTrackTermination     training only
-    -> CancelOffPlayfieldPenalty / GrassPenalty / GasRewardScale   training only
+    -> training_wrappers(): NoProgressTermination -> OffTrackTermination
+       -> CancelOffPlayfieldPenalty -> GrassPenalty -> GasRewardScale      training only
     -> ActionRepeat -> PreprocessFrame -> FrameStack -> DiscreteActions
+
+The state of each per-frame behaviour lives in a batched class over ``n_envs`` envs
+(:class:`ScoreCounters`, :class:`FrameStacker` and the :class:`FrameRule` subclasses).
+A gymnasium wrapper holds a batch of one; :class:`cr_bench.envpool_backend.EnvPoolVecEnv`
+holds the whole batch, and applies the training rules in :func:`training_wrappers`' order.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from typing import Any, SupportsFloat
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, SupportsFloat
 
 import cv2
 import gymnasium as gym
 import numpy as np
+
+if TYPE_CHECKING:
+    from cr_bench.spec.run import ShapingConfig
 
 # CarRacing-v3 facts (gymnasium/envs/box2d/car_racing.py).
 MAX_EPISODE_FRAMES = 1000
@@ -33,6 +42,11 @@ INDICATOR_BAR_ROWS = 12
 CAR_PATCH = (slice(66, 78), slice(43, 53))
 """Rows and columns of the 96x96 frame around the car, which the camera keeps fixed."""
 NOOP = np.zeros(3, dtype=np.float32)
+NO_PROGRESS_TOLERANCE = 1e-6
+"""Added to the no-progress threshold: CarRacing's -0.1 rewards are differences of a running
+float sum, so a window of them averages a hair above -0.1 (seed 000's rule would never fire)."""
+_ONE_ENV = np.zeros(1, dtype=np.int64)
+"""The env ids of a gymnasium wrapper's batch of one."""
 
 Step = tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]
 
@@ -43,42 +57,78 @@ def _positive_int(name: str, value: int) -> int:
     return int(value)
 
 
+class ScoreCounters:
+    """Raw return and raw frame count of each of ``n_envs`` envs since its reset.
+
+    ``true_return`` (float64) and ``episode_frames`` (int64) have shape ``(n_envs,)``;
+    frames are raw env frames, not agent steps. Used by :class:`EpisodeScore` (one env)
+    and by the EnvPool backend (the whole batch).
+
+    >>> counters = ScoreCounters(2)
+    >>> counters.add(np.array([1, 0]), np.array([-0.1, 3.0]))
+    >>> counters.add(np.array([1]), np.array([-0.1]))
+    >>> counters.info(1)
+    {'true_return': -0.2, 'episode_frames': 2}
+    """
+
+    def __init__(self, n_envs: int) -> None:
+        self.true_return = np.zeros(n_envs)
+        self.episode_frames = np.zeros(n_envs, dtype=np.int64)
+
+    def reset(self, ids: np.ndarray) -> None:
+        """Start envs ``ids`` at a zero return and zero frames."""
+        self.true_return[ids] = 0.0
+        self.episode_frames[ids] = 0
+
+    def add(self, ids: np.ndarray, rewards: np.ndarray) -> None:
+        """Count one raw frame with raw reward ``rewards[k]`` for env ``ids[k]``."""
+        self.true_return[ids] += rewards
+        self.episode_frames[ids] += 1
+
+    def info(self, env: int) -> dict[str, Any]:
+        """The ``info`` entries of env ``env``: ``true_return`` and ``episode_frames``."""
+        return {"true_return": float(self.true_return[env]), "episode_frames": int(self.episode_frames[env])}
+
+
 class EpisodeScore(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Record the raw CarRacing return and frame count in ``info`` on every step.
 
     ``info["true_return"]`` is the sum of the unwrapped env's rewards since reset and
-    ``info["episode_frames"]`` the number of raw frames. It must sit directly on the raw
-    env, below every shaping, termination and repeat wrapper: that makes it the score,
-    whatever ends the episode.
+    ``info["episode_frames"]`` the number of raw frames (:class:`ScoreCounters`). It must
+    sit directly on the raw env, below every shaping, termination and repeat wrapper:
+    that makes it the score, whatever ends the episode.
 
     >>> env = EpisodeScore(gym.make("CarRacing-v3"))
     >>> _ = env.reset(seed=0)
-    >>> round(env.step(NOOP)[4]["true_return"], 1)
-    -0.1
+    >>> _, reward, _, _, info = env.step(NOOP)
+    >>> info["episode_frames"], info["true_return"] == reward
+    (1, True)
     """
 
     def __init__(self, env: gym.Env) -> None:
         gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
-        self.true_return = 0.0
-        self.episode_frames = 0
+        self.counters = ScoreCounters(1)
+
+    @property
+    def true_return(self) -> float:
+        """Raw return since reset."""
+        return float(self.counters.true_return[0])
+
+    @property
+    def episode_frames(self) -> int:
+        """Raw frames since reset."""
+        return int(self.counters.episode_frames[0])
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.true_return, self.episode_frames = 0.0, 0
+        self.counters.reset(_ONE_ENV)
         obs, info = self.env.reset(**kwargs)
-        return obs, {**info, "true_return": 0.0, "episode_frames": 0}
+        return obs, {**info, **self.counters.info(0)}
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.true_return += float(reward)
-        self.episode_frames += 1
-        return (
-            obs,
-            reward,
-            terminated,
-            truncated,
-            {**info, "true_return": self.true_return, "episode_frames": self.episode_frames},
-        )
+        self.counters.add(_ONE_ENV, np.array([float(reward)]))
+        return obs, reward, terminated, truncated, {**info, **self.counters.info(0)}
 
 
 class SkipZoom(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -99,36 +149,6 @@ class SkipZoom(gym.Wrapper, gym.utils.RecordConstructorArgs):
             if terminated or truncated:  # cannot happen within the 1000-frame limit; be safe
                 obs, info = self.env.reset()
         return obs, info
-
-
-class NoProgressTermination(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """End the episode when the mean reward of the last ``window`` frames is <= ``threshold``.
-
-    Seed 000's rule (window 100, threshold -0.1): stops episodes where the car stands
-    still or drives on grass, since no new tile gives -0.1 per frame. The history starts
-    as zeros, as in the seed. Training only.
-    """
-
-    def __init__(self, env: gym.Env, window: int = 100, threshold: float = -0.1) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, window=window, threshold=threshold)
-        super().__init__(env)
-        self.window = _positive_int("window", window)
-        self.threshold = float(threshold)
-        self._rewards: deque[float] = deque(maxlen=self.window)
-
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self._rewards = deque([0.0] * self.window, maxlen=self.window)
-        return self.env.reset(**kwargs)
-
-    def step(self, action: Any) -> Step:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._rewards.append(float(reward))
-        # Tolerance: CarRacing's -0.1 rewards are differences of a running float sum, so a
-        # window of them averages a hair above -0.1 (seed 000's rule would never fire).
-        if sum(self._rewards) / self.window <= self.threshold + 1e-6 and not (terminated or truncated):
-            terminated = True
-            info = {**info, "early_termination": "no_progress"}
-        return obs, reward, terminated, truncated, info
 
 
 def grass_fraction_under_car(frames: np.ndarray) -> np.ndarray:
@@ -153,38 +173,230 @@ def left_playfield(reward: np.ndarray | float, terminated: np.ndarray | bool) ->
     return np.asarray(terminated) & (np.asarray(reward) <= OFF_PLAYFIELD_REWARD + 1e-6)
 
 
-class OffTrackTermination(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """End the episode after ``max_frames`` consecutive frames with the car on grass.
+@dataclass
+class FrameBatch:
+    """One raw frame of a batch of envs, as the training rules see it and change it.
 
-    Seed 002 stops an episode after a number of off-track steps; it guesses "off track"
-    from the reward, here it is read from the pixels around the car, so it works the
-    same on any backend. Training only.
+    Row ``k`` is env ``ids[k]``. A rule shapes ``rewards`` and may end episodes
+    (:meth:`stop`) in place; the next rule sees the result, as a wrapper sees the
+    wrappers below it.
     """
 
-    def __init__(self, env: gym.Env, max_frames: int = 50, grass_fraction: float = OFF_TRACK_GRASS_FRACTION) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, max_frames=max_frames, grass_fraction=grass_fraction)
-        super().__init__(env)
+    ids: np.ndarray
+    """``(n,)`` int: the env of each row, an index into the rules' per-env state."""
+    frames: np.ndarray
+    """``(n, 96, 96, 3)`` uint8: the raw RGB frames."""
+    actions: np.ndarray
+    """``(n, 3)``: the continuous ``[steer, gas, brake]`` actions that produced them."""
+    rewards: np.ndarray
+    """``(n,)`` float64: the frames' rewards, raw until a rule shapes them."""
+    terminated: np.ndarray
+    """``(n,)`` bool."""
+    truncated: np.ndarray
+    """``(n,)`` bool: the 1000-frame time limit."""
+    early_termination: np.ndarray
+    """``(n,)`` object: the name of the rule that ended the episode, or ``""``."""
+
+    @classmethod
+    def of_one(
+        cls, frame: np.ndarray, action: Any, reward: SupportsFloat, terminated: bool, truncated: bool
+    ) -> FrameBatch:
+        """A batch of one env (env 0), from a gymnasium step."""
+        return cls(
+            ids=_ONE_ENV,
+            frames=np.asarray(frame)[None],
+            actions=np.asarray(action, dtype=np.float64).reshape(1, -1),
+            rewards=np.array([float(reward)]),
+            terminated=np.array([terminated]),
+            truncated=np.array([truncated]),
+            early_termination=np.array([""], dtype=object),
+        )
+
+    def stop(self, rows: np.ndarray, reason: str) -> None:
+        """End the episodes of ``rows`` (an ``(n,)`` bool mask) because of ``reason``.
+
+        Episodes already ended, by the env or by an earlier rule, keep their ending.
+        """
+        rows = rows & ~(self.terminated | self.truncated)
+        self.terminated = self.terminated | rows
+        self.early_termination[rows] = reason
+
+
+class FrameRule(abc.ABC):
+    """A training-only behaviour applied to every raw frame of ``n_envs`` envs.
+
+    Rules with state keep one row of it per env; :meth:`reset` clears the rows of envs
+    that start a new episode. :class:`FrameRuleWrapper` applies a rule to one gymnasium
+    env, EnvPoolVecEnv to its whole batch.
+    """
+
+    def __init__(self, n_envs: int) -> None:
+        self.n_envs = _positive_int("n_envs", n_envs)
+
+    def reset(self, ids: np.ndarray) -> None:  # noqa: B027 (stateless rules keep this no-op)
+        """Envs ``ids`` start new episodes."""
+
+    @abc.abstractmethod
+    def apply(self, batch: FrameBatch) -> None:
+        """Update the state of ``batch.ids`` and change ``batch`` in place."""
+
+
+class NoProgressRule(FrameRule):
+    """End an episode when the mean reward of its last ``window`` frames is <= ``threshold``.
+
+    The history starts as zeros, as in seed 000. State: ``rewards``, ``(n_envs, window)``,
+    oldest first.
+
+    >>> rule = NoProgressRule(1, window=2, threshold=-1.0)
+    >>> batch = FrameBatch.of_one(np.zeros((96, 96, 3), np.uint8), NOOP, -2.0, False, False)
+    >>> rule.apply(batch)
+    >>> bool(batch.terminated[0]), batch.early_termination[0]
+    (True, 'no_progress')
+    """
+
+    def __init__(self, n_envs: int, window: int, threshold: float) -> None:
+        super().__init__(n_envs)
+        self.window = _positive_int("window", window)
+        self.threshold = float(threshold)
+        self.rewards = np.zeros((n_envs, self.window))
+
+    def reset(self, ids: np.ndarray) -> None:
+        self.rewards[ids] = 0.0
+
+    def apply(self, batch: FrameBatch) -> None:
+        history = self.rewards[batch.ids]
+        history[:, :-1] = history[:, 1:]
+        history[:, -1] = batch.rewards
+        self.rewards[batch.ids] = history
+        # cumsum adds oldest to newest one at a time, so the mean does not depend on the batch.
+        mean = np.cumsum(history, axis=1)[:, -1] / self.window
+        batch.stop(mean <= self.threshold + NO_PROGRESS_TOLERANCE, "no_progress")
+
+
+class OffTrackRule(FrameRule):
+    """End an episode after ``max_frames`` consecutive frames with the car on grass.
+
+    "On grass" is read from the pixels around the car (:func:`grass_fraction_under_car`).
+    State: ``off_track_frames``, ``(n_envs,)`` int, the current run of grass frames.
+    """
+
+    def __init__(self, n_envs: int, max_frames: int, grass_fraction: float = OFF_TRACK_GRASS_FRACTION) -> None:
+        super().__init__(n_envs)
         self.max_frames = _positive_int("max_frames", max_frames)
         if not 0.0 < grass_fraction <= 1.0:
             raise ValueError(f"grass_fraction must be in (0, 1], got {grass_fraction!r}")
-        self.grass_fraction = grass_fraction
-        self.off_track_frames = 0
+        self.grass_fraction = float(grass_fraction)
+        self.off_track_frames = np.zeros(n_envs, dtype=np.int64)
+
+    def reset(self, ids: np.ndarray) -> None:
+        self.off_track_frames[ids] = 0
+
+    def apply(self, batch: FrameBatch) -> None:
+        off_track = grass_fraction_under_car(batch.frames) >= self.grass_fraction
+        frames = np.where(off_track, self.off_track_frames[batch.ids] + 1, 0)
+        self.off_track_frames[batch.ids] = frames
+        batch.stop(frames >= self.max_frames, "off_track")
+
+
+class CancelOffPlayfieldRule(FrameRule):
+    """Set the -100 reward of leaving the playfield to 0. Stateless."""
+
+    def apply(self, batch: FrameBatch) -> None:
+        batch.rewards = np.where(left_playfield(batch.rewards, batch.terminated), 0.0, batch.rewards)
+
+
+class GrassPenaltyRule(FrameRule):
+    """Subtract ``penalty`` from frames whose playfield's mean green channel exceeds ``green_threshold``."""
+
+    def __init__(self, n_envs: int, penalty: float, green_threshold: float) -> None:
+        super().__init__(n_envs)
+        if penalty <= 0:
+            raise ValueError(f"penalty must be positive, got {penalty!r}")
+        if not 0 <= green_threshold <= 255:
+            raise ValueError(f"green_threshold must be in [0, 255], got {green_threshold!r}")
+        self.penalty = float(penalty)
+        self.green_threshold = float(green_threshold)
+
+    def apply(self, batch: FrameBatch) -> None:
+        grass = playfield_green_mean(batch.frames) > self.green_threshold
+        batch.rewards = np.where(grass, batch.rewards - self.penalty, batch.rewards)
+
+
+class GasRewardScaleRule(FrameRule):
+    """Multiply the reward of frames played with the gas pressed (``action[1] > 0``) by ``scale``."""
+
+    def __init__(self, n_envs: int, scale: float) -> None:
+        super().__init__(n_envs)
+        if scale <= 0:
+            raise ValueError(f"scale must be positive, got {scale!r}")
+        self.scale = float(scale)
+
+    def apply(self, batch: FrameBatch) -> None:
+        batch.rewards = np.where(batch.actions[:, 1] > 0, batch.rewards * self.scale, batch.rewards)
+
+
+class FrameRuleWrapper(gym.Wrapper, gym.utils.RecordConstructorArgs):
+    """Apply a :class:`FrameRule` to one env, as a batch of one.
+
+    Subclasses name the rule (``rule_class``) and its arguments; an episode the rule ends
+    gets ``info["early_termination"]``, the rule's reason.
+    """
+
+    rule_class: ClassVar[type[FrameRule]]
+
+    def __init__(self, env: gym.Env, **arguments: Any) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, **arguments)
+        super().__init__(env)
+        self.rule = self.rule_class(1, **arguments)
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        self.off_track_frames = 0
+        self.rule.reset(_ONE_ENV)
         return self.env.reset(**kwargs)
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        off_track = bool(grass_fraction_under_car(obs) >= self.grass_fraction)
-        self.off_track_frames = self.off_track_frames + 1 if off_track else 0
-        if self.off_track_frames >= self.max_frames and not (terminated or truncated):
-            terminated = True
-            info = {**info, "early_termination": "off_track"}
-        return obs, reward, terminated, truncated, info
+        batch = FrameBatch.of_one(obs, action, reward, terminated, truncated)
+        self.rule.apply(batch)
+        if batch.early_termination[0]:
+            info = {**info, "early_termination": batch.early_termination[0]}
+        return obs, float(batch.rewards[0]), bool(batch.terminated[0]), truncated, info
 
 
-class GrassPenalty(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class NoProgressTermination(FrameRuleWrapper):
+    """End the episode when the mean reward of the last ``window`` frames is <= ``threshold``.
+
+    Seed 000's rule (window 100, threshold -0.1): stops episodes where the car stands
+    still or drives on grass, since no new tile gives -0.1 per frame. The history starts
+    as zeros, as in the seed (:class:`NoProgressRule`). Training only.
+    """
+
+    rule_class = NoProgressRule
+
+    def __init__(self, env: gym.Env, window: int = 100, threshold: float = -0.1) -> None:
+        super().__init__(env, window=window, threshold=threshold)
+
+
+class OffTrackTermination(FrameRuleWrapper):
+    """End the episode after ``max_frames`` consecutive frames with the car on grass.
+
+    Seed 002 stops an episode after a number of off-track steps; it guesses "off track"
+    from the reward, here it is read from the pixels around the car, so it works the
+    same on any backend (:class:`OffTrackRule`). Training only.
+    """
+
+    rule_class = OffTrackRule
+
+    def __init__(self, env: gym.Env, max_frames: int = 50, grass_fraction: float = OFF_TRACK_GRASS_FRACTION) -> None:
+        super().__init__(env, max_frames=max_frames, grass_fraction=grass_fraction)
+
+
+class CancelOffPlayfieldPenalty(FrameRuleWrapper):
+    """Add back the -100 of leaving the playfield (seed 000's "die" bonus). Training only."""
+
+    rule_class = CancelOffPlayfieldRule
+
+
+class GrassPenalty(FrameRuleWrapper):
     """Subtract ``penalty`` from frames whose mean green channel exceeds ``green_threshold``.
 
     Seed 000's green penalty (0.05 above 185): a frame that is mostly grass means the car
@@ -193,38 +405,13 @@ class GrassPenalty(gym.Wrapper, gym.utils.RecordConstructorArgs):
     Training only.
     """
 
+    rule_class = GrassPenaltyRule
+
     def __init__(self, env: gym.Env, penalty: float = 0.05, green_threshold: float = 185.0) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, penalty=penalty, green_threshold=green_threshold)
-        super().__init__(env)
-        if penalty <= 0:
-            raise ValueError(f"penalty must be positive, got {penalty!r}")
-        if not 0 <= green_threshold <= 255:
-            raise ValueError(f"green_threshold must be in [0, 255], got {green_threshold!r}")
-        self.penalty = float(penalty)
-        self.green_threshold = float(green_threshold)
-
-    def step(self, action: Any) -> Step:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if playfield_green_mean(obs) > self.green_threshold:
-            reward = float(reward) - self.penalty
-        return obs, reward, terminated, truncated, info
+        super().__init__(env, penalty=penalty, green_threshold=green_threshold)
 
 
-class CancelOffPlayfieldPenalty(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Add back the -100 of leaving the playfield (seed 000's "die" bonus). Training only."""
-
-    def __init__(self, env: gym.Env) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self)
-        super().__init__(env)
-
-    def step(self, action: Any) -> Step:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if left_playfield(float(reward), terminated):
-            reward = 0.0
-        return obs, reward, terminated, truncated, info
-
-
-class GasRewardScale(gym.Wrapper, gym.utils.RecordConstructorArgs):
+class GasRewardScale(FrameRuleWrapper):
     """Multiply a frame's reward by ``scale`` when the gas pedal is pressed (seed 002: 1.5).
 
     As in seed 002 the whole reward is scaled, so progress is worth more and idling
@@ -232,18 +419,42 @@ class GasRewardScale(gym.Wrapper, gym.utils.RecordConstructorArgs):
     ``[steer, gas, brake]``. Training only.
     """
 
-    def __init__(self, env: gym.Env, scale: float = 1.5) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, scale=scale)
-        super().__init__(env)
-        if scale <= 0:
-            raise ValueError(f"scale must be positive, got {scale!r}")
-        self.scale = float(scale)
+    rule_class = GasRewardScaleRule
 
-    def step(self, action: Any) -> Step:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        if np.asarray(action)[1] > 0:
-            reward = float(reward) * self.scale
-        return obs, reward, terminated, truncated, info
+    def __init__(self, env: gym.Env, scale: float = 1.5) -> None:
+        super().__init__(env, scale=scale)
+
+
+TrainingWrapper = tuple[type[FrameRuleWrapper], dict[str, Any]]
+"""A training-only wrapper class and its arguments (without the env)."""
+
+
+def training_wrappers(shaping: ShapingConfig) -> list[TrainingWrapper]:
+    """The training-only wrappers ``shaping`` turns on, innermost first.
+
+    The one home of their order: :func:`cr_bench.envs.make_env` stacks the wrappers in
+    this order, EnvPoolVecEnv applies their rules (``cls.rule_class(n_envs, **arguments)``)
+    to each raw frame in this order.
+
+    >>> from cr_bench.spec.run import ShapingConfig
+    >>> [cls.__name__ for cls, _ in training_wrappers(ShapingConfig(grass_penalty=0.05, no_progress_window=100))]
+    ['NoProgressTermination', 'GrassPenalty']
+    """
+    chosen: list[TrainingWrapper] = []
+    if shaping.no_progress_window:
+        arguments = {"window": shaping.no_progress_window, "threshold": shaping.no_progress_threshold}
+        chosen.append((NoProgressTermination, arguments))
+    if shaping.max_off_track_frames:
+        chosen.append((OffTrackTermination, {"max_frames": shaping.max_off_track_frames}))
+    # Directly above the raw rewards, so it recognises the -100 before other shaping.
+    if shaping.cancel_off_playfield_penalty:
+        chosen.append((CancelOffPlayfieldPenalty, {}))
+    if shaping.grass_penalty:
+        arguments = {"penalty": shaping.grass_penalty, "green_threshold": shaping.grass_green_threshold}
+        chosen.append((GrassPenalty, arguments))
+    if shaping.gas_reward_scale != 1.0:
+        chosen.append((GasRewardScale, {"scale": shaping.gas_reward_scale}))
+    return chosen
 
 
 class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -314,33 +525,61 @@ class PreprocessFrame(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
         return preprocess_frames(observation, self.grayscale, self.crop_bottom_bar, self.size)
 
 
+class FrameStacker:
+    """The last ``frames`` channel-first observations of ``n_envs`` envs, stacked on the channel axis.
+
+    ``stack`` has shape ``(n_envs, frames * C, H, W)``, oldest first. Used by
+    :class:`FrameStack` (one env) and by the EnvPool backend (the whole batch).
+
+    >>> stacker = FrameStacker(1, frames=3, shape=(1, 1, 1))
+    >>> stacker.reset(np.array([0]), np.full((1, 1, 1, 1), 7, np.uint8))
+    >>> stacker.push(np.full((1, 1, 1, 1), 8, np.uint8))
+    >>> stacker.stack.ravel().tolist()
+    [7, 7, 8]
+    """
+
+    def __init__(self, n_envs: int, frames: int, shape: tuple[int, ...]) -> None:
+        self.frames = _positive_int("frames", frames)
+        if len(shape) != 3:
+            raise ValueError(f"FrameStacker expects (C, H, W) observations, got shape {shape}")
+        self.channels = shape[0]
+        self.stack = np.zeros((n_envs, self.channels * self.frames, *shape[1:]), np.uint8)
+
+    def reset(self, ids: np.ndarray, observations: np.ndarray) -> None:
+        """Fill envs ``ids``' stacks with copies of their first observations ``(len(ids), C, H, W)``."""
+        self.stack[ids] = np.tile(observations, (1, self.frames, 1, 1))
+
+    def push(self, observations: np.ndarray) -> None:
+        """Append every env's newest observation ``(n_envs, C, H, W)``, dropping its oldest."""
+        self.stack[:, : -self.channels] = self.stack[:, self.channels :]
+        self.stack[:, -self.channels :] = observations
+
+
 class FrameStack(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Stack the last ``frames`` channel-first observations along the channel axis.
 
     After reset the stack holds copies of the first observation (seed 000 and 002 do so).
-    Shape ``(C, H, W)`` becomes ``(frames * C, H, W)``, oldest first.
+    Shape ``(C, H, W)`` becomes ``(frames * C, H, W)``, oldest first (:class:`FrameStacker`).
     """
 
     def __init__(self, env: gym.Env, frames: int) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, frames=frames)
         super().__init__(env)
-        self.frames = _positive_int("frames", frames)
         space = env.observation_space
         assert isinstance(space, gym.spaces.Box) and len(space.shape) == 3, "FrameStack expects (C, H, W) frames"
-        self._channels = space.shape[0]
-        self.observation_space = gym.spaces.Box(0, 255, (self._channels * self.frames, *space.shape[1:]), np.uint8)
-        self._stack = np.zeros(self.observation_space.shape, np.uint8)
+        self.stacker = FrameStacker(1, frames, space.shape)
+        self.frames = self.stacker.frames
+        self.observation_space = gym.spaces.Box(0, 255, self.stacker.stack.shape[1:], np.uint8)
 
     def reset(self, **kwargs: Any) -> tuple[np.ndarray, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
-        self._stack[:] = np.tile(obs, (self.frames, 1, 1))
-        return self._stack.copy(), info
+        self.stacker.reset(_ONE_ENV, obs[None])
+        return self.stacker.stack[0].copy(), info
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self._stack = np.roll(self._stack, -self._channels, axis=0)
-        self._stack[-self._channels :] = obs
-        return self._stack.copy(), reward, terminated, truncated, info
+        self.stacker.push(obs[None])
+        return self.stacker.stack[0].copy(), reward, terminated, truncated, info
 
 
 # Seed 002's table: {left, straight, right} x {full gas, half gas, brake 0.2, coast}.

@@ -11,10 +11,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from stable_baselines3.common import monitor as sb3_monitor
+from stable_baselines3.common.vec_env import vec_monitor as sb3_vec_monitor
 
 from cr_bench import wrappers
 from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.envs import make_vec_env
+from cr_bench.errors import CrBenchError
 from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.run import EnvConfig, ShapingConfig
 from tests.conftest import TINY, run_cli
@@ -73,6 +76,34 @@ ALL_SHAPING = ShapingConfig(
 )
 
 
+class FakeClock:
+    """Stands in for the ``time`` module of SB3's Monitor and VecMonitor: one second per agent step."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def assert_same_info(info: dict[str, Any], ref: dict[str, Any]) -> None:
+    """Every key of an EnvPoolVecEnv info equals the gymnasium path's, with the same meaning."""
+    assert info.keys() == ref.keys()
+    for key, expected in ref.items():
+        value = info[key]
+        if key == "true_return":
+            assert value == pytest.approx(expected, abs=1e-6)
+        elif key == "terminal_observation":
+            np.testing.assert_array_equal(value, expected)
+        elif key == "episode":
+            assert value.keys() == expected.keys() == {"r", "l", "t"}
+            # VecMonitor sums the float32 rewards of the VecEnv; Monitor sums float64 and rounds.
+            assert value["r"] == pytest.approx(expected["r"], rel=1e-6, abs=1e-4)
+            assert (value["l"], value["t"]) == (expected["l"], expected["t"])
+        else:
+            assert value == expected, key
+
+
 @pytest.mark.parametrize(
     "config",
     [
@@ -84,17 +115,25 @@ ALL_SHAPING = ShapingConfig(
     ids=["shaped", "rgb-cropped", "discrete", "throttle"],
 )
 def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On the same raw frames, EnvPoolVecEnv and the gymnasium wrappers agree step for step."""
+    """On the same raw frames, both backends' VecEnvs agree step for step, on every info key.
+
+    ``episode`` is SB3's on both: shaped return, agent steps and seconds since the
+    monitor started (Monitor on gymnasium, VecMonitor on envpool), read from one fake clock.
+    """
     seeds = [11, 12]
+    clock = FakeClock()
+    monkeypatch.setattr(sb3_monitor, "time", clock)
+    monkeypatch.setattr(sb3_vec_monitor, "time", clock)
     monkeypatch.setattr(EnvPoolVecEnv, "_make_pool", lambda self: GymnasiumPool(self.seeds))
-    batched = EnvPoolVecEnv(dataclasses.replace(config, backend=POOL), seeds, training=True)
-    reference = make_vec_env(dataclasses.replace(config, backend=GYM), 2, seed=11, vec_env="dummy")
+    batched = make_vec_env(dataclasses.replace(config, backend=POOL), 2, seed=seeds[0], vec_env="dummy")
+    reference = make_vec_env(dataclasses.replace(config, backend=GYM), 2, seed=seeds[0], vec_env="dummy")
     assert batched.observation_space == reference.observation_space
     assert batched.action_space == reference.action_space
     np.testing.assert_array_equal(batched.reset(), reference.reset())
     rng = np.random.default_rng(0)
     episodes = 0
     for _ in range(150):
+        clock.now += 1.0
         if config.discrete_actions:
             actions = rng.integers(0, batched.action_space.n, size=2)  # type: ignore[attr-defined]
         elif config.throttle_axis:
@@ -108,15 +147,8 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
         np.testing.assert_allclose(rewards, ref_rewards, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(dones, ref_dones)
         for info, ref in zip(infos, ref_infos, strict=True):
-            assert info["true_return"] == pytest.approx(ref["true_return"], abs=1e-6)
-            assert info["episode_frames"] == ref["episode_frames"]
-            assert info.get("early_termination") == ref.get("early_termination")
-            if "terminal_observation" in ref:
-                episodes += 1
-                np.testing.assert_array_equal(info["terminal_observation"], ref["terminal_observation"])
-                assert info["TimeLimit.truncated"] == ref["TimeLimit.truncated"]
-                assert info["episode"]["r"] == pytest.approx(ref["episode"]["r"], abs=1e-4)
-                assert info["episode"]["l"] == ref["episode"]["l"]
+            assert_same_info(info, ref)
+            episodes += "episode" in ref
     assert episodes >= (2 if config.shaping.no_progress_window else 0)
     batched.close()
     reference.close()
@@ -184,6 +216,7 @@ def test_true_return_is_envpools_raw_return() -> None:
         assert final["true_return"] == pytest.approx(total, abs=1e-3)
         assert final["episode_frames"] == length
         assert not final["TimeLimit.truncated"] and length < 1000  # terminated off the playfield
+        assert final["lap_finished"] is False  # as gymnasium's CarRacing reports it
 
 
 def test_envpool_seeding_is_reproducible_and_per_env() -> None:
@@ -198,7 +231,7 @@ def test_envpool_seeding_is_reproducible_and_per_env() -> None:
 
 
 def test_envpool_rejects_domain_randomize() -> None:
-    with pytest.raises(Exception, match="domain_randomize"):
+    with pytest.raises(CrBenchError, match="domain_randomize is not available on the envpool backend"):
         make_vec_env(EnvConfig(backend=POOL, domain_randomize=True), 1, seed=0)
 
 

@@ -8,22 +8,28 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from cr_bench.spec.run import ShapingConfig
 from cr_bench.wrappers import (
     DISCRETE_ACTION_SETS,
     ActionRepeat,
     CancelOffPlayfieldPenalty,
     DiscreteActions,
     EpisodeScore,
+    FrameBatch,
     FrameStack,
+    FrameStacker,
     GasRewardScale,
     GrassPenalty,
+    NoProgressRule,
     NoProgressTermination,
     OffTrackTermination,
     PreprocessFrame,
+    ScoreCounters,
     SkipZoom,
     ThrottleAxis,
     grass_fraction_under_car,
     preprocess_frames,
+    training_wrappers,
 )
 from tests.fake_env import GRASS, ROAD, FakeCarRacing, paint, uniform
 
@@ -639,3 +645,155 @@ def test_throttle_axis_presses_gas_or_brake_never_both(action: list[float], peda
     env.reset(seed=0)
     env.step(np.array(action, np.float32))
     np.testing.assert_allclose(inner.last, pedals)
+
+
+# --- Batched state shared with the EnvPool backend ---------------------------------------
+
+ALL_SHAPING = ShapingConfig(
+    grass_penalty=0.25,
+    cancel_off_playfield_penalty=True,
+    gas_reward_scale=2.0,
+    no_progress_window=3,
+    no_progress_threshold=-0.5,
+    max_off_track_frames=4,
+)
+
+
+def test_training_wrappers_order() -> None:
+    """Terminations first, then the -100 refund before the other shaping, the gas scale last."""
+    names = [wrapper.__name__ for wrapper, _ in training_wrappers(ALL_SHAPING)]
+    assert names == [
+        "NoProgressTermination",
+        "OffTrackTermination",
+        "CancelOffPlayfieldPenalty",
+        "GrassPenalty",
+        "GasRewardScale",
+    ]
+    assert training_wrappers(ShapingConfig()) == []
+
+
+def test_shaping_order_refunds_the_off_playfield_frame_before_scaling() -> None:
+    """On the -100 frame with gas on grass: refunded to 0, then -0.25, then doubled."""
+    fake = FakeCarRacing([1.0] * 5, frames=["grass"], off_playfield_at=2)
+    env: gym.Env = fake
+    for wrapper, arguments in training_wrappers(ALL_SHAPING):
+        env = wrapper(env, **arguments)
+    steps = run(env, 5, GAS)
+    assert [s[1] for s in steps] == [(1.0 - 0.25) * 2.0, (0.0 - 0.25) * 2.0]
+
+
+SCRIPTS = [
+    # env 0: no progress after 3 frames of -1 (mean of the window <= -0.5)
+    FakeCarRacing([0.5, -1.0, -1.0, -1.0, 1.0, 1.0], frames=["road"], max_frames=6),
+    # env 1: car on grass from frame 2, off track at frame 5, grass-penalised throughout
+    FakeCarRacing([2.0] * 8, frames=["grass", "car_on_grass"], max_frames=8),
+    # env 2: leaves the playfield at frame 3
+    FakeCarRacing([1.0] * 8, frames=["car_on_road"], off_playfield_at=3),
+    # env 3: runs to the time limit
+    FakeCarRacing([0.5] * 4, frames=["road"]),
+]
+ACTIONS = [GAS, BRAKE, GAS, np.array([0.3, 0.5, 0.0], np.float32)]
+
+
+def test_batched_rules_equal_the_wrappers_env_by_env() -> None:
+    """The rules over a batch of 4 envs (the EnvPool path) give each env's wrapper-stack steps.
+
+    Envs finish at different frames, so later frames hold fewer envs, in shuffled order.
+    """
+    expected = []
+    for fake, action in zip(SCRIPTS, ACTIONS, strict=True):
+        env: gym.Env = fake
+        for wrapper, arguments in training_wrappers(ALL_SHAPING):
+            env = wrapper(env, **arguments)
+        expected.append([(s[1], s[2], s[4].get("early_termination", "")) for s in run(env, 20, action)])
+    rules = [wrapper.rule_class(4, **arguments) for wrapper, arguments in training_wrappers(ALL_SHAPING)]
+    got: list[list[tuple]] = [[] for _ in SCRIPTS]
+    for fake in SCRIPTS:
+        fake.reset(seed=0)
+    for rule in rules:
+        rule.reset(np.arange(4))
+    active = [3, 1, 0, 2]
+    while active:
+        steps = [SCRIPTS[i].step(ACTIONS[i]) for i in active]
+        batch = FrameBatch(
+            ids=np.array(active),
+            frames=np.stack([s[0] for s in steps]),
+            actions=np.stack([ACTIONS[i] for i in active]).astype(np.float64),
+            rewards=np.array([s[1] for s in steps], dtype=np.float64),
+            terminated=np.array([s[2] for s in steps]),
+            truncated=np.array([s[3] for s in steps]),
+            early_termination=np.full(len(active), "", dtype=object),
+        )
+        for rule in rules:
+            rule.apply(batch)
+        for k, i in enumerate(active):
+            got[i].append((batch.rewards[k], batch.terminated[k], batch.early_termination[k]))
+        active = [i for k, i in enumerate(active) if not (batch.terminated[k] or batch.truncated[k])][::-1]
+    assert got == expected
+    assert [e[-1][2] for e in expected] == ["no_progress", "off_track", "", ""]
+
+
+def test_frame_batch_stop_keeps_the_first_ending() -> None:
+    """stop() ends only live episodes: an env or earlier rule's ending and reason stay."""
+    batch = FrameBatch(
+        ids=np.arange(3),
+        frames=np.zeros((3, 96, 96, 3), np.uint8),
+        actions=np.zeros((3, 3)),
+        rewards=np.zeros(3),
+        terminated=np.array([True, False, False]),
+        truncated=np.array([False, True, False]),
+        early_termination=np.full(3, "", dtype=object),
+    )
+    batch.stop(np.array([False, False, True]), "first")
+    batch.stop(np.ones(3, bool), "second")
+    assert batch.terminated.tolist() == [True, False, True]
+    assert batch.early_termination.tolist() == ["", "", "first"]
+
+
+def test_no_progress_rule_reset_clears_only_the_named_envs() -> None:
+    """Resetting env 1 zeroes its history; env 0 keeps its window."""
+    rule = NoProgressRule(2, window=2, threshold=-1.0)
+    frames = np.zeros((2, 96, 96, 3), np.uint8)
+
+    def step(ids: list[int], rewards: list[float]) -> list[bool]:
+        n = len(ids)
+        batch = FrameBatch(
+            np.array(ids), frames[:n], np.zeros((n, 3)), np.array(rewards),
+            np.zeros(n, bool), np.zeros(n, bool), np.full(n, "", dtype=object),
+        )  # fmt: skip
+        rule.apply(batch)
+        return batch.terminated.tolist()
+
+    assert step([0, 1], [-1.0, -1.0]) == [False, False]
+    rule.reset(np.array([1]))
+    assert rule.rewards.tolist() == [[0.0, -1.0], [0.0, 0.0]]
+    assert step([1, 0], [-1.0, -1.0]) == [False, True]
+
+
+def test_score_counters_count_each_env_apart() -> None:
+    """Rewards and frames add up per env, in any row order; reset zeroes only the named envs."""
+    counters = ScoreCounters(3)
+    counters.add(np.array([2, 0]), np.array([1.5, -0.1]))
+    counters.add(np.array([0]), np.array([-0.1]))
+    assert counters.info(0) == {"true_return": pytest.approx(-0.2), "episode_frames": 2}
+    assert counters.info(1) == {"true_return": 0.0, "episode_frames": 0}
+    assert counters.info(2) == {"true_return": 1.5, "episode_frames": 1}
+    counters.reset(np.array([0]))
+    assert counters.info(0) == {"true_return": 0.0, "episode_frames": 0}
+    assert counters.info(2) == {"true_return": 1.5, "episode_frames": 1}
+
+
+def test_frame_stacker_resets_one_env_while_others_continue() -> None:
+    """A reset env's stack is its first frame k times; the other envs' stacks keep shifting."""
+    stacker = FrameStacker(2, frames=3, shape=(1, 2, 2))
+
+    def frames(*values: int) -> np.ndarray:
+        return np.array(values, np.uint8).reshape(-1, 1, 1, 1).repeat(2, axis=2).repeat(2, axis=3)
+
+    stacker.reset(np.array([0, 1]), frames(1, 5))
+    stacker.push(frames(2, 6))
+    stacker.reset(np.array([1]), frames(9))
+    stacker.push(frames(3, 10))
+    assert stacker.stack[:, :, 0, 0].tolist() == [[1, 2, 3], [9, 9, 10]]
+    with pytest.raises(ValueError, match="frames must be a positive integer, got 0"):
+        FrameStacker(1, frames=0, shape=(1, 2, 2))

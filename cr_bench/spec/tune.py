@@ -19,12 +19,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.spec.agents import get_agent, resolve_config
 from cr_bench.spec.commands import Backend, Checked, Count, Frames, Index, check_fields
 from cr_bench.spec.loader import from_dict, read_yaml
-from cr_bench.spec.run import (
-    VALIDATION_TRACK_START,
-    RunConfig,
-    check_held_out,
-    read_config_file,
-)
+from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, check_held_out, read_config_file
 
 Sampler = Literal["tpe", "random", "cmaes"]
 """Optuna samplers ``--sampler`` accepts (:func:`cr_bench.tuning.make_sampler` builds them)."""
