@@ -342,7 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _train(args: argparse.Namespace, command: str) -> None:
-    from cr_bench.training import RunDir, default_run_dir, resume, train
+    from cr_bench.rundir import RunDir
+    from cr_bench.training import default_run_dir, resume, train
 
     if args.resume:
         if args.out is None:
@@ -377,7 +378,7 @@ def _train(args: argparse.Namespace, command: str) -> None:
 def _eval(args: argparse.Namespace, command: str) -> None:
     from cr_bench.evaluation import evaluate, print_episode, write_episodes
     from cr_bench.publish import published_folder
-    from cr_bench.training import RunDir
+    from cr_bench.rundir import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()
@@ -423,7 +424,7 @@ def _verify(args: argparse.Namespace, command: str) -> int:
 
 def _record(args: argparse.Namespace, command: str) -> None:
     from cr_bench.recording import record
-    from cr_bench.training import RunDir
+    from cr_bench.rundir import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()

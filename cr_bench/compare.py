@@ -33,6 +33,7 @@ from cr_bench.config import EnvConfig, RunConfig, from_dict, read_yaml
 from cr_bench.curves import CurveSettings, curve_table, plot_curve, score_checkpoints
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate
+from cr_bench.rundir import RunDir
 from cr_bench.stats import (
     SUCCESS_RETURN,
     iqm,
@@ -41,7 +42,7 @@ from cr_bench.stats import (
     stratified_bootstrap_ci,
     success_rate,
 )
-from cr_bench.training import RunDir, resume, train
+from cr_bench.training import resume, train
 
 CONDITIONS = {"standard": False, "randomized": True}
 """Evaluation conditions: name -> domain_randomize."""

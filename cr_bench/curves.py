@@ -19,8 +19,8 @@ import pandas as pd
 from cr_bench.agents import load_model
 from cr_bench.config import VALIDATION_TRACK_START
 from cr_bench.evaluation import episodes_at_once, evaluate
+from cr_bench.rundir import RunDir
 from cr_bench.stats import stratified_bootstrap_ci
-from cr_bench.training import RunDir
 
 SCORE_COLUMNS = ["frames", "track_seed", "return"]
 

@@ -39,8 +39,8 @@ from cr_bench.config import read_yaml, to_dict, write_yaml
 from cr_bench.envs import resolve_backend
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
+from cr_bench.rundir import PUBLISHED_MARKER, RunDir
 from cr_bench.stats import SUCCESS_RETURN, episodes_ci, iqm, success_rate
-from cr_bench.training import PUBLISHED_MARKER, RunDir
 
 CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
