@@ -37,7 +37,7 @@ from cr_bench.evaluation import (
     evaluate,
     write_episode_table,
 )
-from cr_bench.io import atomic_path, atomic_write_text
+from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
 from cr_bench.rundir import RunDir
 from cr_bench.tables import (
@@ -290,8 +290,7 @@ def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None
         ignore_index=True,
     )
     table = curve_table(scores)
-    with atomic_path(out_dir / "curve.csv") as tmp:
-        table.round(2).to_csv(tmp, index=False)
+    write_dataframe(out_dir / "curve.csv", table.round(2))
     plot_score_vs_frames(table, out_dir / "score_vs_frames.png")
     summary = out_dir / "summary.md"
     atomic_write_text(summary, summary.read_text() + "\n" + "\n".join(curve_markdown(table, settings)))
@@ -369,11 +368,9 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
 def write_outputs(episodes: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, name: str, command: str) -> Path:
     """episodes.csv, summary.csv, summary.md and the two plots; returns summary.md's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(out_dir / "episodes.csv") as tmp:
-        episodes.to_csv(tmp, index=False)
+    write_dataframe(out_dir / "episodes.csv", episodes)
     summary = summarize_agents(episodes, runs)
-    with atomic_path(out_dir / "summary.csv") as tmp:
-        summary.round(3).to_csv(tmp, index=False)
+    write_dataframe(out_dir / "summary.csv", summary.round(3))
     curves = {}
     for agent, group in runs.groupby("agent", sort=False):
         binned = binned_curves([pd.read_csv(RunDir(d).curve) for d in group["run_dir"]])

@@ -9,7 +9,6 @@ is new.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +17,7 @@ import pandas as pd
 from cr_bench.agents import load_model
 from cr_bench.config import VALIDATION_TRACK_START
 from cr_bench.evaluation import episodes_at_once, evaluate
-from cr_bench.io import atomic_path
+from cr_bench.io import write_dataframe
 from cr_bench.rundir import RunDir
 
 SCORE_COLUMNS = ["frames", "track_seed", "return"]
@@ -80,6 +79,5 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
         rows = pd.DataFrame([[frames, r.track_seed, r.true_return] for r in results], columns=SCORE_COLUMNS)
         scores = pd.concat([scores, rows], ignore_index=True)
         done.add(frames)
-        with atomic_path(cache) as tmp:
-            scores.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
+        write_dataframe(cache, scores)
     return scores.astype({"frames": int, "track_seed": int, "return": float})

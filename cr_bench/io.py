@@ -22,7 +22,10 @@ import contextlib
 import csv
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def temporary_path(path: Path) -> Path:
@@ -62,3 +65,9 @@ def write_csv(path: str | Path, header: Sequence[str], rows: Iterable[Sequence[A
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def write_dataframe(path: str | Path, frame: pd.DataFrame) -> None:
+    """Write ``frame`` as CSV, without its index, atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
