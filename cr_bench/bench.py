@@ -7,7 +7,6 @@ memory (RSS of the process and its workers, sampled) is its own.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import multiprocessing
 import os
@@ -27,9 +26,11 @@ from cr_bench import wrappers
 from cr_bench.agents import policy_kwargs, set_torch_threads
 from cr_bench.envs import ENV_ID, make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.io import atomic_write_text, write_csv
 from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict
 from cr_bench.spec.run import PolicyConfig, resolve_backend
+from cr_bench.tables import markdown_table
 from cr_bench.training import FrameCounter, train
 
 # A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it
@@ -282,29 +283,24 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
     """Write throughput.csv and throughput.md; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "throughput.csv", out_dir / "throughput.md"
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        for r in rows:
-            writer.writerow(
-                [r.measurement, r.backend, r.envs, r.threads, r.frames, round(r.seconds, 2), round(r.frames_per_s, 1),
-                 "" if r.ratio is None else r.ratio, r.ratio_to, "" if r.peak_rss_mb is None else r.peak_rss_mb]
-            )  # fmt: skip
+    write_csv(
+        csv_path,
+        COLUMNS,
+        [
+            [r.measurement, r.backend, r.envs, r.threads, r.frames, round(r.seconds, 2), round(r.frames_per_s, 1),
+             "" if r.ratio is None else r.ratio, r.ratio_to, "" if r.peak_rss_mb is None else r.peak_rss_mb]
+            for r in rows
+        ],
+    )  # fmt: skip
     lines = [
         "# Throughput",
         "",
         f"Produced by `{command}` on {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.",
         "",
-        "| measurement | backend | envs | threads | frames | seconds | frames/s | ratio | relative to | peak RSS MB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|---:|",
     ]
-    for r in rows:
-        ratio = "" if r.ratio is None else f"{r.ratio:.2f}x"
-        rss = "" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}"
-        lines.append(
-            f"| {r.measurement} | {r.backend} | {r.envs} | {r.threads} | {r.frames:,} | {r.seconds:.1f} | "
-            f"{r.frames_per_s:,.0f} | {ratio} | {r.ratio_to} | {rss} |"
-        )
+    header = ["measurement", "backend", "envs", "threads", "frames", "seconds", "frames/s", "ratio", "relative to",
+              "peak RSS MB"]  # fmt: skip
+    lines += markdown_table(header, map(_markdown_row, rows), "llrrrrrrlr")
     lines += ["", "Targets:", ""]
     pipe = _find(rows, "cr-bench pipeline", "envpool")
     if pipe is not None and pipe.ratio is not None:
@@ -314,8 +310,23 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
         lines.append(
             f"- ppo training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
         )
-    md_path.write_text("\n".join(lines) + "\n")
+    atomic_write_text(md_path, "\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def _markdown_row(r: Measurement) -> list[str]:
+    return [
+        r.measurement,
+        r.backend,
+        str(r.envs),
+        str(r.threads),
+        f"{r.frames:,}",
+        f"{r.seconds:.1f}",
+        f"{r.frames_per_s:,.0f}",
+        "" if r.ratio is None else f"{r.ratio:.2f}x",
+        r.ratio_to,
+        "" if r.peak_rss_mb is None else f"{r.peak_rss_mb:,.0f}",
+    ]
 
 
 def _met(ok: bool) -> str:

@@ -270,7 +270,8 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
 
 
 def _train(args: TrainArgs, command: str) -> None:
-    from cr_bench.training import RunDir, default_run_dir, resume, train
+    from cr_bench.rundir import RunDir
+    from cr_bench.training import default_run_dir, resume, train
 
     if args.resume:
         if args.out is None:
@@ -304,7 +305,7 @@ def _train(args: TrainArgs, command: str) -> None:
 def _eval(args: EvalArgs, command: str) -> None:
     from cr_bench.evaluation import evaluate, print_episode, write_episodes
     from cr_bench.publish import published_folder
-    from cr_bench.training import RunDir
+    from cr_bench.rundir import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()
@@ -356,7 +357,7 @@ def _verify(args: VerifyArgs, command: str) -> int:
 
 def _record(args: RecordArgs, command: str) -> None:
     from cr_bench.recording import record
-    from cr_bench.training import RunDir
+    from cr_bench.rundir import RunDir
 
     run = RunDir(args.run_dir)
     config = run.read_config()

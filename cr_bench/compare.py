@@ -10,15 +10,12 @@ with the standard colours and once with ``domain_randomize=True``.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import itertools
 import multiprocessing
 import os
 import signal
 import sys
 import threading
-import warnings
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -29,24 +26,30 @@ import pandas as pd
 
 from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.baselines import BASELINE_ENV, make_baseline
-from cr_bench.curves import curve_table, plot_curve, score_checkpoints
+from cr_bench.curves import score_checkpoints
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, evaluate
+from cr_bench.evaluation import (
+    CONDITIONS,
+    EPISODE_COLUMNS,
+    SUITE_EPISODE_COLUMNS,
+    EpisodeResult,
+    evaluate,
+    write_episode_table,
+)
+from cr_bench.io import atomic_write_text, write_dataframe
+from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
+from cr_bench.rundir import RunDir
 from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig
 from cr_bench.spec.suite import CurveSettings, Suite, load_suite
-from cr_bench.stats import (
-    SUCCESS_RETURN,
-    iqm,
-    probability_of_improvement,
-    score_matrix,
-    stratified_bootstrap_ci,
-    success_rate,
+from cr_bench.tables import (
+    binned_curves,
+    curve_markdown,
+    curve_table,
+    improvement_matrix,
+    leaderboard_markdown,
+    summarize_agents,
 )
-from cr_bench.training import RunDir, resume, train
-
-CONDITIONS = {"standard": False, "randomized": True}
-"""Evaluation conditions: name -> domain_randomize."""
-EPISODE_COLUMNS = ["agent", "seed", "condition", "track_seed", "return", "length"]
+from cr_bench.training import resume, train
 
 
 # -- Jobs ----------------------------------------------------------------------------------
@@ -86,7 +89,7 @@ def _run_job(job: Job) -> str:
         path = _eval_file(run.eval_dir, job.eval, condition)
         if not path.is_file():
             env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
-            _write_results(path, _evaluate(model, env, job.eval))
+            write_episode_table(path, _evaluate(model, env, job.eval), EPISODE_COLUMNS)
     return job.run_dir
 
 
@@ -98,16 +101,6 @@ def _evaluate(policy: Any, env: EnvConfig, settings: EvalConfig) -> list[Episode
     return evaluate(
         policy, env, settings.episodes, settings.track_seed_start, backend=settings.backend, n_envs=settings.n_envs
     )
-
-
-def _write_results(path: Path, results: list[EpisodeResult]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["track_seed", "return", "length"])
-        writer.writerows([r.track_seed, round(r.true_return, 4), r.length] for r in results)
-    tmp.replace(path)
 
 
 def _run_jobs(jobs: list[Job], workers: int) -> None:
@@ -210,26 +203,10 @@ def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None
         ignore_index=True,
     )
     table = curve_table(scores)
-    table.round(2).to_csv(out_dir / "curve.csv", index=False)
-    plot_curve(table, out_dir / "score_vs_frames.png")
-    tracks = f"{settings.track_seed_start}..{settings.track_seed_start + settings.episodes - 1}"
-    lines = [
-        "## Score vs env frames",
-        "",
-        f"Each run's checkpoint every {settings.every_frames:,} frames, deterministic policy, on {settings.episodes} "
-        f"validation tracks ({tracks}, {settings.backend}); mean over seeds and tracks with a 95% stratified "
-        "bootstrap CI (`curve.csv`).",
-        "",
-        "| agent | frames | seeds | mean [95% CI] |",
-        "|---|---:|---:|---:|",
-    ]
-    lines += [
-        f"| {r.agent} | {r.frames:,} | {r.seeds} | {r.mean:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}] |"
-        for r in table.itertuples()
-    ]
-    lines += ["", "![score vs frames](score_vs_frames.png)", ""]
+    write_dataframe(out_dir / "curve.csv", table.round(2))
+    plot_score_vs_frames(table, out_dir / "score_vs_frames.png")
     summary = out_dir / "summary.md"
-    summary.write_text(summary.read_text() + "\n" + "\n".join(lines))
+    atomic_write_text(summary, summary.read_text() + "\n" + "\n".join(curve_markdown(table, settings)))
 
 
 def compare_runs(
@@ -258,7 +235,7 @@ def compare_runs(
 
 
 def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
-    """All episodes of all runs and baselines, one row each."""
+    """All episodes of all runs and baselines, one row each (:data:`SUITE_EPISODE_COLUMNS`)."""
     frames = []
     for job in jobs:
         for condition in _conditions(job.eval):
@@ -272,9 +249,9 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
                 if not path.is_file():
                     env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
                     policy = make_baseline(name, _continuous_space(), seed)
-                    _write_results(path, _evaluate(policy, env, suite.eval))
+                    write_episode_table(path, _evaluate(policy, env, suite.eval), EPISODE_COLUMNS)
                 frames.append(pd.read_csv(path).assign(agent=name, seed=seed, condition=condition))
-    return pd.concat(frames, ignore_index=True)[EPISODE_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[SUITE_EPISODE_COLUMNS]
 
 
 def _continuous_space() -> Any:
@@ -300,168 +277,22 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-# -- Statistics and outputs ----------------------------------------------------------------
-def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
-    """One row per agent: score statistics per condition, training cost.
-
-    IQM confidence intervals come from the stratified bootstrap over runs x tracks
-    (:func:`cr_bench.stats.stratified_bootstrap_ci`).
-    """
-    rows = []
-    for agent in dict.fromkeys(episodes["agent"]):
-        row: dict[str, Any] = {"agent": agent}
-        for condition in CONDITIONS:
-            part = episodes[(episodes.agent == agent) & (episodes.condition == condition)]
-            if part.empty:
-                continue
-            matrix = score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
-            low, high = stratified_bootstrap_ci(matrix, iqm, reps=reps, random_state=0)
-            suffix = "" if condition == "standard" else "_randomized"
-            returns = part["return"].to_numpy()
-            row.update(
-                {
-                    f"mean{suffix}": returns.mean(),
-                    f"std{suffix}": returns.std(),
-                    f"median{suffix}": float(np.median(returns)),
-                    f"iqm{suffix}": iqm(returns),
-                    f"iqm_ci_low{suffix}": low,
-                    f"iqm_ci_high{suffix}": high,
-                    f"success_rate{suffix}": success_rate(returns),
-                    f"mean_length{suffix}": part["length"].mean(),
-                }
-            )
-        row["runs"] = int(episodes[episodes.agent == agent]["seed"].nunique())
-        trained = runs[runs.agent == agent]
-        if not trained.empty:
-            row["training_frames"] = float(trained["frames"].mean())
-            row["wall_seconds"] = float(trained["wall_seconds"].mean())
-            row["frames_per_s"] = float((trained["frames"] / trained["wall_seconds"]).mean())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def improvement_matrix(episodes: pd.DataFrame) -> pd.DataFrame:
-    """P(row agent > column agent) on the standard tracks, for every pair."""
-    standard = episodes[episodes.condition == "standard"]
-    agents = list(dict.fromkeys(standard["agent"]))
-    matrices = {
-        agent: score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
-        for agent, part in standard.groupby("agent", sort=False)
-    }
-    table = pd.DataFrame(index=agents, columns=agents, dtype=float)
-    for x in agents:
-        for y in agents:
-            table.loc[x, y] = np.nan if x == y else probability_of_improvement(matrices[x], matrices[y])
-    return table
-
-
+# -- Outputs ------------------------------------------------------------------------------
 def write_outputs(episodes: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, name: str, command: str) -> Path:
     """episodes.csv, summary.csv, summary.md and the two plots; returns summary.md's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    episodes.to_csv(out_dir / "episodes.csv", index=False)
+    write_dataframe(out_dir / "episodes.csv", episodes)
     summary = summarize_agents(episodes, runs)
-    summary.round(3).to_csv(out_dir / "summary.csv", index=False)
-    _plot_curves(runs, out_dir / "learning_curves.png")
-    _plot_distributions(episodes, out_dir / "score_distributions.png")
-    text = _markdown(summary, improvement_matrix(episodes), runs, name, command, episodes)
-    (out_dir / "summary.md").write_text(text)
-    return out_dir / "summary.md"
-
-
-def _markdown(
-    summary: pd.DataFrame, poi: pd.DataFrame, runs: pd.DataFrame, name: str, command: str, episodes: pd.DataFrame
-) -> str:
-    tracks = episodes[episodes.condition == "standard"]["track_seed"]
-    lines = [
-        f"# {name}: leaderboard",
-        "",
-        f"Produced by `{command}`. Raw CarRacing-v3 return on track seeds {tracks.min()}..{tracks.max()} "
-        f"({tracks.nunique()} held-out tracks per run), deterministic policies; IQM with a 95% stratified "
-        "bootstrap CI over runs x tracks; success = return >= 900. *Randomized*: the same tracks with "
-        "`domain_randomize=True`.",
-        "",
-        "| agent | runs | mean ± std | median | IQM [95% CI] | success | IQM randomized [95% CI] | success randomized | train frames | wall h | frames/s |",  # noqa: E501
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for _, r in summary.sort_values("iqm", ascending=False).iterrows():
-        randomized = (
-            f"{r['iqm_randomized']:.1f} [{r['iqm_ci_low_randomized']:.1f}, {r['iqm_ci_high_randomized']:.1f}] | {r['success_rate_randomized']:.0%}"  # noqa: E501
-            if "iqm_randomized" in r and pd.notna(r.get("iqm_randomized"))
-            else "- | -"
-        )
-        cost = (
-            f"{r['training_frames']:,.0f} | {r['wall_seconds'] / 3600:.2f} | {r['frames_per_s']:,.0f}"
-            if pd.notna(r.get("training_frames"))
-            else "- | - | -"
-        )
-        lines.append(
-            f"| {r['agent']} | {r['runs']} | {r['mean']:.1f} ± {r['std']:.1f} | {r['median']:.1f} | "
-            f"{r['iqm']:.1f} [{r['iqm_ci_low']:.1f}, {r['iqm_ci_high']:.1f}] | {r['success_rate']:.0%} | "
-            f"{randomized} | {cost} |"
-        )
-    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks.", ""]
-    lines.append("| | " + " | ".join(poi.columns) + " |")
-    lines.append("|---|" + "---:|" * len(poi.columns))
-    for agent, row in poi.iterrows():
-        lines.append(f"| {agent} | " + " | ".join("-" if pd.isna(v) else f"{v:.2f}" for v in row) + " |")
-    lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
-    return "\n".join(lines)
-
-
-def _plot_curves(runs: pd.DataFrame, path: Path, bins: int = 20) -> None:
-    """True training return vs env frames: mean over runs with a 95% bootstrap band."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    warnings.filterwarnings("ignore", message="Mean of empty slice", category=RuntimeWarning)
-    warnings.filterwarnings("ignore", message="All-NaN slice", category=RuntimeWarning)
-    figure, axes = plt.subplots(figsize=(7, 4))
+    write_dataframe(out_dir / "summary.csv", summary.round(3))
+    curves = {}
     for agent, group in runs.groupby("agent", sort=False):
-        curves = [pd.read_csv(RunDir(d).curve) for d in group["run_dir"]]
-        top = max((float(c["frames"].max()) for c in curves if not c.empty), default=0.0)
-        if top <= 0:
-            continue
-        edges = np.linspace(0, top, bins + 1)
-        per_run = np.array(
-            [
-                [c[(c.frames > lo) & (c.frames <= hi)]["true_return"].mean() for lo, hi in itertools.pairwise(edges)]
-                for c in curves
-            ]
-        )
-        mean = np.nanmean(per_run, axis=0)
-        rng = np.random.default_rng(0)
-        boots = np.array([np.nanmean(per_run[rng.integers(0, len(per_run), len(per_run))], axis=0) for _ in range(500)])
-        low, high = np.nanpercentile(boots, [2.5, 97.5], axis=0)
-        centres = (edges[:-1] + edges[1:]) / 2
-        axes.plot(centres, mean, label=str(agent))
-        axes.fill_between(centres, low, high, alpha=0.25)
-    axes.set_xlabel("env frames")
-    axes.set_ylabel("true return (training episodes)")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def _plot_distributions(episodes: pd.DataFrame, path: Path) -> None:
-    """Score distributions (rliable's performance profiles): P(return > tau) per agent."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+        binned = binned_curves([pd.read_csv(RunDir(d).curve) for d in group["run_dir"]])
+        if binned is not None:
+            curves[str(agent)] = binned
+    plot_learning_curves(curves, out_dir / "learning_curves.png")
     standard = episodes[episodes.condition == "standard"]
-    taus = np.linspace(min(-100.0, standard["return"].min()), 1000.0, 200)
-    figure, axes = plt.subplots(figsize=(7, 4))
-    for agent, part in standard.groupby("agent", sort=False):
-        returns = part["return"].to_numpy()
-        axes.plot(taus, [(returns > tau).mean() for tau in taus], label=str(agent))
-    axes.axvline(SUCCESS_RETURN, color="grey", linestyle=":", linewidth=1)
-    axes.set_xlabel("return threshold tau")
-    axes.set_ylabel("fraction of episodes with return > tau")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    returns = {str(agent): part["return"].to_numpy() for agent, part in standard.groupby("agent", sort=False)}
+    plot_score_distributions(returns, out_dir / "score_distributions.png")
+    text = leaderboard_markdown(summary, improvement_matrix(episodes), name, command, episodes)
+    atomic_write_text(out_dir / "summary.md", text)
+    return out_dir / "summary.md"

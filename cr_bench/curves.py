@@ -1,7 +1,7 @@
 """Score vs env frames: every kept checkpoint of a run, evaluated on the same held-out tracks.
 
 A suite with a ``curve`` section (``benchmarks/early.yaml``) keeps a checkpoint every
-``every_frames`` and scores each one here; across seeds, :func:`curve_table` gives the
+``every_frames`` and scores each one here; across seeds, :func:`cr_bench.tables.curve_table` gives the
 mean and a stratified-bootstrap 95% CI at each frame count. The scores are cached in the
 run, one file per evaluation setting (:func:`cache_file`), so a rerun evaluates only what
 is new.
@@ -9,17 +9,15 @@ is new.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cr_bench.agents import load_model
 from cr_bench.evaluation import episodes_at_once, evaluate
+from cr_bench.io import write_dataframe
+from cr_bench.rundir import RunDir
 from cr_bench.spec.suite import CurveSettings
-from cr_bench.stats import stratified_bootstrap_ci
-from cr_bench.training import RunDir
 
 SCORE_COLUMNS = ["frames", "track_seed", "return"]
 
@@ -66,42 +64,5 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
         rows = pd.DataFrame([[frames, r.track_seed, r.true_return] for r in results], columns=SCORE_COLUMNS)
         scores = pd.concat([scores, rows], ignore_index=True)
         done.add(frames)
-        tmp = cache.with_suffix(".tmp")
-        scores.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
-        tmp.replace(cache)
+        write_dataframe(cache, scores)
     return scores.astype({"frames": int, "track_seed": int, "return": float})
-
-
-def curve_table(scores: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
-    """Mean score and its 95% CI per agent and frame count, over seeds and tracks.
-
-    :param scores: columns ``agent, seed, frames, track_seed, return``.
-    :return: columns ``agent, frames, seeds, mean, ci_low, ci_high``; the CI is the
-        stratified bootstrap (runs redrawn per track) of the mean.
-    """
-    rows = []
-    for (agent, frames), group in scores.groupby(["agent", "frames"], sort=True):
-        matrix = group.pivot_table(index="seed", columns="track_seed", values="return").dropna(axis=1)
-        low, high = stratified_bootstrap_ci(matrix.to_numpy(), statistic=np.mean, reps=reps)
-        rows.append([agent, int(frames), len(matrix), float(matrix.to_numpy().mean()), low, high])
-    return pd.DataFrame(rows, columns=["agent", "frames", "seeds", "mean", "ci_low", "ci_high"])
-
-
-def plot_curve(table: pd.DataFrame, path: Path) -> None:
-    """Mean score vs env frames with its 95% CI band, one line per agent."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for agent, group in table.groupby("agent", sort=False):
-        axes.plot(group["frames"], group["mean"], marker="o", label=str(agent))
-        axes.fill_between(group["frames"], group["ci_low"], group["ci_high"], alpha=0.2)
-    axes.set_xlabel("env frames")
-    axes.set_ylabel("mean raw return (95% CI over seeds and tracks)")
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

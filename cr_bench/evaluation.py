@@ -11,7 +11,6 @@ and a 1000-frame episode amplifies that, so across machines only the mean is rep
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,11 +25,22 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.io import write_csv
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, resolve_backend
 from cr_bench.stats import summarize
 
-EPISODE_COLUMNS = ["track_seed", "return", "length", "steps"]
+EPISODE_COLUMNS = ["track_seed", "return", "length"]
+"""Columns every episode table starts from: the track seed, the raw return, the length in raw frames.
+
+Each file extends them under its own name, so a column list never means two things."""
+EVAL_EPISODE_COLUMNS = [*EPISODE_COLUMNS, "steps"]
+"""eval/episodes.csv (``cr-bench eval``, ``publish``): plus the episode's agent steps."""
+CONDITIONS = {"standard": False, "randomized": True}
+"""Evaluation conditions of a comparison (the ``condition`` column): name -> domain_randomize."""
+SUITE_EPISODE_COLUMNS = ["agent", "seed", "condition", *EPISODE_COLUMNS]
+"""A comparison's episodes.csv (``cr-bench compare``; its cache in each run's eval/ has
+:data:`EPISODE_COLUMNS`): plus the agent's name, its training seed and the condition."""
 RETURN_DECIMALS = 4
 """Decimals of the returns written to episodes.csv."""
 
@@ -148,16 +158,22 @@ def first_episodes(model: BaseAlgorithm, venv: VecEnv, seed_start: int, determin
     return [finished[i] for i in range(venv.num_envs)]
 
 
-def write_episodes(path: Path, results: list[EpisodeResult], backend: str) -> dict[str, float]:
-    """Write ``episodes.csv`` and ``summary.yaml`` (with the backend) beside it; return the summary."""
+def write_episode_table(path: Path, results: list[EpisodeResult], columns: list[str] = EVAL_EPISODE_COLUMNS) -> None:
+    """Write one row per episode with ``columns`` (:data:`EPISODE_COLUMNS`, perhaps extended with ``steps``)."""
+    values = {
+        "track_seed": lambda r: r.track_seed,
+        "return": lambda r: round(r.true_return, RETURN_DECIMALS),
+        "length": lambda r: r.length,
+        "steps": lambda r: r.steps,
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(EPISODE_COLUMNS)
-        for r in results:
-            writer.writerow([r.track_seed, round(r.true_return, RETURN_DECIMALS), r.length, r.steps])
-    tmp.replace(path)
+    write_csv(path, columns, ([values[column](r) for column in columns] for r in results))
+
+
+def write_episodes(path: Path, results: list[EpisodeResult], backend: str) -> dict[str, float]:
+    """Write ``episodes.csv`` (:data:`EVAL_EPISODE_COLUMNS`) and ``summary.yaml`` (with the
+    backend) beside it; return the summary."""
+    write_episode_table(path, results, EVAL_EPISODE_COLUMNS)
     summary = summarize(np.array([r.true_return for r in results]))
     seeds = [results[0].track_seed, results[-1].track_seed]
     write_yaml(path.parent / "summary.yaml", {**summary, "backend": backend, "track_seeds": seeds})

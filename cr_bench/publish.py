@@ -21,12 +21,12 @@ re-evaluates it elsewhere (eval never writes inside a published folder)::
 
 from __future__ import annotations
 
-import csv
+import contextlib
 import dataclasses
 import hashlib
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +37,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
+from cr_bench.io import atomic_write_text
+from cr_bench.plots import plot_training_curve
+from cr_bench.rundir import PUBLISHED_MARKER, RunDir
 from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
-from cr_bench.spec.run import resolve_backend
-from cr_bench.stats import SUCCESS_RETURN, episodes_ci, iqm, success_rate
-from cr_bench.training import PUBLISHED_MARKER, RunDir
+from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig, resolve_backend
+from cr_bench.stats import success_rate, summarize, summarize_scores
+from cr_bench.tables import checkpoint_row, write_checkpoint_table
 
-CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
 
 
@@ -69,20 +71,6 @@ def pick_checkpoints(kept: list[dict[str, Any]], points: int) -> list[dict[str, 
     return [kept[i] for i in indices]
 
 
-def score_row(results: list[EpisodeResult], frames: int, wall_seconds: float, model: str) -> dict[str, Any]:
-    returns = np.array([r.true_return for r in results])
-    return {
-        "frames": frames,
-        "wall_hours": round(wall_seconds / 3600, 3),
-        "episodes": len(returns),
-        "mean": round(float(returns.mean()), 2),
-        "std": round(float(returns.std()), 2),
-        "iqm": round(iqm(returns), 2),
-        "success_rate": round(success_rate(returns), 3),
-        "model": model,
-    }
-
-
 def publish(
     run_dir: str | Path,
     out_dir: str | Path,
@@ -102,90 +90,64 @@ def publish(
     :raises CrBenchError: if ``run_dir`` is not a trained run or ``out_dir`` exists
         (without ``force``).
     """
-    run = RunDir(run_dir)
+    run, out = RunDir(run_dir), Path(out_dir)
     config = run.read_config()
     run.require_model()
-    if episodes < 1 or curve_episodes < 1 or curve_points < 0:
-        raise CrBenchError("--episodes and --curve-episodes must be >= 1 and --curve-points >= 0")
-    curve_episodes = min(curve_episodes, episodes)  # checkpoints play the first of the same tracks
-    out = Path(out_dir)
-    if out.resolve() == run.path.resolve():
-        raise CrBenchError(f"cannot publish {run.path} onto itself")
-    if out.exists() and not force:
-        raise CrBenchError(f"{out} already exists; pass --force to replace it")
+    _check_request(run, out, episodes, curve_points, curve_episodes, force)
     progress = run.read_progress()
-    if progress["frames_done"] == 0:
-        raise CrBenchError(f"run {run.path} has no training progress to publish")
+    curve_episodes = min(curve_episodes, episodes)  # checkpoints play the first of the same tracks
     set_torch_threads(config.torch_threads)
-    eval_settings = dataclasses.replace(
+    settings = dataclasses.replace(
         config.eval,
         episodes=episodes,
         n_envs=n_envs or config.eval.n_envs,
         backend=resolve_backend(config.eval.backend),
     )
+    with _staging(out) as staging:
+        staged = RunDir(staging)
+        _copy_run(run, staged, dataclasses.replace(config, eval=settings), command)
+        rows = _score_checkpoints(run, config, settings, progress["frames_done"], curve_points, curve_episodes, log)
+        # Reload the slimmed copy: the published figures are those of the published file.
+        log(f"evaluating the published model on {episodes} {settings.backend} tracks")
+        final = _evaluate(load_model(config.agent, str(staged.model)), config.env, settings, episodes)
+        summary = write_episodes(staged.eval_dir / "episodes.csv", final, settings.backend)
+        atomic_write_text(staged.eval_dir / "command.txt", command + "\n")
+        for count in sorted({curve_episodes, episodes}):
+            rows.append(_checkpoint_row(final[:count], progress["frames_done"], progress["wall_seconds"], "model.zip"))
+        write_checkpoint_table(staging / "checkpoints.csv", rows)
+        curve = pd.read_csv(staged.curve) if staged.curve.is_file() else None
+        plot_training_curve(curve, pd.read_csv(staging / "checkpoints.csv"), staging / "curve.png")
+        record = _published_record(run, config, settings, progress, final, staged.eval_dir / "episodes.csv", command)
+        write_yaml(staging / PUBLISHED_MARKER, record)
+    log(f"published {out}: mean {summary['mean']:.1f} ± {summary['std']:.1f}, IQM {summary['iqm']:.1f}")
+    return out
 
-    # Build the folder beside its final place and move it in at the end, so an interrupted
-    # publish leaves either the previous folder or none.
+
+def _check_request(run: RunDir, out: Path, episodes: int, curve_points: int, curve_episodes: int, force: bool) -> None:
+    """Refuse counts below one, publishing onto the run itself or over a folder, and an untrained run."""
+    if episodes < 1 or curve_episodes < 1 or curve_points < 0:
+        raise CrBenchError("--episodes and --curve-episodes must be >= 1 and --curve-points >= 0")
+    if out.resolve() == run.path.resolve():
+        raise CrBenchError(f"cannot publish {run.path} onto itself")
+    if out.exists() and not force:
+        raise CrBenchError(f"{out} already exists; pass --force to replace it")
+    if run.read_progress()["frames_done"] == 0:
+        raise CrBenchError(f"run {run.path} has no training progress to publish")
+
+
+@contextlib.contextmanager
+def _staging(out: Path) -> Iterator[Path]:
+    """Yield a folder to build beside ``out``, then swap it in for ``out``.
+
+    An interrupted publish leaves either the previous folder or the new one (or both, one of
+    them hidden), never a half-built ``out``.
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     for stale in out.parent.glob(f".{out.name}-*"):  # left by a publish that was killed
         shutil.rmtree(stale, ignore_errors=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
-        staged = RunDir(staging)
-        model = load_model(config.agent, str(run.model))
-        slim_model(model, staged.model)
-        write_yaml(staged.config, to_dict(dataclasses.replace(config, eval=eval_settings)))
-        for name in COPIED_FILES:
-            if (run.path / name).is_file():
-                shutil.copyfile(run.path / name, staging / name)
-        (staging / "publish.txt").write_text(command + "\n")
-
-        def run_eval(model: BaseAlgorithm, count: int, label: str) -> list[EpisodeResult]:
-            log(f"evaluating {label} on {count} {eval_settings.backend} tracks")
-            return evaluate(
-                model,
-                config.env,
-                count,
-                eval_settings.track_seed_start,
-                deterministic=eval_settings.deterministic,
-                backend=eval_settings.backend,
-                n_envs=eval_settings.n_envs,
-            )
-
-        rows = []
-        # Checkpoints at the final frames are the final model, evaluated below.
-        earlier = [c for c in run.list_checkpoints() if c["frames_done"] < progress["frames_done"]]
-        for checkpoint in pick_checkpoints(earlier, curve_points):
-            name = checkpoint["path"].name
-            results = run_eval(load_model(config.agent, str(checkpoint["path"])), curve_episodes, name)
-            rows.append(score_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
-            log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
-        # Reload the slimmed copy: the published figures are those of the published file.
-        final = run_eval(load_model(config.agent, str(staged.model)), episodes, "the published model")
-        summary = write_episodes(staged.eval_dir / "episodes.csv", final, eval_settings.backend)
-        (staged.eval_dir / "command.txt").write_text(command + "\n")
-        for count in sorted({curve_episodes, episodes}):
-            rows.append(score_row(final[:count], progress["frames_done"], progress["wall_seconds"], "model.zip"))
-        write_checkpoint_table(staging / "checkpoints.csv", rows)
-        plot_curve(staging)
-        returns = np.array([r.true_return for r in final])
-        record = {
-            "source_run": str(run.path),
-            "agent": config.agent,
-            "frames": int(progress["frames_done"]),
-            "wall_seconds": float(progress["wall_seconds"]),
-            "episodes": episodes,
-            "track_seeds": [final[0].track_seed, final[-1].track_seed],
-            "backend": eval_settings.backend,
-            "deterministic": eval_settings.deterministic,
-            "n_envs": eval_settings.n_envs,
-            "torch_threads": config.torch_threads,
-            **{key: round(float(value), 4) for key, value in summary.items() if key != "episodes"},
-            "success_rate": success_rate(returns),
-            "episodes_sha256": sha256(staged.eval_dir / "episodes.csv"),
-            "command": command,
-        }
-        write_yaml(staging / PUBLISHED_MARKER, record)
+        yield staging
         staging.chmod(0o755)  # mkdtemp makes it private
         # Swap by renames: an interruption leaves the old folder, the new one, or both.
         backup = out.parent / f".{out.name}-previous"
@@ -196,49 +158,86 @@ def publish(
     finally:
         if staging.exists():
             shutil.rmtree(staging)
-    log(f"published {out}: mean {summary['mean']:.1f} ± {summary['std']:.1f}, IQM {summary['iqm']:.1f}")
-    return out
 
 
-def write_checkpoint_table(path: Path, rows: list[dict[str, Any]]) -> None:
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, CHECKPOINT_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+def _copy_run(run: RunDir, staged: RunDir, config: RunConfig, command: str) -> None:
+    """The slimmed model, the config to publish, the run's records and the publish command."""
+    slim_model(load_model(config.agent, str(run.model)), staged.model)
+    write_yaml(staged.config, to_dict(config))
+    for name in COPIED_FILES:
+        if (run.path / name).is_file():
+            shutil.copyfile(run.path / name, staged.path / name)
+    atomic_write_text(staged.path / "publish.txt", command + "\n")
 
 
-def plot_curve(folder: Path) -> None:
-    """curve.png: rolling mean of the training episodes' true return, and the checkpoint scores."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    curve_path = folder / "curve.csv"
-    if curve_path.is_file():
-        curve = pd.read_csv(curve_path)
-        if len(curve):
-            rolling = curve["true_return"].rolling(50, min_periods=1).mean()
-            ax.plot(curve["frames"] / 1e6, rolling, lw=1, label="training episodes (rolling mean of 50, true return)")
-    scores = pd.read_csv(folder / "checkpoints.csv")
-    scores = scores[scores["episodes"] == scores["episodes"].min()]
-    ax.errorbar(
-        scores["frames"] / 1e6,
-        scores["mean"],
-        yerr=scores["std"],
-        fmt="o",
-        capsize=3,
-        label=f"held-out tracks (first {scores['episodes'].min()}), mean ± std",
+def _evaluate(model: BaseAlgorithm, env: EnvConfig, settings: EvalConfig, count: int) -> list[EpisodeResult]:
+    """``count`` episodes on the first of the published tracks."""
+    return evaluate(
+        model,
+        env,
+        count,
+        settings.track_seed_start,
+        deterministic=settings.deterministic,
+        backend=settings.backend,
+        n_envs=settings.n_envs,
     )
-    ax.axhline(SUCCESS_RETURN, color="grey", ls="--", lw=1, label="solved (900)")
-    ax.set_xlabel("env frames (millions)")
-    ax.set_ylabel("raw CarRacing-v3 return")
-    ax.legend(loc="lower right", fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(folder / "curve.png", dpi=100)
-    plt.close(fig)
+
+
+def _score_checkpoints(
+    run: RunDir,
+    config: RunConfig,
+    settings: EvalConfig,
+    frames_done: int,
+    points: int,
+    episodes: int,
+    log: Callable[[str], None],
+) -> list[dict[str, Any]]:
+    """checkpoints.csv rows of up to ``points`` kept checkpoints before ``frames_done``, each
+    on ``episodes`` tracks."""
+    # Checkpoints at the final frames are the final model, evaluated on its own.
+    earlier = [c for c in run.list_checkpoints() if c["frames_done"] < frames_done]
+    rows = []
+    for checkpoint in pick_checkpoints(earlier, points):
+        name = checkpoint["path"].name
+        log(f"evaluating {name} on {episodes} {settings.backend} tracks")
+        results = _evaluate(load_model(config.agent, str(checkpoint["path"])), config.env, settings, episodes)
+        rows.append(_checkpoint_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
+        log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
+    return rows
+
+
+def _checkpoint_row(results: list[EpisodeResult], frames: int, wall_seconds: float, model: str) -> dict[str, Any]:
+    return checkpoint_row(np.array([r.true_return for r in results]), frames, wall_seconds, model)
+
+
+def _published_record(
+    run: RunDir,
+    config: RunConfig,
+    settings: EvalConfig,
+    progress: dict[str, Any],
+    final: list[EpisodeResult],
+    episodes_csv: Path,
+    command: str,
+) -> dict[str, Any]:
+    """published.yaml: the figures, the evaluation settings and the hash of ``episodes_csv``
+    (which holds ``final``)."""
+    summary = summarize(np.array([r.true_return for r in final]))
+    return {
+        "source_run": str(run.path),
+        "agent": config.agent,
+        "frames": int(progress["frames_done"]),
+        "wall_seconds": float(progress["wall_seconds"]),
+        "episodes": len(final),
+        "track_seeds": [final[0].track_seed, final[-1].track_seed],
+        "backend": settings.backend,
+        "deterministic": settings.deterministic,
+        "n_envs": settings.n_envs,
+        "torch_threads": config.torch_threads,
+        **{key: round(float(value), 4) for key, value in summary.items() if key != "episodes"},
+        "success_rate": success_rate(np.array([r.true_return for r in final])),
+        "episodes_sha256": sha256(episodes_csv),
+        "command": command,
+    }
 
 
 def published_folder(path: Path) -> Path | None:
@@ -278,19 +277,16 @@ def published_models(results_dir: Path) -> list[dict[str, Any]]:
         if folder.name.startswith("."):
             continue  # a publish in progress or a leftover of one
         record, episodes = read_published(folder)
-        returns = episodes["return"].to_numpy(dtype=np.float64)
-        low, high = episodes_ci(returns)
+        # Each episode a run of one track: the IQM's CI redraws episodes (stats.episodes_ci).
+        summary = summarize_scores(episodes["return"].to_numpy(dtype=np.float64)[:, None])
         versions = read_yaml(folder / "versions.yaml") if (folder / "versions.yaml").is_file() else {}
         rows.append(
             {
                 **record,
                 "name": folder.name,
                 "folder": folder,
-                "mean": float(returns.mean()),
-                "std": float(returns.std()),
-                "iqm": iqm(returns),
-                "iqm_ci": (low, high),
-                "success_rate": success_rate(returns),
+                **{key: summary[key] for key in ("mean", "std", "iqm", "success_rate")},
+                "iqm_ci": (summary["iqm_ci_low"], summary["iqm_ci_high"]),
                 "cpus": versions.get("cpus"),
             }
         )

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
+from cr_bench.io import atomic_write_text
 from cr_bench.publish import published_models
 from cr_bench.spec.agents import get_agent
+from cr_bench.tables import checkpoints_markdown, markdown_table
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
 # version of the task (Gymnasium has since changed how a lap completes), so they are a
@@ -58,8 +61,25 @@ def build_report(results_dir: Path, command: str) -> Path:
         lines += ["Nothing yet: run `cr-bench compare`, `cr-bench tune` or `cr-bench bench` first.", ""]
     path = results_dir / "README.md"
     results_dir.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines))
+    atomic_write_text(path, "\n".join(lines))
     return path
+
+
+def _headline_row(m: dict[str, Any]) -> list[str]:
+    low, high = m["iqm_ci"]
+    first, last = m["track_seeds"]
+    return [
+        f"[{m['name']}](models/{m['name']})",
+        get_agent(m["agent"]).name,
+        f"{m['frames']:,}",
+        f"{m['wall_seconds'] / 3600:.2f}",
+        str(m["cpus"] or "not recorded"),
+        f"{m['episodes']} {m['backend']} ({first}..{last})",
+        "deterministic" if m["deterministic"] else "stochastic",
+        f"{m['mean']:.1f} ± {m['std']:.1f}",
+        f"{m['iqm']:.1f} [{low:.1f}, {high:.1f}]",
+        f"{m['success_rate']:.0%}",
+    ]
 
 
 def headline_section(results_dir: Path) -> list[str]:
@@ -74,28 +94,16 @@ def headline_section(results_dir: Path) -> list[str]:
         "(no shaping, no early termination), one episode per held-out track. Wall hours count training only, on "
         "the CPUs listed (from the run's versions.yaml). IQM's 95% CI is a percentile bootstrap over episodes.",
         "",
-        "| model | agent | env frames | wall hours | CPUs | tracks | policy | mean ± std | IQM [95% CI] | "
-        "success (≥ 900) |",
-        "|---|---|---:|---:|---:|---|---|---:|---:|---:|",
     ]
-    for m in models:
-        low, high = m["iqm_ci"]
-        first, last = m["track_seeds"]
-        policy = "deterministic" if m["deterministic"] else "stochastic"
-        lines.append(
-            f"| [{m['name']}](models/{m['name']}) | {get_agent(m['agent']).name} | {m['frames']:,} | "
-            f"{m['wall_seconds'] / 3600:.2f} | "
-            f"{m['cpus'] or 'not recorded'} | {m['episodes']} {m['backend']} ({first}..{last}) | {policy} | "
-            f"{m['mean']:.1f} ± {m['std']:.1f} | {m['iqm']:.1f} [{low:.1f}, {high:.1f}] | {m['success_rate']:.0%} |"
-        )
+    header = ["model", "agent", "env frames", "wall hours", "CPUs", "tracks", "policy", "mean ± std", "IQM [95% CI]",
+              "success (≥ 900)"]  # fmt: skip
+    lines += markdown_table(header, map(_headline_row, models), "llrrrllrrr")
     lines += [
         "",
         "Published figures, quoted from their sources (CarRacing-v0, an older version of the task; mean ± std). "
         "CarRacing counts as solved at 900:",
         "",
-        "| agent | score | evaluation | training |",
-        "|---|---:|---|---|",
-        *[f"| {name} | {score} | {episodes} | {cost} |" for name, score, episodes, cost in PUBLISHED_FIGURES],
+        *markdown_table(["agent", "score", "evaluation", "training"], PUBLISHED_FIGURES, "lrll"),
         "",
     ]
     for m in models:
@@ -112,14 +120,8 @@ def headline_section(results_dir: Path) -> list[str]:
                 "Score vs env frames and wall hours (kept checkpoints on the first tracks of the same held-out set; "
                 "the last rows are the published model):",
                 "",
-                "| env frames | wall hours | tracks | mean ± std | IQM | success |",
-                "|---:|---:|---:|---:|---:|---:|",
             ]
-            for row in table.itertuples():
-                lines.append(
-                    f"| {row.frames:,} | {row.wall_hours:.2f} | {row.episodes} | {row.mean:.1f} ± {row.std:.1f} | "
-                    f"{row.iqm:.1f} | {row.success_rate:.0%} |"
-                )
+            lines += checkpoints_markdown(table)
             lines.append("")
         lines += [
             "Commands: the training segments as run, publishing, the check that re-evaluates the published "

@@ -1,7 +1,16 @@
-"""Score statistics, as pure functions over arrays (rliable's definitions)."""
+"""Score statistics, as pure functions over arrays (rliable's definitions).
+
+Every summary of returns that cr-bench prints or writes comes from here: point estimates
+(:func:`summarize`, :func:`success_rate`), their confidence intervals (the stratified
+bootstrap, reproducible through ``random_state``), and what the plots draw
+(:func:`bootstrap_band`, :func:`performance_profile`). Scores of several runs are arrays
+of shape ``(n_runs, n_tracks)``: one row per training run, one column per evaluation track.
+Tables (:mod:`cr_bench.tables`) and plots (:mod:`cr_bench.plots`) only arrange these.
+"""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -24,8 +33,13 @@ def iqm(scores: np.ndarray) -> float:
 
 
 def summarize(returns: np.ndarray) -> dict[str, float]:
-    """Mean, standard deviation (population, as numpy), median and IQM of episode returns."""
-    returns = np.asarray(returns, dtype=np.float64)
+    """Episode count, mean, standard deviation (population, as numpy), median and IQM of
+    episode returns (any shape, flattened).
+
+    >>> summarize(np.array([1.0, 2.0, 3.0, 4.0, 10.0]))["iqm"]
+    3.0
+    """
+    returns = np.asarray(returns, dtype=np.float64).reshape(-1)
     return {
         "episodes": int(returns.size),
         "mean": float(returns.mean()),
@@ -48,8 +62,31 @@ SUCCESS_RETURN = 900.0
 
 
 def success_rate(returns: np.ndarray) -> float:
-    """Fraction of episodes at or above :data:`SUCCESS_RETURN`."""
+    """Fraction of episodes (any shape) at or above :data:`SUCCESS_RETURN`.
+
+    >>> success_rate(np.array([899.0, 900.0, 950.0, -30.0]))
+    0.5
+    """
     return float((np.asarray(returns) >= SUCCESS_RETURN).mean())
+
+
+def summarize_scores(
+    scores: np.ndarray, reps: int = 2000, confidence: float = 0.95, random_state: int | np.random.Generator = 0
+) -> dict[str, float]:
+    """Everything a results table shows of one agent's scores, shape ``(n_runs, n_tracks)``.
+
+    :func:`summarize` of all the episodes, their :func:`success_rate`, and the IQM's
+    stratified bootstrap CI (:func:`stratified_bootstrap_ci`) as ``iqm_ci_low`` and
+    ``iqm_ci_high``. A single run's episodes are ``returns[:, None]`` (each episode a run of
+    one track: the bootstrap redraws episodes, as :func:`episodes_ci`).
+
+    >>> summary = summarize_scores(np.array([[0.0, 900.0], [100.0, 1000.0]]))
+    >>> summary["mean"], summary["success_rate"], summary["iqm"]
+    (500.0, 0.5, 500.0)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    low, high = stratified_bootstrap_ci(scores, iqm, reps=reps, confidence=confidence, random_state=random_state)
+    return {**summarize(scores), "success_rate": success_rate(scores), "iqm_ci_low": low, "iqm_ci_high": high}
 
 
 def stratified_bootstrap_ci(
@@ -64,7 +101,14 @@ def stratified_bootstrap_ci(
     :param scores: shape ``(n_runs, n_tracks)``; the same tracks for every run. As in
         rliable (tasks -> tracks), each bootstrap sample redraws the runs independently
         for each track, with replacement, so every track keeps its weight.
+    :param reps: bootstrap samples.
+    :param random_state: seed or generator; the same seed gives the same interval.
     :return: (low, high).
+
+    A run that scores the same on every track has nothing to redraw:
+
+    >>> stratified_bootstrap_ci(np.array([[5.0, 5.0], [5.0, 5.0]]), reps=10)
+    (5.0, 5.0)
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.size == 0:
@@ -82,7 +126,10 @@ def stratified_bootstrap_ci(
 
 
 def episodes_ci(
-    returns: np.ndarray, statistic: Callable[[np.ndarray], float] = iqm, confidence: float = 0.95
+    returns: np.ndarray,
+    statistic: Callable[[np.ndarray], float] = iqm,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator = 0,
 ) -> tuple[float, float]:
     """Bootstrap CI of ``statistic`` over one run's episodes, ``returns`` of shape ``(n_episodes,)``.
 
@@ -90,7 +137,48 @@ def episodes_ci(
     redraws ``n_episodes`` episodes with replacement.
     """
     returns = np.asarray(returns, dtype=np.float64).reshape(-1)
-    return stratified_bootstrap_ci(returns[:, None], statistic, confidence=confidence)
+    return stratified_bootstrap_ci(returns[:, None], statistic, confidence=confidence, random_state=random_state)
+
+
+def bootstrap_band(
+    curves: np.ndarray, reps: int = 2000, confidence: float = 0.95, random_state: int | np.random.Generator = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean curve over runs with a percentile bootstrap band, for score-vs-frames plots.
+
+    :param curves: shape ``(n_runs, n_points)``; NaN where a run has no value at a point
+        (ignored by the means).
+    :return: ``(mean, low, high)``, each of shape ``(n_points,)``. Each bootstrap sample
+        redraws the runs (whole curves) with replacement and takes their NaN-mean per point.
+
+    >>> mean, low, high = bootstrap_band(np.array([[1.0, 2.0], [3.0, np.nan]]), reps=50)
+    >>> mean.tolist(), high.tolist()
+    ([2.0, 2.0], [3.0, 2.0])
+    """
+    curves = np.asarray(curves, dtype=np.float64)
+    if curves.ndim != 2 or curves.size == 0:
+        raise ValueError(f"curves must have shape (n_runs, n_points), got {curves.shape}")
+    rng = np.random.default_rng(random_state)
+    n_runs = len(curves)
+    with warnings.catch_warnings():  # a point that no run reached, or no redrawn run, is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.nanmean(curves, axis=0)
+        samples = np.array([np.nanmean(curves[rng.integers(0, n_runs, n_runs)], axis=0) for _ in range(reps)])
+        alpha = (1.0 - confidence) / 2.0
+        low, high = np.nanpercentile(samples, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return mean, low, high
+
+
+def performance_profile(returns: np.ndarray, taus: np.ndarray) -> np.ndarray:
+    """rliable's score distribution: the fraction of episodes with a return above each threshold.
+
+    :param returns: episode returns, any shape (flattened). :param taus: shape ``(n_taus,)``.
+    :return: shape ``(n_taus,)``.
+
+    >>> performance_profile(np.array([0.0, 500.0, 950.0, 1000.0]), np.array([-1.0, 500.0, 999.0])).tolist()
+    [1.0, 0.5, 0.25]
+    """
+    returns = np.asarray(returns, dtype=np.float64).reshape(-1)
+    return np.asarray((returns[None, :] > np.asarray(taus, dtype=np.float64)[:, None]).mean(axis=1))
 
 
 def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
@@ -108,7 +196,15 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
 
 
 def score_matrix(returns: np.ndarray, runs: np.ndarray, tracks: np.ndarray) -> np.ndarray:
-    """Arrange episode returns into ``(n_runs, n_tracks)``; every run must cover the same tracks."""
+    """Arrange episode returns into ``(n_runs, n_tracks)``; every run must cover the same tracks.
+
+    :param returns, runs, tracks: shape ``(n_episodes,)`` each: an episode's return, run id
+        and track seed. Rows and columns follow the sorted run ids and track seeds.
+
+    >>> score_matrix(np.array([1.0, 2.0, 3.0, 4.0]), np.array([7, 7, 3, 3]), np.array([10, 11, 11, 10]))
+    array([[4., 3.],
+           [1., 2.]])
+    """
     run_ids, track_ids = np.unique(runs), np.unique(tracks)
     if len(returns) != len(run_ids) * len(track_ids):
         raise ValueError("every run must be evaluated once on each of the same tracks")

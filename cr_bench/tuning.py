@@ -23,7 +23,6 @@ continues the study, and any number of workers on any number of machines can sha
 from __future__ import annotations
 
 import contextlib
-import csv
 import dataclasses
 import fcntl
 import math
@@ -48,10 +47,13 @@ from tqdm import tqdm
 
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import episodes_at_once, evaluate
+from cr_bench.io import atomic_write_text, write_csv
+from cr_bench.plots import plot_optimization_history
 from cr_bench.spec.agents import resolve_config
 from cr_bench.spec.loader import to_dict, write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig
 from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
+from cr_bench.tables import markdown_table
 from cr_bench.training import train
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -504,19 +506,20 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
     out.mkdir(parents=True, exist_ok=True)
     trials = counted(study)
     names = sorted({name for t in trials for name in t.params})
-    with (out / "trials.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["number", "state", "value", *names, "frames", "wall_seconds", "default"])
-        for t in trials:
-            writer.writerow(
-                [t.number, t.state.name, "" if t.value is None else round(t.value, 3)]
-                + [t.params.get(name, "") for name in names]
-                + [
-                    t.user_attrs.get("frames", ""),
-                    t.user_attrs.get("wall_seconds", ""),
-                    bool(t.user_attrs.get("default")),
-                ]
-            )
+    write_csv(
+        out / "trials.csv",
+        ["number", "state", "value", *names, "frames", "wall_seconds", "default"],
+        (
+            [t.number, t.state.name, "" if t.value is None else round(t.value, 3)]
+            + [t.params.get(name, "") for name in names]
+            + [
+                t.user_attrs.get("frames", ""),
+                t.user_attrs.get("wall_seconds", ""),
+                bool(t.user_attrs.get("default")),
+            ]
+            for t in trials
+        ),
+    )
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -(t.value or 0.0))
     if complete:
         best = complete[0]
@@ -525,11 +528,10 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
         write_yaml(out / "best.yaml", config)
     importances = _importances(study)
     if importances:
-        with (out / "importances.csv").open("w", newline="") as handle:
-            csv.writer(handle).writerows([["parameter", "importance"], *importances.items()])
-    (out / "summary.md").write_text(_summary(settings, trials, complete, importances))
+        write_csv(out / "importances.csv", ["parameter", "importance"], importances.items())
+    atomic_write_text(out / "summary.md", _summary(settings, trials, complete, importances))
     if len(complete) >= 1:
-        _plot_history(study, out / "history.png")
+        plot_optimization_history(study, out / "history.png")
 
 
 def _wall_hours(trials: list[FrozenTrial]) -> float:
@@ -573,17 +575,17 @@ def _summary(
         lines += [f"The base config (trial {default.number}) scored {default.value:.1f}.", ""]
     if complete:
         names = sorted(complete[0].params)
-        lines += ["## Best trials", "", "| trial | value | " + " | ".join(names) + " |"]
-        lines.append("|---:|---:|" + "---|" * len(names))
-        for t in complete[:5]:
-            lines.append(
-                f"| {t.number} | {t.value:.1f} | " + " | ".join(str(t.params.get(n, "")) for n in names) + " |"
-            )
+        rows = [[t.number, f"{t.value:.1f}", *(t.params.get(n, "") for n in names)] for t in complete[:5]]
+        lines += ["## Best trials", "", *markdown_table(["trial", "value", *names], rows, "rr" + "l" * len(names))]
         lines += ["", f"`best.yaml` holds trial {complete[0].number}'s config: `cr-bench train {settings.agent} "
                   f"--config {settings.out_dir / 'best.yaml'} --frames N`.", ""]  # fmt: skip
         if importances:
-            lines += ["## Parameter importances (PED-ANOVA)", "", "| parameter | importance |", "|---|---:|"]
-            lines += [f"| {name} | {value:.3f} |" for name, value in importances.items()]
+            rows = [[name, f"{value:.3f}"] for name, value in importances.items()]
+            lines += [
+                "## Parameter importances (PED-ANOVA)",
+                "",
+                *markdown_table(["parameter", "importance"], rows, "lr"),
+            ]
             lines.append("")
         lines += ["![optimisation history](history.png)", ""]
     return "\n".join(lines)
@@ -595,18 +597,3 @@ def _importances(study: optuna.Study) -> dict[str, float]:
         return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except (ValueError, RuntimeError, ZeroDivisionError):
         return {}  # too few or too uniform trials
-
-
-def _plot_history(study: optuna.Study, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from optuna.visualization.matplotlib import plot_optimization_history
-
-    axes = plot_optimization_history(study)
-    axes.set_ylabel("mean raw return (validation tracks)")
-    figure = plt.gcf()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)

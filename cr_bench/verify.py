@@ -20,9 +20,9 @@ from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import RETURN_DECIMALS, EpisodeResult, evaluate
 from cr_bench.publish import read_published
+from cr_bench.rundir import RunDir
 from cr_bench.spec.commands import VerifyArgs
 from cr_bench.stats import episodes_ci
-from cr_bench.training import RunDir
 
 DEFAULT_MARGIN = VerifyArgs.margin
 """Return points added to each side of the published 95% CI (``cr-bench verify --margin``)."""

@@ -104,8 +104,8 @@ def test_initial_action_mean_sets_the_untrained_policy_mean() -> None:
 
 def test_runs_saved_before_the_rename_keep_their_agent(tmp_path: Path) -> None:
     """A config.yaml written when `ppo` was the Gaussian recipe reads as ppo-gaussian; new ones stay ppo."""
+    from cr_bench.rundir import RunDir
     from cr_bench.spec.loader import to_dict, write_yaml
-    from cr_bench.training import RunDir
 
     old = to_dict(resolve_config("ppo-gaussian"))
     old["agent"] = "ppo"

@@ -6,11 +6,14 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
-from cr_bench.bench import Measurement, _add_ratios, _tree_rss_mb, raw_gymnasium, write_results
+from cr_bench import bench
+from cr_bench.bench import COLUMNS, Measurement, _add_ratios, _tree_rss_mb, raw_gymnasium, write_results
 
 
 def _rows() -> list[Measurement]:
@@ -43,13 +46,66 @@ def test_tables_carry_the_command_ratios_and_targets(tmp_path: Path) -> None:
     assert ">= 10x the reference's frames/s: 10.0x (met)" in text
     with csv_path.open() as handle:
         table = list(csv.DictReader(handle))
+    assert list(table[0]) == COLUMNS
     assert [r["frames_per_s"] for r in table] == ["200.0", "2000.0", "1600.0", "1000.0", "100.0"]
-    assert table[3]["peak_rss_mb"] == "900.0"
+    # ratios from the figures: 2000 / 200, 1600 / 2000, 1000 / 100
+    assert [r["ratio"] for r in table] == ["", "10.0", "0.8", "10.0", ""]
+    assert table[3]["peak_rss_mb"] == "900.0" and table[4]["peak_rss_mb"] == "2500.0"
+    lines = text.splitlines()
+    assert (
+        lines[4].split(" | ")[-1] == "peak RSS MB |" and lines[5] == "|---|---|---:|---:|---:|---:|---:|---:|---|---:|"
+    )
+    assert lines[8] == (
+        "| cr-bench pipeline | envpool | 8 | 2 | 8,000 | 5.0 | 1,600 | 0.80x | raw env (envpool, 2 threads) |  |"
+    )
+    assert len(lines[6:11]) == len(rows) and all(line.startswith("| ") for line in lines[6:11])
 
 
-def test_raw_gymnasium_counts_frames() -> None:
+class _CountingEnv:
+    """Stands in for CarRacing: counts steps and resets; an episode ends every 20 steps."""
+
+    def __init__(self) -> None:
+        self.steps, self.resets, self.closed = 0, [], False
+
+    def reset(self, seed: int | None = None) -> tuple[None, dict]:
+        self.resets.append(seed)
+        return None, {}
+
+    def step(self, action: object) -> tuple[None, float, bool, bool, dict]:
+        self.steps += 1
+        return None, 0.0, self.steps % 20 == 0, False, {}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_raw_gymnasium_times_the_budget_and_writes_its_row(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """50 frames: 50 steps, a reset after each of the 2 ended episodes, timed by the clock around the
+    loop (10.0 s -> 12.5 s): 20 frames/s, written as such to both tables."""
+    env = _CountingEnv()
+    monkeypatch.setattr(bench.gym, "make", lambda env_id: env)
+    clock = iter([10.0, 12.5])
+    monkeypatch.setattr(bench, "time", SimpleNamespace(perf_counter=lambda: next(clock), strftime=time.strftime))
     row = raw_gymnasium(50)
-    assert row.frames == 50 and row.seconds > 0 and row.frames_per_s > 0
+    assert env.steps == 50 and env.resets == [0, None, None] and env.closed
+    assert (row.measurement, row.backend, row.envs, row.threads, row.frames, row.seconds) == (
+        "raw env", "gymnasium", 1, 1, 50, 2.5
+    )  # fmt: skip
+    assert row.frames_per_s == 20.0
+    csv_path, md_path = write_results([row], tmp_path, "cr-bench bench")
+    with csv_path.open() as handle:
+        assert list(csv.DictReader(handle)) == [
+            {"measurement": "raw env", "backend": "gymnasium", "envs": "1", "threads": "1", "frames": "50",
+             "seconds": "2.5", "frames_per_s": "20.0", "ratio": "", "ratio_to": "", "peak_rss_mb": ""}
+        ]  # fmt: skip
+    assert md_path.read_text().splitlines()[6] == "| raw env | gymnasium | 1 | 1 | 50 | 2.5 | 20 |  |  |  |"
+
+
+def test_raw_gymnasium_on_carracing() -> None:
+    """The real env: the row describes one bare gymnasium env and its rate is frames over seconds."""
+    row = raw_gymnasium(50)
+    assert (row.measurement, row.backend, row.envs, row.threads, row.frames) == ("raw env", "gymnasium", 1, 1, 50)
+    assert row.frames_per_s == pytest.approx(50 / row.seconds)
 
 
 def test_tree_rss_includes_children() -> None:

@@ -16,7 +16,7 @@ import pytest
 
 import cr_bench.training
 from cr_bench.algorithms import FrameDQN
-from cr_bench.training import RunDir
+from cr_bench.rundir import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 MODELS = Path(__file__).parent.parent / "results" / "models"

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cr_bench.training import RunDir
+from cr_bench.rundir import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 from tests.test_compare import BACKEND, TINY_SET
 
@@ -43,7 +43,7 @@ TIMEOUT = 180.0
 # Fault points: functions of ours or of SB3, as module:qualname.
 FIRST_RESET = "stable_baselines3.common.vec_env.dummy_vec_env:DummyVecEnv.reset"
 """Start-up: ``learn`` resets the envs before any callback is initialised."""
-PROGRESS_SAVED = "cr_bench.training:RunDir.write_progress"
+PROGRESS_SAVED = "cr_bench.rundir:RunDir.write_progress"
 """The end of a checkpoint: model.zip is saved, then progress.json."""
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from cr_bench.publish import pick_checkpoints
-from cr_bench.training import RunDir
+from cr_bench.rundir import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 

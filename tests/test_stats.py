@@ -84,3 +84,104 @@ def test_success_rate_counts_900_as_solved() -> None:
     from cr_bench.stats import success_rate
 
     assert success_rate(np.array([899.99, 900.0, 950.0, -30.0])) == 0.5
+
+
+# -- Statistics over (n_runs, n_tracks) matrices, checked against values worked out by hand -----
+def test_score_matrix_arranges_runs_by_tracks() -> None:
+    """Rows follow the sorted run ids, columns the sorted track seeds, whatever the episode order."""
+    from cr_bench.stats import score_matrix
+
+    returns = np.array([1.0, 2.0, 3.0, 4.0])
+    matrix = score_matrix(returns, runs=np.array([7, 7, 3, 3]), tracks=np.array([10, 11, 11, 10]))
+    assert matrix.tolist() == [[4.0, 3.0], [1.0, 2.0]]
+    with pytest.raises(ValueError):  # run 3 lacks track 11
+        score_matrix(np.array([1.0, 2.0, 3.0]), np.array([7, 7, 3]), np.array([10, 11, 10]))
+
+
+def test_probability_of_improvement_hand_worked() -> None:
+    """Per track: the share of (x run, y run) pairs with x > y, ties one half; then the mean over tracks."""
+    from cr_bench.stats import probability_of_improvement
+
+    # track 0: 1 > 0 -> 1; track 1: 5 = 5 -> 0.5; mean 0.75
+    assert probability_of_improvement(np.array([[1.0, 5.0]]), np.array([[0.0, 5.0]])) == 0.75
+    # two runs each: pairs (1, 2) (1, 2) (3, 2) (3, 2) -> 2 of 4 greater
+    assert probability_of_improvement(np.array([[1.0], [3.0]]), np.array([[2.0], [2.0]])) == 0.5
+    assert probability_of_improvement(np.array([[0.0]]), np.array([[1.0]])) == 0.0
+    with pytest.raises(ValueError):
+        probability_of_improvement(np.array([[1.0, 2.0]]), np.array([[1.0]]))
+
+
+def test_stratified_bootstrap_redraws_runs_per_track() -> None:
+    """[[0, 1], [1, 0]]: every run averages 0.5, so redrawing whole runs gives only 0.5; redrawing
+    per track reaches a mean of 0 (both tracks draw their 0: 1/16 of samples) and 1 (also 1/16),
+    both above the 2.5% tails, so the 95% interval is exactly (0, 1)."""
+    from cr_bench.stats import stratified_bootstrap_ci
+
+    assert stratified_bootstrap_ci(np.array([[0.0, 1.0], [1.0, 0.0]]), statistic=np.mean) == (0.0, 1.0)
+
+
+def test_stratified_bootstrap_hand_worked_bounds() -> None:
+    """[[0, 10], [2, 20]]: the lowest mean (0 + 0 + 10 + 10) / 4 = 5 and the highest (2 + 2 + 20 + 20) / 4
+    = 11 each come in 1/16 of the samples, more than the 2.5% tails."""
+    from cr_bench.stats import stratified_bootstrap_ci
+
+    assert stratified_bootstrap_ci(np.array([[0.0, 10.0], [2.0, 20.0]]), statistic=np.mean) == (5.0, 11.0)
+
+
+def test_stratified_bootstrap_is_reproducible() -> None:
+    """The same random_state gives the same interval; the interval holds the point estimate."""
+    from cr_bench.stats import stratified_bootstrap_ci
+
+    scores = np.random.default_rng(1).normal(size=(5, 8)) * 100
+    first = stratified_bootstrap_ci(scores, reps=300, random_state=3)
+    assert first == stratified_bootstrap_ci(scores, reps=300, random_state=3)
+    assert first[0] <= iqm(scores) <= first[1]
+    with pytest.raises(ValueError):
+        stratified_bootstrap_ci(np.array([1.0, 2.0]))
+
+
+def test_episodes_ci_is_the_bootstrap_over_episodes() -> None:
+    """One run's episodes: each episode is a run of a single track."""
+    from cr_bench.stats import episodes_ci, stratified_bootstrap_ci
+
+    returns = np.array([0.0, 10.0, 20.0, 30.0, 900.0])
+    assert episodes_ci(returns) == stratified_bootstrap_ci(returns[:, None])
+    assert episodes_ci(np.full(6, 7.0)) == (7.0, 7.0)
+
+
+def test_summarize_scores_hand_worked() -> None:
+    """[[0, 900], [100, 1000]]: mean 500, deviations 500, 400, 400, 500 -> std sqrt(205000);
+    IQM cuts one from each end -> mean(100, 900) = 500; two episodes of four reach 900."""
+    from cr_bench.stats import summarize_scores
+
+    summary = summarize_scores(np.array([[0.0, 900.0], [100.0, 1000.0]]))
+    assert summary["episodes"] == 4
+    assert summary["mean"] == 500.0 and summary["median"] == 500.0 and summary["iqm"] == 500.0
+    assert summary["std"] == pytest.approx(np.sqrt(205_000.0))
+    assert summary["success_rate"] == 0.5
+    # IQM of the redrawn 2 x 2 matrix: lowest (0, 0, 900, 900) -> 450, highest (100, 100, 1000, 1000) -> 550
+    assert summary["iqm_ci_low"] == 450.0 and summary["iqm_ci_high"] == 550.0
+
+
+def test_bootstrap_band_hand_worked() -> None:
+    """Point 0 holds 1 and 3: the mean 2, redrawn means 1, 2 or 3 (1/4 each at the ends).
+    Point 1 holds only run 0's 2 (run 1 has no episode there): always 2."""
+    from cr_bench.stats import bootstrap_band
+
+    mean, low, high = bootstrap_band(np.array([[1.0, 2.0], [3.0, np.nan]]))
+    assert mean.tolist() == [2.0, 2.0]
+    assert low.tolist() == [1.0, 2.0] and high.tolist() == [3.0, 2.0]
+
+
+def test_performance_profile_hand_worked() -> None:
+    """The fraction of episodes strictly above each threshold."""
+    from cr_bench.stats import performance_profile
+
+    returns = np.array([0.0, 500.0, 950.0, 1000.0])
+    assert performance_profile(returns, np.array([-1.0, 0.0, 500.0, 999.0, 1000.0])).tolist() == [
+        1.0,
+        0.75,
+        0.5,
+        0.25,
+        0.0,
+    ]

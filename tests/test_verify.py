@@ -19,9 +19,9 @@ from cr_bench.agents import load_model
 from cr_bench.envs import make_env
 from cr_bench.evaluation import check_model_fits, evaluate
 from cr_bench.publish import read_published, sha256
+from cr_bench.rundir import RunDir
 from cr_bench.spec.agents import resolve_config
 from cr_bench.spec.loader import to_dict
-from cr_bench.training import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 COMMITTED = sorted(p.parent for p in (Path(__file__).parent.parent / "results" / "models").glob("*/published.yaml"))

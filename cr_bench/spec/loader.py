@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import yaml
 
 from cr_bench.errors import CrBenchError
+from cr_bench.io import atomic_write_text
 
 T = TypeVar("T")
 
@@ -172,7 +173,4 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
 
 def write_yaml(path: str | Path, data: dict[str, Any]) -> None:
     """Write ``data`` as YAML atomically (a crash never leaves a half-written file)."""
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
-    tmp.replace(path)
+    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))

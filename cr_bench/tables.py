@@ -1,0 +1,239 @@
+"""Results tables: the DataFrames, CSV files and markdown that people cite.
+
+Tables arrange scores; every statistic in them comes from :mod:`cr_bench.stats`. The
+episode tables they read are :mod:`cr_bench.evaluation`'s (``EPISODE_COLUMNS`` and its
+extensions).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from cr_bench.evaluation import CONDITIONS
+from cr_bench.io import write_csv
+from cr_bench.stats import (
+    SUCCESS_RETURN,
+    probability_of_improvement,
+    score_matrix,
+    stratified_bootstrap_ci,
+    summarize_scores,
+)
+
+if TYPE_CHECKING:
+    from cr_bench.spec.suite import CurveSettings
+
+CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
+"""checkpoints.csv of a published model: one row per scored checkpoint."""
+CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high"]
+"""curve.csv of a suite: mean score and its 95% CI per agent and frame count."""
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str) -> list[str]:
+    """The lines of a markdown table; ``align`` has one letter per column, ``l`` or ``r``.
+
+    >>> print("\\n".join(markdown_table(["agent", "mean"], [["ppo", "901.5"]], "lr")))
+    | agent | mean |
+    |---|---:|
+    | ppo | 901.5 |
+    """
+    if len(align) != len(header):
+        raise ValueError(f"align needs one letter per column ({len(header)}), got {align!r}")
+
+    def line(cells: Sequence[Any]) -> str:
+        return "| " + " | ".join(map(str, cells)) + " |"
+
+    corner = line(header).replace("|  |", "| |")  # an empty header cell: the corner of a matrix
+    return [corner, "|" + "".join("---:|" if a == "r" else "---|" for a in align), *map(line, rows)]
+
+
+# -- Comparisons (cr-bench compare) --------------------------------------------------------
+def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
+    """One row per agent: score statistics per condition (:func:`cr_bench.stats.summarize_scores`
+    over its runs x tracks), training cost.
+
+    :param episodes: columns ``SUITE_EPISODE_COLUMNS`` (:mod:`cr_bench.evaluation`).
+    :param runs: columns ``agent, seed, frames, wall_seconds`` of the trained runs.
+    """
+    rows = []
+    for agent in dict.fromkeys(episodes["agent"]):
+        row: dict[str, Any] = {"agent": agent}
+        for condition in CONDITIONS:
+            part = episodes[(episodes.agent == agent) & (episodes.condition == condition)]
+            if part.empty:
+                continue
+            matrix = score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
+            summary = summarize_scores(matrix, reps=reps, random_state=0)
+            suffix = "" if condition == "standard" else "_randomized"
+            for key in ("mean", "std", "median", "iqm", "iqm_ci_low", "iqm_ci_high", "success_rate"):
+                row[key + suffix] = summary[key]
+            row[f"mean_length{suffix}"] = part["length"].mean()
+        row["runs"] = int(episodes[episodes.agent == agent]["seed"].nunique())
+        trained = runs[runs.agent == agent]
+        if not trained.empty:
+            row["training_frames"] = float(trained["frames"].mean())
+            row["wall_seconds"] = float(trained["wall_seconds"].mean())
+            row["frames_per_s"] = float((trained["frames"] / trained["wall_seconds"]).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def improvement_matrix(episodes: pd.DataFrame) -> pd.DataFrame:
+    """P(row agent > column agent) on the standard tracks, for every pair."""
+    standard = episodes[episodes.condition == "standard"]
+    agents = list(dict.fromkeys(standard["agent"]))
+    matrices = {
+        agent: score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
+        for agent, part in standard.groupby("agent", sort=False)
+    }
+    table = pd.DataFrame(index=agents, columns=agents, dtype=float)
+    for x in agents:
+        for y in agents:
+            table.loc[x, y] = np.nan if x == y else probability_of_improvement(matrices[x], matrices[y])
+    return table
+
+
+def leaderboard_markdown(
+    summary: pd.DataFrame, poi: pd.DataFrame, name: str, command: str, episodes: pd.DataFrame
+) -> str:
+    """A comparison's summary.md: the leaderboard (:func:`summarize_agents`), the
+    probability of improvement (:func:`improvement_matrix`) and the two plots."""
+    tracks = episodes[episodes.condition == "standard"]["track_seed"]
+    lines = [
+        f"# {name}: leaderboard",
+        "",
+        f"Produced by `{command}`. Raw CarRacing-v3 return on track seeds {tracks.min()}..{tracks.max()} "
+        f"({tracks.nunique()} held-out tracks per run), deterministic policies; IQM with a 95% stratified "
+        f"bootstrap CI over runs x tracks; success = return >= {SUCCESS_RETURN:.0f}. *Randomized*: the same "
+        "tracks with `domain_randomize=True`.",
+        "",
+    ]
+    header = ["agent", "runs", "mean ± std", "median", "IQM [95% CI]", "success", "IQM randomized [95% CI]",
+              "success randomized", "train frames", "wall h", "frames/s"]  # fmt: skip
+    lines += markdown_table(
+        header, map(_leaderboard_row, summary.sort_values("iqm", ascending=False).to_dict("records")), "l" + "r" * 10
+    )
+    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks.", ""]
+    poi_rows = [[agent, *("-" if pd.isna(v) else f"{v:.2f}" for v in row)] for agent, row in poi.iterrows()]
+    lines += markdown_table(["", *poi.columns], poi_rows, "l" + "r" * len(poi.columns))
+    lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
+    return "\n".join(lines)
+
+
+def _leaderboard_row(r: dict[str, Any]) -> list[str]:
+    if pd.notna(r.get("iqm_randomized")):
+        randomized = [
+            f"{r['iqm_randomized']:.1f} [{r['iqm_ci_low_randomized']:.1f}, {r['iqm_ci_high_randomized']:.1f}]",
+            f"{r['success_rate_randomized']:.0%}",
+        ]
+    else:
+        randomized = ["-", "-"]
+    if pd.notna(r.get("training_frames")):
+        cost = [f"{r['training_frames']:,.0f}", f"{r['wall_seconds'] / 3600:.2f}", f"{r['frames_per_s']:,.0f}"]
+    else:
+        cost = ["-", "-", "-"]
+    return [
+        str(r["agent"]),
+        str(r["runs"]),
+        f"{r['mean']:.1f} ± {r['std']:.1f}",
+        f"{r['median']:.1f}",
+        f"{r['iqm']:.1f} [{r['iqm_ci_low']:.1f}, {r['iqm_ci_high']:.1f}]",
+        f"{r['success_rate']:.0%}",
+        *randomized,
+        *cost,
+    ]
+
+
+def binned_curves(curves: list[pd.DataFrame], bins: int = 20) -> tuple[np.ndarray, np.ndarray] | None:
+    """Training curves of several runs on one grid of env frames, for a mean-and-band plot.
+
+    :param curves: each run's curve.csv (``frames``, ``true_return`` columns).
+    :return: ``(centres, per_run)``: the bins' centres in env frames, shape ``(bins,)``, and
+        each run's mean true return per bin, shape ``(n_runs, bins)`` (NaN where a run had
+        no episode); None when no run has an episode.
+    """
+    top = max((float(c["frames"].max()) for c in curves if not c.empty), default=0.0)
+    if top <= 0:
+        return None
+    edges = np.linspace(0, top, bins + 1)
+    per_run = np.array(
+        [
+            [c[(c.frames > lo) & (c.frames <= hi)]["true_return"].mean() for lo, hi in itertools.pairwise(edges)]
+            for c in curves
+        ],
+        dtype=np.float64,
+    )
+    return (edges[:-1] + edges[1:]) / 2, per_run
+
+
+# -- Score vs env frames (suite curves) ----------------------------------------------------
+def curve_table(scores: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
+    """Mean score and its 95% CI per agent and frame count, over seeds and tracks.
+
+    :param scores: columns ``agent, seed, frames, track_seed, return``.
+    :return: columns :data:`CURVE_TABLE_COLUMNS`; the CI is the stratified bootstrap (runs
+        redrawn per track) of the mean.
+    """
+    rows = []
+    for (agent, frames), group in scores.groupby(["agent", "frames"], sort=True):
+        matrix = group.pivot_table(index="seed", columns="track_seed", values="return").dropna(axis=1)
+        low, high = stratified_bootstrap_ci(matrix.to_numpy(), statistic=np.mean, reps=reps)
+        rows.append([agent, int(frames), len(matrix), float(matrix.to_numpy().mean()), low, high])
+    return pd.DataFrame(rows, columns=CURVE_TABLE_COLUMNS)
+
+
+def curve_markdown(table: pd.DataFrame, settings: CurveSettings) -> list[str]:
+    """The "Score vs env frames" section of a suite's summary.md (:func:`curve_table`)."""
+    tracks = f"{settings.track_seed_start}..{settings.track_seed_start + settings.episodes - 1}"
+    lines = [
+        "## Score vs env frames",
+        "",
+        f"Each run's checkpoint every {settings.every_frames:,} frames, deterministic policy, on {settings.episodes} "
+        f"validation tracks ({tracks}, {settings.backend}); mean over seeds and tracks with a 95% stratified "
+        "bootstrap CI (`curve.csv`).",
+        "",
+    ]
+    rows = [
+        [r.agent, f"{r.frames:,}", r.seeds, f"{r.mean:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"]
+        for r in table.itertuples()
+    ]
+    lines += markdown_table(["agent", "frames", "seeds", "mean [95% CI]"], rows, "lrrr")
+    lines += ["", "![score vs frames](score_vs_frames.png)", ""]
+    return lines
+
+
+# -- Published models (cr-bench publish) ---------------------------------------------------
+def checkpoint_row(returns: np.ndarray, frames: int, wall_seconds: float, model: str) -> dict[str, Any]:
+    """One row of checkpoints.csv (:data:`CHECKPOINT_COLUMNS`) from a model's episode returns,
+    shape ``(n_episodes,)``."""
+    summary = summarize_scores(np.asarray(returns, dtype=np.float64)[:, None])
+    return {
+        "frames": frames,
+        "wall_hours": round(wall_seconds / 3600, 3),
+        "episodes": summary["episodes"],
+        "mean": round(summary["mean"], 2),
+        "std": round(summary["std"], 2),
+        "iqm": round(summary["iqm"], 2),
+        "success_rate": round(summary["success_rate"], 3),
+        "model": model,
+    }
+
+
+def write_checkpoint_table(path: Path, rows: list[dict[str, Any]]) -> None:
+    """checkpoints.csv: rows of :func:`checkpoint_row`."""
+    write_csv(path, CHECKPOINT_COLUMNS, ([row[column] for column in CHECKPOINT_COLUMNS] for row in rows))
+
+
+def checkpoints_markdown(table: pd.DataFrame) -> list[str]:
+    """A published model's checkpoints.csv as a markdown table."""
+    rows = [
+        [f"{r.frames:,}", f"{r.wall_hours:.2f}", r.episodes, f"{r.mean:.1f} ± {r.std:.1f}", f"{r.iqm:.1f}",
+         f"{r.success_rate:.0%}"]
+        for r in table.itertuples()
+    ]  # fmt: skip
+    return markdown_table(["env frames", "wall hours", "tracks", "mean ± std", "IQM", "success"], rows, "rrrrrr")

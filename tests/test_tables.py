@@ -1,0 +1,107 @@
+"""Results tables and atomic writes: small tables worked out by hand."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cr_bench.evaluation import SUITE_EPISODE_COLUMNS
+from cr_bench.io import atomic_path, atomic_write_text
+from cr_bench.tables import (
+    CHECKPOINT_COLUMNS,
+    binned_curves,
+    checkpoint_row,
+    curve_table,
+    improvement_matrix,
+    leaderboard_markdown,
+    markdown_table,
+    summarize_agents,
+)
+
+
+def _episodes() -> pd.DataFrame:
+    """Agent a: runs 0 and 1 on tracks 10 and 11; agent b: run 0 only."""
+    rows = [
+        ("a", 0, "standard", 10, 0.0, 1000),
+        ("a", 0, "standard", 11, 900.0, 1000),
+        ("a", 1, "standard", 10, 100.0, 1000),
+        ("a", 1, "standard", 11, 1000.0, 800),
+        ("b", 0, "standard", 10, 50.0, 1000),
+        ("b", 0, "standard", 11, 50.0, 1000),
+    ]
+    return pd.DataFrame(rows, columns=SUITE_EPISODE_COLUMNS)
+
+
+def test_markdown_table_aligns_columns() -> None:
+    assert markdown_table(["", "x"], [["a", 1], ["b", ""]], "lr") == ["| | x |", "|---|---:|", "| a | 1 |", "| b |  |"]
+    with pytest.raises(ValueError):
+        markdown_table(["a", "b"], [], "l")
+
+
+def test_summarize_agents_hand_worked() -> None:
+    """Agent a's 2 x 2 matrix [[0, 900], [100, 1000]]: mean 500, IQM 500, half the episodes solved."""
+    runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [100, 300], "wall_seconds": [10.0, 10.0]})
+    summary = summarize_agents(_episodes(), runs).set_index("agent")
+    a, b = summary.loc["a"], summary.loc["b"]
+    assert (a["mean"], a["median"], a["iqm"], a["success_rate"], a["runs"]) == (500.0, 500.0, 500.0, 0.5, 2)
+    assert (a["iqm_ci_low"], a["iqm_ci_high"]) == (450.0, 550.0)
+    assert a["mean_length"] == 950.0
+    assert (a["training_frames"], a["frames_per_s"]) == (200.0, 20.0)  # mean of 100/10 and 300/10
+    assert (b["mean"], b["std"], b["runs"]) == (50.0, 0.0, 1) and pd.isna(b["training_frames"])
+    assert "mean_randomized" not in summary.columns
+
+
+def test_improvement_matrix_and_leaderboard() -> None:
+    """a beats b on track 10 in 1 of 2 pairs (0 < 50 < 100) and on track 11 in both: 0.75."""
+    episodes = _episodes()
+    poi = improvement_matrix(episodes)
+    assert poi.loc["a", "b"] == 0.75 and poi.loc["b", "a"] == 0.25 and pd.isna(poi.loc["a", "a"])
+    text = leaderboard_markdown(summarize_agents(episodes, episodes.iloc[:0]), poi, "tiny", "cmd", episodes)
+    lines = text.splitlines()
+    assert lines[0] == "# tiny: leaderboard" and "track seeds 10..11 (2 held-out tracks per run)" in lines[2]
+    assert "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | - | - | - | - | - |" in lines
+    assert "| | a | b |" in lines and "| a | - | 0.75 |" in lines and "| b | 0.25 | - |" in lines
+
+
+def test_checkpoint_row_hand_worked() -> None:
+    row = checkpoint_row(np.array([0.0, 900.0, 100.0, 1000.0]), 2_000_000, 7200.0, "model.zip")
+    assert list(row) == CHECKPOINT_COLUMNS
+    assert row == {"frames": 2_000_000, "wall_hours": 2.0, "episodes": 4, "mean": 500.0, "std": 452.77,
+                   "iqm": 500.0, "success_rate": 0.5, "model": "model.zip"}  # fmt: skip
+
+
+def test_curve_table_hand_worked() -> None:
+    """At 100 frames: seeds 0 and 1 on tracks 5 and 6, [[0, 10], [2, 20]] -> mean 8, CI (5, 11)."""
+    scores = pd.DataFrame(
+        [("a", 0, 100, 5, 0.0), ("a", 0, 100, 6, 10.0), ("a", 1, 100, 5, 2.0), ("a", 1, 100, 6, 20.0)],
+        columns=["agent", "seed", "frames", "track_seed", "return"],
+    )
+    assert curve_table(scores).values.tolist() == [["a", 100, 2, 8.0, 5.0, 11.0]]
+
+
+def test_binned_curves() -> None:
+    """Two bins over 0..100 frames: run 0 has episodes in both, run 1 only in the second."""
+    curves = [
+        pd.DataFrame({"frames": [10, 40, 90], "true_return": [1.0, 3.0, 5.0]}),
+        pd.DataFrame({"frames": [100], "true_return": [7.0]}),
+    ]
+    binned = binned_curves(curves, bins=2)
+    assert binned is not None
+    centres, per_run = binned
+    assert centres.tolist() == [25.0, 75.0]
+    assert per_run[0].tolist() == [2.0, 5.0] and np.isnan(per_run[1, 0]) and per_run[1, 1] == 7.0
+    assert binned_curves([pd.DataFrame({"frames": [], "true_return": []})]) is None
+
+
+def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
+    """A writer that fails midway leaves the previous file and no temporary file."""
+    path = tmp_path / "summary.md"
+    atomic_write_text(path, "old")
+    with pytest.raises(RuntimeError), atomic_path(path) as tmp:
+        tmp.write_text("half")
+        raise RuntimeError("killed")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
