@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.utils import LinearSchedule
 
-from cr_bench.errors import CrBenchError
+from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.spec.agents import ACTIVATIONS, AGENTS, FEATURE_EXTRACTORS, SCHEDULES, AgentSpec, get_agent
 from cr_bench.spec.run import PolicyConfig, RunConfig
 
@@ -67,6 +67,8 @@ def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | No
             **algo,
         )
     except (ValueError, TypeError, AssertionError) as error:
+        if not raised_by_library(error):
+            raise  # a bug of ours, not a bad config
         raise CrBenchError(f"cannot build {spec.name}: {error}".splitlines()[0]) from None
     model.frame_budget = config.frames  # type: ignore[attr-defined]
     return model

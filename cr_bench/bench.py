@@ -24,12 +24,12 @@ import numpy as np
 
 from cr_bench import wrappers
 from cr_bench.agents import policy_kwargs, set_torch_threads
-from cr_bench.envs import ENV_ID, make_vec_env
+from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
 from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict
-from cr_bench.spec.run import PolicyConfig, resolve_backend
+from cr_bench.spec.run import ENV_ID, PolicyConfig, resolve_backend
 from cr_bench.tables import markdown_table
 from cr_bench.training import FrameCounter, train
 

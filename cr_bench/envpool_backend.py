@@ -22,9 +22,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, Vec
 
 from cr_bench import wrappers
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.run import EnvConfig
+from cr_bench.spec.run import ENV_ID, EnvConfig
 
-ENVPOOL_ID = "CarRacing-v3"
 _ACTION_LOW, _ACTION_HIGH = wrappers.CAR_RACING_ACTIONS.low, wrappers.CAR_RACING_ACTIONS.high
 
 
@@ -82,7 +81,7 @@ class EnvPoolVecEnv(VecEnv):
         import envpool
 
         return envpool.make(
-            ENVPOOL_ID,
+            ENV_ID,
             env_type="gymnasium",
             num_envs=self.num_envs,
             batch_size=self.num_envs,

@@ -15,8 +15,6 @@ from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.run import EnvConfig, check_env_config, resolve_backend
 
-ENV_ID = "CarRacing-v3"
-
 
 def make_env(
     config: EnvConfig,
@@ -36,7 +34,7 @@ def make_env(
     :return: an env whose ``info`` carries ``true_return`` and ``episode_frames``.
     """
     check_env_config(config)
-    env: gym.Env = gym.make(ENV_ID, domain_randomize=config.domain_randomize, render_mode=render_mode)
+    env: gym.Env = gym.make(config.id, domain_randomize=config.domain_randomize, render_mode=render_mode)
     if raw_wrapper is not None:
         env = raw_wrapper(env)
     env = wrappers.EpisodeScore(env)

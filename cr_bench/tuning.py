@@ -45,7 +45,7 @@ from optuna.trial import FrozenTrial, TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 from tqdm import tqdm
 
-from cr_bench.errors import CrBenchError
+from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.io import atomic_write_text, write_csv
 from cr_bench.plots import plot_optimization_history
@@ -57,8 +57,10 @@ from cr_bench.tables import markdown_table
 from cr_bench.training import train
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-# Errors that fail one trial (diverging or NaN training, a config the sampler made
-# invalid) without stopping the study; their message is kept in the trial's user attrs.
+# Errors that fail one trial without stopping the study (diverging or NaN training, a config
+# the sampler made invalid), when a library raised them (raised_by_library) or they are
+# CrBenchError; their message is kept in the trial's user attrs. Raised by our code, they
+# are a bug and stop the study with a traceback.
 TRIAL_ERRORS = (ValueError, RuntimeError, FloatingPointError, CrBenchError)
 
 
@@ -406,7 +408,7 @@ def run_worker(settings: TuneSettings, progress: bool = True) -> None:
 
 
 def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings, space: dict[str, ParamSpec]) -> None:
-    """Run one trial and tell the study how it ended; only Ctrl-C propagates."""
+    """Run one trial and tell the study how it ended; only Ctrl-C and our own bugs propagate."""
     try:
         value = objective(trial, settings, space)
     except optuna.TrialPruned:
@@ -414,6 +416,8 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
     except TRIAL_ERRORS as error:
         trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
         study.tell(trial, state=TrialState.FAIL)
+        if not (isinstance(error, CrBenchError) or raised_by_library(error)):
+            raise  # a bug of ours: the study stops with its traceback
     except KeyboardInterrupt:
         study.tell(trial, state=TrialState.FAIL)
         retry_later(study, trial)

@@ -131,3 +131,62 @@ class FakeCarRacing(gym.Env):
         truncated = not terminated and t >= self.max_frames
         self._done = terminated or truncated
         return obs, reward, terminated, truncated, info
+
+
+class TinyCarRacing(gym.Env):
+    """A CarRacing-v3 stand-in for orchestration tests (train, eval, tune, compare, publish).
+
+    It has CarRacing's spaces, a 1000-frame limit (registered as ``TinyCarRacing-v0``;
+    cr-bench reaches it with ``--set env.id=tests.fake_env:TinyCarRacing-v0``) and runs
+    thousands of frames/s without Box2D. A track is a sequence of bends drawn from the
+    seed; a frame's reward is ``0.1 * speed - 0.05 * |steer - bend|``, so returns differ
+    between tracks and policies, and the frame shows the road shifted by the bend and the
+    speed. ``domain_randomize`` changes the grass colour on every reset.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 50}  # noqa: RUF012 (gymnasium's class attribute)
+
+    def __init__(self, domain_randomize: bool = False, render_mode: str | None = None) -> None:
+        super().__init__()
+        self.observation_space = gym.spaces.Box(0, 255, (96, 96, 3), np.uint8)
+        self.action_space = gym.spaces.Box(
+            np.array([-1, 0, 0], dtype=np.float32), np.array([1, 1, 1], dtype=np.float32), dtype=np.float32
+        )
+        self.domain_randomize, self.render_mode = domain_randomize, render_mode
+        self.bends = np.zeros(1000)
+        self.grass = np.array(GRASS, dtype=np.uint8)
+        self.speed, self.frame = 0.0, 0
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.bends = np.repeat(self.np_random.uniform(-1, 1, 20), 50)
+        if self.domain_randomize:
+            self.grass = self.np_random.integers(0, 256, 3).astype(np.uint8)
+        self.speed, self.frame = 0.0, 0
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        steer, gas, brake = np.clip(np.asarray(action, dtype=np.float64), self.action_space.low, 1.0)
+        bend = self.bends[min(self.frame, 999)]
+        self.speed = 0.95 * self.speed + gas - brake
+        self.speed = max(self.speed, 0.0)
+        self.frame += 1
+        reward = 0.1 * self.speed - 0.05 * abs(steer - bend)
+        return self._observation(), float(reward), False, False, {}
+
+    def _observation(self) -> np.ndarray:
+        frame = np.empty((96, 96, 3), dtype=np.uint8)
+        frame[:] = self.grass
+        centre = 48 + int(20 * self.bends[min(self.frame, 999)])
+        width = 10 + min(int(self.speed), 20)
+        frame[:84, max(0, centre - width) : centre + width] = ROAD
+        return frame
+
+    def render(self) -> np.ndarray:
+        return np.repeat(np.repeat(self._observation(), 4, axis=0), 6, axis=1)[:400, :600]
+
+
+if "TinyCarRacing-v0" not in gym.registry:
+    gym.register("TinyCarRacing-v0", entry_point=TinyCarRacing, max_episode_steps=1000)
+TINY_ENV = ["--set", "env.id=tests.fake_env:TinyCarRacing-v0"]
+"""``cr-bench`` flags that run on :class:`TinyCarRacing` (gymnasium backend)."""

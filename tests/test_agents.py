@@ -11,6 +11,7 @@ from cr_bench.agents import build_model, load_model
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.agents import AGENTS, get_agent, resolve_config
+from cr_bench.spec.commands import positive
 from custom_policies import BetaCnnPolicy
 
 SMALL = {
@@ -114,3 +115,23 @@ def test_runs_saved_before_the_rename_keep_their_agent(tmp_path: Path) -> None:
     assert RunDir(tmp_path).read_config().agent == "ppo-gaussian"
     write_yaml(tmp_path / "config.yaml", to_dict(resolve_config("ppo", {"policy": {"initial_action_mean": None}})))
     assert RunDir(tmp_path).read_config().agent == "ppo"
+
+
+def test_a_config_sb3_rejects_is_a_user_error_but_our_bug_is_not(monkeypatch: pytest.MonkeyPatch) -> None:
+    """SB3's own check on a bad argument (batch_size 1) is a one-line CrBenchError; the same
+    exception type raised by our code is a bug and keeps its type and traceback."""
+    config = resolve_config("ppo", {"n_envs": 1, "vec_env": "dummy", "env": {"backend": "gymnasium"}}, SMALL["ppo"])
+    env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
+    config.algo["batch_size"] = 1
+    with pytest.raises(CrBenchError, match="cannot build ppo"):
+        build_model(config, env)
+    config.algo["batch_size"] = 16
+
+    def broken_kwargs(_: object) -> dict[str, object]:
+        positive("8")  # type: ignore[arg-type]  # a TypeError raised in cr_bench's own code
+        return {}
+
+    monkeypatch.setattr("cr_bench.agents.policy_kwargs", broken_kwargs)
+    with pytest.raises(TypeError, match="not supported between"):
+        build_model(config, env)
+    env.close()

@@ -18,6 +18,7 @@ from cr_bench import tuning
 from cr_bench.errors import CrBenchError
 from cr_bench.spec import tune as spec_tune
 from cr_bench.spec.agents import AGENTS, resolve_config
+from cr_bench.spec.commands import positive
 from cr_bench.spec.run import envpool_available
 from tests.conftest import run_cli
 
@@ -382,3 +383,31 @@ def test_silent_trials_of_another_host_are_retried(tmp_path: Path, monkeypatch: 
     assert tuning.interrupted(trials[0]) and trials[1].state == TrialState.RUNNING
     assert trials[2].state == TrialState.WAITING
     assert study.ask(space).params == trials[0].params  # the retry runs the same config
+
+
+def test_a_bug_of_ours_stops_the_study_but_a_library_error_fails_one_trial(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ValueError from torch (a diverged policy) fails its trial and the study goes on; one
+    raised by cr-bench code is a bug: the study stops with it, the trial marked failed."""
+    import torch
+
+    def diverged(*args: Any, **kwargs: Any) -> None:
+        torch.distributions.Beta(torch.tensor([float("nan")]), torch.tensor([1.0]), validate_args=True)
+
+    monkeypatch.setattr(tuning, "train", diverged)
+    settings = _settings(tmp_path, trials=2)
+    with pytest.raises(CrBenchError, match="failed"):
+        tuning.tune(settings)
+    errors = [t.user_attrs["error"] for t in _study(settings).trials]
+    assert len(errors) == 2 and all(e.startswith("ValueError") for e in errors)
+
+    def buggy(*args: Any, **kwargs: Any) -> None:
+        positive(-1)  # a ValueError raised in cr_bench's own code
+
+    monkeypatch.setattr(tuning, "train", buggy)
+    bug = _settings(tmp_path, trials=2, study_name="bug")
+    with pytest.raises(ValueError, match="must be >= 0, got -1"):
+        tuning.tune(bug)
+    (trial,) = _study(bug).trials
+    assert trial.state == optuna.trial.TrialState.FAIL

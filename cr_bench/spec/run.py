@@ -17,6 +17,8 @@ from cr_bench import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import read_yaml
 
+ENV_ID = "CarRacing-v3"
+"""The simulator cr-bench is for (gymnasium's id; EnvPool's port has the same)."""
 TEST_TRACK_START = 1_000_000
 """Held-out test tracks: ``cr-bench eval`` and every published table play seeds 1,000,000+."""
 VALIDATION_TRACK_START = 2_000_000
@@ -48,6 +50,9 @@ class ShapingConfig:
 class EnvConfig:
     """The CarRacing-v3 observation and action pipeline, shared by training and evaluation."""
 
+    id: str = ENV_ID
+    """Gymnasium id of the simulated env (gymnasium backend only): CarRacing-v3, or an env with its
+    spaces, ``module:Id`` importing the module that registers it (the tests' ``tests.fake_env:TinyCarRacing-v0``)."""
     backend: str = "auto"
     """Simulator for training: ``gymnasium`` (the reference), ``envpool`` (C++, several times
     faster; ``pip install 'cr-bench[fast]'``) or ``auto`` (envpool when installed)."""
@@ -212,6 +217,8 @@ def check_env_config(config: EnvConfig) -> None:
     """Raise CrBenchError naming the first invalid value of ``config``."""
     if config.backend not in ("auto", *BACKENDS):
         raise CrBenchError(f"env.backend: unknown {config.backend!r}; known: auto, {', '.join(BACKENDS)}")
+    if config.backend == "envpool" and config.id != ENV_ID:
+        raise CrBenchError(f"env.id: the envpool backend runs {ENV_ID} only, not {config.id!r}")
     if config.backend == "envpool" and config.domain_randomize:
         raise CrBenchError("env.domain_randomize is not available on the envpool backend")
     for name in ("action_repeat", "frame_stack", "obs_size"):
