@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 from collections.abc import Sequence
+from pathlib import Path
 
 import pytest
 
 from cr_bench.cli import main
+from tests.fake_env import TINY_ENV
 
 # Per-agent overrides that make a real run take a few seconds on one core.
 TINY = {
@@ -17,7 +20,11 @@ TINY = {
     "ppo-gaussian": ["--set", "algo.n_steps=32", "--set", "algo.batch_size=32", "--set", "algo.n_epochs=1"],
     "dqn": ["--set", "algo.learning_starts=50", "--set", "algo.buffer_size=1000"],
 }
-ONE_ENV = ["--n-envs", "1", "--set", "vec_env=dummy", "--backend", "gymnasium"]
+REAL_ENV = ["--n-envs", "1", "--set", "vec_env=dummy", "--backend", "gymnasium", "--set", "torch_threads=1"]
+"""One real CarRacing-v3 env on gymnasium: for the end-to-end tests. One torch thread: the
+suite runs on every core at once (pytest-xdist), where a second thread per test only spins."""
+ONE_ENV = [*REAL_ENV, *TINY_ENV, "--set", "eval.n_envs=1"]
+"""One :class:`~tests.fake_env.TinyCarRacing` env: for orchestration tests (no Box2D)."""
 
 
 def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
@@ -32,9 +39,19 @@ def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="session")
-def trained_run(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A ppo-beta run trained for 800 frames, shared by the eval and record tests."""
-    run_dir = str(tmp_path_factory.mktemp("runs") / "ppo-beta")
-    code, _, err = run_cli(["train", "ppo-beta", "--frames", "800", "--out", run_dir, *ONE_ENV, *TINY["ppo-beta"]])
+def _trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("runs") / "ppo-beta"
+    code, _, err = run_cli(
+        ["train", "ppo-beta", "--frames", "800", "--out", str(run_dir), *REAL_ENV, *TINY["ppo-beta"]]
+    )
     assert code == 0, err
     return run_dir
+
+
+@pytest.fixture
+def trained_run(_trained_once: Path, tmp_path: Path) -> str:
+    """A ppo-beta run trained on real CarRacing for 800 frames (trained once per session); each
+    test gets its own copy, so what one test writes into it no other test sees."""
+    copy = tmp_path / "ppo-beta"
+    shutil.copytree(_trained_once, copy)
+    return str(copy)

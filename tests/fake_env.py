@@ -188,5 +188,7 @@ class TinyCarRacing(gym.Env):
 
 if "TinyCarRacing-v0" not in gym.registry:
     gym.register("TinyCarRacing-v0", entry_point=TinyCarRacing, max_episode_steps=1000)
-TINY_ENV = ["--set", "env.id=tests.fake_env:TinyCarRacing-v0"]
+TINY_ENV_ID = "tests.fake_env:TinyCarRacing-v0"
+"""``env.id`` of :class:`TinyCarRacing` (the module registers it on import)."""
+TINY_ENV = ["--set", f"env.id={TINY_ENV_ID}"]
 """``cr-bench`` flags that run on :class:`TinyCarRacing` (gymnasium backend)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,16 +11,27 @@ import pandas as pd
 import pytest
 import yaml
 
+from cr_bench.baselines import BASELINE_ENV, make_baseline
 from cr_bench.compare import compare_suite
 from cr_bench.errors import CrBenchError
+from cr_bench.evaluation import evaluate
 from cr_bench.report import build_report
 from cr_bench.spec.run import envpool_available
 from cr_bench.spec.suite import load_suite
 from cr_bench.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
+from cr_bench.wrappers import CAR_RACING_ACTIONS
 from tests.conftest import run_cli
+from tests.fake_env import TINY_ENV_ID
 
-TINY_SET = {"n_envs": 1, "vec_env": "dummy", "algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}}
-BACKEND = "envpool" if envpool_available() else "gymnasium"
+TINY_SET = {
+    "n_envs": 1,
+    "vec_env": "dummy",
+    "env": {"backend": "gymnasium", "id": TINY_ENV_ID},
+    "eval": {"n_envs": 1},
+    "torch_threads": 1,
+    "algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1},
+}
+BACKEND = "gymnasium"  # TinyCarRacing runs on gymnasium
 
 
 def _suite(tmp_path: Path, **changes: object) -> Path:
@@ -28,7 +40,7 @@ def _suite(tmp_path: Path, **changes: object) -> Path:
         "frames": 120,
         "seeds": [0, 1],
         "agents": [{"name": "beta", "agent": "ppo-beta", "set": TINY_SET}],
-        "eval": {"episodes": 2, "backend": BACKEND, "randomized": False, "n_envs": 2},
+        "eval": {"episodes": 2, "backend": BACKEND, "randomized": False, "n_envs": 1},
     }
     data.update(changes)
     path = tmp_path / "suite.yaml"
@@ -100,8 +112,19 @@ def test_shipped_suites_load() -> None:
     assert {c.agent for c in configs.values()} >= {"ppo", "ppo-gaussian", "dqn", "recurrent-ppo", "qrdqn"}
 
 
-def test_suite_runs_summarizes_and_resumes(tmp_path: Path) -> None:
+def test_baselines_drive_real_carracing_apart() -> None:
+    """On a real CarRacing-v3 track the scripted driver collects tiles and the random policy does not."""
+    backend = "envpool" if envpool_available() else "gymnasium"
+    returns = {
+        name: evaluate(make_baseline(name, CAR_RACING_ACTIONS, 0), BASELINE_ENV, 1, 1_000_000, backend=backend)[0]
+        for name in ("scripted", "random")
+    }
+    assert returns["random"].true_return < 0 < returns["scripted"].true_return - 100
+
+
+def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tiny suite writes every output; its summary agrees with episodes.csv; a rerun retrains nothing."""
+    monkeypatch.setattr("cr_bench.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_ENV_ID))
     path = _suite(tmp_path)
     results, runs = tmp_path / "results", tmp_path / "runs"
     compare_suite(path, 1, results, runs, "cr-bench compare --suite suite.yaml")
@@ -151,7 +174,7 @@ def test_randomized_colours_column(tmp_path: Path) -> None:
     path = _suite(
         tmp_path,
         seeds=[0],
-        baselines=["scripted"],
+        baselines=[],
         eval={"episodes": 1, "backend": "gymnasium", "randomized": True, "n_envs": 1},
     )
     compare_suite(path, 1, tmp_path / "results", tmp_path / "runs", "test")
@@ -169,7 +192,7 @@ def test_suite_curve_scores_every_checkpoint_once(tmp_path: Path, monkeypatch: p
         {"name": "beta", "agent": "ppo", "set": TINY_SET},
         {"name": "one-seed", "agent": "ppo", "set": TINY_SET, "seeds": [1]},  # its own seeds
     ]
-    suite = _suite(tmp_path, curve=curve, agents=agents)
+    suite = _suite(tmp_path, curve=curve, agents=agents, baselines=[])
     compare_suite(suite, 1, tmp_path / "results", tmp_path / "runs", "cr-bench compare --suite s.yaml")
     out = tmp_path / "results" / "tiny"
     table = pd.read_csv(out / "curve.csv")

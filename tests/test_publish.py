@@ -24,7 +24,7 @@ def checkpointed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ppo-beta trained for 800 frames with a checkpoint every 200, evaluated on EnvPool (fast)."""
     run = tmp_path_factory.mktemp("runs") / "ppo-beta"
     argv = ["train", "ppo-beta", "--frames", "800", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
-    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=200", "--set", "eval.backend=envpool"])
+    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=200", "--set", "eval.backend=gymnasium"])
     assert code == 0, err
     return run
 

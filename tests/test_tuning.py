@@ -19,16 +19,17 @@ from cr_bench.errors import CrBenchError
 from cr_bench.spec import tune as spec_tune
 from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.commands import positive
-from cr_bench.spec.run import envpool_available
 from tests.conftest import run_cli
+from tests.fake_env import TINY_ENV_ID
 
-BACKEND = "envpool" if envpool_available() else "gymnasium"
+BACKEND = "gymnasium"  # TinyCarRacing runs on gymnasium
 TINY_BASE = {
     "n_envs": 1,
     "vec_env": "dummy",
-    "env": {"backend": BACKEND},
+    "env": {"backend": "gymnasium", "id": TINY_ENV_ID},
     "algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1},
     "eval": {"n_envs": 1},
+    "torch_threads": 1,
 }
 SMALL_SPACE = {
     "replace": True,

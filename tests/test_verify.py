@@ -22,7 +22,7 @@ from cr_bench.publish import read_published, sha256
 from cr_bench.rundir import RunDir
 from cr_bench.spec.agents import resolve_config
 from cr_bench.spec.loader import to_dict
-from tests.conftest import ONE_ENV, TINY, run_cli
+from tests.conftest import REAL_ENV, TINY, run_cli
 
 COMMITTED = sorted(p.parent for p in (Path(__file__).parent.parent / "results" / "models").glob("*/published.yaml"))
 
@@ -41,7 +41,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny ppo run published on 2 EnvPool tracks (fast), without checkpoint scores."""
     root = tmp_path_factory.mktemp("verify")
     run = root / "run"
-    argv = ["train", "ppo", "--frames", "400", "--out", str(run), *ONE_ENV, *TINY["ppo"]]
+    argv = ["train", "ppo", "--frames", "400", "--out", str(run), *REAL_ENV, *TINY["ppo"]]
     code, _, err = run_cli([*argv, "--set", "eval.backend=envpool"])
     assert code == 0, err
     argv = ["publish", str(run), "--name", "tiny", "--results-dir", str(root / "results"), "--episodes", "2"]
