@@ -31,6 +31,7 @@ import yaml
 
 from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
+from cr_bench.io import atomic_write_text
 from cr_bench.spec.agents import AGENTS, get_agent, resolve_config
 from cr_bench.spec.commands import (
     BenchArgs,
@@ -334,7 +335,7 @@ def _eval(args: EvalArgs, command: str) -> None:
         on_episode=print_episode,
     )
     summary = write_episodes(out / "episodes.csv", results, settings.backend)
-    (out / "command.txt").write_text(command + "\n")
+    atomic_write_text(out / "command.txt", command + "\n")
     print(f"score: {format_summary(summary)}")
     print(f"episodes written to {out / 'episodes.csv'}")
 
@@ -367,7 +368,7 @@ def _record(args: RecordArgs, command: str) -> None:
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
     backend = config.eval.backend if args.backend is None else args.backend
     result = record(model, config.env, out, track_seed, fps=args.fps, every=args.every, backend=backend)
-    out.with_name(out.name + ".txt").write_text(command + "\n")
+    atomic_write_text(out.with_name(out.name + ".txt"), command + "\n")
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {out}")
 
 

@@ -105,13 +105,14 @@ class Checked:
 @dataclass(kw_only=True)
 class ResultsOptions(Checked):
     results_dir: str = "results"
-    """Root of the outputs (tables, plots, published models, studies)."""
+    """Root of the outputs: tables and plots (RESULTS_DIR/SUITE/), published models, studies
+    (RESULTS_DIR/tune/STUDY/)."""
 
 
 @dataclass(kw_only=True)
 class RunsOptions(Checked):
     runs_dir: str = "runs"
-    """Root of the run directories the command trains."""
+    """Root of the run directories the command trains (compare: RUNS_DIR/compare/SUITE/, tune: RUNS_DIR/tune/STUDY/)."""
 
 
 @dataclass(kw_only=True)

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.agents import get_agent, resolve_config
-from cr_bench.spec.commands import Backend, Checked, Count, Frames, Index, check_fields
+from cr_bench.spec.commands import Backend, Count, Frames, Index, ResultsOptions, RunsOptions, check_fields
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, check_held_out, read_config_file
 
@@ -183,7 +183,7 @@ def include_defaults(space: dict[str, ParamSpec], defaults: dict[str, Any]) -> d
 
 
 @dataclass
-class TuneSettings(Checked):
+class TuneSettings(RunsOptions, ResultsOptions):
     """Everything a tuning worker needs; plain data so it crosses process boundaries.
 
     The CLI's ``cr-bench tune`` flags take their defaults from here.
@@ -212,10 +212,6 @@ class TuneSettings(Checked):
     """Study name (default: the agent)."""
     storage: str = ""
     """Optuna storage URL (default: a journal file in the results)."""
-    results_dir: str = "results"
-    """Root of the outputs: RESULTS_DIR/tune/STUDY/."""
-    runs_dir: str = "runs"
-    """Root of the trials' run directories: RUNS_DIR/tune/STUDY/."""
     sampler: Sampler = "tpe"
     """Optuna sampler: tpe (multivariate), random or cmaes."""
     pruner: Pruner = "hyperband"
