@@ -391,7 +391,8 @@ def _publish(args: PublishArgs, command: str) -> None:
 
 
 def _tune(settings: TuneSettings, command: str) -> None:
-    from cr_bench.tuning import counted, tune
+    from cr_bench.study import counted
+    from cr_bench.tuning import tune
 
     settings.command = command
     study = tune(settings)

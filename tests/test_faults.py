@@ -329,7 +329,7 @@ def test_tune_killed_or_interrupted_in_a_trial_resumes_without_losing_one(tmp_pa
     and the study ends with exactly the asked trials counted."""
     from optuna.trial import TrialState
 
-    from cr_bench.tuning import interrupted
+    from cr_bench.study import interrupted
 
     argv = _tune_argv(tmp_path)
     faulted = run_faulted(fault, TRIAL_TRAINING, argv, call=2)

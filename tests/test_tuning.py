@@ -6,6 +6,7 @@ import dataclasses
 import multiprocessing
 import os
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from cr_bench import study as optuna_study
 from cr_bench import tuning
 from cr_bench.errors import CrBenchError
 from cr_bench.spec import tune as spec_tune
@@ -63,7 +65,7 @@ def _settings(tmp_path: Path, trials: int, **changes: Any) -> spec_tune.TuneSett
 
 
 def _study(settings: spec_tune.TuneSettings) -> optuna.Study:
-    return optuna.load_study(study_name=settings.study_name, storage=tuning.make_storage(settings))
+    return optuna.load_study(study_name=settings.study_name, storage=optuna_study.make_storage(settings))
 
 
 @pytest.mark.parametrize("agent", list(AGENTS))
@@ -165,7 +167,7 @@ def test_interrupted_study_resumes_without_losing_trials(tmp_path: Path, monkeyp
     trials = _study(settings).trials
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     assert len(complete) == 3 and {t.number for t in kept} <= {t.number for t in complete}
-    assert tuning.interrupted(trials[2]) and trials[2].state == TrialState.FAIL
+    assert optuna_study.interrupted(trials[2]) and trials[2].state == TrialState.FAIL
     assert trials[3].params == trials[2].params  # the interrupted trial ran again
 
 
@@ -298,15 +300,22 @@ def test_trial_value_is_the_mean_of_the_last_evaluations(tmp_path: Path) -> None
     assert callback.value() == 400.0
 
 
-@pytest.mark.parametrize("pruner", ["hyperband", "halving", "median", "none"])
+@pytest.mark.parametrize("pruner", typing.get_args(spec_tune.Pruner))
 def test_every_pruner_builds(tmp_path: Path, pruner: str) -> None:
-    assert isinstance(tuning.make_pruner(_settings(tmp_path, 1, pruner=pruner)), optuna.pruners.BasePruner)
+    """Every name --pruner accepts builds a pruner."""
+    assert isinstance(optuna_study.make_pruner(_settings(tmp_path, 1, pruner=pruner)), optuna.pruners.BasePruner)
+
+
+@pytest.mark.parametrize("sampler", typing.get_args(spec_tune.Sampler))
+def test_every_sampler_builds(sampler: str) -> None:
+    """Every name --sampler accepts builds a sampler (the choices and the factories are one list)."""
+    assert isinstance(optuna_study.make_sampler(sampler, seed=0), optuna.samplers.BaseSampler)
 
 
 def _open_together(settings: spec_tune.TuneSettings, barrier: Any, errors: Any) -> None:
     barrier.wait()
     try:
-        tuning.open_study(settings)
+        optuna_study.open_study(settings)
     except Exception as error:  # reported to the test
         errors.put(f"{type(error).__name__}: {error}")
 
@@ -327,7 +336,7 @@ def test_workers_started_at_the_same_instant_all_open_the_study(tmp_path: Path, 
         worker.join(60)
     assert [w.exitcode for w in workers] == [0, 0, 0]
     assert errors.empty(), errors.get()
-    assert len(optuna.get_all_study_names(tuning.make_storage(settings))) >= 1
+    assert len(optuna.get_all_study_names(optuna_study.make_storage(settings))) >= 1
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
@@ -369,7 +378,7 @@ def test_a_study_whose_trials_all_failed_is_an_error(tmp_path: Path, monkeypatch
 def test_silent_trials_of_another_host_are_retried(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A study carried to a fresh machine (through git) retries the trial its old machine was running."""
     settings = _settings(tmp_path, trials=1)
-    study = tuning.open_study(settings)
+    study = optuna_study.open_study(settings)
     space = {"learning_rate": optuna.distributions.FloatDistribution(1e-4, 1e-3, log=True)}
     trial = study.ask(space)
     trial.set_user_attr("host", "old-machine")
@@ -379,9 +388,9 @@ def test_silent_trials_of_another_host_are_retried(tmp_path: Path, monkeypatch: 
     fresh.set_user_attr("host", "other-machine")
     fresh.set_user_attr("pid", 1)
     fresh.set_user_attr("heartbeat", time.time())  # alive elsewhere: left alone
-    tuning.fail_dead_trials(study)
+    optuna_study.fail_dead_trials(study)
     trials = study.get_trials()
-    assert tuning.interrupted(trials[0]) and trials[1].state == TrialState.RUNNING
+    assert optuna_study.interrupted(trials[0]) and trials[1].state == TrialState.RUNNING
     assert trials[2].state == TrialState.WAITING
     assert study.ask(space).params == trials[0].params  # the retry runs the same config
 

@@ -22,9 +22,9 @@ from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, check_held_out, read_config_file
 
 Sampler = Literal["tpe", "random", "cmaes"]
-"""Optuna samplers ``--sampler`` accepts (:func:`cr_bench.tuning.make_sampler` builds them)."""
+"""Optuna samplers ``--sampler`` accepts (:func:`cr_bench.study.make_sampler` builds them)."""
 Pruner = Literal["hyperband", "halving", "median", "none"]
-"""Optuna pruners ``--pruner`` accepts (:func:`cr_bench.tuning.make_pruner` builds them)."""
+"""Optuna pruners ``--pruner`` accepts (:func:`cr_bench.study.make_pruner` builds them)."""
 
 
 @dataclass
