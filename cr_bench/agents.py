@@ -63,7 +63,7 @@ def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | No
             seed=config.seed,
             tensorboard_log=tensorboard_log,
             verbose=0,
-            device="cpu",
+            device=resolve_device(config.device),
             **algo,
         )
     except (ValueError, TypeError, AssertionError) as error:
@@ -102,12 +102,13 @@ def saved_policy_class(path: str) -> type:
     return saved
 
 
-def load_model(agent: str, path: str, env: Any | None = None) -> BaseAlgorithm:
+def load_model(agent: str, path: str, env: Any | None = None, device: str = "auto") -> BaseAlgorithm:
     """Load a saved model of ``agent`` (optionally attached to ``env``).
 
     The file's policy class is checked first, so a model of another agent is refused in one
     line before SB3 builds anything (DQN loading a ppo file would allocate a 34 GiB replay
-    buffer for its observations).
+    buffer for its observations). The model loads on ``device`` (:func:`resolve_device`),
+    whatever device it was saved from.
 
     :raises CrBenchError: if ``path`` is not a readable model of ``agent``.
     """
@@ -118,9 +119,21 @@ def load_model(agent: str, path: str, env: Any | None = None) -> BaseAlgorithm:
         saved_by = f"agent {owners[0]}" if owners else f"a {saved.__module__}.{saved.__qualname__} policy"
         raise CrBenchError(f"{path} was saved by {saved_by}, not {spec.name}")
     try:
-        return spec.algorithm.load(path, env=env, device="cpu")
+        return spec.algorithm.load(path, env=env, device=resolve_device(device))
     except (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile, UnpicklingError) as error:
         raise CrBenchError(f"cannot load {path}: {error}".splitlines()[0]) from None
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` -> ``cuda`` when a CUDA device is present, else ``cpu`` (SB3's rule).
+
+    :raises CrBenchError: for ``cuda`` on a machine without one.
+    """
+    if device == "auto":
+        return "cuda" if th.cuda.is_available() else "cpu"
+    if device == "cuda" and not th.cuda.is_available():
+        raise CrBenchError("device cuda: this machine has no CUDA device (torch sees none); use --device auto or cpu")
+    return device
 
 
 def set_torch_threads(threads: int) -> None:

@@ -278,7 +278,8 @@ def _train(args: TrainArgs, command: str) -> None:
         if args.out is None:
             raise CrBenchError("--resume needs --out RUN_DIR")
         ignored = [flag for flag, value in [("--seed", args.seed), ("--config", args.config), ("--n-envs", args.n_envs),
-                   ("--backend", args.backend), ("--set", args.overrides or None)] if value is not None]  # fmt: skip
+                   ("--backend", args.backend), ("--set", args.overrides or None), ("--device", args.device)]
+                   if value is not None]  # fmt: skip
         if ignored:
             raise CrBenchError(
                 f"--resume continues the saved config; only --frames may change, not {', '.join(ignored)}"
@@ -291,7 +292,12 @@ def _train(args: TrainArgs, command: str) -> None:
     else:
         flags: dict[str, Any] = {
             key: value
-            for key, value in {"frames": args.frames, "seed": args.seed, "n_envs": args.n_envs}.items()
+            for key, value in {
+                "frames": args.frames,
+                "seed": args.seed,
+                "n_envs": args.n_envs,
+                "device": args.device,
+            }.items()
             if value is not None
         }
         if args.backend is not None:
@@ -319,7 +325,7 @@ def _eval(args: EvalArgs, command: str) -> None:
             f"`cr-bench verify {published}` re-checks it, --out DIR writes a new evaluation elsewhere"
         )
     _writable_dir(out)
-    model = load_model(config.agent, str(run.require_model()))
+    model = load_model(config.agent, str(run.require_model()), device=args.device or "auto")
     set_torch_threads(config.torch_threads)
     settings = merge_eval(config.eval, args)
     last = settings.track_seed_start + settings.episodes - 1
@@ -409,13 +415,13 @@ def _compare(args: CompareArgs, command: str) -> None:
         raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")
     results_dir, runs_dir = Path(args.results_dir), Path(args.runs_dir)
     if args.suite:
-        summary = compare_suite(Path(args.suite), args.workers, results_dir, runs_dir, command)
+        summary = compare_suite(Path(args.suite), args.workers, results_dir, runs_dir, command, device=args.device)
     else:
         settings = merge_eval(suite_eval(), args)
         if settings.backend != "gymnasium":
             settings.randomized = False
         runs = [Path(folder) for folder in args.run_dirs]
-        summary = compare_runs(runs, settings, results_dir / args.name, list(BASELINES), command)
+        summary = compare_runs(runs, settings, results_dir / args.name, list(BASELINES), command, args.device or "auto")
     print(summary.read_text())
     print(f"written {summary.parent}")
 

@@ -39,7 +39,7 @@ from cr_bench.evaluation import (
 from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
 from cr_bench.rundir import RunDir
-from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig
+from cr_bench.spec.run import Device, EnvConfig, EvalConfig, RunConfig
 from cr_bench.spec.suite import CurveSettings, Suite, load_suite
 from cr_bench.tables import (
     binned_curves,
@@ -83,7 +83,7 @@ def _run_job(job: Job) -> str:
             train(config, run.path, command="cr-bench compare")
     if job.curve is not None:
         score_checkpoints(run.path, job.curve)  # cached in the run: only new checkpoints play
-    model = load_model(job.config.agent, str(run.model))
+    model = load_model(job.config.agent, str(run.model), device=job.config.device)
     saved_env = run.read_config().env  # the pipeline the model was trained with
     for condition in _conditions(job.eval):
         path = _eval_file(run.eval_dir, job.eval, condition)
@@ -168,10 +168,20 @@ def _interrupt_when_closed(driver_alive: Connection) -> None:
 
 # -- Suites and run directories ------------------------------------------------------------
 def compare_suite(
-    path: Path, workers: int = 1, results_dir: Path = Path("results"), runs_dir: Path = Path("runs"), command: str = ""
+    path: Path,
+    workers: int = 1,
+    results_dir: Path = Path("results"),
+    runs_dir: Path = Path("runs"),
+    command: str = "",
+    device: Device | None = None,
 ) -> Path:
-    """Run what is missing of the suite at ``path``, then write its tables and plots."""
+    """Run what is missing of the suite at ``path``, then write its tables and plots.
+
+    ``device`` (auto, cpu or cuda) replaces every agent's ``device`` for training and evaluation.
+    """
     suite, configs = load_suite(path)
+    if device is not None:
+        configs = {name: dataclasses.replace(config, device=device) for name, config in configs.items()}
     root = runs_dir / "compare" / suite.name
     # Parallel jobs share the cores: oversubscribed torch threads spin and slow every job.
     threads = max(1, (os.cpu_count() or 1) // workers)
@@ -210,9 +220,14 @@ def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None
 
 
 def compare_runs(
-    run_dirs: list[Path], settings: EvalConfig, out_dir: Path, baselines: list[str], command: str = ""
+    run_dirs: list[Path],
+    settings: EvalConfig,
+    out_dir: Path,
+    baselines: list[str],
+    command: str = "",
+    device: Device = "auto",
 ) -> Path:
-    """Compare existing runs, named by agent, evaluating what is missing.
+    """Compare existing runs, named by agent, evaluating what is missing (on ``device``).
 
     Runs of one agent and seed can appear only once: give runs of different agents or seeds.
     """
@@ -225,7 +240,7 @@ def compare_runs(
             raise CrBenchError(f"run {path} is not finished; finish it with cr-bench train --resume")
         if any(job.name == config.agent and job.seed == config.seed for job in jobs):
             raise CrBenchError(f"two runs of {config.agent} with seed {config.seed}; compare one of them")
-        jobs.append(Job(config.agent, config.seed, str(path), config, settings))
+        jobs.append(Job(config.agent, config.seed, str(path), dataclasses.replace(config, device=device), settings))
     for job in jobs:
         _run_job(job)
     suite = Suite(name=out_dir.name, frames=0, seeds=sorted({j.seed for j in jobs}), agents=[], eval=settings)

@@ -248,7 +248,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         env = _normalize_rewards(env, run, float(config.algo.get("gamma", 0.99)), resume)
     try:
         if resume:
-            model = load_model(config.agent, str(run.model), env=env)
+            model = load_model(config.agent, str(run.model), env=env, device=config.device)
             _restore_replay_buffer(model, run)
             run.trim_curve(int(model.frames_done))  # type: ignore[attr-defined]
         else:

@@ -203,3 +203,39 @@ def test_reward_normalization_is_saved_and_resumed(tmp_path: Path) -> None:
     assert code == 0, err
     # Continued from the saved statistics: the second segment's steps add to the first's.
     assert updates() >= first + (frames() - frames_first) // 8
+
+
+def test_device_auto_picks_cuda_only_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` is SB3's rule; asking for cuda without one is a one-line error."""
+    import torch
+
+    from cr_bench.agents import resolve_device
+    from cr_bench.errors import CrBenchError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto") == "cpu" and resolve_device("cpu") == "cpu"
+    with pytest.raises(CrBenchError, match="no CUDA device"):
+        resolve_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto") == "cuda"
+
+
+def test_a_run_configured_for_cuda_evaluates_on_the_cpu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run trained with device cuda (here: its config says so) loads and evaluates on a CPU-only
+    machine with the default --device auto; training it there with cuda is refused in one line."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    run = tmp_path / "run"
+    code, _, err = run_cli(["train", "ppo", "--frames", "64", "--out", str(run), *ONE_ENV, *TINY["ppo"]])
+    assert code == 0, err
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    assert config["device"] == "auto"
+    (run / "config.yaml").write_text(yaml.safe_dump({**config, "device": "cuda"}))
+    code, out, err = run_cli(["eval", str(run), "--episodes", "1"])
+    assert code == 0, err
+    assert "IQM" in out
+    code, _, err = run_cli(
+        ["train", "ppo", "--device", "cuda", "--frames", "64", "--out", str(tmp_path / "gpu"), *ONE_ENV]
+    )
+    assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err

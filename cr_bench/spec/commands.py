@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.run import check_frames
+from cr_bench.spec.run import Device, check_frames
 
 
 def non_negative(value: int) -> int:
@@ -116,6 +116,13 @@ class RunsOptions(Checked):
 
 
 @dataclass(kw_only=True)
+class DeviceOption(Checked):
+    device: Device | None = None
+    """Torch device: auto (CUDA when present, else the CPU), cpu or cuda. Default: the config's
+    for training (auto), auto for evaluation; a model saved on one device loads on any."""
+
+
+@dataclass(kw_only=True)
 class TracksOptions(Checked):
     episodes: Count | None = None
     """Episodes, one track each (default: eval.episodes of the run's config; compare: 20)."""
@@ -126,7 +133,7 @@ class TracksOptions(Checked):
 
 
 @dataclass(kw_only=True)
-class TrainArgs(Checked):
+class TrainArgs(DeviceOption):
     agent: str = field(metadata={"positional": True, "metavar": "AGENT"})
     """Agent to train (`cr-bench train --help` lists them)."""
     frames: Frames | None = None
@@ -148,7 +155,7 @@ class TrainArgs(Checked):
 
 
 @dataclass(kw_only=True)
-class EvalArgs(TracksOptions):
+class EvalArgs(TracksOptions, DeviceOption):
     run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
     """A trained run."""
     n_envs: Count | None = None
@@ -193,7 +200,7 @@ class RecordArgs(Checked):
 
 
 @dataclass(kw_only=True)
-class CompareArgs(TracksOptions, RunsOptions, ResultsOptions):
+class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption):
     run_dirs: list[str] = field(default_factory=list, metadata={"positional": True, "metavar": "RUN_DIR"})
     """Finished runs to compare (instead of --suite)."""
     suite: str | None = None

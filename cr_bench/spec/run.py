@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from cr_bench import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import read_yaml
 
+Device = Literal["auto", "cpu", "cuda"]
+"""Torch devices a run or a command may ask for (:func:`cr_bench.agents.resolve_device`)."""
 ENV_ID = "CarRacing-v3"
 """The simulator cr-bench is for (gymnasium's id; EnvPool's port has the same)."""
 TEST_TRACK_START = 1_000_000
@@ -162,7 +164,10 @@ class RunConfig:
     keep_checkpoints: bool = True
     """Also keep each scheduled checkpoint as checkpoints/frames-<N>.zip (score vs frames)."""
     torch_threads: int = 2
-    """Torch intra-op threads for the learner."""
+    """Torch intra-op threads for the learner (on the CPU)."""
+    device: Device = "auto"
+    """Torch device of the learner, as in SB3: ``auto`` (CUDA when present, else the CPU), ``cpu``
+    or ``cuda``. A model saved on one device loads on any other."""
     env: EnvConfig = field(default_factory=EnvConfig)
     """The environment pipeline."""
     policy: PolicyConfig = field(default_factory=PolicyConfig)

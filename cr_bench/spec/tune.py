@@ -17,7 +17,16 @@ from typing import Any, Literal
 
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.agents import get_agent, resolve_config
-from cr_bench.spec.commands import Backend, Count, Frames, Index, ResultsOptions, RunsOptions, check_fields
+from cr_bench.spec.commands import (
+    Backend,
+    Count,
+    DeviceOption,
+    Frames,
+    Index,
+    ResultsOptions,
+    RunsOptions,
+    check_fields,
+)
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, check_held_out, read_config_file
 
@@ -183,7 +192,7 @@ def include_defaults(space: dict[str, ParamSpec], defaults: dict[str, Any]) -> d
 
 
 @dataclass
-class TuneSettings(RunsOptions, ResultsOptions):
+class TuneSettings(RunsOptions, ResultsOptions, DeviceOption):
     """Everything a tuning worker needs; plain data so it crosses process boundaries.
 
     The CLI's ``cr-bench tune`` flags take their defaults from here.
@@ -233,6 +242,8 @@ class TuneSettings(RunsOptions, ResultsOptions):
         check_fields(self)
         self.agent = get_agent(self.agent).name  # a former name tunes (and names) the same study
         self.base_config = {**read_config_file(self.config_file, self.agent), **self.base_config}
+        if self.device is not None:
+            self.base_config["device"] = self.device
         self.study_name = self.study_name or self.agent
         base = self.resolved_base()  # validates the base config now, not in the first trial
         self.eval_backend = self.eval_backend or typing.cast(Backend, base.env.backend)
