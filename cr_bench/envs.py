@@ -13,7 +13,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from cr_bench import wrappers
 from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.run import EnvConfig, check_env_config, resolve_backend
+from cr_bench.spec.run import EnvConfig, check_env_config, resolve_env_backend
 
 
 def make_env(
@@ -78,7 +78,7 @@ def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = Tru
     if vec_env not in ("auto", "dummy", "subproc"):
         raise CrBenchError(f"vec_env must be auto, dummy or subproc, got {vec_env!r}")
     check_env_config(config)
-    if resolve_backend(config.backend) == "envpool":
+    if resolve_env_backend(config) == "envpool":
         threads = min(n_envs, os.cpu_count() or 1)
         return VecMonitor(EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads))
     subproc = vec_env == "subproc" or (vec_env == "auto" and n_envs > 1)

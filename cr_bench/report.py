@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +30,12 @@ def _demote(markdown: str) -> str:
 
 
 def _relink(markdown: str, folder: str) -> str:
-    """Point the plots of a suite's summary.md at its folder."""
-    for name in ("learning_curves.png", "score_distributions.png", "history.png"):
-        markdown = markdown.replace(f"]({name})", f"]({folder}/{name})")
-    return markdown
+    """Point the links of a file in ``folder`` (its plots, tables) at that folder.
+
+    >>> _relink("![curve](score_vs_frames.png) [top](#top) [x](https://a.b/c) [y](sub/y.md)", "early")
+    '![curve](early/score_vs_frames.png) [top](#top) [x](https://a.b/c) [y](sub/y.md)'
+    """
+    return re.sub(r"\]\((?![a-z]+://|#)([^)/]+)\)", rf"]({folder}/\1)", markdown)
 
 
 def build_report(results_dir: Path, command: str) -> Path:

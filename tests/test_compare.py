@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -205,6 +206,10 @@ def test_suite_curve_scores_every_checkpoint_once(tmp_path: Path, monkeypatch: p
     assert sorted(set(scores["track_seed"])) == [2_000_000, 2_000_001] and len(scores) == 6
     assert "## Score vs env frames" in (out / "summary.md").read_text()
     assert (out / "score_vs_frames.png").stat().st_size > 1000
+    readme = build_report(tmp_path / "results", "cr-bench report").read_text()
+    links = re.findall(r"\]\(([^)#]+\.(?:png|csv|md))\)", readme)
+    assert "tiny/score_vs_frames.png" in links
+    assert all((tmp_path / "results" / link).is_file() for link in links), links
 
     import cr_bench.curves
 

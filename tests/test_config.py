@@ -9,7 +9,7 @@ import pytest
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict, read_yaml, to_dict
-from cr_bench.spec.run import EnvConfig, RunConfig
+from cr_bench.spec.run import EnvConfig, RunConfig, envpool_available
 
 
 def test_round_trip_through_dict() -> None:
@@ -112,3 +112,13 @@ def test_yaml_reads_exponents_without_a_dot(tmp_path: Path) -> None:
     assert resolve_config("ppo", data).frames == 1_000_000
     assert _override("algo.ent_coef=1e-3") == {"algo": {"ent_coef": 1e-3}}
     assert _override("env.backend=gymnasium") == {"env": {"backend": "gymnasium"}}
+
+
+def test_auto_backend_never_runs_another_env_on_envpool() -> None:
+    """`backend: auto` picks a simulator that can run env.id: EnvPool has only CarRacing-v3, so
+    any other id trains on gymnasium; asking for envpool with it is refused in one line."""
+    config = resolve_config("ppo", {"env": {"id": "tests.fake_env:TinyCarRacing-v0"}})
+    assert config.env.backend == "gymnasium"
+    if envpool_available():
+        with pytest.raises(CrBenchError, match="envpool backend runs CarRacing-v3 only"):
+            resolve_config("ppo", {"env": {"id": "tests.fake_env:TinyCarRacing-v0", "backend": "envpool"}})

@@ -29,6 +29,7 @@ from cr_bench.spec.run import (
     check_frames,
     check_held_out,
     resolve_backend,
+    resolve_env_backend,
 )
 from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
 
@@ -229,8 +230,8 @@ def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
     if get_agent(config.agent) is not spec:
         raise CrBenchError(f"config names agent {config.agent!r} but {agent!r} was asked for")
     config.agent = spec.name
+    config.env.backend = resolve_env_backend(config.env)  # before the checks: they see the simulator
     validate_run_config(config)
-    config.env.backend = resolve_backend(config.env.backend)
     resolve_backend(config.eval.backend)  # installed
     return config
 

@@ -202,6 +202,14 @@ def resolve_backend(backend: str) -> str:
     return backend
 
 
+def resolve_env_backend(config: EnvConfig) -> str:
+    """The simulator that runs ``config``: ``auto`` is envpool when installed and able to run
+    ``config.id`` (EnvPool has CarRacing-v3 only), else gymnasium."""
+    if config.backend == "auto" and config.id != ENV_ID:
+        return "gymnasium"
+    return resolve_backend(config.backend)
+
+
 def check_held_out(last_seed: int, tracks_start: int, tracks: str) -> None:
     """Training env seeds (up to ``last_seed``) stay below the held-out ``tracks``.
 
