@@ -29,7 +29,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
 from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict
-from cr_bench.spec.run import ENV_ID, PolicyConfig, resolve_backend
+from cr_bench.spec.run import ENV_ID, Backend, PolicyConfig, resolve_backend
 from cr_bench.tables import markdown_table
 from cr_bench.training import FrameCounter, train
 
@@ -99,7 +99,7 @@ def raw_envpool(frames: int, threads: int, envs: int) -> Measurement:
     return Measurement("raw env", "envpool", envs, threads, steps * envs, seconds)
 
 
-def pipeline(backend: str, frames: int, envs: int) -> Measurement:
+def pipeline(backend: Backend, frames: int, envs: int) -> Measurement:
     """Frames/s of ppo's observation pipeline (repeat, preprocessing, stack, bookkeeping).
 
     Built without the training-only wrappers: their early terminations would make

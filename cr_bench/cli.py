@@ -171,9 +171,13 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         if meta.get("positional"):
             parser.add_argument(item.name, **options)
         else:
-            flag = meta.get("flag", "--" + item.name.replace("_", "-"))
-            parser.add_argument(flag, dest=item.name, required=meta.get("required", False), **options)
+            parser.add_argument(_flag(item), dest=item.name, required=meta.get("required", False), **options)
     parser.set_defaults(settings_class=cls)
+
+
+def _flag(item: dataclasses.Field) -> str:
+    """The option of a settings field: ``--field-name``, or its metadata's ``flag``."""
+    return str(item.metadata.get("flag", "--" + item.name.replace("_", "-")))
 
 
 def settings_from(args: argparse.Namespace) -> Any:
@@ -277,9 +281,10 @@ def _train(args: TrainArgs, command: str) -> None:
     if args.resume:
         if args.out is None:
             raise CrBenchError("--resume needs --out RUN_DIR")
-        ignored = [flag for flag, value in [("--seed", args.seed), ("--config", args.config), ("--n-envs", args.n_envs),
-                   ("--backend", args.backend), ("--set", args.overrides or None), ("--device", args.device)]
-                   if value is not None]  # fmt: skip
+        kept = {"agent", "frames", "out", "resume"}  # what a resume may be given
+        given = {name: value for name, value in vars(args).items() if value is not None and value is not False}
+        ignored = [_flag(item) for item in dataclasses.fields(args)
+                   if item.name not in kept and given.get(item.name, []) != []]  # fmt: skip
         if ignored:
             raise CrBenchError(
                 f"--resume continues the saved config; only --frames may change, not {', '.join(ignored)}"

@@ -159,15 +159,6 @@ def enqueue_default(study: optuna.Study, settings: TuneSettings) -> None:
     study.enqueue_trial(default_params(space, settings.resolved_base()), user_attrs={"default": True})
 
 
-def counted_trials(study: optuna.Study) -> int:
-    """Trials that count toward ``--trials``: finished ones (not interrupted) and running ones."""
-    return sum(
-        1
-        for trial in study.get_trials(deepcopy=False)
-        if trial.state == TrialState.RUNNING or (trial.state in FINISHED and not interrupted(trial))
-    )
-
-
 def retry_later(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
     """Queue an interrupted trial's parameters again, so a resumed study loses nothing."""
     attrs = {"default": True} if trial.user_attrs.get("default") else {}
@@ -230,6 +221,7 @@ def counted(study: optuna.Study) -> list[FrozenTrial]:
 
 
 def finished_count(study: optuna.Study) -> int:
+    """Counted trials that have ended (complete, pruned or failed)."""
     return sum(1 for t in counted(study) if t.state in FINISHED)
 
 

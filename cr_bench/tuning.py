@@ -12,7 +12,7 @@ The study's value resists evaluation noise (rl-zoo3 issues #286, #469): pruning 
 evaluate on ``eval_episodes`` validation tracks, the end of training on
 ``final_eval_episodes`` of them, and a trial's value is the mean of its last
 ``value_evals`` evaluations (the final one included), averaged over its seeds. Trial 0
-is the base config itself (:func:`enqueue_default`), so a study never reports a
+is the base config itself (:func:`cr_bench.study.enqueue_default`), so a study never reports a
 config worse than the one it started from.
 
 Running the same command again continues the study, and any number of workers on any
@@ -45,7 +45,7 @@ from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings,
 from cr_bench.study import (
     HEARTBEAT_SECONDS,
     best_text,
-    counted_trials,
+    counted,
     enqueue_default,
     fail_dead_trials,
     file_lock,
@@ -217,7 +217,7 @@ def run_worker(settings: TuneSettings, progress: bool = True) -> None:
         while True:
             with file_lock(settings.out_dir / ".ask.lock"):
                 fail_dead_trials(study)
-                if counted_trials(study) >= settings.trials:
+                if len(counted(study)) >= settings.trials:  # running ones included
                     break
                 trial = study.ask()
                 trial.set_user_attr("host", socket.gethostname())

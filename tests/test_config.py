@@ -71,6 +71,10 @@ def test_overrides_merge_in_order() -> None:
         ("ppo", {"policy": {"features_extractor": "resnet"}}, "unknown 'resnet'"),
         ("ppo", {"agent": "dqn"}, "names agent 'dqn'"),
         ("ppo", {"env": {"discrete_actions": "nine"}}, "unknown set 'nine'"),
+        ("ppo", {"vec_env": "bogus"}, "config.vec_env: unknown 'bogus'; known: auto, dummy, subproc"),
+        ("ppo", {"env": {"backend": "mujoco"}}, "config.env.backend: unknown 'mujoco'"),
+        ("ppo", {"eval": {"backend": "auto"}}, "config.eval.backend: unknown 'auto'; known: gymnasium, envpool"),
+        ("ppo", {"device": "tpu"}, "config.device: unknown 'tpu'; known: auto, cpu, cuda"),
     ],
 )
 def test_resolve_rejects_invalid_runs(agent: str, override: dict, message: str) -> None:

@@ -16,10 +16,10 @@ import types
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.run import Device, check_frames
+from cr_bench.spec.run import Backend, Device, EnvBackend, check_frames
 
 
 def non_negative(value: int) -> int:
@@ -57,8 +57,6 @@ Index = Annotated[int, non_negative]
 Points = Annotated[float, return_points]
 Override = Annotated[dict[str, Any], "override"]
 """``--set KEY=VALUE``: a dotted key and a YAML value, read as ``{"a": {"b": value}}``."""
-Backend = Literal["gymnasium", "envpool"]
-"""A simulator (:data:`cr_bench.spec.run.BACKENDS`)."""
 
 
 def optional_of(annotation: Any) -> Any:
@@ -144,7 +142,7 @@ class TrainArgs(DeviceOption):
     """YAML file overriding the agent's defaults."""
     n_envs: Count | None = None
     """Parallel environments (default: the agent's)."""
-    backend: Literal["auto", "gymnasium", "envpool"] | None = None
+    backend: EnvBackend | None = None
     """Simulator (default auto: envpool when installed, else gymnasium)."""
     overrides: list[Override] = field(default_factory=list, metadata={"flag": "--set", "metavar": "KEY=VALUE"})
     """Override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)."""

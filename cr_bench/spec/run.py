@@ -9,6 +9,7 @@ the track-seed rule every input obeys is :func:`check_held_out`.
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,12 @@ from cr_bench import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import read_yaml
 
+Backend = Literal["gymnasium", "envpool"]
+"""Simulators: gymnasium's CarRacing-v3 (the reference) and EnvPool's C++ port."""
+EnvBackend = Literal["auto", "gymnasium", "envpool"]
+"""A training simulator, or ``auto``: envpool when installed and able to run the env, else gymnasium."""
+VecEnvKind = Literal["auto", "dummy", "subproc"]
+"""How gymnasium envs run: in this process, one process each, or ``auto`` (subproc when more than one)."""
 Device = Literal["auto", "cpu", "cuda"]
 """Torch devices a run or a command may ask for (:func:`cr_bench.agents.resolve_device`)."""
 ENV_ID = "CarRacing-v3"
@@ -55,7 +62,7 @@ class EnvConfig:
     id: str = ENV_ID
     """Gymnasium id of the simulated env (gymnasium backend only): CarRacing-v3, or an env with its
     spaces, ``module:Id`` importing the module that registers it (the tests' ``tests.fake_env:TinyCarRacing-v0``)."""
-    backend: str = "auto"
+    backend: EnvBackend = "auto"
     """Simulator for training: ``gymnasium`` (the reference), ``envpool`` (C++, several times
     faster; ``pip install 'cr-bench[fast]'``) or ``auto`` (envpool when installed)."""
     action_repeat: int = 8
@@ -115,7 +122,7 @@ class EvalConfig:
     """Episode i runs on track seed ``track_seed_start + i``; training seeds stay below it."""
     deterministic: bool = True
     """Act with the policy's deterministic action."""
-    backend: str = "gymnasium"
+    backend: Backend = "gymnasium"
     """Simulator for evaluation and recording; gymnasium, the reference, by default."""
     n_envs: int = 2
     """Episodes played at once (gymnasium: worker processes; envpool: envs in one pool)."""
@@ -150,7 +157,7 @@ class RunConfig:
     """Training seed: networks, exploration and training tracks."""
     n_envs: int = 4
     """Parallel environments."""
-    vec_env: str = "auto"
+    vec_env: VecEnvKind = "auto"
     """``dummy`` (one process), ``subproc`` (one process per env) or ``auto`` (subproc when n_envs > 1)."""
     checkpoint_every_frames: int = 200_000
     """Save model.zip every N frames (a scheduled checkpoint, kept when ``keep_checkpoints`` is set)."""
@@ -178,8 +185,8 @@ class RunConfig:
     """Evaluation settings."""
 
 
-BACKENDS = ("gymnasium", "envpool")
-"""Simulators: gymnasium's CarRacing-v3 (the reference) and EnvPool's C++ port."""
+BACKENDS: tuple[Backend, ...] = typing.get_args(Backend)
+"""The simulators' names."""
 
 
 def envpool_available() -> bool:
@@ -191,18 +198,20 @@ def envpool_available() -> bool:
     return True
 
 
-def resolve_backend(backend: str) -> str:
+def resolve_backend(backend: str) -> Backend:
     """``auto`` -> envpool when installed, else gymnasium; check that the backend is usable."""
     if backend == "auto":
         return "envpool" if envpool_available() else "gymnasium"
-    if backend not in BACKENDS:
+    if backend == "gymnasium":
+        return "gymnasium"
+    if backend != "envpool":
         raise CrBenchError(f"unknown backend {backend!r}; known: auto, {', '.join(BACKENDS)}")
-    if backend == "envpool" and not envpool_available():
+    if not envpool_available():
         raise CrBenchError("the envpool backend needs EnvPool: pip install 'cr-bench[fast]'")
-    return backend
+    return "envpool"
 
 
-def resolve_env_backend(config: EnvConfig) -> str:
+def resolve_env_backend(config: EnvConfig) -> Backend:
     """The simulator that runs ``config``: ``auto`` is envpool when installed and able to run
     ``config.id`` (EnvPool has CarRacing-v3 only), else gymnasium."""
     if config.backend == "auto" and config.id != ENV_ID:

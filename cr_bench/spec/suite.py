@@ -19,6 +19,7 @@ from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import (
     BACKENDS,
     VALIDATION_TRACK_START,
+    Backend,
     EvalConfig,
     RunConfig,
     check_eval_config,
@@ -53,7 +54,7 @@ class CurveSettings:
     """Tracks per checkpoint score."""
     track_seed_start: int = VALIDATION_TRACK_START
     """First track: validation tracks by default, since a curve justifies choices."""
-    backend: str = "envpool"
+    backend: Backend = "envpool"
     """Simulator of the checkpoint episodes (the same for every agent of the suite)."""
 
 

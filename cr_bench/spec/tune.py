@@ -2,8 +2,9 @@
 
 A search space maps names to :class:`ParamSpec` (:data:`SEARCH_SPACES` per agent, narrowed
 or replaced by ``--space FILE``); it is widened to hold the base config's own values
-(:func:`include_defaults`), so trial 0 can be the base config. The Optuna study, trials and
-reports are :mod:`cr_bench.tuning`'s.
+(:func:`include_defaults`), so trial 0 can be the base config. The trials run in
+:mod:`cr_bench.tuning`, the Optuna study is :mod:`cr_bench.study`'s and the outputs
+:mod:`cr_bench.tune_report`'s.
 """
 
 from __future__ import annotations
