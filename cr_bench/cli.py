@@ -46,7 +46,8 @@ from cr_bench.spec.commands import (
     optional_of,
 )
 from cr_bench.spec.loader import parse_yaml
-from cr_bench.spec.run import EvalConfig, read_config_file
+from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, read_config_file
+from cr_bench.spec.suite import suite_eval
 from cr_bench.spec.tune import TuneSettings
 from cr_bench.stats import format_summary
 
@@ -235,8 +236,8 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
             "search hyperparameters with Optuna",
             "Optuna search over an agent's hyperparameters and env pipeline. Trial 0 is the agent's config (or "
             "--config). Each trial trains for --frames-per-trial env frames, is evaluated periodically on "
-            "validation tracks (seeds 2000000+) and may be pruned. The study is persistent: the same command "
-            "continues it, and workers sharing --storage stop once it holds --trials trials. Writes "
+            f"validation tracks (seeds {VALIDATION_TRACK_START}+) and may be pruned. The study is persistent: "
+            "the same command continues it, and workers sharing --storage stop once it holds --trials trials. Writes "
             "RESULTS_DIR/tune/STUDY/ (trials.csv, best.yaml, summary.md, importances.csv, history.png).",
         ),
         "compare": (
@@ -246,7 +247,7 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
             "With --suite: train what is missing of a benchmark suite (reusing finished runs, resuming "
             "interrupted ones), evaluate every run and the baselines on the same tracks, and write "
             "RESULTS_DIR/<suite>/ (episodes.csv, summary.csv, summary.md, plots). With RUN_DIRs: compare finished "
-            "runs (20 test tracks each unless --episodes says otherwise).",
+            f"runs ({suite_eval().episodes} test tracks each unless --episodes says otherwise).",
         ),
         "publish": (
             PublishArgs,
@@ -414,7 +415,6 @@ def _tune(settings: TuneSettings, command: str) -> None:
 def _compare(args: CompareArgs, command: str) -> None:
     from cr_bench.baselines import BASELINES
     from cr_bench.compare import compare_runs, compare_suite
-    from cr_bench.spec.suite import suite_eval
 
     if bool(args.suite) == bool(args.run_dirs):
         raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")

@@ -10,6 +10,7 @@ with the standard colours and once with ``domain_randomize=True``.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import multiprocessing
 import os
@@ -21,7 +22,6 @@ from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cr_bench.agents import load_model, set_torch_threads
@@ -50,6 +50,7 @@ from cr_bench.tables import (
     summarize_agents,
 )
 from cr_bench.training import resume, train
+from cr_bench.wrappers import CAR_RACING_ACTIONS
 
 
 # -- Jobs ----------------------------------------------------------------------------------
@@ -263,16 +264,12 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
                 path = _eval_file(root / "baselines" / name / f"seed-{seed}", suite.eval, condition)
                 if not path.is_file():
                     env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
-                    policy = make_baseline(name, _continuous_space(), seed)
+                    policy = make_baseline(
+                        name, copy.deepcopy(CAR_RACING_ACTIONS), seed
+                    )  # a copy: RandomPolicy seeds it
                     write_episode_table(path, _evaluate(policy, env, suite.eval), EPISODE_COLUMNS)
                 frames.append(pd.read_csv(path).assign(agent=name, seed=seed, condition=condition))
     return pd.concat(frames, ignore_index=True)[SUITE_EPISODE_COLUMNS]
-
-
-def _continuous_space() -> Any:
-    import gymnasium as gym
-
-    return gym.spaces.Box(np.array([-1.0, 0.0, 0.0], np.float32), np.ones(3, np.float32))
 
 
 def _run_info(jobs: list[Job]) -> pd.DataFrame:

@@ -123,11 +123,11 @@ class DeviceOption(Checked):
 @dataclass(kw_only=True)
 class TracksOptions(Checked):
     episodes: Count | None = None
-    """Episodes, one track each (default: eval.episodes of the run's config; compare: 20)."""
+    """Episodes, one track each (default: the run config's eval.episodes; compare: the suite evaluation's)."""
     track_seed_start: Index | None = None
-    """First track seed (default: eval.track_seed_start, 1000000: the test tracks)."""
+    """First track seed (default: eval.track_seed_start, the first test track)."""
     backend: Backend | None = None
-    """Simulator (default: eval.backend, gymnasium: the reference; tracks differ between backends)."""
+    """Simulator (default: eval.backend; tracks differ between backends)."""
 
 
 @dataclass(kw_only=True)
@@ -135,15 +135,15 @@ class TrainArgs(DeviceOption):
     agent: str = field(metadata={"positional": True, "metavar": "AGENT"})
     """Agent to train (`cr-bench train --help` lists them)."""
     frames: Frames | None = None
-    """Budget in env frames, raw CarRacing steps (default: the config's, 1000000)."""
+    """Budget in env frames, raw CarRacing steps (default: the config's frames)."""
     seed: Index | None = None
-    """Training seed (default 0)."""
+    """Training seed (default: the config's seed)."""
     config: str | None = None
     """YAML file overriding the agent's defaults."""
     n_envs: Count | None = None
     """Parallel environments (default: the agent's)."""
     backend: EnvBackend | None = None
-    """Simulator (default auto: envpool when installed, else gymnasium)."""
+    """Simulator (default: the config's env.backend; auto is envpool when installed, else gymnasium)."""
     overrides: list[Override] = field(default_factory=list, metadata={"flag": "--set", "metavar": "KEY=VALUE"})
     """Override one config value, e.g. --set algo.learning_rate=3e-4 (repeatable)."""
     out: str | None = None
@@ -157,7 +157,7 @@ class EvalArgs(TracksOptions, DeviceOption):
     run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
     """A trained run."""
     n_envs: Count | None = None
-    """Episodes played at once (default: the run's eval.n_envs, 2)."""
+    """Episodes played at once (default: the run's eval.n_envs)."""
     stochastic: bool = False
     """Sample actions instead of the deterministic action."""
     out: str | None = None
