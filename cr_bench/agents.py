@@ -40,7 +40,11 @@ def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
     """SB3 ``policy_kwargs`` from the typed policy config."""
     kwargs: dict[str, Any] = {
         "features_extractor_class": FEATURE_EXTRACTORS[config.features_extractor],
-        "features_extractor_kwargs": {"features_dim": config.features_dim},
+        "features_extractor_kwargs": {
+            "features_dim": config.features_dim,
+            "precision": config.precision,
+            "channels_last": config.channels_last,
+        },
         "activation_fn": ACTIVATIONS[config.activation_fn],
     }
     if config.net_arch is not None:

@@ -28,7 +28,12 @@ class RandomPolicy:
 
     def __init__(self, action_space: gym.spaces.Space, seed: int = 0) -> None:
         self.action_space = action_space
+        self.seed = seed
         self.action_space.seed(seed)
+
+    def reseed(self, track_seed: int) -> None:
+        """Restart the draws for the episode on ``track_seed`` (evaluation calls it before each)."""
+        self.action_space.seed(self.seed + track_seed)
 
     def predict(
         self, observation: np.ndarray, state: Any = None, episode_start: Any = None, deterministic: bool = True

@@ -8,6 +8,7 @@ memory (RSS of the process and its workers, sampled) is its own.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import multiprocessing
 import os
 import tempfile
@@ -121,8 +122,16 @@ def pipeline(backend: Backend, frames: int, envs: int) -> Measurement:
     return Measurement("cr-bench pipeline", backend, envs, threads, done_frames, seconds)
 
 
-def _train_cr_bench(frames: int, out: str) -> int:
-    config = resolve_config("ppo", {"frames": frames, "env": {"backend": "envpool"}})
+LEVERS: dict[str, dict[str, Any]] = {
+    "NCHW layout (channels_last off)": {"policy": {"channels_last": False}},
+    "bf16 autocast": {"policy": {"precision": "bf16"}},
+}
+"""Speed levers measured against the default ppo: each name's config overrides."""
+LEVER_PREFIX = "train cr-bench ppo, lever: "
+
+
+def _train_cr_bench(frames: int, out: str, overrides: dict[str, Any] | None = None) -> int:
+    config = resolve_config("ppo", {"frames": frames, "env": {"backend": "envpool"}, **(overrides or {})})
     run = train(config, out, command="cr-bench bench")
     return int(run.read_progress()["frames_done"])
 
@@ -213,7 +222,7 @@ def training_run(name: str, backend: str, envs: int, target: Callable[[int, str]
 
 
 def run_bench(
-    raw_frames: int, train_frames: int, reference: bool, log: Callable[[str], None] = print
+    raw_frames: int, train_frames: int, reference: bool, levers: bool = True, log: Callable[[str], None] = print
 ) -> list[Measurement]:
     """Every measurement of the throughput table, with ratios filled in."""
     set_torch_threads(2)
@@ -234,6 +243,16 @@ def run_bench(
                 lambda: training_run("train cr-bench ppo", "envpool", beta_envs, _train_cr_bench, train_frames),
             )
         )
+        for lever, overrides in LEVERS.items() if levers else ():
+            target = functools.partial(_train_cr_bench, overrides=overrides)
+            steps.append(
+                (
+                    f"train ppo, lever: {lever}",
+                    functools.partial(
+                        training_run, f"{LEVER_PREFIX}{lever}", "envpool", beta_envs, target, train_frames
+                    ),
+                )
+            )
     if reference:
         ref_envs = AGENTS["ppo-gaussian"].defaults["n_envs"]
         steps.append(
@@ -262,8 +281,10 @@ def _find(rows: list[Measurement], measurement: str, backend: str, threads: int 
 
 
 def _add_ratios(rows: list[Measurement]) -> None:
-    """Pipelines relative to the raw env on the same backend and threads; training relative to the reference."""
+    """Pipelines relative to the raw env on the same backend and threads; training relative to the
+    reference; each lever relative to the default training."""
     reference = _find(rows, "train SB3 PPO rl-zoo3 recipe", "gymnasium")
+    default = _find(rows, "train cr-bench ppo", "envpool")
     for row in rows:
         base: Measurement | None = None
         if row.measurement == "cr-bench pipeline":
@@ -272,6 +293,8 @@ def _add_ratios(rows: list[Measurement]) -> None:
             base = _find(rows, "raw env", "gymnasium")
         elif row.measurement == "train cr-bench ppo":
             base = reference
+        elif row.measurement.startswith(LEVER_PREFIX):
+            base = default
         if base is not None and base is not row:
             row.ratio = round(row.frames_per_s / base.frames_per_s, 2)
             row.ratio_to = (
@@ -309,6 +332,14 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
     if training is not None and training.ratio is not None:
         lines.append(
             f"- ppo training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
+        )
+    raw = _find(rows, "raw env", "envpool", 2)
+    if training is not None and raw is not None:
+        share = training.frames_per_s / raw.frames_per_s
+        lines.append(f"- ppo training >= 0.6x raw EnvPool (2 threads): {share:.2f}x ({_met(share >= 0.6)})")
+    if training is not None and training.peak_rss_mb is not None:
+        lines.append(
+            f"- ppo training peak RSS <= 1 GB: {training.peak_rss_mb:,.0f} MB ({_met(training.peak_rss_mb <= 1024)})"
         )
     atomic_write_text(md_path, "\n".join(lines) + "\n")
     return csv_path, md_path

@@ -37,6 +37,7 @@ from cr_bench.spec.commands import (
     BenchArgs,
     CompareArgs,
     EvalArgs,
+    PlayArgs,
     PublishArgs,
     RecordArgs,
     ReportArgs,
@@ -230,6 +231,14 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
             "record one episode as a GIF or MP4",
             "Play one evaluation episode and write it with a frame and score overlay.",
         ),
+        "play": (
+            PlayArgs,
+            _play,
+            "drive CarRacing-v3 yourself with the arrow keys",
+            "Drive CarRacing-v3 with the keyboard (seed 004's keys: left/right steer, up gas, down brake; Esc "
+            "quits) in a window showing the frame and the raw score. Needs a display (xvfb-run -a on a machine "
+            "without one). --out writes episodes.csv in eval's format, so a human joins a comparison.",
+        ),
         "tune": (
             TuneSettings,
             _tune,
@@ -384,6 +393,36 @@ def _record(args: RecordArgs, command: str) -> None:
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {out}")
 
 
+def _play(args: PlayArgs, command: str) -> None:
+    from cr_bench.evaluation import write_episodes
+    from cr_bench.play import check_display, play_episode
+    from cr_bench.recording import check_video_path, write_video
+
+    check_display()
+    video = None if args.record is None else Path(args.record)
+    if video is not None:
+        check_video_path(video, "--record")
+        _writable_dir(video.parent)
+    out = None if args.out is None else _writable_dir(Path(args.out))
+    results, frames = [], []
+    for track_seed in range(args.track_seed_start, args.track_seed_start + args.episodes):
+        episode = play_episode(track_seed, args.fps, keep_frames=video is not None)
+        result = episode.result
+        early = " (ended early)" if episode.ended_early else ""
+        print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames{early}")
+        results.append(result)
+        frames += episode.frames
+        if episode.ended_early:
+            break
+    if video is not None and frames:
+        write_video(video, frames, args.fps)
+        print(f"wrote {video}")
+    if out is not None:
+        write_episodes(out / "episodes.csv", results, "gymnasium")
+        atomic_write_text(out / "command.txt", command + "\n")
+        print(f"episodes written to {out / 'episodes.csv'}")
+
+
 def _publish(args: PublishArgs, command: str) -> None:
     from cr_bench.publish import publish
 
@@ -440,7 +479,7 @@ def _report(args: ReportArgs, command: str) -> None:
 def _bench(args: BenchArgs, command: str) -> None:
     from cr_bench.bench import run_bench, write_results
 
-    rows = run_bench(args.raw_frames, args.train_frames, reference=not args.no_reference)
+    rows = run_bench(args.raw_frames, args.train_frames, reference=not args.no_reference, levers=not args.no_levers)
     csv_path, md_path = write_results(rows, Path(args.out_dir), command)
     print(md_path.read_text())
     print(f"written {md_path} and {csv_path}")

@@ -4,7 +4,7 @@ Episode ``i`` runs on track seed ``track_seed_start + i``; every agent evaluated
 the same start and backend sees the same tracks. No shaping or early termination.
 
 On one machine an evaluation is bit-for-bit repeatable: the same model, tracks and settings
-(backend, ``n_envs``, torch threads) give identical episodes. Another CPU rounds differently,
+(backend, and on EnvPool ``n_envs``) give identical episodes. Another CPU rounds differently,
 and a 1000-frame episode amplifies that, so across machines only the mean is reproducible
 (``cr-bench verify``).
 """
@@ -12,18 +12,22 @@ and a 1000-frame episode amplifies that, so across machines only the mean is rep
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from cr_bench.envs import make_vec_env
+from cr_bench.envs import make_env, make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import write_csv
 from cr_bench.spec.loader import write_yaml
@@ -55,8 +59,9 @@ class EpisodeResult:
     steps: int
 
 
-def run_episode(model: BaseAlgorithm, env: gym.Env, track_seed: int, deterministic: bool = True) -> EpisodeResult:
-    """Play one episode of ``model`` in ``env`` (built with ``training=False``) on ``track_seed``."""
+def run_episode(model: Any, env: gym.Env, track_seed: int, deterministic: bool = True) -> EpisodeResult:
+    """Play one episode of ``model`` (anything with SB3's ``predict``) in ``env`` (built with
+    ``training=False``) on ``track_seed``."""
     check_model_fits(model, env)
     obs, info = env.reset(seed=track_seed)
     state: Any = None
@@ -97,7 +102,7 @@ def episodes_at_once(backend: str, episodes: int, gymnasium_envs: int) -> int:
 
 
 def evaluate(
-    model: BaseAlgorithm,
+    model: Any,
     env_config: EnvConfig,
     episodes: int,
     track_seed_start: int,
@@ -108,20 +113,42 @@ def evaluate(
 ) -> list[EpisodeResult]:
     """Evaluate ``model`` on track seeds ``track_seed_start .. track_seed_start + episodes - 1``.
 
-    Episodes run ``n_envs`` at a time: a VecEnv seeded with a chunk's first track seed
-    gives env ``i`` track ``start + i``, and only each env's first episode is kept.
+    On gymnasium, ``n_envs`` worker processes each hold a copy of the policy (one torch
+    thread) and one env, and take the next track as soon as they finish one: no lockstep,
+    no process started per episode, and a track's episode does not depend on ``n_envs``.
+    On EnvPool, episodes run ``n_envs`` at a time in one pool (env ``i`` of a pool seeded
+    with ``start`` plays track ``start + i``; only its first episode is kept).
 
+    :param model: an SB3 model, or any policy with SB3's ``predict`` (the baselines).
     :param env_config: the run's pipeline; shaping and early termination are not applied.
     :param backend: ``gymnasium`` or ``envpool``; the same track seed is a different
         track on each, so compare agents evaluated on one backend.
+    :param on_episode: called with each episode as it finishes (in finishing order).
+    :return: the episodes in track order.
     """
     config = dataclasses.replace(env_config, backend=resolve_backend(backend))
+    seeds = list(range(track_seed_start, track_seed_start + episodes))
+    if config.backend == "envpool":
+        results = _evaluate_in_pools(model, config, seeds, deterministic, n_envs, on_episode)
+    else:
+        results = _evaluate_in_workers(model, config, seeds, deterministic, n_envs, on_episode)
+    return sorted(results, key=lambda result: result.track_seed)
+
+
+def _evaluate_in_pools(
+    model: Any,
+    config: EnvConfig,
+    seeds: list[int],
+    deterministic: bool,
+    n_envs: int,
+    on_episode: Callable[[EpisodeResult], None] | None,
+) -> list[EpisodeResult]:
     results: list[EpisodeResult] = []
-    for chunk_start in range(track_seed_start, track_seed_start + episodes, n_envs):
-        size = min(n_envs, track_seed_start + episodes - chunk_start)
-        venv = make_vec_env(config, size, seed=chunk_start, training=False)
+    for first in range(0, len(seeds), n_envs):
+        chunk_seeds = seeds[first : first + n_envs]
+        venv = make_vec_env(config, len(chunk_seeds), seed=chunk_seeds[0], training=False)
         try:
-            chunk = first_episodes(model, venv, chunk_start, deterministic)
+            chunk = first_episodes(model, venv, chunk_seeds[0], deterministic)
         finally:
             venv.close()
         for result in chunk:
@@ -129,6 +156,69 @@ def evaluate(
             if on_episode is not None:
                 on_episode(result)
     return results
+
+
+def _evaluate_in_workers(
+    model: Any,
+    config: EnvConfig,
+    seeds: list[int],
+    deterministic: bool,
+    n_envs: int,
+    on_episode: Callable[[EpisodeResult], None] | None,
+) -> list[EpisodeResult]:
+    policy = model.policy if isinstance(model, BaseAlgorithm) else model
+    env = make_env(config, training=False)
+    try:
+        check_model_fits(model, env)
+        if n_envs == 1 or len(seeds) == 1:
+            results = []
+            for seed in seeds:
+                results.append(_play_episode(policy, env, seed, deterministic))
+                if on_episode is not None:
+                    on_episode(results[-1])
+            return results
+    finally:
+        env.close()
+    pool = ProcessPoolExecutor(
+        min(n_envs, len(seeds)),
+        mp_context=multiprocessing.get_context("forkserver"),
+        initializer=_start_worker,
+        initargs=(policy, config, deterministic),
+    )
+    results = []
+    try:
+        for future in as_completed([pool.submit(_worker_episode, seed) for seed in seeds]):
+            results.append(future.result())
+            if on_episode is not None:
+                on_episode(results[-1])
+    except BrokenProcessPool:
+        raise CrBenchError("an evaluation worker died (killed, or out of memory)") from None
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C leaves no episode running
+    return results
+
+
+_worker: dict[str, Any] = {}
+"""An evaluation worker's policy, env and settings (:func:`_start_worker`)."""
+
+
+def _start_worker(policy: Any, config: EnvConfig, deterministic: bool) -> None:
+    th.set_num_threads(1)  # one worker per core
+    _worker.update(policy=policy, env=make_env(config, training=False), deterministic=deterministic)
+
+
+def _worker_episode(seed: int) -> EpisodeResult:
+    return _play_episode(_worker["policy"], _worker["env"], seed, _worker["deterministic"])
+
+
+def _play_episode(policy: Any, env: gym.Env, seed: int, deterministic: bool) -> EpisodeResult:
+    """One episode on track ``seed``; a stochastic policy draws from generators seeded with the
+    track, so the episode does not depend on which worker played it or what it played before."""
+    th.manual_seed(seed)
+    reseed = getattr(policy, "reseed", None)
+    if reseed is not None:
+        reseed(seed)
+    return run_episode(policy, env, seed, deterministic)
 
 
 def first_episodes(model: BaseAlgorithm, venv: VecEnv, seed_start: int, deterministic: bool) -> list[EpisodeResult]:

@@ -97,23 +97,31 @@ def record(
     gymnasium renders the 600x400 view (shown at half size); EnvPool has only its 96x96
     observation, shown 4x.
     """
-    if out.suffix.lower() not in VIDEO_SUFFIXES:
-        raise CrBenchError(f"--out must end in .gif or .mp4, got {out.name}")
+    check_video_path(out, "--out")
     if resolve_backend(backend) == "envpool":
         frames, result = _record_envpool(model, env_config, track_seed, deterministic, every)
     else:
         frames, result = _record_gymnasium(model, env_config, track_seed, deterministic, every)
+    write_video(out, frames, fps)
+    return result
+
+
+def check_video_path(out: Path, option: str) -> None:
+    """Refuse a video path that is neither .gif nor .mp4 (``option`` names the flag)."""
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise CrBenchError(f"{option} must end in .gif or .mp4, got {out.name}")
+
+
+def write_video(out: Path, frames: list[Any], fps: int) -> None:
+    """Write RGB ``frames`` to ``out``: a looping GIF, or an MP4 (needs imageio-ffmpeg)."""
     out.parent.mkdir(parents=True, exist_ok=True)
     if out.suffix.lower() == ".gif":
         imageio.mimsave(out, frames, duration=1000 / fps, loop=0)
-    else:
-        try:
-            imageio.mimsave(out, frames, fps=fps, macro_block_size=1)
-        except (ImportError, ValueError, RuntimeError) as error:
-            raise CrBenchError(
-                f"cannot write mp4 ({error}); install imageio-ffmpeg or use .gif".splitlines()[0]
-            ) from None
-    return result
+        return
+    try:
+        imageio.mimsave(out, frames, fps=fps, macro_block_size=1)
+    except (ImportError, ValueError, RuntimeError) as error:
+        raise CrBenchError(f"cannot write mp4 ({error}); install imageio-ffmpeg or use .gif".splitlines()[0]) from None
 
 
 def _record_gymnasium(

@@ -5,7 +5,7 @@ Kept as its own package so that a saved model loads wherever cr-bench is install
 """
 
 from custom_policies.distributions import BetaDistribution
-from custom_policies.extractors import SixConvCNN, SmallCNN
+from custom_policies.extractors import NatureCNN, SixConvCNN, SmallCNN
 from custom_policies.policies import BetaCnnPolicy
 
-__all__ = ["BetaCnnPolicy", "BetaDistribution", "SixConvCNN", "SmallCNN"]
+__all__ = ["BetaCnnPolicy", "BetaDistribution", "NatureCNN", "SixConvCNN", "SmallCNN"]

@@ -2,14 +2,28 @@
 
 Inputs are uint8 frames; SB3's policy divides them by 255 before the extractor
 (``normalize_images=True``), so observations stay uint8 in every buffer.
+
+Every extractor here takes two speed options (``cr-bench bench`` measures both):
+
+- ``channels_last``: convolutions in NHWC layout, which oneDNN runs faster on CPUs
+  (the same arithmetic in another order; a model keeps its weights either way);
+- ``precision="bf16"``: the convolutions and the linear layer under bf16 autocast (fast on
+  CPUs with ``avx512_bf16`` or AMX, and on GPUs). Features return as float32, so the
+  heads, the action distribution and the losses stay in float32.
 """
 
 from __future__ import annotations
 
+from typing import Literal
+
 import gymnasium as gym
 import torch as th
+from stable_baselines3.common import torch_layers
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
+
+Precision = Literal["fp32", "bf16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
 
 
 def _flat_size(cnn: nn.Module, observation_space: gym.spaces.Box) -> int:
@@ -24,7 +38,37 @@ def _flat_size(cnn: nn.Module, observation_space: gym.spaces.Box) -> int:
             ) from None
 
 
-class SixConvCNN(BaseFeaturesExtractor):
+class FastForward(nn.Module):
+    """Mixin for extractors made of ``self.cnn`` then ``self.linear``: the speed options.
+
+    Subclasses call :meth:`set_speed` at the end of ``__init__``.
+    """
+
+    cnn: nn.Sequential
+    linear: nn.Sequential
+    precision: Precision = "fp32"
+    channels_last: bool = False
+
+    def set_speed(self, precision: Precision, channels_last: bool) -> None:
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision, self.channels_last = precision, channels_last
+
+    def forward(self, observations: th.Tensor) -> th.Tensor:
+        if self.channels_last:
+            # Converted here, not in __init__: SB3's orthogonal init views weights as
+            # contiguous, and a checkpoint may load into the module before its first call.
+            kernels = [weight for weight in self.cnn.parameters() if weight.dim() == 4]
+            if not kernels[0].is_contiguous(memory_format=th.channels_last):
+                for weight in kernels:
+                    weight.data = weight.data.contiguous(memory_format=th.channels_last)
+            observations = observations.contiguous(memory_format=th.channels_last)
+        with th.autocast(observations.device.type, dtype=th.bfloat16, enabled=self.precision == "bf16"):
+            features = self.linear(self.cnn(observations))
+        return features.float()
+
+
+class SixConvCNN(FastForward, BaseFeaturesExtractor):
     """Seed 000's network: six ReLU convolutions (8-16-32-64-128-256 channels).
 
     On a 96x96 input the last convolution outputs 256x1x1. Inputs smaller than about
@@ -32,9 +76,17 @@ class SixConvCNN(BaseFeaturesExtractor):
 
     :param observation_space: channel-first image space.
     :param features_dim: size of the linear layer after the convolutions.
+    :param precision: ``fp32`` or ``bf16`` (autocast), see the module docstring.
+    :param channels_last: run the convolutions in NHWC layout.
     """
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 256) -> None:
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 256,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+    ) -> None:
         super().__init__(observation_space, features_dim)
         channels = observation_space.shape[0]
         layers: list[nn.Module] = []
@@ -44,21 +96,27 @@ class SixConvCNN(BaseFeaturesExtractor):
             channels = out_channels
         self.cnn = nn.Sequential(*layers, nn.Flatten())
         self.linear = nn.Sequential(nn.Linear(_flat_size(self.cnn, observation_space), features_dim), nn.ReLU())
-
-    def forward(self, observations: th.Tensor) -> th.Tensor:
-        return self.linear(self.cnn(observations))
+        self.set_speed(precision, channels_last)
 
 
-class SmallCNN(BaseFeaturesExtractor):
+class SmallCNN(FastForward, BaseFeaturesExtractor):
     """Seed 002's DQN network: two convolutions with max pooling (6 and 12 channels).
 
     Cheap enough that the learner is not the bottleneck on CPU.
 
     :param observation_space: channel-first image space.
     :param features_dim: size of the linear layer after the convolutions (128 in seed 002).
+    :param precision: ``fp32`` or ``bf16`` (autocast), see the module docstring.
+    :param channels_last: run the convolutions in NHWC layout.
     """
 
-    def __init__(self, observation_space: gym.spaces.Box, features_dim: int = 128) -> None:
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 128,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+    ) -> None:
         super().__init__(observation_space, features_dim)
         self.cnn = nn.Sequential(
             nn.Conv2d(observation_space.shape[0], 6, kernel_size=7, stride=3),
@@ -70,6 +128,26 @@ class SmallCNN(BaseFeaturesExtractor):
             nn.Flatten(),
         )
         self.linear = nn.Sequential(nn.Linear(_flat_size(self.cnn, observation_space), features_dim), nn.ReLU())
+        self.set_speed(precision, channels_last)
 
-    def forward(self, observations: th.Tensor) -> th.Tensor:
-        return self.linear(self.cnn(observations))
+
+class NatureCNN(FastForward, torch_layers.NatureCNN):
+    """SB3's ``NatureCNN`` (Mnih et al. 2015), same layers and weights, with the speed options.
+
+    :param observation_space: channel-first image space.
+    :param features_dim: size of the linear layer after the convolutions.
+    :param normalized_image: as in SB3.
+    :param precision: ``fp32`` or ``bf16`` (autocast), see the module docstring.
+    :param channels_last: run the convolutions in NHWC layout.
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Box,
+        features_dim: int = 512,
+        normalized_image: bool = False,
+        precision: Precision = "fp32",
+        channels_last: bool = False,
+    ) -> None:
+        super().__init__(observation_space, features_dim, normalized_image)
+        self.set_speed(precision, channels_last)

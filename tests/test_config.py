@@ -75,6 +75,7 @@ def test_overrides_merge_in_order() -> None:
         ("ppo", {"env": {"backend": "mujoco"}}, "config.env.backend: unknown 'mujoco'"),
         ("ppo", {"eval": {"backend": "auto"}}, "config.eval.backend: unknown 'auto'; known: gymnasium, envpool"),
         ("ppo", {"device": "tpu"}, "config.device: unknown 'tpu'; known: auto, cpu, cuda"),
+        ("ppo", {"policy": {"precision": "fp16"}}, "config.policy.precision: unknown 'fp16'; known: fp32, bf16"),
     ],
 )
 def test_resolve_rejects_invalid_runs(agent: str, override: dict, message: str) -> None:

@@ -14,7 +14,7 @@ import torch as th
 from stable_baselines3 import PPO
 from torch.distributions import Beta
 
-from custom_policies import BetaCnnPolicy, BetaDistribution, SixConvCNN, SmallCNN
+from custom_policies import BetaCnnPolicy, BetaDistribution, NatureCNN, SixConvCNN, SmallCNN
 
 LOW = np.array([-1.0, 0.0, 0.0], dtype=np.float32)
 HIGH = np.array([1.0, 1.0, 1.0], dtype=np.float32)
@@ -308,3 +308,57 @@ def test_extractors_plug_into_beta_policy() -> None:
     assert isinstance(model.policy.features_extractor, SmallCNN)
     actions, _ = model.predict(observations(2), deterministic=True)
     assert actions.shape == (2, 3)
+
+
+# --- speed options of the extractors -----------------------------------------------------
+
+SPACE_96 = gym.spaces.Box(0, 255, (4, 96, 96), np.uint8)
+
+
+@pytest.mark.parametrize("extractor_class", [SixConvCNN, SmallCNN, NatureCNN])
+def test_channels_last_computes_the_same_features(extractor_class: type) -> None:
+    """The NHWC layout changes the order of the arithmetic, not the result; the weights move
+    to channels-last on the first call."""
+    th.manual_seed(0)
+    plain = extractor_class(SPACE_96, channels_last=False)
+    fast = extractor_class(SPACE_96, channels_last=True)
+    fast.load_state_dict(plain.state_dict())
+    batch = th.rand(3, 4, 96, 96)
+    expected, features = plain(batch), fast(batch)
+    assert next(fast.cnn.parameters()).is_contiguous(memory_format=th.channels_last)
+    assert features.dtype == th.float32
+    assert th.allclose(features, expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("extractor_class", [SixConvCNN, SmallCNN, NatureCNN])
+def test_bf16_autocast_returns_float32_features_close_to_fp32(extractor_class: type) -> None:
+    """bf16 keeps about 3 significant digits: features come back as float32, near the fp32 ones."""
+    th.manual_seed(0)
+    plain = extractor_class(SPACE_96)
+    fast = extractor_class(SPACE_96, precision="bf16")
+    fast.load_state_dict(plain.state_dict())
+    batch = th.rand(3, 4, 96, 96)
+    expected, features = plain(batch), fast(batch)
+    assert features.dtype == th.float32
+    assert not th.equal(features, expected)  # bf16 really ran
+    assert th.allclose(features, expected, atol=0.05 * expected.abs().max().item())
+
+
+def test_unknown_precision_is_refused() -> None:
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        SixConvCNN(SPACE_96, precision="fp16")  # type: ignore[arg-type]
+
+
+def test_fast_policy_trains_saves_and_loads(tmp_path: Path) -> None:
+    """With both options on, SB3 initialises (orthogonal init on contiguous weights), trains one
+    update, and a saved model loads and acts as it did before saving."""
+    kwargs = {"precision": "bf16", "channels_last": True}
+    model = make_ppo(policy_kwargs={"features_extractor_class": SmallCNN, "features_extractor_kwargs": kwargs})
+    model.learn(32)
+    obs = observations(4)
+    before, _ = model.predict(obs, deterministic=True)
+    model.save(tmp_path / "model.zip")
+    loaded = PPO.load(tmp_path / "model.zip", device="cpu")
+    assert loaded.policy.features_extractor.precision == "bf16"
+    after, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_allclose(after, before, atol=1e-6)

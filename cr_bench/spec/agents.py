@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, NatureCNN
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from cr_bench import wrappers
@@ -31,7 +31,7 @@ from cr_bench.spec.run import (
     resolve_backend,
     resolve_env_backend,
 )
-from custom_policies import BetaCnnPolicy, SixConvCNN, SmallCNN
+from custom_policies import BetaCnnPolicy, NatureCNN, SixConvCNN, SmallCNN
 
 
 @dataclass(frozen=True)

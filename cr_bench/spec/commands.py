@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.run import Backend, Device, EnvBackend, check_frames
+from cr_bench.spec.run import TEST_TRACK_START, Backend, Device, EnvBackend, check_frames
 
 
 def non_negative(value: int) -> int:
@@ -198,6 +198,20 @@ class RecordArgs(Checked):
 
 
 @dataclass(kw_only=True)
+class PlayArgs(Checked):
+    episodes: Count = 1
+    """Episodes to drive, one track each (Esc ends the session)."""
+    track_seed_start: Index = TEST_TRACK_START
+    """First track seed (default: the first test track, as eval's)."""
+    fps: Count = 50
+    """Frames per second shown (CarRacing's own rate is 50; lower is easier)."""
+    record: str | None = None
+    """Also save the episodes as a .gif or .mp4."""
+    out: str | None = None
+    """Folder for episodes.csv and summary.yaml in eval's format (a human row for a comparison)."""
+
+
+@dataclass(kw_only=True)
 class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption):
     run_dirs: list[str] = field(default_factory=list, metadata={"positional": True, "metavar": "RUN_DIR"})
     """Finished runs to compare (instead of --suite)."""
@@ -240,5 +254,7 @@ class BenchArgs(Checked):
     """Frames of each training run."""
     no_reference: bool = False
     """Skip the (slow) rl-zoo3 reference training run."""
+    no_levers: bool = False
+    """Skip the training runs that measure each speed lever (bench.LEVERS)."""
     out_dir: str = "results"
     """Where to write throughput.md and throughput.csv."""

@@ -17,6 +17,7 @@ from typing import Any, Literal
 from cr_bench import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import read_yaml
+from custom_policies.extractors import Precision
 
 Backend = Literal["gymnasium", "envpool"]
 """Simulators: gymnasium's CarRacing-v3 (the reference) and EnvPool's C++ port."""
@@ -110,6 +111,10 @@ class PolicyConfig:
     """LSTM size (recurrent policies only); None keeps the default."""
     enable_critic_lstm: bool | None = None
     """Give the critic its own LSTM (recurrent policies only); None keeps the default."""
+    precision: Precision = "fp32"
+    """Arithmetic of the CNN: ``fp32``, or ``bf16`` autocast (heads and losses stay fp32)."""
+    channels_last: bool = True
+    """Run the CNN's convolutions in channels-last (NHWC) memory layout, faster on CPUs."""
 
 
 @dataclass

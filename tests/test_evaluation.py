@@ -1,0 +1,71 @@
+"""Evaluation on gymnasium in worker processes: every track once, in track order, and each
+episode the same whichever worker played it (tiny env, no Box2D)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import pytest
+import torch as th
+
+from cr_bench.agents import build_model
+from cr_bench.baselines import RandomPolicy
+from cr_bench.envs import make_vec_env
+from cr_bench.errors import CrBenchError
+from cr_bench.evaluation import EpisodeResult, evaluate
+from cr_bench.spec.agents import resolve_config
+from cr_bench.spec.run import EnvConfig
+from tests.fake_env import TINY_ENV_ID, TinyCarRacing
+
+TINY = EnvConfig(id=TINY_ENV_ID, action_repeat=8)
+ACTIONS = TinyCarRacing().action_space
+
+
+def _returns(results: list[EpisodeResult]) -> list[tuple[int, float, int, int]]:
+    return [(r.track_seed, r.true_return, r.length, r.steps) for r in results]
+
+
+def test_workers_give_the_episodes_one_process_gives() -> None:
+    """A stochastic policy on 5 tracks: 1, 2 or 3 workers play the same episodes, returned in track
+    order, each reported once as it finishes."""
+    seen: list[int] = []
+    alone = evaluate(RandomPolicy(ACTIONS, 0), TINY, 5, 1_000_000, n_envs=1)
+    shared = evaluate(
+        RandomPolicy(ACTIONS, 0), TINY, 5, 1_000_000, n_envs=2, on_episode=lambda r: seen.append(r.track_seed)
+    )
+    assert [r.track_seed for r in alone] == list(range(1_000_000, 1_000_005))
+    assert _returns(shared) == _returns(alone)
+    assert _returns(evaluate(RandomPolicy(ACTIONS, 0), TINY, 5, 1_000_000, n_envs=3)) == _returns(alone)
+    assert sorted(seen) == list(range(1_000_000, 1_000_005))
+    assert len({r.true_return for r in alone}) == 5  # the tracks and draws differ: a real check
+
+
+def test_a_stochastic_model_draws_per_track() -> None:
+    """An SB3 model acting stochastically: its episode on a track is the same alone and in a worker
+    (the worker gets a copy of the policy and seeds torch with the track)."""
+    th.set_num_threads(1)  # as in a worker, so both sides round alike
+    config = resolve_config(
+        "ppo", {"n_envs": 1, "vec_env": "dummy", "env": {"id": TINY_ENV_ID, "backend": "gymnasium"}}
+    )
+    venv = make_vec_env(config.env, 1, seed=0)
+    model = build_model(config, venv)
+    venv.close()
+    alone = evaluate(model, config.env, 3, 1_000_000, deterministic=False, n_envs=1)
+    shared = evaluate(model, config.env, 3, 1_000_000, deterministic=False, n_envs=2)
+    assert [r.track_seed for r in shared] == [r.track_seed for r in alone]
+    assert [r.true_return for r in shared] == pytest.approx([r.true_return for r in alone], rel=1e-6)
+    assert [r.length for r in shared] == [r.length for r in alone]
+
+
+class _DiesInWorker:
+    """A policy that kills the process it runs in on its first action (in the parent it is never called)."""
+
+    def predict(self, observation: np.ndarray, *args: Any, **kwargs: Any) -> tuple[np.ndarray, None]:
+        os._exit(3)
+
+
+def test_a_dead_worker_is_a_one_line_error() -> None:
+    with pytest.raises(CrBenchError, match="an evaluation worker died"):
+        evaluate(_DiesInWorker(), TINY, 2, 1_000_000, n_envs=2)
