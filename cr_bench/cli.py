@@ -29,6 +29,7 @@ from typing import Annotated, Any, Literal, NoReturn
 
 import yaml
 
+from cr_bench import progress
 from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text
@@ -47,7 +48,7 @@ from cr_bench.spec.commands import (
     optional_of,
 )
 from cr_bench.spec.loader import parse_yaml
-from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, read_config_file
+from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, read_config_file
 from cr_bench.spec.suite import suite_eval
 from cr_bench.spec.tune import TuneSettings
 from cr_bench.stats import format_summary
@@ -303,6 +304,8 @@ def _train(args: TrainArgs, command: str) -> None:
         if get_agent(saved.agent) is not get_agent(args.agent):  # a former name is the same agent
             raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")
         _writable_dir(Path(args.out))
+        left = (args.frames or saved.frames) - int(RunDir(args.out).read_progress()["frames_done"])
+        _announce_training(saved, max(0, left), "resuming")
         run = resume(args.out, frames=args.frames, command=command)
     else:
         flags: dict[str, Any] = {
@@ -320,8 +323,15 @@ def _train(args: TrainArgs, command: str) -> None:
         file_config = read_config_file(args.config, args.agent, keep_frames=True)
         config = resolve_config(args.agent, file_config, *args.overrides, flags)
         out = _writable_dir(default_run_dir(config) if args.out is None else Path(args.out))
+        _announce_training(config, config.frames, "training")
         run = train(config, out, command=command)
     print(f"run saved in {run.path}")
+
+
+def _announce_training(config: RunConfig, frames: int, verb: str) -> None:
+    backend = config.env.backend
+    fps = progress.training_fps(get_agent(config.agent).name, backend)
+    progress.say(f"{verb} {config.agent} seed {config.seed} on {backend}: {progress.estimate(frames, fps)}")
 
 
 def _eval(args: EvalArgs, command: str) -> None:
@@ -344,7 +354,12 @@ def _eval(args: EvalArgs, command: str) -> None:
     set_torch_threads(config.torch_threads)
     settings = merge_eval(config.eval, args)
     last = settings.track_seed_start + settings.episodes - 1
-    print(f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}")
+    fps = progress.evaluation_fps(settings.backend, settings.n_envs)
+    frames = settings.episodes * progress.EPISODE_FRAMES
+    print(
+        f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "
+        + progress.estimate(frames, fps, bound="at most")
+    )
     results = evaluate(
         model,
         config.env,
@@ -458,6 +473,8 @@ def _compare(args: CompareArgs, command: str) -> None:
     if bool(args.suite) == bool(args.run_dirs):
         raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")
     results_dir, runs_dir = Path(args.results_dir), Path(args.runs_dir)
+    if args.suite and args.human:
+        raise CrBenchError("--human joins a comparison of RUN_DIRs, not a --suite")
     if args.suite:
         summary = compare_suite(Path(args.suite), args.workers, results_dir, runs_dir, command, device=args.device)
     else:
@@ -465,7 +482,10 @@ def _compare(args: CompareArgs, command: str) -> None:
         if settings.backend != "gymnasium":
             settings.randomized = False
         runs = [Path(folder) for folder in args.run_dirs]
-        summary = compare_runs(runs, settings, results_dir / args.name, list(BASELINES), command, args.device or "auto")
+        humans = [Path(folder) for folder in args.human]
+        summary = compare_runs(
+            runs, settings, results_dir / args.name, list(BASELINES), command, args.device or "auto", humans
+        )
     print(summary.read_text())
     print(f"written {summary.parent}")
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from cr_bench import progress
 from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.baselines import BASELINE_ENV, make_baseline
 from cr_bench.curves import score_checkpoints
@@ -39,6 +40,7 @@ from cr_bench.evaluation import (
 from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
 from cr_bench.rundir import RunDir
+from cr_bench.spec.loader import read_yaml
 from cr_bench.spec.run import Device, EnvConfig, EvalConfig, RunConfig
 from cr_bench.spec.suite import CurveSettings, Suite, load_suite
 from cr_bench.tables import (
@@ -111,7 +113,7 @@ def _run_jobs(jobs: list[Job], workers: int) -> None:
     """
     if workers == 1:
         for job in jobs:
-            print(f"  {job.name} seed {job.seed}: {_run_job(job)}")
+            progress.say(f"  {job.name} seed {job.seed}: {_run_job(job)}")
         return
     context = multiprocessing.get_context("forkserver")
     # Only this process holds the writing end: the kernel closes it when we die, even by kill -9.
@@ -119,6 +121,7 @@ def _run_jobs(jobs: list[Job], workers: int) -> None:
     pending = list(jobs)
     running: list[tuple[Job, Any]] = []
     failed: list[str] = []
+    bar = progress.bar(len(jobs), "run")  # the workers show none: their bars would share the lines
     while pending or running:
         while pending and len(running) < workers:
             job = pending.pop(0)
@@ -129,9 +132,11 @@ def _run_jobs(jobs: list[Job], workers: int) -> None:
         index = next(i for i, (_, process) in enumerate(running) if process.sentinel in finished)
         job, process = running.pop(index)
         process.join()
-        print(f"  {job.name} seed {job.seed}: {'done' if process.exitcode == 0 else 'FAILED'}")
+        progress.say(f"  {job.name} seed {job.seed}: {'done' if process.exitcode == 0 else 'FAILED'}")
+        bar.update(1)
         if process.exitcode:
             failed.append(job.run_dir)
+    bar.close()
     driver_end.close()
     if failed:
         raise CrBenchError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
@@ -145,6 +150,7 @@ def _job_process(job: Job, driver_alive: Connection) -> None:
     """
     signal.signal(signal.SIGINT, _interrupt_once)
     threading.Thread(target=_interrupt_when_closed, args=(driver_alive,), daemon=True).start()
+    progress.quiet()
     try:
         _run_job(job)
     except KeyboardInterrupt:
@@ -199,12 +205,27 @@ def compare_suite(
         for seed in entry.seeds or suite.seeds
     ]
     print(f"suite {suite.name}: {len(jobs)} runs of {suite.frames:,} frames, {workers} worker(s)")
+    _announce(jobs)
     _run_jobs(jobs, workers)
     episodes = _gather(jobs, suite, root)
     summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
     if suite.curve is not None:
         write_curve(jobs, suite.curve, results_dir / suite.name)
     return summary
+
+
+def _announce(jobs: list[Job]) -> None:
+    """How long the training still to do takes (the workers share the cores: frames add up)."""
+    left: dict[tuple[str, str], int] = {}
+    for job in jobs:
+        key = (job.config.agent, job.config.env.backend)
+        left[key] = left.get(key, 0) + max(
+            0, job.config.frames - int(RunDir(job.run_dir).read_progress()["frames_done"])
+        )
+    for (agent, backend), frames in left.items():
+        if frames:
+            fps = progress.training_fps(agent, backend)
+            progress.say(f"  training {agent} on {backend}: {progress.estimate(frames, fps)}")
 
 
 def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None:
@@ -227,11 +248,14 @@ def compare_runs(
     baselines: list[str],
     command: str = "",
     device: Device = "auto",
+    humans: list[Path] | None = None,
 ) -> Path:
     """Compare existing runs, named by agent, evaluating what is missing (on ``device``).
 
     Runs of one agent and seed can appear only once: give runs of different agents or seeds.
+    ``humans`` are ``cr-bench play --out`` folders: each joins as agent ``human``, seed i.
     """
+    played = [_human_episodes(folder, settings) for folder in humans or []]
     jobs: list[Job] = []
     for path in run_dirs:
         run = RunDir(path)
@@ -247,7 +271,35 @@ def compare_runs(
     suite = Suite(name=out_dir.name, frames=0, seeds=sorted({j.seed for j in jobs}), agents=[], eval=settings)
     suite.baselines = baselines
     episodes = _gather(jobs, suite, out_dir)
-    return write_outputs(episodes, _run_info(jobs), out_dir, out_dir.name, command)
+    for seed, table in enumerate(played):
+        episodes = pd.concat([episodes, table.assign(agent=HUMAN, seed=seed, condition="standard")], ignore_index=True)
+    return write_outputs(episodes[SUITE_EPISODE_COLUMNS], _run_info(jobs), out_dir, out_dir.name, command)
+
+
+HUMAN = "human"
+"""Agent name of the episodes a person drove (``cr-bench play``)."""
+
+
+def _human_episodes(folder: Path, settings: EvalConfig) -> pd.DataFrame:
+    """The episodes of a ``cr-bench play --out`` folder, checked to be the comparison's tracks.
+
+    :raises CrBenchError: if the folder holds no episodes, or other tracks or another backend.
+    """
+    try:
+        table = pd.read_csv(folder / "episodes.csv")
+        backend = read_yaml(folder / "summary.yaml").get("backend")
+    except (OSError, ValueError) as error:
+        raise CrBenchError(f"--human {folder}: no episodes of cr-bench play ({error})".splitlines()[0]) from None
+    if backend != settings.backend:
+        raise CrBenchError(f"--human {folder}: played on {backend}, the comparison evaluates on {settings.backend}")
+    wanted = list(range(settings.track_seed_start, settings.track_seed_start + settings.episodes))
+    if sorted(table["track_seed"].tolist()) != wanted:
+        raise CrBenchError(
+            f"--human {folder}: its tracks are not the comparison's {wanted[0]}..{wanted[-1]}; play those "
+            f"(cr-bench play --episodes {len(wanted)} --track-seed-start {wanted[0]}) or compare with "
+            f"--episodes {len(table)} --track-seed-start {table['track_seed'].min()}"
+        )
+    return table[EPISODE_COLUMNS]
 
 
 def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
+from cr_bench import progress
 from cr_bench.agents import build_model, load_model, set_torch_threads
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
@@ -118,7 +119,8 @@ class TrainingMonitor(BaseCallback):
             self._curve.writerow(CURVE_COLUMNS)
         self._counter = FrameCounter(self.training_env.num_envs)
         self._next_checkpoint = (self.frames_done // self.checkpoint_every + 1) * self.checkpoint_every
-        self._bar = tqdm(total=self.budget, initial=self.frames_done, unit="frame", unit_scale=True, disable=None)
+        # leave=None: kept when it is the only bar, cleared under tune's bar of trials
+        self._bar = progress.bar(self.budget, "frame", initial=self.frames_done, unit_scale=True, leave=None)
 
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]

@@ -34,8 +34,8 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 from stable_baselines3.common.callbacks import BaseCallback
-from tqdm import tqdm
 
+from cr_bench import progress
 from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.spec.agents import resolve_config
@@ -202,7 +202,7 @@ def objective(trial: optuna.Trial, settings: TuneSettings, space: dict[str, Para
     return float(np.mean(values))
 
 
-def run_worker(settings: TuneSettings, progress: bool = True) -> None:
+def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
     """Run trials until the study holds ``settings.trials`` counted trials.
 
     Counting and starting a trial happen under a file lock, so workers on one machine
@@ -212,7 +212,10 @@ def run_worker(settings: TuneSettings, progress: bool = True) -> None:
     space = settings.space()
     study = open_study(settings)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    bar = tqdm(total=settings.trials, initial=finished_count(study), unit="trial", disable=None if progress else True)
+    if not show_progress:  # a worker process: the parent shows the bar and the best trial
+        progress.quiet()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+    bar = progress.bar(settings.trials, "trial", initial=finished_count(study))
     try:
         while True:
             with file_lock(settings.out_dir / ".ask.lock"):
@@ -250,7 +253,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
 
 
 def _worker_entry(settings: TuneSettings) -> None:
-    run_worker(settings, progress=False)
+    run_worker(settings, show_progress=False)
 
 
 def tune(settings: TuneSettings) -> optuna.Study:
@@ -264,9 +267,18 @@ def tune(settings: TuneSettings) -> optuna.Study:
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(settings.out_dir / ".ask.lock"):
         enqueue_default(study, settings)
+    left = max(0, settings.trials - len(counted(study)))
+    backend = settings.resolved_base().env.backend
+    fps = progress.training_fps(settings.agent, backend)
+    progress.say(
+        f"study {settings.study_name}: {left} trial(s) to run, each training up to {settings.frames_per_trial:,} "
+        f"frames on {backend} (pruning stops many early); training alone takes "
+        + progress.estimate(left * settings.frames_per_trial, fps, bound="at most")
+    )
     try:
         if n_jobs == 1:
-            run_worker(settings)
+            with progress.library_logs_above_bars():
+                run_worker(settings)
         else:
             # Workers share the cores: each trains with its share of torch threads.
             threads = max(1, (os.cpu_count() or 1) // n_jobs)
@@ -276,7 +288,7 @@ def tune(settings: TuneSettings) -> optuna.Study:
             for worker in workers:
                 worker.start()
             try:
-                with tqdm(total=settings.trials, unit="trial", disable=None) as bar:
+                with progress.bar(settings.trials, "trial") as bar:
                     while any(worker.is_alive() for worker in workers):
                         time.sleep(1)
                         bar.n = min(settings.trials, finished_count(study))

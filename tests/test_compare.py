@@ -15,9 +15,9 @@ import yaml
 from cr_bench.baselines import BASELINE_ENV, make_baseline
 from cr_bench.compare import compare_suite
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import evaluate
+from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
 from cr_bench.report import build_report
-from cr_bench.spec.run import envpool_available
+from cr_bench.spec.run import TEST_TRACK_START, envpool_available
 from cr_bench.spec.suite import load_suite
 from cr_bench.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
 from cr_bench.wrappers import CAR_RACING_ACTIONS
@@ -161,11 +161,21 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     assert (finished / "command.txt").read_text().count("\n") == 1
     assert "resume" in (interrupted / "command.txt").read_text().splitlines()[-1]
 
-    # Existing runs compare too, and report gathers everything into results/README.md.
+    # Existing runs compare too, with a person's episodes (cr-bench play --out) on the same
+    # track, and report gathers everything into results/README.md.
+    human = tmp_path / "human"
+    write_episodes(human / "episodes.csv", [EpisodeResult(TEST_TRACK_START, 123.4, 1000, 1000)], BACKEND)
     code, _, err = run_cli(["compare", str(finished), str(interrupted), "--results-dir", str(results),
-                            "--episodes", "1", "--backend", BACKEND])  # fmt: skip
+                            "--episodes", "1", "--backend", BACKEND, "--human", str(human)])  # fmt: skip
     assert code == 0, err
     assert (results / "compare" / "summary.csv").is_file()
+    joined = pd.read_csv(results / "compare" / "episodes.csv")
+    assert joined[joined.agent == "human"][["seed", "track_seed", "return"]].values.tolist() == [
+        [0, TEST_TRACK_START, 123.4]
+    ]
+    code, _, err = run_cli(["compare", str(finished), "--results-dir", str(results), "--episodes", "2",
+                            "--backend", BACKEND, "--human", str(human)])  # fmt: skip
+    assert code == 2 and "its tracks are not the comparison's" in err and len(err.splitlines()) == 1
     readme = build_report(results, "cr-bench report").read_text()
     assert "## tiny: leaderboard" in readme and "](tiny/learning_curves.png)" in readme
 

@@ -221,6 +221,9 @@ class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption):
     """(agent, seed) jobs run in parallel."""
     name: str = "compare"
     """RUN_DIRs: output folder name under RESULTS_DIR."""
+    human: list[str] = field(default_factory=list, metadata={"metavar": "PLAY_DIR"})
+    """RUN_DIRs: a `cr-bench play --out` folder whose episodes join the table as agent `human`
+    (repeatable: each player is one seed); it must hold exactly the comparison's tracks."""
 
 
 @dataclass(kw_only=True)

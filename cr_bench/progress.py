@@ -1,0 +1,106 @@
+"""What a person sees while a command runs: one progress bar per process (none in worker
+processes, whose parent shows the bar), log lines printed above it, and, before a long job
+starts, how long it should take (frames over this machine's frames/s measured by
+``cr-bench bench``).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+THROUGHPUT = Path("results") / "throughput.csv"
+"""The speeds estimates use: ``cr-bench bench``'s table, relative to the working directory."""
+EPISODE_FRAMES = 1000
+"""Frames of a full CarRacing-v3 episode: an evaluation's upper bound."""
+
+_show_bars = True
+
+
+def bar(total: int, unit: str, initial: int = 0, **kwargs: Any) -> tqdm:
+    """A tqdm bar on a terminal (none when output goes to a file, or in a :func:`quiet` process)."""
+    return tqdm(total=total, initial=initial, unit=unit, disable=None if _show_bars else True, **kwargs)
+
+
+def say(line: str) -> None:
+    """Print a line above any open bar, so the two never share a line."""
+    tqdm.write(line)
+
+
+def quiet() -> None:
+    """No bars in this process: a worker's parent shows the progress for all its workers."""
+    global _show_bars
+    _show_bars = False
+
+
+@contextmanager
+def library_logs_above_bars() -> Iterator[None]:
+    """Optuna's log lines go through tqdm, above the bars, instead of through them."""
+    with logging_redirect_tqdm(loggers=[logging.getLogger("optuna")]):
+        yield
+
+
+def measured_fps(measurement: str, backend: str, table: Path = THROUGHPUT) -> float | None:
+    """Frames/s of one row of ``cr-bench bench``'s table (``None`` if it was not measured here)."""
+    try:
+        with table.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return None
+    for row in rows:
+        if row.get("measurement") == measurement and row.get("backend") == backend:
+            try:
+                return float(row["frames_per_s"])
+            except (KeyError, ValueError):
+                return None
+    return None
+
+
+def training_fps(agent: str, backend: str, table: Path = THROUGHPUT) -> float | None:
+    """Measured training frames/s: ``ppo``'s own row on EnvPool; on gymnasium, where the env
+    dominates whatever the agent, the rl-zoo3 reference's (8 gymnasium envs)."""
+    if backend == "envpool":
+        return measured_fps(f"train cr-bench {agent}", "envpool", table) if agent == "ppo" else None
+    return measured_fps("train SB3 PPO rl-zoo3 recipe", "gymnasium", table)
+
+
+def evaluation_fps(backend: str, workers: int, table: Path = THROUGHPUT) -> float | None:
+    """Measured frames/s of an evaluation: gymnasium's raw rate on each worker's core, EnvPool's
+    pipeline rate."""
+    if backend == "envpool":
+        return measured_fps("cr-bench pipeline", "envpool", table)
+    raw = measured_fps("raw env", "gymnasium", table)
+    return None if raw is None else raw * max(1, min(workers, os.cpu_count() or 1))
+
+
+def duration(seconds: float) -> str:
+    """``42 s``, ``12 min``, ``3.4 h``."""
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def estimate(frames: int, fps: float | None, bound: str = "about") -> str:
+    """How long ``frames`` take at ``fps``, saying where the speed comes from.
+
+    >>> estimate(1_000_000, 910.0)
+    'about 18 min (1,000,000 frames at 910 frames/s measured by cr-bench bench, results/throughput.csv)'
+    >>> estimate(5000, None)
+    '5,000 frames (speed not measured on this machine yet: cr-bench bench measures it)'
+    """
+    if not fps:
+        return f"{frames:,} frames (speed not measured on this machine yet: cr-bench bench measures it)"
+    return (
+        f"{bound} {duration(frames / fps)} ({frames:,} frames at {fps:,.0f} frames/s "
+        f"measured by cr-bench bench, {THROUGHPUT})"
+    )
