@@ -476,7 +476,16 @@ def _compare(args: CompareArgs, command: str) -> None:
     if args.suite and args.human:
         raise CrBenchError("--human joins a comparison of RUN_DIRs, not a --suite")
     if args.suite:
-        summary = compare_suite(Path(args.suite), args.workers, results_dir, runs_dir, command, device=args.device)
+        summary = compare_suite(
+            Path(args.suite),
+            args.workers,
+            results_dir,
+            runs_dir,
+            command,
+            device=args.device,
+            executor=args.executor,
+            ray_address=args.ray_address,
+        )
     else:
         settings = merge_eval(suite_eval(), args)
         if settings.backend != "gymnasium":
@@ -484,7 +493,15 @@ def _compare(args: CompareArgs, command: str) -> None:
         runs = [Path(folder) for folder in args.run_dirs]
         humans = [Path(folder) for folder in args.human]
         summary = compare_runs(
-            runs, settings, results_dir / args.name, list(BASELINES), command, args.device or "auto", humans
+            runs,
+            settings,
+            results_dir / args.name,
+            list(BASELINES),
+            command,
+            args.device or "auto",
+            humans,
+            executor=args.executor,
+            ray_address=args.ray_address,
         )
     print(summary.read_text())
     print(f"written {summary.parent}")

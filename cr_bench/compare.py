@@ -68,17 +68,22 @@ class Job:
     curve: CurveSettings | None = None
 
 
-def _eval_file(folder: Path, settings: EvalConfig, condition: str) -> Path:
+def eval_file(folder: Path, settings: EvalConfig, condition: str) -> Path:
     """Where the episodes of one evaluation setting are cached."""
     key = f"{settings.backend}-{condition}-{settings.track_seed_start}-{settings.episodes}"
     return folder / f"{key}.csv"
 
 
-def _run_job(job: Job) -> str:
-    """Train or resume the run unless finished, then evaluate what is not evaluated yet."""
+def needs_training(job: Job) -> bool:
+    """Whether the run has frames left to train."""
+    return int(RunDir(job.run_dir).read_progress()["frames_done"]) < job.config.frames
+
+
+def train_job(job: Job) -> None:
+    """Train or resume the run unless finished, then score its checkpoints if the suite asks."""
     run = RunDir(job.run_dir)
     set_torch_threads(job.config.torch_threads)
-    if run.read_progress()["frames_done"] < job.config.frames:
+    if needs_training(job):
         if run.model.is_file():
             resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads)
         else:  # new, or stopped before its first checkpoint (train starts that again)
@@ -86,17 +91,31 @@ def _run_job(job: Job) -> str:
             train(config, run.path, command="cr-bench compare")
     if job.curve is not None:
         score_checkpoints(run.path, job.curve)  # cached in the run: only new checkpoints play
-    model = load_model(job.config.agent, str(run.model), device=job.config.device)
-    saved_env = run.read_config().env  # the pipeline the model was trained with
-    for condition in _conditions(job.eval):
-        path = _eval_file(run.eval_dir, job.eval, condition)
-        if not path.is_file():
-            env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
-            write_episode_table(path, _evaluate(model, env, job.eval), EPISODE_COLUMNS)
+
+
+def evaluate_job(job: Job, condition: str) -> Path:
+    """Evaluate the trained run under ``condition`` unless cached; the episodes' file."""
+    run = RunDir(job.run_dir)
+    path = eval_file(run.eval_dir, job.eval, condition)
+    if not path.is_file():
+        set_torch_threads(job.config.torch_threads)
+        model = load_model(job.config.agent, str(run.model), device=job.config.device)
+        saved_env = run.read_config().env  # the pipeline the model was trained with
+        env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
+        write_episode_table(path, _evaluate(model, env, job.eval), EPISODE_COLUMNS)
+    return path
+
+
+def _run_job(job: Job) -> str:
+    """Train or resume the run unless finished, then evaluate what is not evaluated yet."""
+    train_job(job)
+    for condition in conditions(job.eval):
+        evaluate_job(job, condition)
     return job.run_dir
 
 
-def _conditions(settings: EvalConfig) -> list[str]:
+def conditions(settings: EvalConfig) -> list[str]:
+    """The evaluation conditions: standard colours, and randomized ones if asked."""
     return ["standard", "randomized"] if settings.randomized else ["standard"]
 
 
@@ -106,11 +125,17 @@ def _evaluate(policy: Any, env: EnvConfig, settings: EvalConfig) -> list[Episode
     )
 
 
-def _run_jobs(jobs: list[Job], workers: int) -> None:
-    """Run jobs, ``workers`` processes at a time (plain processes: a job may start env workers).
+def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_address: str | None = None) -> None:
+    """Run jobs, ``workers`` processes at a time (plain processes: a job may start env workers),
+    or as Ray tasks.
 
     Each worker stops as on Ctrl-C, saving its run, when this process ends, however it ends.
     """
+    if executor == "ray":
+        from cr_bench.ray_executor import run_jobs_on_ray
+
+        run_jobs_on_ray(jobs, ray_address)
+        return
     if workers == 1:
         for job in jobs:
             progress.say(f"  {job.name} seed {job.seed}: {_run_job(job)}")
@@ -181,10 +206,14 @@ def compare_suite(
     runs_dir: Path = Path("runs"),
     command: str = "",
     device: Device | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Path:
     """Run what is missing of the suite at ``path``, then write its tables and plots.
 
     ``device`` (auto, cpu or cuda) replaces every agent's ``device`` for training and evaluation.
+    ``executor`` ``ray`` runs the trainings and evaluations as tasks on the Ray cluster at
+    ``ray_address`` (:mod:`cr_bench.ray_executor`); ``local`` runs ``workers`` processes here.
     """
     suite, configs = load_suite(path)
     if device is not None:
@@ -206,7 +235,7 @@ def compare_suite(
     ]
     print(f"suite {suite.name}: {len(jobs)} runs of {suite.frames:,} frames, {workers} worker(s)")
     _announce(jobs)
-    _run_jobs(jobs, workers)
+    _run_jobs(jobs, workers, executor, ray_address)
     episodes = _gather(jobs, suite, root)
     summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
     if suite.curve is not None:
@@ -249,6 +278,8 @@ def compare_runs(
     command: str = "",
     device: Device = "auto",
     humans: list[Path] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> Path:
     """Compare existing runs, named by agent, evaluating what is missing (on ``device``).
 
@@ -266,8 +297,7 @@ def compare_runs(
         if any(job.name == config.agent and job.seed == config.seed for job in jobs):
             raise CrBenchError(f"two runs of {config.agent} with seed {config.seed}; compare one of them")
         jobs.append(Job(config.agent, config.seed, str(path), dataclasses.replace(config, device=device), settings))
-    for job in jobs:
-        _run_job(job)
+    _run_jobs(jobs, 1, executor, ray_address)
     suite = Suite(name=out_dir.name, frames=0, seeds=sorted({j.seed for j in jobs}), agents=[], eval=settings)
     suite.baselines = baselines
     episodes = _gather(jobs, suite, out_dir)
@@ -306,14 +336,14 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
     """All episodes of all runs and baselines, one row each (:data:`SUITE_EPISODE_COLUMNS`)."""
     frames = []
     for job in jobs:
-        for condition in _conditions(job.eval):
-            table = pd.read_csv(_eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition))
+        for condition in conditions(job.eval):
+            table = pd.read_csv(eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition))
             frames.append(table.assign(agent=job.name, seed=job.seed, condition=condition))
     for name in suite.baselines:
         seeds = suite.seeds if name == "random" else suite.seeds[:1]  # the scripted driver is deterministic
         for seed in seeds:
-            for condition in _conditions(suite.eval):
-                path = _eval_file(root / "baselines" / name / f"seed-{seed}", suite.eval, condition)
+            for condition in conditions(suite.eval):
+                path = eval_file(root / "baselines" / name / f"seed-{seed}", suite.eval, condition)
                 if not path.is_file():
                     env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
                     policy = make_baseline(

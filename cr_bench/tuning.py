@@ -276,7 +276,11 @@ def tune(settings: TuneSettings) -> optuna.Study:
         + progress.estimate(left * settings.frames_per_trial, fps, bound="at most")
     )
     try:
-        if n_jobs == 1:
+        if settings.executor == "ray":
+            from cr_bench.ray_executor import run_tune_workers_on_ray
+
+            run_tune_workers_on_ray(settings, settings.ray_address)
+        elif n_jobs == 1:
             with progress.library_logs_above_bars():
                 run_worker(settings)
         else:

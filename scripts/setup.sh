@@ -6,4 +6,4 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-$(command -v python3.11 || command -v python3)}"
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,video,fast,dashboard]"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev,video,fast,dashboard,cluster]"

@@ -7,6 +7,7 @@ be checked frame by frame without Box2D.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -185,6 +186,28 @@ class TinyCarRacing(gym.Env):
     def render(self) -> np.ndarray:
         return np.repeat(np.repeat(self._observation(), 4, axis=0), 6, axis=1)[:400, :600]
 
+
+DIE_ONCE_MARKER = "CR_BENCH_TEST_DIE_ONCE"
+"""Environment variable naming the marker file of :class:`DieOnceCarRacing`."""
+
+
+class DieOnceCarRacing(TinyCarRacing):
+    """:class:`TinyCarRacing` whose first construction anywhere kills its process (as a node or
+    a worker dying mid-task): it creates the marker file named by ``$CR_BENCH_TEST_DIE_ONCE``,
+    then exits; once the marker exists it is a plain TinyCarRacing."""
+
+    def __init__(self, domain_randomize: bool = False, render_mode: str | None = None) -> None:
+        marker = os.environ.get(DIE_ONCE_MARKER)
+        if marker and not os.path.exists(marker):
+            with open(marker, "w") as handle:
+                handle.write(str(os.getpid()))
+            os._exit(1)
+        super().__init__(domain_randomize, render_mode)
+
+
+if "DieOnceCarRacing-v0" not in gym.registry:
+    gym.register("DieOnceCarRacing-v0", entry_point=DieOnceCarRacing, max_episode_steps=1000)
+DIE_ONCE_ENV_ID = "tests.fake_env:DieOnceCarRacing-v0"
 
 if "TinyCarRacing-v0" not in gym.registry:
     gym.register("TinyCarRacing-v0", entry_point=TinyCarRacing, max_episode_steps=1000)

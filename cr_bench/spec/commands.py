@@ -120,6 +120,18 @@ class DeviceOption(Checked):
     for training (auto), auto for evaluation; a model saved on one device loads on any."""
 
 
+Executor = typing.Literal["local", "ray"]
+
+
+@dataclass(kw_only=True)
+class ExecutorOptions(Checked):
+    executor: Executor = "local"
+    """Where the work runs: local processes, or tasks on a Ray cluster (the cluster extra)."""
+    ray_address: str | None = None
+    """--executor ray: the cluster's address, e.g. ray://HEAD:10001 or HEAD:6379 (default:
+    RAY_ADDRESS, else a new local cluster on this machine)."""
+
+
 @dataclass(kw_only=True)
 class TracksOptions(Checked):
     episodes: Count | None = None
@@ -212,7 +224,7 @@ class PlayArgs(Checked):
 
 
 @dataclass(kw_only=True)
-class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption):
+class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     run_dirs: list[str] = field(default_factory=list, metadata={"positional": True, "metavar": "RUN_DIR"})
     """Finished runs to compare (instead of --suite)."""
     suite: str | None = None

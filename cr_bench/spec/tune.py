@@ -22,6 +22,7 @@ from cr_bench.spec.commands import (
     Backend,
     Count,
     DeviceOption,
+    ExecutorOptions,
     Frames,
     Index,
     ResultsOptions,
@@ -193,7 +194,7 @@ def include_defaults(space: dict[str, ParamSpec], defaults: dict[str, Any]) -> d
 
 
 @dataclass
-class TuneSettings(RunsOptions, ResultsOptions, DeviceOption):
+class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Everything a tuning worker needs; plain data so it crosses process boundaries.
 
     The CLI's ``cr-bench tune`` flags take their defaults from here.

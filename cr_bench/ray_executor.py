@@ -1,0 +1,233 @@
+"""Running comparisons and studies on a Ray cluster (``--executor ray``; the ``cluster`` extra).
+
+Compare: each (agent, seed) training is one Ray task and each evaluation another. Nothing
+assumes a shared filesystem: a training task gets the driver's copy of its run (to resume
+it) as an archive, trains in a temporary folder of its node and returns the whole run as an
+archive, which the driver unpacks into ``runs/``; an evaluation task gets the trained run
+and returns its episodes. Only the driver writes ``runs/`` and ``results/``, and only from
+finished tasks, so a task retried after its worker died (Ray retries it) leaves no half
+result and no duplicate. Ctrl-C on the driver cancels every task still on the cluster.
+
+Tune: each worker is a Ray task running :func:`cr_bench.tuning.run_worker` against the
+study's storage, which all of them must reach.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import shutil
+import tarfile
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from cr_bench import progress
+from cr_bench.errors import CrBenchError
+from cr_bench.io import atomic_write_text
+
+TASK_RETRIES = 3
+"""How often Ray runs a task again after its worker process or node died."""
+
+
+def import_ray() -> Any:
+    """The ``ray`` module, or a one-line error saying how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise CrBenchError("--executor ray needs Ray: pip install 'cr-bench[cluster]'") from None
+    return ray
+
+
+@contextmanager
+def ray_session(address: str | None) -> Iterator[Any]:
+    """Connect to the cluster at ``address`` (None: ``RAY_ADDRESS``, else a new local one on this
+    machine); disconnect at the end. An already connected driver (a test, a notebook) is reused."""
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False)
+        except (ConnectionError, ValueError, RuntimeError) as error:
+            raise CrBenchError(f"cannot reach the Ray cluster at {address}: {error}".splitlines()[0]) from None
+    try:
+        yield ray
+    finally:
+        if started:
+            ray.shutdown()
+
+
+def pack(folder: Path) -> bytes:
+    """A folder as gzipped tar bytes (what crosses between the driver and a task)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        archive.add(folder, arcname=".")
+    return buffer.getvalue()
+
+
+def unpack(data: bytes, folder: Path) -> None:
+    """Replace ``folder`` with the archive's contents, atomically: a driver killed mid-way
+    leaves the old folder or the new one, never a mix."""
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+        archive.extractall(staging, filter="data")
+    old = folder.with_name(f".{folder.name}.old")
+    if folder.exists():
+        folder.rename(old)
+    staging.rename(folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+# -- compare ---------------------------------------------------------------------------------
+
+
+def _train_task(job: Any, run: bytes | None) -> bytes:
+    """On a Ray worker: train (or resume) ``job`` in a temporary folder; return the run."""
+    from cr_bench.compare import train_job
+
+    progress.quiet()  # the driver shows the progress
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "run"
+        folder.mkdir()
+        if run is not None:
+            unpack(run, folder)
+        train_job(dataclasses.replace(job, run_dir=str(folder)))
+        return pack(folder)
+
+
+def _eval_task(job: Any, run: bytes, condition: str) -> str:
+    """On a Ray worker: evaluate the trained run under ``condition``; return the episodes (CSV text)."""
+    from cr_bench.compare import evaluate_job
+
+    progress.quiet()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "run"
+        folder.mkdir()
+        unpack(run, folder)
+        return evaluate_job(dataclasses.replace(job, run_dir=str(folder)), condition).read_text()
+
+
+def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
+    """Train and evaluate ``jobs`` (:class:`cr_bench.compare.Job`) as Ray tasks; write what they
+    return into each job's run folder. Finished runs and evaluations are not sent again.
+
+    :raises CrBenchError: naming the runs whose tasks failed (after Ray's retries).
+    """
+    from cr_bench.compare import conditions, eval_file, needs_training
+    from cr_bench.rundir import RunDir
+
+    with ray_session(address) as ray:
+        train_remote = ray.remote(max_retries=TASK_RETRIES)(_train_task)
+        eval_remote = ray.remote(max_retries=TASK_RETRIES)(_eval_task)
+        pending: dict[Any, tuple[str, Any, str]] = {}  # ref -> (kind, job, condition)
+
+        def submit_evaluations(job: Any) -> None:
+            run = RunDir(job.run_dir)
+            missing = [c for c in conditions(job.eval) if not eval_file(run.eval_dir, job.eval, c).is_file()]
+            if missing:
+                archive = ray.put(pack(run.path))
+                for condition in missing:
+                    options = {"num_cpus": job.eval.n_envs if job.eval.backend == "gymnasium" else 1}
+                    ref = eval_remote.options(**options).remote(job, archive, condition)
+                    pending[ref] = ("eval", job, condition)
+
+        for job in jobs:
+            run = RunDir(job.run_dir)
+            if needs_training(job):
+                options = {"num_cpus": job.config.torch_threads, "num_gpus": 1 if job.config.device == "cuda" else 0}
+                archive = pack(run.path) if run.model.is_file() else None
+                pending[train_remote.options(**options).remote(job, archive)] = ("train", job, "")
+            else:
+                submit_evaluations(job)
+        failed: list[str] = []
+        bar = progress.bar(len(pending), "task")
+        try:
+            while pending:
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                kind, job, condition = pending.pop(ref)
+                try:
+                    result = ray.get(ref)
+                except ray.exceptions.RayError as error:
+                    failed.append(f"{job.run_dir} ({kind}: {str(error).splitlines()[0]})")
+                    continue
+                finally:
+                    bar.update(1)
+                if kind == "train":
+                    Path(job.run_dir).parent.mkdir(parents=True, exist_ok=True)
+                    unpack(result, Path(job.run_dir))
+                    progress.say(f"  {job.name} seed {job.seed}: trained")
+                    before = len(pending)
+                    submit_evaluations(job)
+                    bar.total += len(pending) - before
+                else:
+                    path = eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition)
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(path, result)
+                    progress.say(f"  {job.name} seed {job.seed}: evaluated ({condition})")
+        except KeyboardInterrupt:
+            for ref in pending:
+                ray.cancel(ref, force=True)
+            raise
+        finally:
+            bar.close()
+        if failed:
+            raise CrBenchError(f"{len(failed)} Ray task(s) failed: {'; '.join(failed)}"[:2000])
+
+
+# -- tune ------------------------------------------------------------------------------------
+
+
+def _tune_task(settings: Any) -> int:
+    """On a Ray worker: one tuning worker on the study's storage; returns how many trials it saw."""
+    from cr_bench.study import counted, open_study
+    from cr_bench.tuning import run_worker
+
+    run_worker(settings, show_progress=False)
+    return len(counted(open_study(settings)))
+
+
+def check_storage_reachable(storage: str, nodes: int) -> None:
+    """Refuse a storage the workers of a multi-node cluster cannot share (a local file).
+
+    >>> check_storage_reachable("postgresql://host/db", nodes=4)
+    >>> check_storage_reachable("", nodes=1)
+    """
+    local_file = not storage or storage.startswith("sqlite:") or "://" not in storage
+    if nodes > 1 and local_file:
+        where = storage or "the default journal file"
+        raise CrBenchError(
+            f"--executor ray on a {nodes}-node cluster: workers on other nodes cannot reach {where}; "
+            "give --storage postgresql://USER@HOST/DB (a database every node reaches)"
+        )
+
+
+def run_tune_workers_on_ray(settings: Any, address: str | None) -> None:
+    """Run ``settings.n_jobs`` tuning workers as Ray tasks and wait for them.
+
+    :raises CrBenchError: for a storage other nodes cannot reach, or failed workers.
+    """
+    with ray_session(address) as ray:
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+        check_storage_reachable(settings.storage, len(alive))
+        threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.n_jobs)
+        settings = dataclasses.replace(
+            settings,
+            base_config={**settings.base_config, "torch_threads": threads},
+            # a task's working directory is not the driver's: every path absolute
+            runs_dir=str(Path(settings.runs_dir).resolve()),
+            results_dir=str(Path(settings.results_dir).resolve()),
+            space_file=settings.space_file and str(Path(settings.space_file).resolve()),
+        )
+        remote = ray.remote(max_retries=TASK_RETRIES)(_tune_task)
+        refs = [remote.options(num_cpus=threads).remote(settings) for _ in range(settings.n_jobs)]
+        try:
+            outcomes = [ray.get(ref) for ref in refs]
+        except KeyboardInterrupt:
+            for ref in refs:
+                ray.cancel(ref, force=True)
+            raise
+        except ray.exceptions.RayError as error:
+            raise CrBenchError(f"a tuning worker failed on Ray: {str(error).splitlines()[0]}") from None
+        progress.say(f"  {len(outcomes)} Ray tuning worker(s) finished")

@@ -1,0 +1,103 @@
+"""compare and tune on a real local Ray cluster (a head on 127.0.0.1 with 2 CPUs), tiny envs.
+
+A suite through Ray gives the episodes a local run gives; two Ray tuning workers on one
+storage end with exactly the asked trials; a worker killed mid-task is retried and its result
+lands once; a multi-node cluster with a local storage file is refused in one line."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.[cluster]'; .ci/run installs it)")
+
+from optuna.trial import TrialState  # noqa: E402
+
+from cr_bench import tuning  # noqa: E402
+from cr_bench.baselines import BASELINE_ENV  # noqa: E402
+from cr_bench.compare import compare_suite  # noqa: E402
+from cr_bench.errors import CrBenchError  # noqa: E402
+from cr_bench.ray_executor import check_storage_reachable, pack, unpack  # noqa: E402
+from tests.fake_env import DIE_ONCE_ENV_ID, DIE_ONCE_MARKER  # noqa: E402
+from tests.test_compare import TINY_SET, _suite  # noqa: E402
+from tests.test_tuning import _settings, _study  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A local Ray head with 2 CPUs on loopback; its workers see ``$CR_BENCH_TEST_DIE_ONCE``."""
+    marker = tmp_path_factory.mktemp("ray") / "died-once"
+    os.environ[DIE_ONCE_MARKER] = str(marker)  # inherited by the workers the head starts
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        yield marker
+    finally:
+        ray.shutdown()
+        os.environ.pop(DIE_ONCE_MARKER, None)
+
+
+def _episodes(results: Path) -> pd.DataFrame:
+    return pd.read_csv(results / "tiny" / "episodes.csv").sort_values(
+        ["agent", "seed", "track_seed"], ignore_index=True
+    )
+
+
+def test_a_suite_on_ray_equals_a_local_run(cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same suite, same seeds: the Ray executor's episodes are the local ones; a rerun sends nothing."""
+    monkeypatch.setattr("cr_bench.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_SET["env"]["id"]))
+    path = _suite(tmp_path, baselines=["scripted"])
+    compare_suite(path, 1, tmp_path / "local", tmp_path / "local-runs", "local")
+    compare_suite(path, 1, tmp_path / "ray", tmp_path / "ray-runs", "ray", executor="ray")
+    pd.testing.assert_frame_equal(_episodes(tmp_path / "ray"), _episodes(tmp_path / "local"))
+    run = tmp_path / "ray-runs" / "compare" / "tiny" / "beta" / "seed-1"
+    assert (run / "model.zip").is_file() and (run / "curve.csv").is_file()  # the whole run came back
+    stamp = (run / "model.zip").stat().st_mtime_ns
+    compare_suite(path, 1, tmp_path / "ray", tmp_path / "ray-runs", "again", executor="ray")
+    assert (run / "model.zip").stat().st_mtime_ns == stamp
+
+
+def test_a_worker_killed_mid_task_is_retried(cluster: Path, tmp_path: Path) -> None:
+    """The first env built on the cluster kills its worker process; Ray runs the task again and
+    the run's episodes land once."""
+    assert not cluster.exists()
+    agent = {"name": "beta", "agent": "ppo", "set": {**TINY_SET, "env": {**TINY_SET["env"], "id": DIE_ONCE_ENV_ID}}}
+    path = _suite(tmp_path, seeds=[0], agents=[agent], baselines=[])
+    compare_suite(path, 1, tmp_path / "results", tmp_path / "runs", "ray", executor="ray")
+    assert cluster.exists()  # a worker did die
+    episodes = pd.read_csv(tmp_path / "results" / "tiny" / "episodes.csv")
+    assert episodes["track_seed"].tolist() == sorted(set(episodes["track_seed"])) and len(episodes) == 2
+
+
+def test_two_ray_workers_make_exactly_the_asked_trials(cluster: Path, tmp_path: Path) -> None:
+    settings = _settings(tmp_path, trials=4, n_jobs=2, executor="ray")
+    tuning.tune(settings)
+    trials = _study(settings).trials
+    assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
+    assert len({t.number for t in trials}) == 4
+
+
+def test_a_local_storage_on_many_nodes_is_refused() -> None:
+    with pytest.raises(CrBenchError, match="give --storage postgresql://"):
+        check_storage_reachable("", nodes=3)
+    with pytest.raises(CrBenchError, match=re.escape("cannot reach sqlite:///study.db")):
+        check_storage_reachable("sqlite:///study.db", nodes=2)
+    check_storage_reachable("postgresql://tune@db/optuna", nodes=3)
+
+
+def test_runs_cross_as_archives(tmp_path: Path) -> None:
+    """A run folder packed on one side unpacks whole on the other, replacing the old copy."""
+    source = tmp_path / "source"
+    (source / "eval").mkdir(parents=True)
+    (source / "model.zip").write_bytes(b"model")
+    (source / "eval" / "a.csv").write_text("x\n1\n")
+    target = tmp_path / "target"
+    target.mkdir()
+    (target / "stale.txt").write_text("old")
+    unpack(pack(source), target)
+    assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == ["eval", "eval/a.csv", "model.zip"]
