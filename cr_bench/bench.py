@@ -32,6 +32,7 @@ from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict
 from cr_bench.spec.run import ENV_ID, Backend, PolicyConfig, resolve_backend
 from cr_bench.tables import markdown_table
+from cr_bench.throughput import CSV_NAME, LEVER_PREFIX, MARKDOWN_NAME, PIPELINE, RAW, REFERENCE, TRAIN
 from cr_bench.training import FrameCounter, train
 
 # A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it
@@ -81,7 +82,7 @@ def raw_gymnasium(frames: int) -> Measurement:
             env.reset()
     seconds = time.perf_counter() - start
     env.close()
-    return Measurement("raw env", "gymnasium", 1, 1, frames, seconds)
+    return Measurement(RAW, "gymnasium", 1, 1, frames, seconds)
 
 
 def raw_envpool(frames: int, threads: int, envs: int) -> Measurement:
@@ -97,7 +98,7 @@ def raw_envpool(frames: int, threads: int, envs: int) -> Measurement:
         pool.step(actions)  # EnvPool resets ended envs on their next step by itself
     seconds = time.perf_counter() - start
     pool.close()
-    return Measurement("raw env", "envpool", envs, threads, steps * envs, seconds)
+    return Measurement(RAW, "envpool", envs, threads, steps * envs, seconds)
 
 
 def pipeline(backend: Backend, frames: int, envs: int) -> Measurement:
@@ -119,7 +120,7 @@ def pipeline(backend: Backend, frames: int, envs: int) -> Measurement:
     seconds = time.perf_counter() - start
     venv.close()
     threads = min(envs, os.cpu_count() or 1) if backend == "envpool" else 1
-    return Measurement("cr-bench pipeline", backend, envs, threads, done_frames, seconds)
+    return Measurement(PIPELINE, backend, envs, threads, done_frames, seconds)
 
 
 LEVERS: dict[str, dict[str, Any]] = {
@@ -127,7 +128,6 @@ LEVERS: dict[str, dict[str, Any]] = {
     "bf16 autocast": {"policy": {"precision": "bf16"}},
 }
 """Speed levers measured against the default ppo: each name's config overrides."""
-LEVER_PREFIX = "train cr-bench ppo, lever: "
 
 
 def _train_cr_bench(frames: int, out: str, overrides: dict[str, Any] | None = None) -> int:
@@ -240,14 +240,14 @@ def run_bench(
         steps.append(
             (
                 "train ppo",
-                lambda: training_run("train cr-bench ppo", "envpool", beta_envs, _train_cr_bench, train_frames),
+                lambda: training_run(TRAIN, "envpool", beta_envs, _train_cr_bench, train_frames),
             )
         )
         for lever, overrides in LEVERS.items() if levers else ():
             target = functools.partial(_train_cr_bench, overrides=overrides)
             steps.append(
                 (
-                    f"train ppo, lever: {lever}",
+                    f"{LEVER_PREFIX}{lever}",
                     functools.partial(
                         training_run, f"{LEVER_PREFIX}{lever}", "envpool", beta_envs, target, train_frames
                     ),
@@ -258,9 +258,7 @@ def run_bench(
         steps.append(
             (
                 "train reference",
-                lambda: training_run(
-                    "train SB3 PPO rl-zoo3 recipe", "gymnasium", ref_envs, _train_reference, train_frames
-                ),
+                lambda: training_run(REFERENCE, "gymnasium", ref_envs, _train_reference, train_frames),
             )
         )
     rows = []
@@ -283,15 +281,15 @@ def _find(rows: list[Measurement], measurement: str, backend: str, threads: int 
 def _add_ratios(rows: list[Measurement]) -> None:
     """Pipelines relative to the raw env on the same backend and threads; training relative to the
     reference; each lever relative to the default training."""
-    reference = _find(rows, "train SB3 PPO rl-zoo3 recipe", "gymnasium")
-    default = _find(rows, "train cr-bench ppo", "envpool")
+    reference = _find(rows, REFERENCE, "gymnasium")
+    default = _find(rows, TRAIN, "envpool")
     for row in rows:
         base: Measurement | None = None
-        if row.measurement == "cr-bench pipeline":
-            base = _find(rows, "raw env", row.backend, row.threads)
-        elif row.measurement == "raw env" and row.backend == "envpool":
-            base = _find(rows, "raw env", "gymnasium")
-        elif row.measurement == "train cr-bench ppo":
+        if row.measurement == PIPELINE:
+            base = _find(rows, RAW, row.backend, row.threads)
+        elif row.measurement == RAW and row.backend == "envpool":
+            base = _find(rows, RAW, "gymnasium")
+        elif row.measurement == TRAIN:
             base = reference
         elif row.measurement.startswith(LEVER_PREFIX):
             base = default
@@ -305,7 +303,7 @@ def _add_ratios(rows: list[Measurement]) -> None:
 def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple[Path, Path]:
     """Write throughput.csv and throughput.md; return their paths."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path = out_dir / "throughput.csv", out_dir / "throughput.md"
+    csv_path, md_path = out_dir / CSV_NAME, out_dir / MARKDOWN_NAME
     write_csv(
         csv_path,
         COLUMNS,
@@ -325,15 +323,15 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
               "peak RSS MB"]  # fmt: skip
     lines += markdown_table(header, map(_markdown_row, rows), "llrrrrrrlr")
     lines += ["", "Targets:", ""]
-    pipe = _find(rows, "cr-bench pipeline", "envpool")
+    pipe = _find(rows, PIPELINE, "envpool")
     if pipe is not None and pipe.ratio is not None:
         lines.append(f"- pipeline on EnvPool keeps >= 80% of raw EnvPool: {pipe.ratio:.0%} ({_met(pipe.ratio >= 0.8)})")
-    training = _find(rows, "train cr-bench ppo", "envpool")
+    training = _find(rows, TRAIN, "envpool")
     if training is not None and training.ratio is not None:
         lines.append(
             f"- ppo training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
         )
-    raw = _find(rows, "raw env", "envpool", 2)
+    raw = _find(rows, RAW, "envpool", 2)
     if training is not None and raw is not None:
         share = training.frames_per_s / raw.frames_per_s
         lines.append(f"- ppo training >= 0.6x raw EnvPool (2 threads): {share:.2f}x ({_met(share >= 0.6)})")

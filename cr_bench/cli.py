@@ -52,6 +52,7 @@ from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, rea
 from cr_bench.spec.suite import suite_eval
 from cr_bench.spec.tune import TuneSettings
 from cr_bench.stats import format_summary
+from cr_bench.wrappers import MAX_EPISODE_FRAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,9 +237,9 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
             PlayArgs,
             _play,
             "drive CarRacing-v3 yourself with the arrow keys",
-            "Drive CarRacing-v3 with the keyboard (seed 004's keys: left/right steer, up gas, down brake; Esc "
-            "quits) in a window showing the frame and the raw score. Needs a display (xvfb-run -a on a machine "
-            "without one). --out writes episodes.csv in eval's format, so a human joins a comparison.",
+            "Drive CarRacing-v3 with the keyboard in a window showing the frame and the raw score. Needs a "
+            "display (xvfb-run -a on a machine without one). --out writes the finished episodes' episodes.csv in "
+            "eval's format, so a human joins a comparison (compare --human).",
         ),
         "tune": (
             TuneSettings,
@@ -355,7 +356,7 @@ def _eval(args: EvalArgs, command: str) -> None:
     settings = merge_eval(config.eval, args)
     last = settings.track_seed_start + settings.episodes - 1
     fps = progress.evaluation_fps(settings.backend, settings.n_envs)
-    frames = settings.episodes * progress.EPISODE_FRAMES
+    frames = settings.episodes * MAX_EPISODE_FRAMES  # an upper bound: episodes may end sooner
     print(
         f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "
         + progress.estimate(frames, fps, bound="at most")
@@ -410,7 +411,7 @@ def _record(args: RecordArgs, command: str) -> None:
 
 def _play(args: PlayArgs, command: str) -> None:
     from cr_bench.evaluation import write_episodes
-    from cr_bench.play import check_display, play_episode
+    from cr_bench.play import KEYS, check_display, play_episode
     from cr_bench.recording import check_video_path, write_video
 
     check_display()
@@ -419,23 +420,24 @@ def _play(args: PlayArgs, command: str) -> None:
         check_video_path(video, "--record")
         _writable_dir(video.parent)
     out = None if args.out is None else _writable_dir(Path(args.out))
+    print(f"cr-bench play: {KEYS}")
     results, frames = [], []
     for track_seed in range(args.track_seed_start, args.track_seed_start + args.episodes):
         episode = play_episode(track_seed, args.fps, keep_frames=video is not None)
         result = episode.result
-        early = " (ended early)" if episode.ended_early else ""
+        early = " (ended early: not kept as a score)" if episode.ended_early else ""
         print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames{early}")
-        results.append(result)
         frames += episode.frames
         if episode.ended_early:
             break
+        results.append(result)
+    if out is not None and results:  # first: a video that cannot be written loses no score
+        write_episodes(out / "episodes.csv", results, "gymnasium")
+        atomic_write_text(out / "command.txt", command + "\n")
+        print(f"{len(results)} finished episode(s) written to {out / 'episodes.csv'}")
     if video is not None and frames:
         write_video(video, frames, args.fps)
         print(f"wrote {video}")
-    if out is not None:
-        write_episodes(out / "episodes.csv", results, "gymnasium")
-        atomic_write_text(out / "command.txt", command + "\n")
-        print(f"episodes written to {out / 'episodes.csv'}")
 
 
 def _publish(args: PublishArgs, command: str) -> None:

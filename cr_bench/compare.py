@@ -316,10 +316,17 @@ def _human_episodes(folder: Path, settings: EvalConfig) -> pd.DataFrame:
     :raises CrBenchError: if the folder holds no episodes, or other tracks or another backend.
     """
     try:
+        played = (folder / "command.txt").read_text().startswith("cr-bench play")
         table = pd.read_csv(folder / "episodes.csv")
         backend = read_yaml(folder / "summary.yaml").get("backend")
     except (OSError, ValueError) as error:
         raise CrBenchError(f"--human {folder}: no episodes of cr-bench play ({error})".splitlines()[0]) from None
+    if not played:
+        raise CrBenchError(f"--human {folder}: not written by cr-bench play --out (see its command.txt)")
+    if not set(EPISODE_COLUMNS) <= set(table.columns):
+        raise CrBenchError(
+            f"--human {folder}: episodes.csv lacks columns {sorted(set(EPISODE_COLUMNS) - set(table.columns))}"
+        )
     if backend != settings.backend:
         raise CrBenchError(f"--human {folder}: played on {backend}, the comparison evaluates on {settings.backend}")
     wanted = list(range(settings.track_seed_start, settings.track_seed_start + settings.episodes))

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
+import pickle
+import signal
+import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +33,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from cr_bench.envs import make_env, make_vec_env
-from cr_bench.errors import CrBenchError
+from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.io import write_csv
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, resolve_backend
@@ -166,24 +171,55 @@ def _evaluate_in_workers(
     n_envs: int,
     on_episode: Callable[[EpisodeResult], None] | None,
 ) -> list[EpisodeResult]:
-    policy = model.policy if isinstance(model, BaseAlgorithm) else model
     env = make_env(config, training=False)
     try:
         check_model_fits(model, env)
-        if n_envs == 1 or len(seeds) == 1:
-            results = []
-            for seed in seeds:
-                results.append(_play_episode(policy, env, seed, deterministic))
-                if on_episode is not None:
-                    on_episode(results[-1])
-            return results
+        # DQN's stochastic action is epsilon-greedy in the algorithm, not its policy: it stays here.
+        if n_envs == 1 or len(seeds) == 1 or (not deterministic and hasattr(model, "exploration_rate")):
+            return _evaluate_here(model, env, seeds, deterministic, on_episode)
     finally:
         env.close()
+    return _evaluate_in_pool(model, config, seeds, deterministic, min(n_envs, len(seeds)), on_episode)
+
+
+def _evaluate_here(
+    model: Any,
+    env: gym.Env,
+    seeds: list[int],
+    deterministic: bool,
+    on_episode: Callable[[EpisodeResult], None] | None,
+) -> list[EpisodeResult]:
+    """Play in this process as a worker would: one torch thread, and random generators that
+    are this process's own again afterwards (a training calling it keeps its draws)."""
+    threads = th.get_num_threads()
+    th.set_num_threads(1)
+    results = []
+    try:
+        with th.random.fork_rng(devices=[]):
+            for seed in seeds:
+                results.append(_play_episode(model, env, seed, deterministic))
+                if on_episode is not None:
+                    on_episode(results[-1])
+    finally:
+        th.set_num_threads(threads)
+    return results
+
+
+def _evaluate_in_pool(
+    model: Any,
+    config: EnvConfig,
+    seeds: list[int],
+    deterministic: bool,
+    workers: int,
+    on_episode: Callable[[EpisodeResult], None] | None,
+) -> list[EpisodeResult]:
+    """Play in ``workers`` processes. Each watches a pipe only this process writes to: when this
+    process ends (Ctrl-C, an error, even kill -9), the pipe closes and the workers exit."""
+    policy = model.policy if isinstance(model, BaseAlgorithm) else model
+    context = multiprocessing.get_context("forkserver")
+    parent_alive, alive_end = context.Pipe(duplex=False)
     pool = ProcessPoolExecutor(
-        min(n_envs, len(seeds)),
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=_start_worker,
-        initargs=(policy, config, deterministic),
+        workers, mp_context=context, initializer=_start_worker, initargs=(policy, config, deterministic, parent_alive)
     )
     results = []
     try:
@@ -192,9 +228,14 @@ def _evaluate_in_workers(
             if on_episode is not None:
                 on_episode(results[-1])
     except BrokenProcessPool:
-        raise CrBenchError("an evaluation worker died (killed, or out of memory)") from None
+        raise CrBenchError("an evaluation worker died or could not start (killed, out of memory?)") from None
+    except (pickle.PicklingError, TypeError, AttributeError) as error:
+        if not raised_by_library(error) and not isinstance(error, pickle.PicklingError):
+            raise
+        raise CrBenchError(f"cannot send the policy to evaluation workers: {error}".splitlines()[0]) from None
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)  # an error or Ctrl-C leaves no episode running
+        alive_end.close()  # workers still playing (an error, Ctrl-C) exit now
+        pool.shutdown(wait=True, cancel_futures=True)
     return results
 
 
@@ -202,9 +243,16 @@ _worker: dict[str, Any] = {}
 """An evaluation worker's policy, env and settings (:func:`_start_worker`)."""
 
 
-def _start_worker(policy: Any, config: EnvConfig, deterministic: bool) -> None:
+def _start_worker(policy: Any, config: EnvConfig, deterministic: bool, parent_alive: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it ends the workers
+    threading.Thread(target=_exit_with_parent, args=(parent_alive,), daemon=True).start()
     th.set_num_threads(1)  # one worker per core
     _worker.update(policy=policy, env=make_env(config, training=False), deterministic=deterministic)
+
+
+def _exit_with_parent(parent_alive: Connection) -> None:
+    parent_alive.poll(None)  # the parent never sends: this returns when its end closes
+    os._exit(0)
 
 
 def _worker_episode(seed: int) -> EpisodeResult:

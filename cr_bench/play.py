@@ -1,8 +1,8 @@
 """``cr-bench play``: drive CarRacing-v3 with the keyboard, as seed 004 does.
 
-The arrow keys act as in seed 004: left or right steers fully (left wins when both are
-held), up is full gas, down is full brake. The window shows gymnasium's 600x400 view with
-the frame number and the raw score; Esc or closing the window ends the episode early.
+The keys are :data:`KEYS` (left wins when both steering keys are held). The window shows
+gymnasium's 600x400 view with the frame number and the raw score; Esc or closing the window
+ends the episode early, and such an episode is shown but not kept as a score.
 
 The score is the raw CarRacing-v3 return (:class:`~cr_bench.wrappers.EpisodeScore`), the
 same as ``cr-bench eval``'s, so a human's episodes join a comparison like any agent's.
@@ -11,6 +11,7 @@ same as ``cr-bench eval``'s, so a human's episodes join a comparison like any ag
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,8 @@ from cr_bench.recording import stamp
 from cr_bench.spec.run import ENV_ID
 from cr_bench.wrappers import EpisodeScore
 
+KEYS = "seed 004's keys: left/right steer fully, up is full gas, down full brake; Esc quits"
+"""The keyboard mapping, as the help and the window title say it."""
 NO_DISPLAY = (
     "play needs a display (no DISPLAY or WAYLAND_DISPLAY is set); on a machine without a screen, "
     "run it on a virtual one: xvfb-run -a cr-bench play ... (Debian: apt install xvfb)"
@@ -36,6 +39,8 @@ def check_display(environ: dict[str, str] | None = None) -> None:
     :raises CrBenchError: with how to get a virtual display.
     """
     environ = dict(os.environ) if environ is None else environ
+    if not sys.platform.startswith("linux"):
+        return  # macOS and Windows always have a screen for SDL
     if not any(environ.get(name) for name in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER")):
         raise CrBenchError(NO_DISPLAY)
 
@@ -94,7 +99,7 @@ def play_episode(
         screen = pygame.display.set_mode((600, 400))
     except pygame.error as error:
         raise CrBenchError(f"cannot open a window ({error}); {NO_DISPLAY.split('; ', 1)[1]}") from None
-    pygame.display.set_caption("cr-bench play: arrows drive, Esc quits")
+    pygame.display.set_caption(f"cr-bench play: {KEYS}")
     get_events = events or pygame.event.get
     env = EpisodeScore(gym.make(ENV_ID, render_mode="rgb_array"))
     keyboard, clock = Keyboard(), pygame.time.Clock()

@@ -6,7 +6,6 @@ starts, how long it should take (frames over this machine's frames/s measured by
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 from collections.abc import Iterator
@@ -17,10 +16,7 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-THROUGHPUT = Path("results") / "throughput.csv"
-"""The speeds estimates use: ``cr-bench bench``'s table, relative to the working directory."""
-EPISODE_FRAMES = 1000
-"""Frames of a full CarRacing-v3 episode: an evaluation's upper bound."""
+from cr_bench.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps
 
 _show_bars = True
 
@@ -48,36 +44,20 @@ def library_logs_above_bars() -> Iterator[None]:
         yield
 
 
-def measured_fps(measurement: str, backend: str, table: Path = THROUGHPUT) -> float | None:
-    """Frames/s of one row of ``cr-bench bench``'s table (``None`` if it was not measured here)."""
-    try:
-        with table.open(newline="") as handle:
-            rows = list(csv.DictReader(handle))
-    except OSError:
-        return None
-    for row in rows:
-        if row.get("measurement") == measurement and row.get("backend") == backend:
-            try:
-                return float(row["frames_per_s"])
-            except (KeyError, ValueError):
-                return None
-    return None
-
-
-def training_fps(agent: str, backend: str, table: Path = THROUGHPUT) -> float | None:
+def training_fps(agent: str, backend: str, table: Path = DEFAULT_TABLE) -> float | None:
     """Measured training frames/s: ``ppo``'s own row on EnvPool; on gymnasium, where the env
     dominates whatever the agent, the rl-zoo3 reference's (8 gymnasium envs)."""
     if backend == "envpool":
-        return measured_fps(f"train cr-bench {agent}", "envpool", table) if agent == "ppo" else None
-    return measured_fps("train SB3 PPO rl-zoo3 recipe", "gymnasium", table)
+        return measured_fps(TRAIN, "envpool", table) if agent == "ppo" else None
+    return measured_fps(REFERENCE, "gymnasium", table)
 
 
-def evaluation_fps(backend: str, workers: int, table: Path = THROUGHPUT) -> float | None:
-    """Measured frames/s of an evaluation: gymnasium's raw rate on each worker's core, EnvPool's
-    pipeline rate."""
+def evaluation_fps(backend: str, workers: int, table: Path = DEFAULT_TABLE) -> float | None:
+    """Measured frames/s of an evaluation: gymnasium's pipeline rate on each worker's core,
+    EnvPool's pipeline rate."""
     if backend == "envpool":
-        return measured_fps("cr-bench pipeline", "envpool", table)
-    raw = measured_fps("raw env", "gymnasium", table)
+        return measured_fps(PIPELINE, "envpool", table)
+    raw = measured_fps(PIPELINE, "gymnasium", table)
     return None if raw is None else raw * max(1, min(workers, os.cpu_count() or 1))
 
 
@@ -94,13 +74,13 @@ def estimate(frames: int, fps: float | None, bound: str = "about") -> str:
     """How long ``frames`` take at ``fps``, saying where the speed comes from.
 
     >>> estimate(1_000_000, 910.0)
-    'about 18 min (1,000,000 frames at 910 frames/s measured by cr-bench bench, results/throughput.csv)'
+    'about 18 min (1,000,000 frames at 910 frames/s, from results/throughput.csv: cr-bench bench remeasures)'
     >>> estimate(5000, None)
     '5,000 frames (speed not measured on this machine yet: cr-bench bench measures it)'
     """
     if not fps:
         return f"{frames:,} frames (speed not measured on this machine yet: cr-bench bench measures it)"
     return (
-        f"{bound} {duration(frames / fps)} ({frames:,} frames at {fps:,.0f} frames/s "
-        f"measured by cr-bench bench, {THROUGHPUT})"
+        f"{bound} {duration(frames / fps)} ({frames:,} frames at {fps:,.0f} frames/s, "
+        f"from {DEFAULT_TABLE}: cr-bench bench remeasures)"
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import shutil
+import socket
 import tarfile
 import tempfile
 from collections.abc import Iterator
@@ -48,6 +49,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
+        check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
@@ -57,6 +59,25 @@ def ray_session(address: str | None) -> Iterator[Any]:
     finally:
         if started:
             ray.shutdown()
+
+
+def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+    """Fail in seconds, in one line, where Ray would retry an unreachable address for minutes.
+
+    ``HOST:PORT`` and ``ray://HOST:PORT`` are probed with a TCP connection; ``auto``,
+    ``local`` and no address are Ray's to resolve.
+
+    :raises CrBenchError: naming the address and why it cannot be reached.
+    """
+    if address is None or address in ("auto", "local"):
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise CrBenchError(f"--ray-address must be HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as error:
+        raise CrBenchError(f"cannot reach the Ray cluster at {address}: {error}") from None
 
 
 def pack(folder: Path) -> bytes:

@@ -12,6 +12,7 @@ from cr_bench.io import atomic_write_text
 from cr_bench.publish import published_models
 from cr_bench.spec.agents import get_agent
 from cr_bench.tables import checkpoints_markdown, markdown_table
+from cr_bench.throughput import MARKDOWN_NAME
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
 # version of the task (Gymnasium has since changed how a lap completes), so they are a
@@ -57,7 +58,7 @@ def build_report(results_dir: Path, command: str) -> Path:
         lines += ["## Tuning studies", ""]
         lines += [f"- [{p.parent.name}](tune/{p.parent.name}/summary.md)" for p in studies]
         lines.append("")
-    throughput = results_dir / "throughput.md"
+    throughput = results_dir / MARKDOWN_NAME
     if throughput.is_file():
         lines += [_demote(throughput.read_text()), ""]
     if len(lines) == 4:

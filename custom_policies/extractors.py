@@ -14,7 +14,7 @@ Every extractor here takes two speed options (``cr-bench bench`` measures both):
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import gymnasium as gym
 import torch as th
@@ -23,7 +23,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 Precision = Literal["fp32", "bf16"]
-PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16")
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
 
 
 def _flat_size(cnn: nn.Module, observation_space: gym.spaces.Box) -> int:

@@ -165,6 +165,7 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     # track, and report gathers everything into results/README.md.
     human = tmp_path / "human"
     write_episodes(human / "episodes.csv", [EpisodeResult(TEST_TRACK_START, 123.4, 1000, 1000)], BACKEND)
+    (human / "command.txt").write_text("cr-bench play --out human\n")
     code, _, err = run_cli(["compare", str(finished), str(interrupted), "--results-dir", str(results),
                             "--episodes", "1", "--backend", BACKEND, "--human", str(human)])  # fmt: skip
     assert code == 0, err
@@ -176,6 +177,14 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     code, _, err = run_cli(["compare", str(finished), "--results-dir", str(results), "--episodes", "2",
                             "--backend", BACKEND, "--human", str(human)])  # fmt: skip
     assert code == 2 and "its tracks are not the comparison's" in err and len(err.splitlines()) == 1
+    (human / "episodes.csv").write_text("seed,score\n1000000,5\n")
+    code, _, err = run_cli(["compare", str(finished), "--results-dir", str(results), "--episodes", "1",
+                            "--backend", BACKEND, "--human", str(human)])  # fmt: skip
+    assert code == 2 and "lacks columns ['length', 'return', 'track_seed']" in err and len(err.splitlines()) == 1
+    (human / "command.txt").write_text("cr-bench eval runs/x --out human\n")
+    code, _, err = run_cli(["compare", str(finished), "--results-dir", str(results), "--episodes", "1",
+                            "--backend", BACKEND, "--human", str(human)])  # fmt: skip
+    assert code == 2 and "not written by cr-bench play" in err
     readme = build_report(results, "cr-bench report").read_text()
     assert "## tiny: leaderboard" in readme and "](tiny/learning_curves.png)" in readme
 

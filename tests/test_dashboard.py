@@ -1,55 +1,64 @@
-"""optuna-dashboard (the `dashboard` extra) reads a cr-bench study: the committed main study's
-journal, through the dashboard's own storage loader and web API, with the trial attributes
+"""optuna-dashboard (the `dashboard` extra) serves a cr-bench study: the README's command, run on
+the committed main study's journal, answers on 127.0.0.1 with the study and the trial attributes
 a user looks for (frames, wall seconds, run folder)."""
 
 from __future__ import annotations
 
-import io
 import json
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-optuna_dashboard = pytest.importorskip(
-    "optuna_dashboard", reason="optuna-dashboard is not installed (pip install -e '.[dashboard]')"
-)
-
-from optuna_dashboard import _storage_url  # noqa: E402
-from optuna_dashboard._app import create_app  # noqa: E402
-
+DASHBOARD = Path(sys.executable).with_name("optuna-dashboard")
 JOURNAL = Path(__file__).resolve().parents[1] / "results" / "tune" / "ppo" / "journal.log"
 
 
-def _get(app: Any, path: str) -> Any:
-    """GET ``path`` from the dashboard's WSGI app; the decoded JSON."""
-    status: list[str] = []
-    environ = {
-        "REQUEST_METHOD": "GET",
-        "PATH_INFO": path,
-        "QUERY_STRING": "",
-        "SERVER_NAME": "127.0.0.1",
-        "SERVER_PORT": "8080",
-        "wsgi.url_scheme": "http",
-        "wsgi.input": io.BytesIO(),
-        "wsgi.errors": io.StringIO(),
-    }
-    body = b"".join(app(environ, lambda code, headers, *exc_info: status.append(code)))
-    assert status[0].startswith("200"), (path, status, body[:300])
-    return json.loads(body)
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-def test_the_dashboard_reads_our_journal(tmp_path: Path) -> None:
+def _get(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.skipif(not DASHBOARD.exists(), reason="optuna-dashboard is not installed (pip install -e '.[dashboard]')")
+def test_the_dashboard_serves_our_journal(tmp_path: Path) -> None:
     journal = tmp_path / "journal.log"
     shutil.copy(JOURNAL, journal)  # the dashboard's lock file goes beside the copy
-    storage = _storage_url.get_storage(str(journal))  # what `optuna-dashboard FILE` runs
-    app = create_app(storage)
-    (study,) = _get(app, "/api/studies")["study_summaries"]
-    assert study["study_name"] == "ppo"
-    detail = _get(app, f"/api/studies/{study['study_id']}")
-    trials = detail["trials"]
-    assert trials and trials[0]["number"] == 0
-    attrs = {item["key"]: item["value"] for item in trials[0]["user_attrs"]}
-    assert {"frames", "wall_seconds", "run_dir", "default"} <= set(attrs)
-    assert int(attrs["frames"]) > 0
+    port = _free_port()
+    server = subprocess.Popen(
+        [str(DASHBOARD), str(journal), "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                studies = _get(port, "/api/studies")["study_summaries"]
+                break
+            except OSError:
+                assert server.poll() is None, server.stderr.read() if server.stderr else ""
+                assert time.monotonic() < deadline, "the dashboard did not answer within 60 s"
+                time.sleep(0.5)
+        (study,) = studies
+        assert study["study_name"] == "ppo"
+        trials = _get(port, f"/api/studies/{study['study_id']}")["trials"]
+        assert trials and trials[0]["number"] == 0
+        attrs = {item["key"]: item["value"] for item in trials[0]["user_attrs"]}
+        assert {"frames", "wall_seconds", "run_dir", "default"} <= set(attrs)
+        assert int(attrs["frames"]) > 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -15,7 +15,8 @@ import numpy as np
 import pygame
 import pytest
 
-from cr_bench.play import NO_DISPLAY, Keyboard
+from cr_bench.evaluation import EpisodeResult
+from cr_bench.play import NO_DISPLAY, HumanEpisode, Keyboard, play_episode
 from cr_bench.spec.run import ENV_ID, TEST_TRACK_START
 from tests.conftest import run_cli
 
@@ -60,10 +61,10 @@ def test_arrow_keys_map_as_in_seed_004() -> None:
     assert keyboard.quit
 
 
-def test_keys_drive_the_car_and_the_score_is_the_raw_return(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_keys_drive_the_car_and_the_score_is_the_raw_return(monkeypatch: pytest.MonkeyPatch) -> None:
     """Gas for 80 frames, then left for 40, then the window closes at frame 200: the episode's
-    score equals the raw env's return for those actions on the same track, eval's files and a
-    GIF of every frame come out, and the driven car beats a parked one."""
+    score equals the raw env's return for those actions on the same track, every frame is kept
+    for the video, and the driven car beats a parked one."""
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     schedule = {
         0: [_key(pygame.KEYDOWN, pygame.K_UP)],
@@ -71,17 +72,38 @@ def test_keys_drive_the_car_and_the_score_is_the_raw_return(monkeypatch: pytest.
         120: [_key(pygame.KEYUP, pygame.K_LEFT)],
         200: [pygame.event.Event(pygame.QUIT)],
     }
-    monkeypatch.setattr(pygame.event, "get", _scripted(schedule))
-    out, video = tmp_path / "human", tmp_path / "human.gif"
-    code, stdout, err = run_cli(["play", "--fps", "1000", "--out", str(out), "--record", str(video)])
-    assert code == 0, err
-    assert f"track {TEST_TRACK_START}: return" in stdout and "(ended early)" in stdout
-    with (out / "episodes.csv").open() as handle:
-        (row,) = list(csv.DictReader(handle))
-    assert row["track_seed"] == str(TEST_TRACK_START) and row["length"] == "200" and row["steps"] == "200"
+    episode = play_episode(TEST_TRACK_START, fps=1000, keep_frames=True, events=_scripted(schedule))
     actions = [[0.0, 1.0, 0.0]] * 80 + [[-1.0, 0.0, 0.0]] * 40 + [[0.0, 0.0, 0.0]] * 80
+    assert [a.tolist() for a in episode.actions] == actions
+    assert episode.ended_early and len(episode.frames) == 200
+    result = episode.result
+    assert (result.track_seed, result.length, result.steps) == (TEST_TRACK_START, 200, 200)
     driven = _raw_return(actions, TEST_TRACK_START)
-    assert float(row["return"]) == pytest.approx(driven, abs=1e-3)
+    assert result.true_return == pytest.approx(driven, abs=1e-6)
     assert driven > _raw_return([[0.0, 0.0, 0.0]] * 200, TEST_TRACK_START) + 5  # the keys moved the car
-    assert len(imageio.mimread(video)) == 200
+
+
+def test_play_keeps_finished_episodes_and_films_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Two tracks: the first driven to its end, the second left with Esc. episodes.csv (eval's
+    format) holds the finished one only; the GIF holds both; the session stops at Esc."""
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    played: list[int] = []
+
+    def fake_episode(track_seed: int, fps: int, keep_frames: bool) -> HumanEpisode:
+        played.append(track_seed)
+        early = len(played) == 2
+        result = EpisodeResult(track_seed, 10.0 * len(played), 500 if early else 1000, 62 if early else 125)
+        frames = [np.full((200, 300, 3), 30 * (3 * len(played) + k), dtype=np.uint8) for k in range(3)]
+        return HumanEpisode(result, [], frames, ended_early=early)
+
+    monkeypatch.setattr("cr_bench.play.play_episode", fake_episode)
+    out, video = tmp_path / "human", tmp_path / "human.gif"
+    code, stdout, err = run_cli(["play", "--episodes", "3", "--out", str(out), "--record", str(video)])
+    assert code == 0, err
+    assert played == [TEST_TRACK_START, TEST_TRACK_START + 1]
+    assert "not kept as a score" in stdout
+    with (out / "episodes.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows == [{"track_seed": str(TEST_TRACK_START), "return": "10.0", "length": "1000", "steps": "125"}]
+    assert len(imageio.mimread(video)) == 6
     assert (out / "summary.yaml").exists() and (out / "command.txt").read_text().startswith("cr-bench play")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from cr_bench.baselines import BASELINE_ENV  # noqa: E402
 from cr_bench.compare import compare_suite  # noqa: E402
 from cr_bench.errors import CrBenchError  # noqa: E402
 from cr_bench.ray_executor import check_storage_reachable, pack, unpack  # noqa: E402
+from tests.conftest import run_cli  # noqa: E402
 from tests.fake_env import DIE_ONCE_ENV_ID, DIE_ONCE_MARKER  # noqa: E402
 from tests.test_compare import TINY_SET, _suite  # noqa: E402
 from tests.test_tuning import _settings, _study  # noqa: E402
@@ -88,6 +91,24 @@ def test_a_local_storage_on_many_nodes_is_refused() -> None:
     with pytest.raises(CrBenchError, match=re.escape("cannot reach sqlite:///study.db")):
         check_storage_reachable("sqlite:///study.db", nodes=2)
     check_storage_reachable("postgresql://tune@db/optuna", nodes=3)
+
+
+def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A closed port fails at once, without waiting for Ray's minutes of retries."""
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh driver (the module's head may run)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again when the block ends
+    started = time.monotonic()
+    code, _, err = run_cli(
+        ["compare", "--suite", str(_suite(tmp_path)), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]
+    )
+    assert code == 2 and err.startswith(f"cr-bench: error: cannot reach the Ray cluster at 127.0.0.1:{port}")
+    assert len(err.splitlines()) == 1 and time.monotonic() - started < 30
+    code, _, err = run_cli(
+        ["compare", "--suite", str(_suite(tmp_path)), "--executor", "ray", "--ray-address", "nowhere"]
+    )
+    assert code == 2 and "--ray-address must be HOST:PORT" in err
 
 
 def test_runs_cross_as_archives(tmp_path: Path) -> None:

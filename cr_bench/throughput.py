@@ -1,0 +1,37 @@
+"""The throughput table ``cr-bench bench`` writes (``throughput.csv`` and ``throughput.md``):
+its row names, and reading a measured speed back from it (for the time estimates)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+RAW = "raw env"
+"""The bare simulator, no cr-bench code."""
+PIPELINE = "cr-bench pipeline"
+"""The simulator under ppo's observation pipeline (no learning)."""
+TRAIN = "train cr-bench ppo"
+"""End-to-end training of the default ppo agent."""
+LEVER_PREFIX = f"{TRAIN}, lever: "
+"""A training of ppo with one speed lever changed (``bench.LEVERS``)."""
+REFERENCE = "train SB3 PPO rl-zoo3 recipe"
+"""rl-zoo3's CarRacing-v3 PPO recipe in plain SB3 on gymnasium: the speed reference."""
+CSV_NAME, MARKDOWN_NAME = "throughput.csv", "throughput.md"
+DEFAULT_TABLE = Path("results") / CSV_NAME
+"""Where ``cr-bench bench`` writes by default, relative to the working directory."""
+
+
+def measured_fps(measurement: str, backend: str, table: Path = DEFAULT_TABLE) -> float | None:
+    """Frames/s of one row of the table (``None`` if there is no table or no such row)."""
+    try:
+        with table.open(newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except OSError:
+        return None
+    for row in rows:
+        if row.get("measurement") == measurement and row.get("backend") == backend:
+            try:
+                return float(row["frames_per_s"])
+            except (KeyError, ValueError):
+                return None
+    return None
