@@ -140,6 +140,16 @@ def resolve_device(device: str) -> str:
     return device
 
 
+def threads_per_job(cpus: int, jobs: int) -> int:
+    """Torch threads for each of ``jobs`` parallel jobs sharing ``cpus`` cores (at least one):
+    oversubscribed torch threads spin against each other and slow every job.
+
+    >>> threads_per_job(2, 1), threads_per_job(2, 2), threads_per_job(8, 3), threads_per_job(2, 4)
+    (2, 1, 2, 1)
+    """
+    return max(1, cpus // max(1, jobs))
+
+
 def set_torch_threads(threads: int) -> None:
     """Torch intra-op threads for the learner (2 on the 2-core machines we target)."""
     th.set_num_threads(max(1, threads))

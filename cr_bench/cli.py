@@ -477,6 +477,8 @@ def _compare(args: CompareArgs, command: str) -> None:
     results_dir, runs_dir = Path(args.results_dir), Path(args.runs_dir)
     if args.suite and args.human:
         raise CrBenchError("--human joins a comparison of RUN_DIRs, not a --suite")
+    if args.executor == "ray" and args.workers != 1:
+        raise CrBenchError("--workers runs local processes; with --executor ray the cluster schedules the tasks")
     if args.suite:
         summary = compare_suite(
             Path(args.suite),

@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 
 from cr_bench import progress
-from cr_bench.agents import load_model, set_torch_threads
+from cr_bench.agents import load_model, set_torch_threads, threads_per_job
 from cr_bench.baselines import BASELINE_ENV, make_baseline
 from cr_bench.curves import score_checkpoints
 from cr_bench.errors import CrBenchError
@@ -220,7 +220,7 @@ def compare_suite(
         configs = {name: dataclasses.replace(config, device=device) for name, config in configs.items()}
     root = runs_dir / "compare" / suite.name
     # Parallel jobs share the cores: oversubscribed torch threads spin and slow every job.
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    threads = threads_per_job(os.cpu_count() or 1, workers)
     jobs = [
         Job(
             entry.name,

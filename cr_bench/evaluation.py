@@ -33,7 +33,7 @@ from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
 from cr_bench.envs import make_env, make_vec_env
-from cr_bench.errors import CrBenchError, raised_by_library
+from cr_bench.errors import CrBenchError
 from cr_bench.io import write_csv
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, resolve_backend
@@ -195,7 +195,8 @@ def _evaluate_here(
     th.set_num_threads(1)
     results = []
     try:
-        with th.random.fork_rng(devices=[]):
+        devices = list(range(th.cuda.device_count())) if th.cuda.is_initialized() else []
+        with th.random.fork_rng(devices=devices):
             for seed in seeds:
                 results.append(_play_episode(model, env, seed, deterministic))
                 if on_episode is not None:
@@ -222,20 +223,24 @@ def _evaluate_in_pool(
         workers, mp_context=context, initializer=_start_worker, initargs=(policy, config, deterministic, parent_alive)
     )
     results = []
+    finished = False
     try:
-        for future in as_completed([pool.submit(_worker_episode, seed) for seed in seeds]):
+        try:  # the workers start here, each with a pickled copy of the policy
+            futures = [pool.submit(_worker_episode, seed) for seed in seeds]
+        except (pickle.PicklingError, TypeError, AttributeError) as error:
+            raise CrBenchError(f"cannot send the policy to evaluation workers: {error}".splitlines()[0]) from None
+        for future in as_completed(futures):
             results.append(future.result())
             if on_episode is not None:
                 on_episode(results[-1])
+        finished = True
     except BrokenProcessPool:
         raise CrBenchError("an evaluation worker died or could not start (killed, out of memory?)") from None
-    except (pickle.PicklingError, TypeError, AttributeError) as error:
-        if not raised_by_library(error) and not isinstance(error, pickle.PicklingError):
-            raise
-        raise CrBenchError(f"cannot send the policy to evaluation workers: {error}".splitlines()[0]) from None
     finally:
-        alive_end.close()  # workers still playing (an error, Ctrl-C) exit now
+        if not finished:
+            alive_end.close()  # workers still playing (an error, Ctrl-C) exit now
         pool.shutdown(wait=True, cancel_futures=True)
+        alive_end.close()
     return results
 
 

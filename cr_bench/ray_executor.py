@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import os
 import shutil
 import socket
 import tarfile
@@ -49,7 +50,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
-        check_reachable(address)
+        check_reachable(address or os.environ.get("RAY_ADDRESS"))
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
@@ -90,15 +91,51 @@ def pack(folder: Path) -> bytes:
 
 def unpack(data: bytes, folder: Path) -> None:
     """Replace ``folder`` with the archive's contents, atomically: a driver killed mid-way
-    leaves the old folder or the new one, never a mix."""
-    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
-        archive.extractall(staging, filter="data")
+    leaves the old folder or the new one (restored on the next call), never a mix."""
     old = folder.with_name(f".{folder.name}.old")
+    if old.exists():  # a driver killed during an earlier swap
+        if folder.exists():
+            shutil.rmtree(old)
+        else:
+            old.rename(folder)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    staging.chmod(0o755)  # mkdtemp's 0700 would carry over to the run folder
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as archive:
+            if hasattr(tarfile, "data_filter"):
+                archive.extractall(staging, filter="data")
+            else:  # Python < 3.10.12: our own tasks' archives
+                archive.extractall(staging)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     if folder.exists():
         folder.rename(old)
     staging.rename(folder)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def _cause(error: Exception) -> str:
+    """The first line of what went wrong in a task (not Ray's wrapper around it)."""
+    cause = getattr(error, "cause", None) or error
+    return f"{type(cause).__name__}: {cause}".splitlines()[0]
+
+
+def node_capacity(ray: Any) -> tuple[int, int]:
+    """CPUs and GPUs of the largest alive node: no task may ask for more."""
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    cpus = max((int(resources.get("CPU", 0)) for resources in nodes), default=1)
+    gpus = max((int(resources.get("GPU", 0)) for resources in nodes), default=0)
+    return max(1, cpus), gpus
+
+
+def _gpus(device: str, gpus: int) -> int:
+    """1 for a cuda job on a cluster with GPUs, 0 on the CPU; a cuda job without any GPU is refused."""
+    if device != "cuda":
+        return 0
+    if gpus == 0:
+        raise CrBenchError("--device cuda: no node of the Ray cluster has a GPU; use --device cpu or auto")
+    return 1
 
 
 # -- compare ---------------------------------------------------------------------------------
@@ -118,6 +155,19 @@ def _train_task(job: Any, run: bytes | None) -> bytes:
         return pack(folder)
 
 
+def _model_archive(folder: Path) -> bytes:
+    """What an evaluation needs of a run: its model and config (no replay buffer, checkpoints or logs)."""
+    from cr_bench.rundir import RunDir
+
+    run = RunDir(folder)
+    with tempfile.TemporaryDirectory() as tmp:
+        light = Path(tmp) / "run"
+        light.mkdir()
+        for path in (run.model, run.config):
+            shutil.copy2(path, light / path.name)
+        return pack(light)
+
+
 def _eval_task(job: Any, run: bytes, condition: str) -> str:
     """On a Ray worker: evaluate the trained run under ``condition``; return the episodes (CSV text)."""
     from cr_bench.compare import evaluate_job
@@ -134,60 +184,81 @@ def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
     """Train and evaluate ``jobs`` (:class:`cr_bench.compare.Job`) as Ray tasks; write what they
     return into each job's run folder. Finished runs and evaluations are not sent again.
 
-    :raises CrBenchError: naming the runs whose tasks failed (after Ray's retries).
+    :raises CrBenchError: naming the runs whose tasks failed (after Ray's retries), or a
+        request no node of the cluster can meet.
     """
     from cr_bench.compare import conditions, eval_file, needs_training
+    from cr_bench.evaluation import episodes_at_once
     from cr_bench.rundir import RunDir
 
     with ray_session(address) as ray:
+        cpus, gpus = node_capacity(ray)
         train_remote = ray.remote(max_retries=TASK_RETRIES)(_train_task)
         eval_remote = ray.remote(max_retries=TASK_RETRIES)(_eval_task)
         pending: dict[Any, tuple[str, Any, str]] = {}  # ref -> (kind, job, condition)
+        failed: list[str] = []
+        bar = progress.bar(0, "task")
 
         def submit_evaluations(job: Any) -> None:
             run = RunDir(job.run_dir)
             missing = [c for c in conditions(job.eval) if not eval_file(run.eval_dir, job.eval, c).is_file()]
             if missing:
-                archive = ray.put(pack(run.path))
+                archive = ray.put(_model_archive(run.path))
+                workers = episodes_at_once(job.eval.backend, job.eval.episodes, job.eval.n_envs)
+                options = {
+                    "num_cpus": min(cpus, workers if job.eval.backend == "gymnasium" else 1),
+                    "num_gpus": _gpus(job.config.device, gpus),
+                }
                 for condition in missing:
-                    options = {"num_cpus": job.eval.n_envs if job.eval.backend == "gymnasium" else 1}
-                    ref = eval_remote.options(**options).remote(job, archive, condition)
-                    pending[ref] = ("eval", job, condition)
+                    pending[eval_remote.options(**options).remote(job, archive, condition)] = ("eval", job, condition)
+                    bar.total += 1
 
-        for job in jobs:
-            run = RunDir(job.run_dir)
-            if needs_training(job):
-                options = {"num_cpus": job.config.torch_threads, "num_gpus": 1 if job.config.device == "cuda" else 0}
-                archive = pack(run.path) if run.model.is_file() else None
-                pending[train_remote.options(**options).remote(job, archive)] = ("train", job, "")
+        def keep(kind: str, job: Any, condition: str, result: Any) -> None:
+            """Write a finished task's result into the run folder (only the driver writes)."""
+            if kind == "train":
+                Path(job.run_dir).parent.mkdir(parents=True, exist_ok=True)
+                unpack(result, Path(job.run_dir))
+                progress.say(f"  {job.name} seed {job.seed}: trained")
             else:
-                submit_evaluations(job)
-        failed: list[str] = []
-        bar = progress.bar(len(pending), "task")
+                path = eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                atomic_write_text(path, result)
+                progress.say(f"  {job.name} seed {job.seed}: evaluated ({condition})")
+
+        def finish(ref: Any) -> tuple[str, Any] | None:
+            """The finished task's kind and job, its result kept; None if it failed."""
+            kind, job, condition = pending.pop(ref)
+            bar.update(1)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as error:
+                failed.append(f"{job.run_dir} ({kind}: {_cause(error)})")
+                return None
+            keep(kind, job, condition, result)
+            return kind, job
+
         try:
+            for job in jobs:
+                run = RunDir(job.run_dir)
+                if needs_training(job):
+                    options = {
+                        "num_cpus": min(cpus, job.config.torch_threads),
+                        "num_gpus": _gpus(job.config.device, gpus),
+                    }
+                    archive = pack(run.path) if run.model.is_file() else None
+                    pending[train_remote.options(**options).remote(job, archive)] = ("train", job, "")
+                    bar.total += 1
+                else:
+                    submit_evaluations(job)
             while pending:
                 (ref,), _ = ray.wait(list(pending), num_returns=1)
-                kind, job, condition = pending.pop(ref)
-                try:
-                    result = ray.get(ref)
-                except ray.exceptions.RayError as error:
-                    failed.append(f"{job.run_dir} ({kind}: {str(error).splitlines()[0]})")
-                    continue
-                finally:
-                    bar.update(1)
-                if kind == "train":
-                    Path(job.run_dir).parent.mkdir(parents=True, exist_ok=True)
-                    unpack(result, Path(job.run_dir))
-                    progress.say(f"  {job.name} seed {job.seed}: trained")
-                    before = len(pending)
-                    submit_evaluations(job)
-                    bar.total += len(pending) - before
-                else:
-                    path = eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition)
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    atomic_write_text(path, result)
-                    progress.say(f"  {job.name} seed {job.seed}: evaluated ({condition})")
+                done = finish(ref)
+                if done is not None and done[0] == "train":
+                    submit_evaluations(done[1])
         except KeyboardInterrupt:
+            ready = ray.wait(list(pending), num_returns=len(pending), timeout=0)[0] if pending else []
+            for ref in ready:  # finished before Ctrl-C: kept; nothing new starts
+                finish(ref)
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
@@ -209,36 +280,55 @@ def _tune_task(settings: Any) -> int:
     return len(counted(open_study(settings)))
 
 
-def check_storage_reachable(storage: str, nodes: int) -> None:
-    """Refuse a storage the workers of a multi-node cluster cannot share (a local file).
+def check_storage_reachable(storage: str, nodes: int, through_client: bool = False) -> None:
+    """Refuse a storage the tuning workers cannot share: a local file (journal or SQLite) when
+    they may run on another machine (several nodes, or a driver outside the cluster via Ray Client).
 
     >>> check_storage_reachable("postgresql://host/db", nodes=4)
     >>> check_storage_reachable("", nodes=1)
     """
     local_file = not storage or storage.startswith("sqlite:") or "://" not in storage
-    if nodes > 1 and local_file:
+    if local_file and (nodes > 1 or through_client):
         where = storage or "the default journal file"
+        cluster = "through Ray Client" if through_client else f"on a {nodes}-node cluster"
         raise CrBenchError(
-            f"--executor ray on a {nodes}-node cluster: workers on other nodes cannot reach {where}; "
+            f"--executor ray {cluster}: workers on other machines cannot reach {where}; "
             "give --storage postgresql://USER@HOST/DB (a database every node reaches)"
         )
+
+
+def _absolute_sqlite(storage: str) -> str:
+    """``sqlite:///relative.db`` made absolute: a task's working directory is not the driver's."""
+    prefix = "sqlite:///"
+    if storage.startswith(prefix) and not storage.startswith(prefix + "/"):
+        return prefix + str(Path(storage.removeprefix(prefix)).resolve())
+    return storage
 
 
 def run_tune_workers_on_ray(settings: Any, address: str | None) -> None:
     """Run ``settings.n_jobs`` tuning workers as Ray tasks and wait for them.
 
+    Ctrl-C asks each worker to stop as a local one does (its running trial is marked
+    interrupted and queued again), waits a minute for that, then ends what is left.
+
     :raises CrBenchError: for a storage other nodes cannot reach, or failed workers.
     """
+    from cr_bench.agents import threads_per_job
+
     with ray_session(address) as ray:
         alive = [node for node in ray.nodes() if node.get("Alive")]
-        check_storage_reachable(settings.storage, len(alive))
-        threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // settings.n_jobs)
+        via_client = (address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://")
+        check_storage_reachable(settings.storage, len(alive), through_client=via_client)
+        cpus, _ = node_capacity(ray)
+        total = int(ray.cluster_resources().get("CPU", 1))
+        threads = min(cpus, threads_per_job(total, settings.n_jobs))
         settings = dataclasses.replace(
             settings,
             base_config={**settings.base_config, "torch_threads": threads},
             # a task's working directory is not the driver's: every path absolute
             runs_dir=str(Path(settings.runs_dir).resolve()),
             results_dir=str(Path(settings.results_dir).resolve()),
+            storage=_absolute_sqlite(settings.storage),
             space_file=settings.space_file and str(Path(settings.space_file).resolve()),
         )
         remote = ray.remote(max_retries=TASK_RETRIES)(_tune_task)
@@ -247,8 +337,11 @@ def run_tune_workers_on_ray(settings: Any, address: str | None) -> None:
             outcomes = [ray.get(ref) for ref in refs]
         except KeyboardInterrupt:
             for ref in refs:
+                ray.cancel(ref)  # KeyboardInterrupt in the worker: it requeues its trial
+            ray.wait(refs, num_returns=len(refs), timeout=60)
+            for ref in refs:
                 ray.cancel(ref, force=True)
             raise
         except ray.exceptions.RayError as error:
-            raise CrBenchError(f"a tuning worker failed on Ray: {str(error).splitlines()[0]}") from None
+            raise CrBenchError(f"a tuning worker failed on Ray: {_cause(error)}") from None
         progress.say(f"  {len(outcomes)} Ray tuning worker(s) finished")

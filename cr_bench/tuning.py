@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cr_bench import progress
+from cr_bench.agents import threads_per_job
 from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.spec.agents import resolve_config
@@ -285,7 +286,7 @@ def tune(settings: TuneSettings) -> optuna.Study:
                 run_worker(settings)
         else:
             # Workers share the cores: each trains with its share of torch threads.
-            threads = max(1, (os.cpu_count() or 1) // n_jobs)
+            threads = threads_per_job(os.cpu_count() or 1, n_jobs)
             settings = dataclasses.replace(settings, base_config={**settings.base_config, "torch_threads": threads})
             context = multiprocessing.get_context("forkserver")
             workers = [context.Process(target=_worker_entry, args=(settings,)) for _ in range(n_jobs)]

@@ -60,9 +60,9 @@ def test_a_suite_on_ray_equals_a_local_run(cluster: Path, tmp_path: Path, monkey
     pd.testing.assert_frame_equal(_episodes(tmp_path / "ray"), _episodes(tmp_path / "local"))
     run = tmp_path / "ray-runs" / "compare" / "tiny" / "beta" / "seed-1"
     assert (run / "model.zip").is_file() and (run / "curve.csv").is_file()  # the whole run came back
-    stamp = (run / "model.zip").stat().st_mtime_ns
+    folder = run.stat().st_ino  # a task's result replaces the whole folder: a new inode
     compare_suite(path, 1, tmp_path / "ray", tmp_path / "ray-runs", "again", executor="ray")
-    assert (run / "model.zip").stat().st_mtime_ns == stamp
+    assert run.stat().st_ino == folder
 
 
 def test_a_worker_killed_mid_task_is_retried(cluster: Path, tmp_path: Path) -> None:
@@ -85,12 +85,28 @@ def test_two_ray_workers_make_exactly_the_asked_trials(cluster: Path, tmp_path: 
     assert len({t.number for t in trials}) == 4
 
 
-def test_a_local_storage_on_many_nodes_is_refused() -> None:
-    with pytest.raises(CrBenchError, match="give --storage postgresql://"):
-        check_storage_reachable("", nodes=3)
+def test_a_local_storage_on_many_nodes_is_refused(
+    cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tune --executor ray with the default journal on a cluster of three nodes: a one-line
+    error naming the fix, before any trial."""
+    nodes = [{"Alive": True, "Resources": {"CPU": 2.0}}] * 3
+    monkeypatch.setattr(ray, "nodes", lambda: nodes)
+    with pytest.raises(CrBenchError, match=r"3-node cluster: .*give --storage postgresql://"):
+        tuning.tune(_settings(tmp_path, trials=2, executor="ray"))
+    assert not (tmp_path / "runs").exists()
     with pytest.raises(CrBenchError, match=re.escape("cannot reach sqlite:///study.db")):
         check_storage_reachable("sqlite:///study.db", nodes=2)
+    with pytest.raises(CrBenchError, match="through Ray Client"):
+        check_storage_reachable("", nodes=1, through_client=True)
     check_storage_reachable("postgresql://tune@db/optuna", nodes=3)
+
+
+def test_executor_flags_that_do_not_fit_are_refused(tmp_path: Path) -> None:
+    code, _, err = run_cli(["compare", "--suite", str(_suite(tmp_path)), "--ray-address", "127.0.0.1:6379"])
+    assert code == 2 and err.strip() == "cr-bench: error: --ray-address needs --executor ray"
+    code, _, err = run_cli(["compare", "--suite", str(_suite(tmp_path)), "--executor", "ray", "--workers", "2"])
+    assert code == 2 and "with --executor ray the cluster schedules the tasks" in err
 
 
 def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -109,6 +125,20 @@ def test_an_unreachable_cluster_is_a_one_line_error(tmp_path: Path, monkeypatch:
         ["compare", "--suite", str(_suite(tmp_path)), "--executor", "ray", "--ray-address", "nowhere"]
     )
     assert code == 2 and "--ray-address must be HOST:PORT" in err
+
+
+def test_a_swap_cut_short_is_repaired(tmp_path: Path) -> None:
+    """A driver killed between moving the old run aside and putting the new one in place: the next
+    unpack puts the old copy back first, then replaces it."""
+    source = tmp_path / "source"
+    source.mkdir()
+    (source / "model.zip").write_bytes(b"new")
+    target, aside = tmp_path / "run", tmp_path / ".run.old"
+    aside.mkdir()
+    (aside / "model.zip").write_bytes(b"old")  # the state a kill left: no run folder, its copy aside
+    unpack(pack(source), target)
+    assert (target / "model.zip").read_bytes() == b"new" and not aside.exists()
+    assert target.stat().st_mode & 0o777 == 0o755
 
 
 def test_runs_cross_as_archives(tmp_path: Path) -> None:

@@ -123,6 +123,15 @@ class DeviceOption(Checked):
 Executor = typing.Literal["local", "ray"]
 
 
+def check_executor(executor: str, ray_address: str | None) -> None:
+    """``--ray-address`` only with ``--executor ray``.
+
+    :raises CrBenchError: otherwise.
+    """
+    if ray_address is not None and executor != "ray":
+        raise CrBenchError("--ray-address needs --executor ray")
+
+
 @dataclass(kw_only=True)
 class ExecutorOptions(Checked):
     executor: Executor = "local"
@@ -130,6 +139,10 @@ class ExecutorOptions(Checked):
     ray_address: str | None = None
     """--executor ray: the cluster's address, e.g. ray://HEAD:10001 or HEAD:6379 (default:
     RAY_ADDRESS, else a new local cluster on this machine)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_executor(self.executor, self.ray_address)
 
 
 @dataclass(kw_only=True)

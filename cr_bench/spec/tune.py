@@ -27,6 +27,7 @@ from cr_bench.spec.commands import (
     Index,
     ResultsOptions,
     RunsOptions,
+    check_executor,
     check_fields,
 )
 from cr_bench.spec.loader import from_dict, read_yaml
@@ -242,6 +243,7 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
 
     def __post_init__(self) -> None:
         check_fields(self)
+        check_executor(self.executor, self.ray_address)
         self.agent = get_agent(self.agent).name  # a former name tunes (and names) the same study
         self.base_config = {**read_config_file(self.config_file, self.agent), **self.base_config}
         if self.device is not None:
