@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import signal
 import sys
-import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from pathlib import Path
@@ -38,6 +37,7 @@ from cr_bench.evaluation import (
     write_episode_table,
 )
 from cr_bench.io import atomic_write_text, write_dataframe
+from cr_bench.lifeline import on_parent_exit
 from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
 from cr_bench.rundir import RunDir
 from cr_bench.spec.loader import read_yaml
@@ -141,7 +141,6 @@ def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_addres
             progress.say(f"  {job.name} seed {job.seed}: {_run_job(job)}")
         return
     context = multiprocessing.get_context("forkserver")
-    # Only this process holds the writing end: the kernel closes it when we die, even by kill -9.
     driver_alive, driver_end = context.Pipe(duplex=False)
     pending = list(jobs)
     running: list[tuple[Job, Any]] = []
@@ -168,13 +167,10 @@ def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_addres
 
 
 def _job_process(job: Job, driver_alive: Connection) -> None:
-    """A worker process: run ``job``; stop on Ctrl-C or when the driver dies, saving the run.
-
-    Its parent is multiprocessing's fork server, not the driver, so it cannot watch its
-    parent (``PR_SET_PDEATHSIG``, ``os.getppid``): it watches a pipe only the driver writes to.
-    """
+    """A worker process: run ``job``; stop on Ctrl-C or when the driver dies (its lifeline,
+    :mod:`cr_bench.lifeline`), saving the run."""
     signal.signal(signal.SIGINT, _interrupt_once)
-    threading.Thread(target=_interrupt_when_closed, args=(driver_alive,), daemon=True).start()
+    on_parent_exit(driver_alive, lambda: os.kill(os.getpid(), signal.SIGINT))
     progress.quiet()
     try:
         _run_job(job)
@@ -190,12 +186,6 @@ def _interrupt_once(signum: int, frame: Any) -> None:
     driver's, the watcher's) are ignored, so they cannot cut short the save it triggers."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     raise KeyboardInterrupt
-
-
-def _interrupt_when_closed(driver_alive: Connection) -> None:
-    """Wait for the driver's end of the pipe to close (it exited), then interrupt this process."""
-    driver_alive.poll(None)  # the driver never sends: this returns at end of file
-    os.kill(os.getpid(), signal.SIGINT)
 
 
 # -- Suites and run directories ------------------------------------------------------------

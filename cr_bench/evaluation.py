@@ -16,7 +16,6 @@ import multiprocessing
 import os
 import pickle
 import signal
-import threading
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -35,6 +34,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from cr_bench.envs import make_env, make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import write_csv
+from cr_bench.lifeline import on_parent_exit
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, resolve_backend
 from cr_bench.stats import summarize
@@ -214,8 +214,8 @@ def _evaluate_in_pool(
     workers: int,
     on_episode: Callable[[EpisodeResult], None] | None,
 ) -> list[EpisodeResult]:
-    """Play in ``workers`` processes. Each watches a pipe only this process writes to: when this
-    process ends (Ctrl-C, an error, even kill -9), the pipe closes and the workers exit."""
+    """Play in ``workers`` processes, which exit when this one ends, however it ends
+    (:mod:`cr_bench.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
     context = multiprocessing.get_context("forkserver")
     parent_alive, alive_end = context.Pipe(duplex=False)
@@ -250,14 +250,9 @@ _worker: dict[str, Any] = {}
 
 def _start_worker(policy: Any, config: EnvConfig, deterministic: bool, parent_alive: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's: it ends the workers
-    threading.Thread(target=_exit_with_parent, args=(parent_alive,), daemon=True).start()
+    on_parent_exit(parent_alive, lambda: os._exit(0))
     th.set_num_threads(1)  # one worker per core
     _worker.update(policy=policy, env=make_env(config, training=False), deterministic=deterministic)
-
-
-def _exit_with_parent(parent_alive: Connection) -> None:
-    parent_alive.poll(None)  # the parent never sends: this returns when its end closes
-    os._exit(0)
 
 
 def _worker_episode(seed: int) -> EpisodeResult:
