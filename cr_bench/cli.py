@@ -356,10 +356,10 @@ def _eval(args: EvalArgs, command: str) -> None:
     settings = merge_eval(config.eval, args)
     last = settings.track_seed_start + settings.episodes - 1
     fps = progress.evaluation_fps(settings.backend, settings.n_envs)
-    frames = settings.episodes * MAX_EPISODE_FRAMES  # an upper bound: episodes may end sooner
+    frames = settings.episodes * MAX_EPISODE_FRAMES  # episodes may end sooner
     print(
         f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "
-        + progress.estimate(frames, fps, bound="at most")
+        + progress.estimate(frames, fps)
     )
     results = evaluate(
         model,
