@@ -16,7 +16,7 @@ import multiprocessing
 import os
 import pickle
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -133,10 +133,12 @@ def evaluate(
     """
     config = dataclasses.replace(env_config, backend=resolve_backend(backend))
     seeds = list(range(track_seed_start, track_seed_start + episodes))
-    if config.backend == "envpool":
-        results = _evaluate_in_pools(model, config, seeds, deterministic, n_envs, on_episode)
-    else:
-        results = _evaluate_in_workers(model, config, seeds, deterministic, n_envs, on_episode)
+    play = _evaluate_in_pools if config.backend == "envpool" else _evaluate_in_workers
+    results = []
+    for result in play(model, config, seeds, deterministic, n_envs):
+        results.append(result)
+        if on_episode is not None:
+            on_episode(result)
     return sorted(results, key=lambda result: result.track_seed)
 
 
@@ -146,9 +148,7 @@ def _evaluate_in_pools(
     seeds: list[int],
     deterministic: bool,
     n_envs: int,
-    on_episode: Callable[[EpisodeResult], None] | None,
-) -> list[EpisodeResult]:
-    results: list[EpisodeResult] = []
+) -> Iterator[EpisodeResult]:
     for first in range(0, len(seeds), n_envs):
         chunk_seeds = seeds[first : first + n_envs]
         venv = make_vec_env(config, len(chunk_seeds), seed=chunk_seeds[0], training=False)
@@ -156,11 +156,7 @@ def _evaluate_in_pools(
             chunk = first_episodes(model, venv, chunk_seeds[0], deterministic)
         finally:
             venv.close()
-        for result in chunk:
-            results.append(result)
-            if on_episode is not None:
-                on_episode(result)
-    return results
+        yield from chunk
 
 
 def _evaluate_in_workers(
@@ -169,17 +165,17 @@ def _evaluate_in_workers(
     seeds: list[int],
     deterministic: bool,
     n_envs: int,
-    on_episode: Callable[[EpisodeResult], None] | None,
-) -> list[EpisodeResult]:
+) -> Iterator[EpisodeResult]:
     env = make_env(config, training=False)
     try:
         check_model_fits(model, env)
         # DQN's stochastic action is epsilon-greedy in the algorithm, not its policy: it stays here.
         if n_envs == 1 or len(seeds) == 1 or (not deterministic and hasattr(model, "exploration_rate")):
-            return _evaluate_here(model, env, seeds, deterministic, on_episode)
+            yield from _evaluate_here(model, env, seeds, deterministic)
+            return
     finally:
         env.close()
-    return _evaluate_in_pool(model, config, seeds, deterministic, min(n_envs, len(seeds)), on_episode)
+    yield from _evaluate_in_pool(model, config, seeds, deterministic, min(n_envs, len(seeds)))
 
 
 def _evaluate_here(
@@ -187,23 +183,18 @@ def _evaluate_here(
     env: gym.Env,
     seeds: list[int],
     deterministic: bool,
-    on_episode: Callable[[EpisodeResult], None] | None,
-) -> list[EpisodeResult]:
+) -> Iterator[EpisodeResult]:
     """Play in this process as a worker would: one torch thread, and random generators that
     are this process's own again afterwards (a training calling it keeps its draws)."""
     threads = th.get_num_threads()
     th.set_num_threads(1)
-    results = []
     try:
         devices = list(range(th.cuda.device_count())) if th.cuda.is_initialized() else []
         with th.random.fork_rng(devices=devices):
             for seed in seeds:
-                results.append(_play_episode(model, env, seed, deterministic))
-                if on_episode is not None:
-                    on_episode(results[-1])
+                yield _play_episode(model, env, seed, deterministic)
     finally:
         th.set_num_threads(threads)
-    return results
 
 
 def _evaluate_in_pool(
@@ -212,8 +203,7 @@ def _evaluate_in_pool(
     seeds: list[int],
     deterministic: bool,
     workers: int,
-    on_episode: Callable[[EpisodeResult], None] | None,
-) -> list[EpisodeResult]:
+) -> Iterator[EpisodeResult]:
     """Play in ``workers`` processes, which exit when this one ends, however it ends
     (:mod:`cr_bench.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
@@ -222,7 +212,6 @@ def _evaluate_in_pool(
     pool = ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(policy, config, deterministic, parent_alive)
     )
-    results = []
     finished = False
     try:
         try:  # the workers start here, each with a pickled copy of the policy
@@ -230,9 +219,7 @@ def _evaluate_in_pool(
         except (pickle.PicklingError, TypeError, AttributeError) as error:
             raise CrBenchError(f"cannot send the policy to evaluation workers: {error}".splitlines()[0]) from None
         for future in as_completed(futures):
-            results.append(future.result())
-            if on_episode is not None:
-                on_episode(results[-1])
+            yield future.result()
         finished = True
     except BrokenProcessPool:
         raise CrBenchError("an evaluation worker died or could not start (killed, out of memory?)") from None
@@ -241,7 +228,6 @@ def _evaluate_in_pool(
             alive_end.close()  # workers still playing (an error, Ctrl-C) exit now
         pool.shutdown(wait=True, cancel_futures=True)
         alive_end.close()
-    return results
 
 
 _worker: dict[str, Any] = {}
