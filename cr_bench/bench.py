@@ -15,13 +15,14 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from queue import Empty
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
 
 from cr_bench import wrappers
 from cr_bench.agents import policy_kwargs, set_torch_threads
@@ -65,6 +66,8 @@ class Measurement:
     peak_rss_mb: float | None = None
     ratio_to: str = ""
     ratio: float | None = None
+    phases: dict[str, float] = field(default_factory=dict)
+    """Seconds per phase of a training (:class:`PhaseTimer`), empty for other rows."""
 
     @property
     def frames_per_s(self) -> float:
@@ -130,13 +133,75 @@ LEVERS: dict[str, dict[str, Any]] = {
 """Speed levers measured against the default ppo: each name's config overrides."""
 
 
-def _train_cr_bench(frames: int, out: str, overrides: dict[str, Any] | None = None) -> int:
+class PhaseTimer(BaseCallback):
+    """Splits a training's wall time (from the start of ``learn`` to its end) into phases.
+
+    ``env stepping`` is the innermost VecEnv's ``step_wait`` (the simulator and the
+    observation pipeline), ``policy inference`` the policy's forward pass while collecting
+    rollouts, ``learner`` the time between the end of one rollout and the start of the next
+    (SB3's ``train``), and ``rollout loop`` the rest: SB3's bookkeeping, the rollout buffer,
+    reward normalization and the callbacks (checkpoints, the curve).
+    """
+
+    PHASES = ("env stepping", "policy inference", "rollout loop", "learner")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self._started = self._rollout_ended = 0.0
+
+    def _timed(self, phase: str, function: Callable[..., Any]) -> Callable[..., Any]:
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.seconds[phase] += time.perf_counter() - start
+
+        return timed
+
+    def _on_training_start(self) -> None:
+        venv = self.training_env
+        while hasattr(venv, "venv"):  # VecNormalize, VecMonitor: time the env under them
+            venv = venv.venv
+        venv.step_wait = self._timed("env stepping", venv.step_wait)  # type: ignore[method-assign]
+        policy = self.model.policy
+        policy.forward = self._timed("policy inference", policy.forward)  # type: ignore[method-assign]
+        self._started = time.perf_counter()
+
+    def _learner_ran(self) -> None:
+        """Count the time since the last rollout ended (if it did) as the learner's."""
+        if self._rollout_ended:
+            self.seconds["learner"] += time.perf_counter() - self._rollout_ended
+            self._rollout_ended = 0.0
+
+    def _on_rollout_start(self) -> None:
+        self._learner_ran()
+
+    def _on_rollout_end(self) -> None:
+        self._rollout_ended = time.perf_counter()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_training_end(self) -> None:
+        self._learner_ran()  # SB3 trains after the last full rollout too
+        total = time.perf_counter() - self._started
+        self.seconds["rollout loop"] = total - sum(s for phase, s in self.seconds.items() if phase != "rollout loop")
+
+
+TrainResult = tuple[int, dict[str, float]]
+"""What a timed training returns: the frames it trained and its seconds per phase (may be empty)."""
+
+
+def _train_cr_bench(frames: int, out: str, overrides: dict[str, Any] | None = None) -> TrainResult:
     config = resolve_config("ppo", {"frames": frames, "env": {"backend": "envpool"}, **(overrides or {})})
-    run = train(config, out, command="cr-bench bench")
-    return int(run.read_progress()["frames_done"])
+    timer = PhaseTimer()
+    run = train(config, out, command="cr-bench bench", callbacks=[timer])
+    return int(run.read_progress()["frames_done"]), timer.seconds
 
 
-def _train_reference(frames: int, out: str) -> int:
+def _train_reference(frames: int, out: str) -> TrainResult:
     """rl-zoo3's CarRacing-v3 PPO recipe in plain SB3: FrameSkip 2, 64x64 grayscale,
     frame_stack 2, 8 SubprocVecEnvs on gymnasium, VecNormalize on rewards."""
     from stable_baselines3 import PPO
@@ -162,14 +227,14 @@ def _train_reference(frames: int, out: str) -> int:
     model = PPO("CnnPolicy", venv, policy_kwargs=kwargs, seed=0, device="cpu", **algo)
     model.learn(frames // skip)
     venv.close()
-    return model.num_timesteps * skip  # PPO finishes its last rollout past the budget
+    return model.num_timesteps * skip, {}  # PPO finishes its last rollout past the budget
 
 
-def _run_in_child(target: Callable[[int, str], int], frames: int, queue: Any) -> None:
+def _run_in_child(target: Callable[[int, str], TrainResult], frames: int, queue: Any) -> None:
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        done = target(frames, os.path.join(out, "run"))
-        queue.put((done, time.perf_counter() - start))
+        done, phases = target(frames, os.path.join(out, "run"))
+        queue.put((done, time.perf_counter() - start, phases))
 
 
 def _tree_rss_mb(pid: int) -> float:
@@ -187,7 +252,9 @@ def _tree_rss_mb(pid: int) -> float:
     return total / 1024
 
 
-def training_run(name: str, backend: str, envs: int, target: Callable[[int, str], int], frames: int) -> Measurement:
+def training_run(
+    name: str, backend: str, envs: int, target: Callable[[int, str], TrainResult], frames: int
+) -> Measurement:
     """Run ``target`` in a fresh process, timing it and sampling its peak memory."""
     context = multiprocessing.get_context("forkserver")
     queue = context.Queue()
@@ -217,8 +284,8 @@ def training_run(name: str, backend: str, envs: int, target: Callable[[int, str]
     sampler.join()
     if result is None or process.exitcode:
         raise CrBenchError(f"{name} training failed (exit code {process.exitcode})")
-    done, seconds = result
-    return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1))
+    done, seconds, phases = result
+    return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1), phases=phases)
 
 
 def run_bench(
@@ -339,8 +406,20 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
         lines.append(
             f"- ppo training peak RSS <= 1 GB: {training.peak_rss_mb:,.0f} MB ({_met(training.peak_rss_mb <= 1024)})"
         )
+    if training is not None and training.phases:
+        lines += ["", f"Where the time of `{TRAIN}` goes (what each phase holds: `bench.PhaseTimer`):", ""]
+        lines += markdown_table(["phase", "seconds", "share", "seconds per 100k frames"], _phase_rows(training), "lrrr")
     atomic_write_text(md_path, "\n".join(lines) + "\n")
     return csv_path, md_path
+
+
+def _phase_rows(row: Measurement) -> list[list[str]]:
+    """One line per phase of a timed training; shares of the phases' total (the time inside ``learn``)."""
+    total = sum(row.phases.values())
+    return [
+        [phase, f"{seconds:.1f}", f"{seconds / total:.0%}", f"{seconds * 100_000 / row.frames:.1f}"]
+        for phase, seconds in row.phases.items()
+    ]
 
 
 def _markdown_row(r: Measurement) -> list[str]:

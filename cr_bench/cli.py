@@ -354,6 +354,8 @@ def _eval(args: EvalArgs, command: str) -> None:
     model = load_model(config.agent, str(run.require_model()), device=args.device or "auto")
     set_torch_threads(config.torch_threads)
     settings = merge_eval(config.eval, args)
+    if args.stochastic:
+        settings = dataclasses.replace(settings, deterministic=False)
     last = settings.track_seed_start + settings.episodes - 1
     fps = progress.evaluation_fps(settings.backend, settings.n_envs)
     frames = settings.episodes * MAX_EPISODE_FRAMES  # episodes may end sooner
@@ -361,16 +363,7 @@ def _eval(args: EvalArgs, command: str) -> None:
         f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "
         + progress.estimate(frames, fps)
     )
-    results = evaluate(
-        model,
-        config.env,
-        settings.episodes,
-        settings.track_seed_start,
-        deterministic=settings.deterministic and not args.stochastic,
-        backend=settings.backend,
-        n_envs=settings.n_envs,
-        on_episode=print_episode,
-    )
+    results = evaluate(model, config.env, settings, on_episode=print_episode)
     summary = write_episodes(out / "episodes.csv", results, settings.backend)
     atomic_write_text(out / "command.txt", command + "\n")
     print(f"score: {format_summary(summary)}")

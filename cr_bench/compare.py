@@ -32,7 +32,6 @@ from cr_bench.evaluation import (
     CONDITIONS,
     EPISODE_COLUMNS,
     SUITE_EPISODE_COLUMNS,
-    EpisodeResult,
     evaluate,
     write_episode_table,
 )
@@ -41,7 +40,7 @@ from cr_bench.lifeline import on_parent_exit
 from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
 from cr_bench.rundir import RunDir
 from cr_bench.spec.loader import read_yaml
-from cr_bench.spec.run import Device, EnvConfig, EvalConfig, RunConfig
+from cr_bench.spec.run import Device, EvalConfig, RunConfig
 from cr_bench.spec.suite import CurveSettings, Suite, load_suite
 from cr_bench.tables import (
     binned_curves,
@@ -102,7 +101,7 @@ def evaluate_job(job: Job, condition: str) -> Path:
         model = load_model(job.config.agent, str(run.model), device=job.config.device)
         saved_env = run.read_config().env  # the pipeline the model was trained with
         env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
-        write_episode_table(path, _evaluate(model, env, job.eval), EPISODE_COLUMNS)
+        write_episode_table(path, evaluate(model, env, job.eval), EPISODE_COLUMNS)
     return path
 
 
@@ -117,12 +116,6 @@ def _run_job(job: Job) -> str:
 def conditions(settings: EvalConfig) -> list[str]:
     """The evaluation conditions: standard colours, and randomized ones if asked."""
     return ["standard", "randomized"] if settings.randomized else ["standard"]
-
-
-def _evaluate(policy: Any, env: EnvConfig, settings: EvalConfig) -> list[EpisodeResult]:
-    return evaluate(
-        policy, env, settings.episodes, settings.track_seed_start, backend=settings.backend, n_envs=settings.n_envs
-    )
 
 
 def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_address: str | None = None) -> None:
@@ -346,7 +339,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
                     policy = make_baseline(
                         name, copy.deepcopy(CAR_RACING_ACTIONS), seed
                     )  # a copy: RandomPolicy seeds it
-                    write_episode_table(path, _evaluate(policy, env, suite.eval), EPISODE_COLUMNS)
+                    write_episode_table(path, evaluate(policy, env, suite.eval), EPISODE_COLUMNS)
                 frames.append(pd.read_csv(path).assign(agent=name, seed=seed, condition=condition))
     return pd.concat(frames, ignore_index=True)[SUITE_EPISODE_COLUMNS]
 

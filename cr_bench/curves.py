@@ -17,6 +17,7 @@ from cr_bench.agents import load_model
 from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.io import write_dataframe
 from cr_bench.rundir import RunDir
+from cr_bench.spec.run import EvalConfig
 from cr_bench.spec.suite import CurveSettings
 
 SCORE_COLUMNS = ["frames", "track_seed", "return"]
@@ -44,23 +45,22 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
     run = RunDir(run_dir)
     config = run.read_config()
     cache = cache_file(run.path, settings)
-    tracks = list(range(settings.track_seed_start, settings.track_seed_start + settings.episodes))
+    tracks = EvalConfig(
+        episodes=settings.episodes,
+        track_seed_start=settings.track_seed_start,
+        backend=settings.backend,
+        n_envs=episodes_at_once(settings.backend, settings.episodes, config.eval.n_envs),
+    )
+    seeds = list(range(tracks.track_seed_start, tracks.track_seed_start + tracks.episodes))
     scores = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
-    done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == tracks}
+    done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == seeds}
     scores = scores[scores["frames"].isin(done)]
     for checkpoint in run.list_checkpoints():
         frames = grid_frames(checkpoint["frames_done"], settings.every_frames)
         if frames in done or frames == 0:
             continue
         model = load_model(config.agent, str(checkpoint["path"]))
-        results = evaluate(
-            model,
-            config.env,
-            settings.episodes,
-            settings.track_seed_start,
-            backend=settings.backend,
-            n_envs=episodes_at_once(settings.backend, settings.episodes, config.eval.n_envs),
-        )
+        results = evaluate(model, config.env, tracks)
         rows = pd.DataFrame([[frames, r.track_seed, r.true_return] for r in results], columns=SCORE_COLUMNS)
         scores = pd.concat([scores, rows], ignore_index=True)
         done.add(frames)

@@ -36,7 +36,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.io import write_csv
 from cr_bench.lifeline import on_parent_exit
 from cr_bench.spec.loader import write_yaml
-from cr_bench.spec.run import EnvConfig, resolve_backend
+from cr_bench.spec.run import EnvConfig, EvalConfig, resolve_backend
 from cr_bench.stats import summarize
 
 EPISODE_COLUMNS = ["track_seed", "return", "length"]
@@ -109,33 +109,30 @@ def episodes_at_once(backend: str, episodes: int, gymnasium_envs: int) -> int:
 def evaluate(
     model: Any,
     env_config: EnvConfig,
-    episodes: int,
-    track_seed_start: int,
-    deterministic: bool = True,
-    backend: str = "gymnasium",
-    n_envs: int = 2,
+    settings: EvalConfig,
     on_episode: Callable[[EpisodeResult], None] | None = None,
 ) -> list[EpisodeResult]:
-    """Evaluate ``model`` on track seeds ``track_seed_start .. track_seed_start + episodes - 1``.
+    """Evaluate ``model`` on ``settings``' tracks: seeds ``track_seed_start .. + episodes - 1``.
 
-    On gymnasium, ``n_envs`` worker processes each hold a copy of the policy (one torch
-    thread) and one env, and take the next track as soon as they finish one: no lockstep,
-    no process started per episode, and a track's episode does not depend on ``n_envs``.
-    On EnvPool, episodes run ``n_envs`` at a time in one pool (env ``i`` of a pool seeded
-    with ``start`` plays track ``start + i``; only its first episode is kept).
+    On gymnasium, ``settings.n_envs`` worker processes each hold a copy of the policy (one
+    torch thread) and one env, and take the next track as soon as they finish one: no
+    lockstep, no process started per episode, and a track's episode does not depend on
+    ``n_envs``. On EnvPool, episodes run ``n_envs`` at a time in one pool (env ``i`` of a
+    pool seeded with ``start`` plays track ``start + i``; only its first episode is kept).
+    ``settings.randomized`` is the caller's: ``env_config.domain_randomize`` is played as is.
 
     :param model: an SB3 model, or any policy with SB3's ``predict`` (the baselines).
     :param env_config: the run's pipeline; shaping and early termination are not applied.
-    :param backend: ``gymnasium`` or ``envpool``; the same track seed is a different
-        track on each, so compare agents evaluated on one backend.
+    :param settings: tracks, backend (the same track seed is a different track on each, so
+        compare agents evaluated on one backend), deterministic action, episodes at once.
     :param on_episode: called with each episode as it finishes (in finishing order).
     :return: the episodes in track order.
     """
-    config = dataclasses.replace(env_config, backend=resolve_backend(backend))
-    seeds = list(range(track_seed_start, track_seed_start + episodes))
+    config = dataclasses.replace(env_config, backend=resolve_backend(settings.backend))
+    seeds = list(range(settings.track_seed_start, settings.track_seed_start + settings.episodes))
     play = _evaluate_in_pools if config.backend == "envpool" else _evaluate_in_workers
     results = []
-    for result in play(model, config, seeds, deterministic, n_envs):
+    for result in play(model, config, seeds, settings.deterministic, settings.n_envs):
         results.append(result)
         if on_episode is not None:
             on_episode(result)

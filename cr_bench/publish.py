@@ -172,15 +172,7 @@ def _copy_run(run: RunDir, staged: RunDir, config: RunConfig, command: str) -> N
 
 def _evaluate(model: BaseAlgorithm, env: EnvConfig, settings: EvalConfig, count: int) -> list[EpisodeResult]:
     """``count`` episodes on the first of the published tracks."""
-    return evaluate(
-        model,
-        env,
-        count,
-        settings.track_seed_start,
-        deterministic=settings.deterministic,
-        backend=settings.backend,
-        n_envs=settings.n_envs,
-    )
+    return evaluate(model, env, dataclasses.replace(settings, episodes=count))
 
 
 def _score_checkpoints(

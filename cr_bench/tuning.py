@@ -41,7 +41,7 @@ from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.spec.agents import resolve_config
 from cr_bench.spec.loader import to_dict
-from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig
+from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig
 from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
 from cr_bench.study import (
     HEARTBEAT_SECONDS,
@@ -138,15 +138,15 @@ class TrialEvaluation(BaseCallback):
     def evaluate(self, step: int, episodes: int) -> float:
         """Evaluate now and report at the scheduled ``step`` (frames), the same in every trial:
         pruners compare trials only at equal steps, and the frames actually done drift."""
-        backend = str(self.settings.eval_backend)  # resolved by TuneSettings
-        results = evaluate(
-            self.model,
-            self.config.env,
-            episodes,
-            VALIDATION_TRACK_START,
+        backend = self.settings.eval_backend
+        assert backend is not None, "TuneSettings resolves eval_backend"
+        settings = EvalConfig(
+            episodes=episodes,
+            track_seed_start=VALIDATION_TRACK_START,
             backend=backend,
             n_envs=episodes_at_once(backend, episodes, self.config.eval.n_envs),
         )
+        results = evaluate(self.model, self.config.env, settings)
         self.history.append(float(np.mean([r.true_return for r in results])))
         if math.isfinite(self.last_value):
             self.trial.report(self.last_value, self.step_offset + step)

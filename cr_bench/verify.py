@@ -22,6 +22,7 @@ from cr_bench.evaluation import RETURN_DECIMALS, EpisodeResult, evaluate
 from cr_bench.publish import read_published
 from cr_bench.rundir import RunDir
 from cr_bench.spec.commands import VerifyArgs
+from cr_bench.spec.run import EvalConfig
 from cr_bench.stats import episodes_ci
 
 DEFAULT_MARGIN = VerifyArgs.margin
@@ -116,15 +117,13 @@ def verify(
     model = load_model(config.agent, str(run.require_model()))
     set_torch_threads(int(record["torch_threads"]))
     log(f"verifying {run.path} on {record['backend']} tracks {start}..{start + count - 1}, as published")
-    results = evaluate(
-        model,
-        config.env,
-        count,
-        start,
+    settings = EvalConfig(
+        episodes=count,
+        track_seed_start=start,
         deterministic=bool(record["deterministic"]),
-        backend=str(record["backend"]),
+        backend=record["backend"],
         n_envs=int(record["n_envs"]),
-        on_episode=on_episode,
     )
+    results = evaluate(model, config.env, settings, on_episode=on_episode)
     ci = episodes_ci(returns, lambda sample: float(np.mean(sample)))
     return Verification(run.path, results, returns, ci, margin)

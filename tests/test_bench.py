@@ -13,7 +13,15 @@ from types import SimpleNamespace
 import pytest
 
 from cr_bench import bench
-from cr_bench.bench import COLUMNS, Measurement, _add_ratios, _tree_rss_mb, raw_gymnasium, write_results
+from cr_bench.bench import (
+    COLUMNS,
+    Measurement,
+    PhaseTimer,
+    _add_ratios,
+    _tree_rss_mb,
+    raw_gymnasium,
+    write_results,
+)
 
 
 def _rows() -> list[Measurement]:
@@ -59,6 +67,54 @@ def test_tables_carry_the_command_ratios_and_targets(tmp_path: Path) -> None:
         "| cr-bench pipeline | envpool | 8 | 2 | 8,000 | 5.0 | 1,600 | 0.80x | raw env (envpool, 2 threads) |  |"
     )
     assert len(lines[6:11]) == len(rows) and all(line.startswith("| ") for line in lines[6:11])
+
+
+def test_phase_timer_puts_each_wait_in_its_phase() -> None:
+    """A PPO whose env step sleeps 5 ms and whose learner sleeps 100 ms: 96 steps in 3 rollouts
+    of 32, each followed by training, put at least 0.48 s in env stepping and 0.3 s in the
+    learner, and neither absorbs the other's sleeps. The phases add up to the time in ``learn``."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    env_step = venv.step_wait
+
+    def slow_step() -> object:
+        time.sleep(0.005)
+        return env_step()
+
+    venv.step_wait = slow_step  # type: ignore[method-assign]
+    model = PPO("MlpPolicy", VecNormalize(venv, norm_obs=False), n_steps=32, batch_size=32, n_epochs=1, device="cpu")
+    learner = model.train
+
+    def slow_train() -> None:
+        time.sleep(0.1)
+        learner()
+
+    model.train = slow_train  # type: ignore[method-assign]
+    timer = PhaseTimer()
+    start = time.perf_counter()
+    model.learn(96, callback=timer)
+    elapsed = time.perf_counter() - start
+    seconds = timer.seconds
+    assert list(seconds) == ["env stepping", "policy inference", "rollout loop", "learner"]
+    assert 0.48 <= seconds["env stepping"] < 0.48 + 0.3
+    assert 0.3 <= seconds["learner"] < 0.3 + 0.48
+    assert seconds["policy inference"] > 0 and seconds["rollout loop"] >= 0
+    assert sum(seconds.values()) <= elapsed
+
+
+def test_phases_table_follows_the_targets(tmp_path: Path) -> None:
+    """The timed training's phases get a table: seconds, share of the total, seconds per 100k frames."""
+    rows = _rows()
+    rows[3].phases = {"env stepping": 10.0, "policy inference": 2.0, "rollout loop": 3.0, "learner": 5.0}
+    _add_ratios(rows)
+    _, md_path = write_results(rows, tmp_path, "cr-bench bench")
+    text = md_path.read_text()
+    assert "| env stepping | 10.0 | 50% | 50.0 |" in text  # 10 s of 20 s total; 20,000 frames
+    assert "| learner | 5.0 | 25% | 25.0 |" in text
+    assert text.index("Targets:") < text.index("| env stepping |")
 
 
 class _CountingEnv:

@@ -17,7 +17,7 @@ from cr_bench.compare import compare_suite
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
 from cr_bench.report import build_report
-from cr_bench.spec.run import TEST_TRACK_START, envpool_available
+from cr_bench.spec.run import TEST_TRACK_START, EvalConfig, envpool_available
 from cr_bench.spec.suite import load_suite
 from cr_bench.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
 from cr_bench.wrappers import CAR_RACING_ACTIONS
@@ -116,8 +116,9 @@ def test_shipped_suites_load() -> None:
 def test_baselines_drive_real_carracing_apart() -> None:
     """On a real CarRacing-v3 track the scripted driver collects tiles and the random policy does not."""
     backend = "envpool" if envpool_available() else "gymnasium"
+    tracks = EvalConfig(episodes=1, track_seed_start=1_000_000, backend=backend)
     returns = {
-        name: evaluate(make_baseline(name, CAR_RACING_ACTIONS, 0), BASELINE_ENV, 1, 1_000_000, backend=backend)[0]
+        name: evaluate(make_baseline(name, CAR_RACING_ACTIONS, 0), BASELINE_ENV, tracks)[0]
         for name in ("scripted", "random")
     }
     assert returns["random"].true_return < 0 < returns["scripted"].true_return - 100
@@ -238,3 +239,32 @@ def test_suite_curve_scores_every_checkpoint_once(tmp_path: Path, monkeypatch: p
     monkeypatch.setattr(cr_bench.curves, "evaluate", no_replay)
     compare_suite(suite, 1, tmp_path / "results", tmp_path / "runs", "cr-bench compare --suite s.yaml")
     assert pd.read_csv(out / "curve.csv").equals(table)
+
+
+class _StochasticOnly:
+    """A policy that acts only when asked for its stochastic action (pickled to eval workers)."""
+
+    def predict(
+        self, observation: np.ndarray, state: object = None, episode_start: object = None, deterministic: bool = True
+    ) -> tuple[np.ndarray, None]:
+        if deterministic:
+            raise AssertionError("asked for the deterministic action")
+        return np.zeros((len(observation), 3), dtype=np.float32), None
+
+
+def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A suite's ``eval.deterministic: false`` reaches the evaluation of its runs (it was dropped:
+    every run played its deterministic action whatever the suite said)."""
+    from cr_bench.compare import Job, evaluate_job
+    from cr_bench.rundir import RunDir
+    from cr_bench.spec.agents import resolve_config
+    from cr_bench.spec.loader import to_dict, write_yaml
+
+    run = RunDir(tmp_path / "run")
+    run.path.mkdir()
+    config = resolve_config("ppo", TINY_SET)
+    write_yaml(run.config, to_dict(config))
+    monkeypatch.setattr("cr_bench.compare.load_model", lambda *args, **kwargs: _StochasticOnly())
+    settings = EvalConfig(episodes=2, track_seed_start=TEST_TRACK_START, backend=BACKEND, n_envs=1, deterministic=False)
+    episodes = pd.read_csv(evaluate_job(Job("beta", 0, str(run.path), config, settings), "standard"))
+    assert list(episodes["track_seed"]) == [TEST_TRACK_START, TEST_TRACK_START + 1]

@@ -16,11 +16,16 @@ from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate
 from cr_bench.spec.agents import resolve_config
-from cr_bench.spec.run import EnvConfig
+from cr_bench.spec.run import EnvConfig, EvalConfig
 from tests.fake_env import TINY_ENV_ID, TinyCarRacing
 
 TINY = EnvConfig(id=TINY_ENV_ID, action_repeat=8)
 ACTIONS = TinyCarRacing().action_space
+
+
+def _tracks(episodes: int, n_envs: int, deterministic: bool = True) -> EvalConfig:
+    """``episodes`` tracks from seed 1,000,000 on gymnasium, ``n_envs`` at once."""
+    return EvalConfig(episodes=episodes, track_seed_start=1_000_000, n_envs=n_envs, deterministic=deterministic)
 
 
 def _returns(results: list[EpisodeResult]) -> list[tuple[int, float, int, int]]:
@@ -31,13 +36,11 @@ def test_workers_give_the_episodes_one_process_gives() -> None:
     """A stochastic policy on 5 tracks: 1, 2 or 3 workers play the same episodes, returned in track
     order, each reported once as it finishes."""
     seen: list[int] = []
-    alone = evaluate(RandomPolicy(ACTIONS, 0), TINY, 5, 1_000_000, n_envs=1)
-    shared = evaluate(
-        RandomPolicy(ACTIONS, 0), TINY, 5, 1_000_000, n_envs=2, on_episode=lambda r: seen.append(r.track_seed)
-    )
+    alone = evaluate(RandomPolicy(ACTIONS, 0), TINY, _tracks(5, n_envs=1))
+    shared = evaluate(RandomPolicy(ACTIONS, 0), TINY, _tracks(5, n_envs=2), lambda r: seen.append(r.track_seed))
     assert [r.track_seed for r in alone] == list(range(1_000_000, 1_000_005))
     assert _returns(shared) == _returns(alone)
-    assert _returns(evaluate(RandomPolicy(ACTIONS, 0), TINY, 5, 1_000_000, n_envs=3)) == _returns(alone)
+    assert _returns(evaluate(RandomPolicy(ACTIONS, 0), TINY, _tracks(5, n_envs=3))) == _returns(alone)
     assert sorted(seen) == list(range(1_000_000, 1_000_005))
     assert len({r.true_return for r in alone}) == 5  # the tracks and draws differ: a real check
 
@@ -51,8 +54,8 @@ def test_a_stochastic_model_draws_per_track() -> None:
     venv = make_vec_env(config.env, 1, seed=0)
     model = build_model(config, venv)
     venv.close()
-    alone = evaluate(model, config.env, 3, 1_000_000, deterministic=False, n_envs=1)
-    shared = evaluate(model, config.env, 3, 1_000_000, deterministic=False, n_envs=2)
+    alone = evaluate(model, config.env, _tracks(3, n_envs=1, deterministic=False))
+    shared = evaluate(model, config.env, _tracks(3, n_envs=2, deterministic=False))
     assert [r.track_seed for r in shared] == [r.track_seed for r in alone]
     assert _returns(shared) == _returns(alone)  # one torch thread on both sides: the same arithmetic
 
@@ -66,7 +69,7 @@ def test_evaluating_leaves_the_callers_random_state_and_threads() -> None:
         th.manual_seed(7)
         expected = th.rand(3)
         th.manual_seed(7)
-        evaluate(RandomPolicy(ACTIONS, 0), TINY, 2, 1_000_000, deterministic=False, n_envs=1)
+        evaluate(RandomPolicy(ACTIONS, 0), TINY, _tracks(2, n_envs=1, deterministic=False))
         assert th.equal(th.rand(3), expected)
         assert th.get_num_threads() == 2
     finally:
@@ -82,4 +85,4 @@ class _DiesInWorker:
 
 def test_a_dead_worker_is_a_one_line_error() -> None:
     with pytest.raises(CrBenchError, match="an evaluation worker died"):
-        evaluate(_DiesInWorker(), TINY, 2, 1_000_000, n_envs=2)
+        evaluate(_DiesInWorker(), TINY, _tracks(2, n_envs=2))

@@ -22,6 +22,7 @@ from cr_bench.publish import read_published, sha256
 from cr_bench.rundir import RunDir
 from cr_bench.spec.agents import resolve_config
 from cr_bench.spec.loader import to_dict
+from cr_bench.spec.run import EvalConfig
 from tests.conftest import REAL_ENV, TINY, run_cli
 
 COMMITTED = sorted(p.parent for p in (Path(__file__).parent.parent / "results" / "models").glob("*/published.yaml"))
@@ -67,7 +68,8 @@ def test_evaluation_is_bit_for_bit_repeatable(trained_run: str) -> None:
 
     def play() -> list[object]:
         model = load_model(config.agent, str(run.model))
-        return list(evaluate(model, config.env, 2, 1_000_000, backend="envpool", n_envs=2))
+        tracks = EvalConfig(episodes=2, track_seed_start=1_000_000, backend="envpool", n_envs=2)
+        return list(evaluate(model, config.env, tracks))
 
     assert play() == play()
 
