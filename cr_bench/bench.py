@@ -126,11 +126,21 @@ def pipeline(backend: Backend, frames: int, envs: int) -> Measurement:
     return Measurement(PIPELINE, backend, envs, threads, done_frames, seconds)
 
 
-LEVERS: dict[str, dict[str, Any]] = {
-    "NCHW layout (channels_last off)": {"policy": {"channels_last": False}},
-    "bf16 autocast": {"policy": {"precision": "bf16"}},
+@dataclass(frozen=True)
+class Lever:
+    """A speed lever: ppo's config with ``overrides``, trained in ``copies`` processes at once."""
+
+    overrides: dict[str, Any]
+    copies: int = 1
+
+
+LEVERS: dict[str, Lever] = {
+    "NCHW layout (channels_last off)": Lever({"policy": {"channels_last": False}}),
+    "bf16 autocast": Lever({"policy": {"precision": "bf16"}}),
+    # What `compare --workers 2` and `tune --n-jobs 2` do: one learner thread each.
+    "2 trainings at once, 1 torch thread each (frames/s summed)": Lever({"torch_threads": 1}, copies=2),
 }
-"""Speed levers measured against the default ppo: each name's config overrides."""
+"""Speed levers measured against the default ppo, by name."""
 
 
 class PhaseTimer(BaseCallback):
@@ -253,39 +263,49 @@ def _tree_rss_mb(pid: int) -> float:
 
 
 def training_run(
-    name: str, backend: str, envs: int, target: Callable[[int, str], TrainResult], frames: int
+    name: str, backend: str, envs: int, target: Callable[[int, str], TrainResult], frames: int, copies: int = 1
 ) -> Measurement:
-    """Run ``target`` in a fresh process, timing it and sampling its peak memory."""
+    """Run ``copies`` of ``target`` at once, each in a fresh process, timing them and sampling their
+    peak memory (summed over the copies).
+
+    With several copies the row is their aggregate: frames summed over the copies, seconds
+    those of the slowest, so frames/s is what the machine trains in all (``compare
+    --workers``, ``tune --n-jobs``). The phases are the first copy's.
+    """
     context = multiprocessing.get_context("forkserver")
     queue = context.Queue()
-    process = context.Process(target=_run_in_child, args=(target, frames, queue))
-    process.start()
+    processes = [context.Process(target=_run_in_child, args=(target, frames, queue)) for _ in range(copies)]
+    for process in processes:
+        process.start()
     peak = 0.0
     stop = threading.Event()
 
     def sample() -> None:
         nonlocal peak
         while not stop.is_set():
-            peak = max(peak, _tree_rss_mb(process.pid or 0))
+            peak = max(peak, sum(_tree_rss_mb(process.pid or 0) for process in processes))
             time.sleep(0.5)
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    result = None
-    while result is None and process.is_alive():
+    results: list[tuple[int, float, dict[str, float]]] = []
+    while len(results) < copies and any(process.is_alive() for process in processes):
         try:
-            result = queue.get(timeout=1)
+            results.append(queue.get(timeout=1))
         except Empty:  # still running, or died without answering
             continue
-    process.join()
-    if result is None and not queue.empty():
-        result = queue.get()
+    for process in processes:
+        process.join()
+    while len(results) < copies and not queue.empty():
+        results.append(queue.get())
     stop.set()
     sampler.join()
-    if result is None or process.exitcode:
-        raise CrBenchError(f"{name} training failed (exit code {process.exitcode})")
-    done, seconds, phases = result
-    return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1), phases=phases)
+    failed = [process.exitcode for process in processes if process.exitcode]
+    if len(results) < copies or failed:
+        raise CrBenchError(f"{name} training failed (exit code {failed[0] if failed else None})")
+    done = sum(result[0] for result in results)
+    seconds = max(result[1] for result in results)
+    return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1), phases=results[0][2])
 
 
 def run_bench(
@@ -310,14 +330,13 @@ def run_bench(
                 lambda: training_run(TRAIN, "envpool", beta_envs, _train_cr_bench, train_frames),
             )
         )
-        for lever, overrides in LEVERS.items() if levers else ():
-            target = functools.partial(_train_cr_bench, overrides=overrides)
+        for name, lever in LEVERS.items() if levers else ():
+            target = functools.partial(_train_cr_bench, overrides=lever.overrides)
+            label = f"{LEVER_PREFIX}{name}"
             steps.append(
                 (
-                    f"{LEVER_PREFIX}{lever}",
-                    functools.partial(
-                        training_run, f"{LEVER_PREFIX}{lever}", "envpool", beta_envs, target, train_frames
-                    ),
+                    label,
+                    functools.partial(training_run, label, "envpool", beta_envs, target, train_frames, lever.copies),
                 )
             )
     if reference:

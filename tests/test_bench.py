@@ -117,6 +117,22 @@ def test_phases_table_follows_the_targets(tmp_path: Path) -> None:
     assert text.index("Targets:") < text.index("| env stepping |")
 
 
+def _sleepy_training(frames: int, out: str) -> bench.TrainResult:
+    """Stands in for a training (in a bench child process): 0.3 s, then ``frames`` done."""
+    time.sleep(0.3)
+    return frames, {"learner": 0.3}
+
+
+def test_copies_trained_at_once_add_their_frames() -> None:
+    """Two copies at once: the row has both copies' frames, the slower copy's seconds (so the
+    machine's total frames/s) and the first copy's phases."""
+    alone = bench.training_run("one", "envpool", 8, _sleepy_training, 1000)
+    both = bench.training_run("two", "envpool", 8, _sleepy_training, 1000, copies=2)
+    assert (alone.frames, both.frames) == (1000, 2000)
+    assert 0.3 <= both.seconds < 0.3 + 5 and both.phases == {"learner": 0.3}
+    assert both.frames_per_s > 1.5 * alone.frames_per_s  # the copies slept side by side
+
+
 class _CountingEnv:
     """Stands in for CarRacing: counts steps and resets; an episode ends every 20 steps."""
 
