@@ -1,7 +1,11 @@
-"""SB3 and sb3-contrib algorithms whose schedules follow environment frames."""
+"""SB3 and sb3-contrib algorithms whose schedules follow environment frames and whose
+rollouts may use fewer torch threads than their learner."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import torch as th
 from sb3_contrib import QRDQN, RecurrentPPO
 from stable_baselines3 import DQN, PPO
 
@@ -25,17 +29,39 @@ class FrameProgress:
             super()._update_current_progress_remaining(num_timesteps, total_timesteps)  # type: ignore[misc]
 
 
-class FramePPO(FrameProgress, PPO):
+class RolloutThreads:
+    """Mixin for SB3 algorithms: collect rollouts on ``rollout_threads`` torch threads.
+
+    Collecting runs the policy on one small batch per step, where a second thread mostly
+    waits for the first; the learner's large batches use them all. 0 keeps the learner's
+    threads, and the rollout never uses more than the learner.
+    """
+
+    rollout_threads: int = 0
+
+    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
+        learner = th.get_num_threads()
+        threads = min(self.rollout_threads or learner, learner)
+        if threads == learner:
+            return super().collect_rollouts(*args, **kwargs)  # type: ignore[misc]
+        th.set_num_threads(threads)
+        try:
+            return super().collect_rollouts(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            th.set_num_threads(learner)
+
+
+class FramePPO(FrameProgress, RolloutThreads, PPO):
     """PPO with frame-based schedules."""
 
 
-class FrameDQN(FrameProgress, DQN):
+class FrameDQN(FrameProgress, RolloutThreads, DQN):
     """DQN with frame-based schedules."""
 
 
-class FrameRecurrentPPO(FrameProgress, RecurrentPPO):
+class FrameRecurrentPPO(FrameProgress, RolloutThreads, RecurrentPPO):
     """sb3-contrib RecurrentPPO with frame-based schedules."""
 
 
-class FrameQRDQN(FrameProgress, QRDQN):
+class FrameQRDQN(FrameProgress, RolloutThreads, QRDQN):
     """sb3-contrib QR-DQN with frame-based schedules."""

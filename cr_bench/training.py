@@ -257,6 +257,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
             model.frames_done = 0  # type: ignore[attr-defined]
         model.frame_budget = config.frames  # type: ignore[attr-defined]
+        model.rollout_threads = config.rollout_threads  # type: ignore[attr-defined]
         # Written once env and model exist, so a run that cannot start leaves no run behind.
         write_yaml(run.config, to_dict(config))
         write_yaml(run.path / "versions.yaml", library_versions())

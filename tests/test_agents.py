@@ -135,3 +135,41 @@ def test_a_config_sb3_rejects_is_a_user_error_but_our_bug_is_not(monkeypatch: py
     with pytest.raises(TypeError, match="not supported between"):
         build_model(config, env)
     env.close()
+
+
+@pytest.mark.parametrize(("rollout_threads", "seen"), [(1, 1), (0, 2), (3, 2)])
+def test_rollouts_run_on_their_own_threads(rollout_threads: int, seen: int) -> None:
+    """With the learner on 2 torch threads, rollouts (here: every env step) run on
+    ``rollout_threads`` (0: the learner's; never more), the learner on 2, and 2 remain after."""
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from cr_bench.algorithms import FramePPO
+
+    during_steps: set[int] = set()
+    venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    step = venv.step_wait
+
+    def counting_step() -> object:
+        during_steps.add(th.get_num_threads())
+        return step()
+
+    venv.step_wait = counting_step  # type: ignore[method-assign]
+    model = FramePPO("MlpPolicy", venv, n_steps=16, batch_size=16, n_epochs=1, device="cpu")
+    model.rollout_threads = rollout_threads
+    during_training: set[int] = set()
+    train = model.train
+
+    def counting_train() -> None:
+        during_training.add(th.get_num_threads())
+        train()
+
+    model.train = counting_train  # type: ignore[method-assign]
+    threads = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        model.learn(32)
+        assert (during_steps, during_training, th.get_num_threads()) == ({seen}, {2}, 2)
+    finally:
+        th.set_num_threads(threads)

@@ -248,6 +248,8 @@ def validate_run_config(config: RunConfig) -> None:
     for name in ("n_envs", "checkpoint_every_frames", "torch_threads"):
         if getattr(config, name) < 1:
             raise CrBenchError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.rollout_threads < 0:
+        raise CrBenchError(f"rollout_threads must be >= 0 (0: torch_threads), got {config.rollout_threads}")
     if not config.checkpoint_every_seconds > 0:  # NaN too
         raise CrBenchError(f"checkpoint_every_seconds must be > 0, got {config.checkpoint_every_seconds}")
     if config.seed < 0:

@@ -177,6 +177,9 @@ class RunConfig:
     """Also keep each scheduled checkpoint as checkpoints/frames-<N>.zip (score vs frames)."""
     torch_threads: int = 2
     """Torch intra-op threads for the learner (on the CPU)."""
+    rollout_threads: int = 0
+    """Torch threads while collecting rollouts (the policy on one small batch per step); 0:
+    ``torch_threads``. Never more than ``torch_threads``."""
     device: Device = "auto"
     """Torch device of the learner, as in SB3: ``auto`` (CUDA when present, else the CPU), ``cpu``
     or ``cuda``. A model saved on one device loads on any other."""
