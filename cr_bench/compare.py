@@ -216,7 +216,8 @@ def compare_suite(
         for entry in suite.agents
         for seed in entry.seeds or suite.seeds
     ]
-    print(f"suite {suite.name}: {len(jobs)} runs of {suite.frames:,} frames, {workers} worker(s)")
+    budgets = " or ".join(f"{frames:,}" for frames in sorted({job.config.frames for job in jobs}))
+    print(f"suite {suite.name}: {len(jobs)} runs of {budgets} frames, {workers} worker(s)")
     _announce(jobs)
     _run_jobs(jobs, workers, executor, ray_address)
     episodes = _gather(jobs, suite, root)

@@ -93,6 +93,7 @@ def test_score_matrix_needs_the_same_tracks() -> None:
         ({"baselines": ["human"]}, "unknown baseline"),
         ({"colour": "red"}, "unknown key(s) colour"),
         ({"seeds": [1_000_000]}, "reach the evaluation tracks"),
+        ({"agents": [{"name": "beta", "agent": "ppo", "frames": 0}]}, "beta's frames must be between 1 and"),
         ({"eval": {"n_envs": 0}}, "eval.n_envs must be >= 1, got 0"),
     ],
 )
@@ -102,6 +103,13 @@ def test_malformed_suites_are_refused(tmp_path: Path, changes: dict, message: st
         load_suite(path)
     code, _, err = run_cli(["compare", "--suite", str(path)])
     assert code == 2 and err.count("\n") == 1
+
+
+def test_an_agent_may_have_its_own_budget(tmp_path: Path) -> None:
+    """An agent's ``frames`` replaces the suite's for its runs only."""
+    agents = [{"name": "short", "agent": "ppo", "frames": 50}, {"name": "long", "agent": "ppo"}]
+    _, configs = load_suite(_suite(tmp_path, agents=agents))
+    assert (configs["short"].frames, configs["long"].frames) == (50, 120)
 
 
 def test_shipped_suites_load() -> None:

@@ -23,6 +23,7 @@ from cr_bench.spec.run import (
     EvalConfig,
     RunConfig,
     check_eval_config,
+    check_frames,
     check_held_out,
     read_config_file,
 )
@@ -42,6 +43,9 @@ class SuiteAgent:
     """Overrides on top, as in ``cr-bench train --set``."""
     seeds: list[int] | None = None
     """This agent's training seeds (default: the suite's)."""
+    frames: int | None = None
+    """This agent's training budget in env frames (default: the suite's), e.g. to stop a
+    control agent early while the others train on."""
 
 
 @dataclass
@@ -89,6 +93,8 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
     suite = from_dict(Suite, read_yaml(path), str(path))
     if suite.frames < 1 or not suite.seeds or not suite.agents:
         raise CrBenchError(f"{path}: a suite needs frames >= 1, at least one seed and one agent")
+    for agent in suite.agents:
+        check_frames(suite.frames if agent.frames is None else agent.frames, f"{path}: {agent.name}'s frames")
     check_eval_config(suite.eval, f"{path}: eval")
     if min(suite.seeds) < 0 or any(a.seeds is not None and (not a.seeds or min(a.seeds) < 0) for a in suite.agents):
         raise CrBenchError(f"{path}: seeds must be >= 0 (and an agent's seeds list not empty)")
@@ -107,7 +113,8 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
         get_agent(entry.agent)
         base = read_config_file(path.parent / entry.config if entry.config else None, entry.agent)
         curve = {"checkpoint_every_frames": suite.curve.every_frames, "keep_checkpoints": True} if suite.curve else {}
-        config = resolve_config(entry.agent, base, entry.set, {"frames": suite.frames, **curve})
+        frames = suite.frames if entry.frames is None else entry.frames
+        config = resolve_config(entry.agent, base, entry.set, {"frames": frames, **curve})
         last_seed = max(entry.seeds or suite.seeds) + config.n_envs - 1
         check_held_out(last_seed, suite.eval.track_seed_start, f"the evaluation tracks of {path}")
         if suite.curve is not None:
