@@ -30,11 +30,12 @@ class FrameProgress:
 
 
 class RolloutThreads:
-    """Mixin for SB3 algorithms: collect rollouts on ``rollout_threads`` torch threads.
+    """Mixin for on-policy SB3 algorithms: collect rollouts on ``rollout_threads`` torch threads.
 
     Collecting runs the policy on one small batch per step, where a second thread mostly
     waits for the first; the learner's large batches use them all. 0 keeps the learner's
-    threads, and the rollout never uses more than the learner.
+    threads, and the rollout never uses more than the learner. Not on DQN's family: it
+    collects a few steps between gradient steps, and each switch of threads has a cost.
     """
 
     rollout_threads: int = 0
@@ -55,7 +56,7 @@ class FramePPO(FrameProgress, RolloutThreads, PPO):
     """PPO with frame-based schedules."""
 
 
-class FrameDQN(FrameProgress, RolloutThreads, DQN):
+class FrameDQN(FrameProgress, DQN):
     """DQN with frame-based schedules."""
 
 
@@ -63,5 +64,5 @@ class FrameRecurrentPPO(FrameProgress, RolloutThreads, RecurrentPPO):
     """sb3-contrib RecurrentPPO with frame-based schedules."""
 
 
-class FrameQRDQN(FrameProgress, RolloutThreads, QRDQN):
+class FrameQRDQN(FrameProgress, QRDQN):
     """sb3-contrib QR-DQN with frame-based schedules."""

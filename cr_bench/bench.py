@@ -138,20 +138,23 @@ LEVERS: dict[str, Lever] = {
     "NCHW layout (channels_last off)": Lever({"policy": {"channels_last": False}}),
     "bf16 autocast": Lever({"policy": {"precision": "bf16"}}),
     "rollouts on 1 torch thread (the learner on 2)": Lever({"rollout_threads": 1}),
-    # What `compare --workers 2` and `tune --n-jobs 2` do: one learner thread each.
+    # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).
     "2 trainings at once, 1 torch thread each (frames/s summed)": Lever({"torch_threads": 1}, copies=2),
 }
 """Speed levers measured against the default ppo, by name."""
 
 
 class PhaseTimer(BaseCallback):
-    """Splits a training's wall time (from the start of ``learn`` to its end) into phases.
+    """Splits an on-policy training's time (PPO's family) into phases, from the callbacks'
+    start (after ``learn``'s first env reset) to the end of ``learn``.
 
     ``env stepping`` is the innermost VecEnv's ``step_wait`` (the simulator and the
-    observation pipeline), ``policy inference`` the policy's forward pass while collecting
-    rollouts, ``learner`` the time between the end of one rollout and the start of the next
-    (SB3's ``train``), and ``rollout loop`` the rest: SB3's bookkeeping, the rollout buffer,
-    reward normalization and the callbacks (checkpoints, the curve).
+    observation pipeline), ``policy inference`` the policy's ``forward`` while collecting
+    rollouts (DQN's family acts through ``predict``: it would show none), ``learner`` the
+    time from the end of one rollout to the start of the next (SB3's ``train``, and the
+    logging between), and ``rollout loop`` the rest: SB3's bookkeeping, the rollout buffer,
+    reward normalization and the callbacks (checkpoints, the curve). One timer per ``learn``:
+    it wraps the env and the policy when training starts.
     """
 
     PHASES = ("env stepping", "policy inference", "rollout loop", "learner")
@@ -241,11 +244,14 @@ def _train_reference(frames: int, out: str) -> TrainResult:
     return model.num_timesteps * skip, {}  # PPO finishes its last rollout past the budget
 
 
-def _run_in_child(target: Callable[[int, str], TrainResult], frames: int, queue: Any) -> None:
+def _run_in_child(target: Callable[[int, str], TrainResult], frames: int, queue: Any, start_line: Any) -> None:
+    """Once every copy is ready (``start_line``, a barrier), run ``target``; put its frames, its
+    start and end (wall clock, comparable across the processes) and its phases on ``queue``."""
     with tempfile.TemporaryDirectory() as out:
-        start = time.perf_counter()
+        start_line.wait()
+        start = time.time()
         done, phases = target(frames, os.path.join(out, "run"))
-        queue.put((done, time.perf_counter() - start, phases))
+        queue.put((done, start, time.time(), phases))
 
 
 def _tree_rss_mb(pid: int) -> float:
@@ -269,13 +275,14 @@ def training_run(
     """Run ``copies`` of ``target`` at once, each in a fresh process, timing them and sampling their
     peak memory (summed over the copies).
 
-    With several copies the row is their aggregate: frames summed over the copies, seconds
-    those of the slowest, so frames/s is what the machine trains in all (``compare
-    --workers``, ``tune --n-jobs``). The phases are the first copy's.
+    With several copies the row is their aggregate: frames and envs summed over the copies,
+    seconds from their common start (once all have imported) to the last one's end, so
+    frames/s is what the machine trains in all (``compare --workers``, ``tune --n-jobs``). The phases are those
+    of the copy that finished first.
     """
     context = multiprocessing.get_context("forkserver")
-    queue = context.Queue()
-    processes = [context.Process(target=_run_in_child, args=(target, frames, queue)) for _ in range(copies)]
+    queue, start_line = context.Queue(), context.Barrier(copies)
+    processes = [context.Process(target=_run_in_child, args=(target, frames, queue, start_line)) for _ in range(copies)]
     for process in processes:
         process.start()
     peak = 0.0
@@ -289,12 +296,13 @@ def training_run(
 
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
-    results: list[tuple[int, float, dict[str, float]]] = []
+    results: list[tuple[int, float, float, dict[str, float]]] = []
     while len(results) < copies and any(process.is_alive() for process in processes):
         try:
             results.append(queue.get(timeout=1))
         except Empty:  # still running, or died without answering
-            continue
+            if any(process.exitcode for process in processes):
+                start_line.abort()  # a copy died: the others must not wait for it at the start
     for process in processes:
         process.join()
     while len(results) < copies and not queue.empty():
@@ -305,8 +313,8 @@ def training_run(
     if len(results) < copies or failed:
         raise CrBenchError(f"{name} training failed (exit code {failed[0] if failed else None})")
     done = sum(result[0] for result in results)
-    seconds = max(result[1] for result in results)
-    return Measurement(name, backend, envs, 2, done, seconds, peak_rss_mb=round(peak, 1), phases=results[0][2])
+    seconds = max(result[2] for result in results) - min(result[1] for result in results)
+    return Measurement(name, backend, envs * copies, 2, done, seconds, peak_rss_mb=round(peak, 1), phases=results[0][3])
 
 
 def run_bench(
@@ -434,11 +442,12 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
 
 
 def _phase_rows(row: Measurement) -> list[list[str]]:
-    """One line per phase of a timed training; shares of the phases' total (the time inside ``learn``)."""
-    total = sum(row.phases.values())
+    """One line per phase of a timed training, then the rest of its seconds (building the env
+    and model, the first reset, the final checkpoint); shares of the row's seconds."""
+    phases = {**row.phases, "outside learn (setup, final save)": row.seconds - sum(row.phases.values())}
     return [
-        [phase, f"{seconds:.1f}", f"{seconds / total:.0%}", f"{seconds * 100_000 / row.frames:.1f}"]
-        for phase, seconds in row.phases.items()
+        [phase, f"{seconds:.1f}", f"{seconds / row.seconds:.0%}", f"{seconds * 100_000 / row.frames:.1f}"]
+        for phase, seconds in phases.items()
     ]
 
 

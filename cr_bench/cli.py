@@ -356,7 +356,7 @@ def _eval(args: EvalArgs, command: str) -> None:
     settings = merge_eval(config.eval, args)
     if args.stochastic:
         settings = dataclasses.replace(settings, deterministic=False)
-    last = settings.track_seed_start + settings.episodes - 1
+    last = settings.track_seeds[-1]
     fps = progress.evaluation_fps(settings.backend, settings.n_envs)
     frames = settings.episodes * MAX_EPISODE_FRAMES  # episodes may end sooner
     print(

@@ -68,8 +68,10 @@ class Job:
 
 
 def eval_file(folder: Path, settings: EvalConfig, condition: str) -> Path:
-    """Where the episodes of one evaluation setting are cached."""
+    """Where the episodes of one evaluation setting are cached (stochastic play has its own file)."""
     key = f"{settings.backend}-{condition}-{settings.track_seed_start}-{settings.episodes}"
+    if not settings.deterministic:
+        key += "-stochastic"
     return folder / f"{key}.csv"
 
 
@@ -313,7 +315,7 @@ def _human_episodes(folder: Path, settings: EvalConfig) -> pd.DataFrame:
         )
     if backend != settings.backend:
         raise CrBenchError(f"--human {folder}: played on {backend}, the comparison evaluates on {settings.backend}")
-    wanted = list(range(settings.track_seed_start, settings.track_seed_start + settings.episodes))
+    wanted = list(settings.track_seeds)
     if sorted(table["track_seed"].tolist()) != wanted:
         raise CrBenchError(
             f"--human {folder}: its tracks are not the comparison's {wanted[0]}..{wanted[-1]}; play those "

@@ -51,9 +51,8 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
         backend=settings.backend,
         n_envs=episodes_at_once(settings.backend, settings.episodes, config.eval.n_envs),
     )
-    seeds = list(range(tracks.track_seed_start, tracks.track_seed_start + tracks.episodes))
     scores = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
-    done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == seeds}
+    done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == list(tracks.track_seeds)}
     scores = scores[scores["frames"].isin(done)]
     for checkpoint in run.list_checkpoints():
         frames = grid_frames(checkpoint["frames_done"], settings.every_frames)

@@ -129,7 +129,7 @@ def evaluate(
     :return: the episodes in track order.
     """
     config = dataclasses.replace(env_config, backend=resolve_backend(settings.backend))
-    seeds = list(range(settings.track_seed_start, settings.track_seed_start + settings.episodes))
+    seeds = list(settings.track_seeds)
     play = _evaluate_in_pools if config.backend == "envpool" else _evaluate_in_workers
     results = []
     for result in play(model, config, seeds, settings.deterministic, settings.n_envs):

@@ -27,6 +27,7 @@ import multiprocessing
 import os
 import socket
 import time
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.evaluation import episodes_at_once, evaluate
 from cr_bench.spec.agents import resolve_config
 from cr_bench.spec.loader import to_dict
-from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig
+from cr_bench.spec.run import VALIDATION_TRACK_START, Backend, EvalConfig, RunConfig
 from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
 from cr_bench.study import (
     HEARTBEAT_SECONDS,
@@ -138,8 +139,7 @@ class TrialEvaluation(BaseCallback):
     def evaluate(self, step: int, episodes: int) -> float:
         """Evaluate now and report at the scheduled ``step`` (frames), the same in every trial:
         pruners compare trials only at equal steps, and the frames actually done drift."""
-        backend = self.settings.eval_backend
-        assert backend is not None, "TuneSettings resolves eval_backend"
+        backend = typing.cast(Backend, self.settings.eval_backend)  # resolved by TuneSettings
         settings = EvalConfig(
             episodes=episodes,
             track_seed_start=VALIDATION_TRACK_START,

@@ -22,6 +22,7 @@ from cr_bench.bench import (
     raw_gymnasium,
     write_results,
 )
+from cr_bench.errors import CrBenchError
 
 
 def _rows() -> list[Measurement]:
@@ -70,50 +71,65 @@ def test_tables_carry_the_command_ratios_and_targets(tmp_path: Path) -> None:
 
 
 def test_phase_timer_puts_each_wait_in_its_phase() -> None:
-    """A PPO whose env step sleeps 5 ms and whose learner sleeps 100 ms: 96 steps in 3 rollouts
-    of 32, each followed by training, put at least 0.48 s in env stepping and 0.3 s in the
-    learner, and neither absorbs the other's sleeps. The phases add up to the time in ``learn``."""
+    """A PPO stopped by a callback at step 20 (rollouts of 8): the env sleeps 20 ms a step, a
+    wrapper above it 30 ms, the learner 500 ms a call. Env stepping holds the env's 0.4 s and
+    not the wrapper's 0.6 s (that is rollout loop); the learner ran after the 2 full rollouts
+    only (1 s), not after the stopped one."""
     import gymnasium as gym
     from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecEnvWrapper, VecNormalize
+
+    class SlowWrapper(VecEnvWrapper):
+        def reset(self) -> object:
+            return self.venv.reset()
+
+        def step_wait(self) -> object:
+            time.sleep(0.03)
+            return self.venv.step_wait()
+
+    class StopAt20(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.num_timesteps < 20
 
     venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
     env_step = venv.step_wait
 
     def slow_step() -> object:
-        time.sleep(0.005)
+        time.sleep(0.02)
         return env_step()
 
     venv.step_wait = slow_step  # type: ignore[method-assign]
-    model = PPO("MlpPolicy", VecNormalize(venv, norm_obs=False), n_steps=32, batch_size=32, n_epochs=1, device="cpu")
+    wrapped = VecNormalize(SlowWrapper(venv), norm_obs=False)
+    model = PPO("MlpPolicy", wrapped, n_steps=8, batch_size=8, n_epochs=1, device="cpu")
     learner = model.train
 
     def slow_train() -> None:
-        time.sleep(0.1)
+        time.sleep(0.5)
         learner()
 
     model.train = slow_train  # type: ignore[method-assign]
     timer = PhaseTimer()
-    start = time.perf_counter()
-    model.learn(96, callback=timer)
-    elapsed = time.perf_counter() - start
+    model.learn(100, callback=[timer, StopAt20()])
     seconds = timer.seconds
+    assert model.num_timesteps == 20
     assert list(seconds) == ["env stepping", "policy inference", "rollout loop", "learner"]
-    assert 0.48 <= seconds["env stepping"] < 0.48 + 0.3
-    assert 0.3 <= seconds["learner"] < 0.3 + 0.48
-    assert seconds["policy inference"] > 0 and seconds["rollout loop"] >= 0
-    assert sum(seconds.values()) <= elapsed
+    assert 0.4 <= seconds["env stepping"] < 0.4 + 0.3
+    assert 1.0 <= seconds["learner"] < 1.0 + 0.4
+    assert seconds["rollout loop"] >= 0.6 and seconds["policy inference"] > 0
 
 
 def test_phases_table_follows_the_targets(tmp_path: Path) -> None:
-    """The timed training's phases get a table: seconds, share of the total, seconds per 100k frames."""
+    """The timed training's phases get a table: seconds, share of the row's seconds, seconds per
+    100k frames, and what the phases leave (setup and the final save)."""
     rows = _rows()
-    rows[3].phases = {"env stepping": 10.0, "policy inference": 2.0, "rollout loop": 3.0, "learner": 5.0}
+    rows[3].phases = {"env stepping": 10.0, "policy inference": 2.0, "rollout loop": 1.0, "learner": 3.0}
     _add_ratios(rows)
     _, md_path = write_results(rows, tmp_path, "cr-bench bench")
     text = md_path.read_text()
-    assert "| env stepping | 10.0 | 50% | 50.0 |" in text  # 10 s of 20 s total; 20,000 frames
-    assert "| learner | 5.0 | 25% | 25.0 |" in text
+    assert "| env stepping | 10.0 | 50% | 50.0 |" in text  # 10 s of the row's 20 s; 20,000 frames
+    assert "| learner | 3.0 | 15% | 15.0 |" in text
+    assert "| outside learn (setup, final save) | 4.0 | 20% | 20.0 |" in text
     assert text.index("Targets:") < text.index("| env stepping |")
 
 
@@ -124,13 +140,22 @@ def _sleepy_training(frames: int, out: str) -> bench.TrainResult:
 
 
 def test_copies_trained_at_once_add_their_frames() -> None:
-    """Two copies at once: the row has both copies' frames, the slower copy's seconds (so the
-    machine's total frames/s) and the first copy's phases."""
+    """Two copies at once: the row has both copies' frames and envs, seconds from the first start
+    to the last end (so the machine's total frames/s), and a copy's phases."""
     alone = bench.training_run("one", "envpool", 8, _sleepy_training, 1000)
     both = bench.training_run("two", "envpool", 8, _sleepy_training, 1000, copies=2)
-    assert (alone.frames, both.frames) == (1000, 2000)
+    assert (alone.frames, both.frames, alone.envs, both.envs) == (1000, 2000, 8, 16)
     assert 0.3 <= both.seconds < 0.3 + 5 and both.phases == {"learner": 0.3}
     assert both.frames_per_s > 1.5 * alone.frames_per_s  # the copies slept side by side
+
+
+def _dying_training(frames: int, out: str) -> bench.TrainResult:
+    os._exit(3)
+
+
+def test_a_copy_that_dies_is_a_one_line_error() -> None:
+    with pytest.raises(CrBenchError, match="two training failed \\(exit code 3\\)"):
+        bench.training_run("two", "envpool", 8, _dying_training, 1000, copies=2)
 
 
 class _CountingEnv:

@@ -96,6 +96,7 @@ def test_other_agents_train_and_evaluate(agent: str, tmp_path: Path) -> None:
         (["train", "ppo", "--frames", "1e400"], "expected an integer"),
         (["train", "ppo", "--set", "checkpoint_every_frames=0"], "checkpoint_every_frames must be >= 1"),
         (["train", "ppo", "--set", "rollout_threads=-1"], "rollout_threads must be >= 0"),
+        (["train", "dqn", "--set", "rollout_threads=1"], "rollout_threads applies to on-policy agents"),
         (["train", "ppo", "--set", "checkpoint_every_seconds=0"], "checkpoint_every_seconds must be > 0"),
         (["train", "ppo", "--set", "env.obs_size=4"], "env.obs_size must be >= 8"),
     ],

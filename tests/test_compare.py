@@ -263,7 +263,7 @@ class _StochasticOnly:
 def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A suite's ``eval.deterministic: false`` reaches the evaluation of its runs (it was dropped:
     every run played its deterministic action whatever the suite said)."""
-    from cr_bench.compare import Job, evaluate_job
+    from cr_bench.compare import Job, eval_file, evaluate_job
     from cr_bench.rundir import RunDir
     from cr_bench.spec.agents import resolve_config
     from cr_bench.spec.loader import to_dict, write_yaml
@@ -274,5 +274,9 @@ def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypa
     write_yaml(run.config, to_dict(config))
     monkeypatch.setattr("cr_bench.compare.load_model", lambda *args, **kwargs: _StochasticOnly())
     settings = EvalConfig(episodes=2, track_seed_start=TEST_TRACK_START, backend=BACKEND, n_envs=1, deterministic=False)
-    episodes = pd.read_csv(evaluate_job(Job("beta", 0, str(run.path), config, settings), "standard"))
-    assert list(episodes["track_seed"]) == [TEST_TRACK_START, TEST_TRACK_START + 1]
+    job = Job("beta", 0, str(run.path), config, settings)
+    stochastic = evaluate_job(job, "standard")
+    assert list(pd.read_csv(stochastic)["track_seed"]) == [TEST_TRACK_START, TEST_TRACK_START + 1]
+    # Deterministic play of the same tracks is cached apart: neither reuses the other's episodes.
+    deterministic = dataclasses.replace(job, eval=dataclasses.replace(settings, deterministic=True))
+    assert eval_file(run.eval_dir, deterministic.eval, "standard") != stochastic

@@ -19,7 +19,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
 from cr_bench import wrappers
-from cr_bench.algorithms import FrameDQN, FramePPO, FrameQRDQN, FrameRecurrentPPO
+from cr_bench.algorithms import FrameDQN, FramePPO, FrameQRDQN, FrameRecurrentPPO, RolloutThreads
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import from_dict, merge, to_dict
 from cr_bench.spec.run import (
@@ -250,6 +250,8 @@ def validate_run_config(config: RunConfig) -> None:
             raise CrBenchError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.rollout_threads < 0:
         raise CrBenchError(f"rollout_threads must be >= 0 (0: torch_threads), got {config.rollout_threads}")
+    if config.rollout_threads and not issubclass(spec.algorithm, RolloutThreads):
+        raise CrBenchError(f"rollout_threads applies to on-policy agents; {spec.name} collects between gradient steps")
     if not config.checkpoint_every_seconds > 0:  # NaN too
         raise CrBenchError(f"checkpoint_every_seconds must be > 0, got {config.checkpoint_every_seconds}")
     if config.seed < 0:

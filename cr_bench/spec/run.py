@@ -135,6 +135,11 @@ class EvalConfig:
     """Also evaluate with domain_randomize=True, colours changing every episode (``cr-bench
     compare``; gymnasium only)."""
 
+    @property
+    def track_seeds(self) -> range:
+        """The track seeds played: ``track_seed_start`` and the ``episodes - 1`` after it."""
+        return range(self.track_seed_start, self.track_seed_start + self.episodes)
+
 
 MAX_FRAMES = 10**10
 """Largest frame budget cr-bench accepts: thousands of times what CarRacing agents train with
@@ -179,7 +184,7 @@ class RunConfig:
     """Torch intra-op threads for the learner (on the CPU)."""
     rollout_threads: int = 0
     """Torch threads while collecting rollouts (the policy on one small batch per step); 0:
-    ``torch_threads``. Never more than ``torch_threads``."""
+    ``torch_threads``. Never more than ``torch_threads``. On-policy agents (the PPOs) only."""
     device: Device = "auto"
     """Torch device of the learner, as in SB3: ``auto`` (CUDA when present, else the CPU), ``cpu``
     or ``cuda``. A model saved on one device loads on any other."""

@@ -93,8 +93,10 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
     suite = from_dict(Suite, read_yaml(path), str(path))
     if suite.frames < 1 or not suite.seeds or not suite.agents:
         raise CrBenchError(f"{path}: a suite needs frames >= 1, at least one seed and one agent")
+    check_frames(suite.frames, f"{path}: frames")
     for agent in suite.agents:
-        check_frames(suite.frames if agent.frames is None else agent.frames, f"{path}: {agent.name}'s frames")
+        if agent.frames is not None:
+            check_frames(agent.frames, f"{path}: {agent.name}'s frames")
     check_eval_config(suite.eval, f"{path}: eval")
     if min(suite.seeds) < 0 or any(a.seeds is not None and (not a.seeds or min(a.seeds) < 0) for a in suite.agents):
         raise CrBenchError(f"{path}: seeds must be >= 0 (and an agent's seeds list not empty)")
