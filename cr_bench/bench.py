@@ -137,7 +137,7 @@ class Lever:
 LEVERS: dict[str, Lever] = {
     "NCHW layout (channels_last off)": Lever({"policy": {"channels_last": False}}),
     "bf16 autocast": Lever({"policy": {"precision": "bf16"}}),
-    "rollouts on 1 torch thread (the learner on 2)": Lever({"rollout_threads": 1}),
+    "rollouts on the learner's 2 threads (the former default)": Lever({"rollout_threads": 0}),
     # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).
     "2 trainings at once, 1 torch thread each (frames/s summed)": Lever({"torch_threads": 1}, copies=2),
 }
