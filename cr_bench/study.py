@@ -85,7 +85,9 @@ def make_storage(settings: TuneSettings) -> optuna.storages.BaseStorage:
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     """The sampler ``name`` (one of :data:`cr_bench.spec.tune.Sampler`), seeded."""
     samplers = {
-        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True),
+        # constant_liar: parallel workers (--n-jobs, Ray, a shared database) see each other's
+        # running trials as bad results and sample elsewhere; alone it changes nothing.
+        "tpe": lambda: optuna.samplers.TPESampler(seed=seed, multivariate=True, constant_liar=True),
         "random": lambda: optuna.samplers.RandomSampler(seed=seed),
         "cmaes": lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False),
     }
