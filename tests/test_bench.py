@@ -71,10 +71,10 @@ def test_tables_carry_the_command_ratios_and_targets(tmp_path: Path) -> None:
 
 
 def test_phase_timer_puts_each_wait_in_its_phase() -> None:
-    """A PPO stopped by a callback at step 20 (rollouts of 8): the env sleeps 20 ms a step, a
-    wrapper above it 30 ms, the learner 500 ms a call. Env stepping holds the env's 0.4 s and
-    not the wrapper's 0.6 s (that is rollout loop); the learner ran after the 2 full rollouts
-    only (1 s), not after the stopped one."""
+    """A PPO stopped by a callback at its 24th step (rollouts of 8): the env sleeps 40 ms a
+    step, a wrapper above it 60 ms, the learner 500 ms a call. Env stepping holds the env's
+    0.96 s and not the wrapper's 1.44 s (that is rollout loop); the learner phase is the
+    time spent in the 2 trainings after the full rollouts, not the stopped third rollout."""
     import gymnasium as gym
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
@@ -85,38 +85,42 @@ def test_phase_timer_puts_each_wait_in_its_phase() -> None:
             return self.venv.reset()
 
         def step_wait(self) -> object:
-            time.sleep(0.03)
+            time.sleep(0.06)
             return self.venv.step_wait()
 
-    class StopAt20(BaseCallback):
+    class StopAt24(BaseCallback):
         def _on_step(self) -> bool:
-            return self.num_timesteps < 20
+            return self.num_timesteps < 24
 
     venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
     env_step = venv.step_wait
 
     def slow_step() -> object:
-        time.sleep(0.02)
+        time.sleep(0.04)
         return env_step()
 
     venv.step_wait = slow_step  # type: ignore[method-assign]
     wrapped = VecNormalize(SlowWrapper(venv), norm_obs=False)
     model = PPO("MlpPolicy", wrapped, n_steps=8, batch_size=8, n_epochs=1, device="cpu")
     learner = model.train
+    trained: list[float] = []
 
     def slow_train() -> None:
+        start = time.perf_counter()
         time.sleep(0.5)
         learner()
+        trained.append(time.perf_counter() - start)
 
     model.train = slow_train  # type: ignore[method-assign]
     timer = PhaseTimer()
-    model.learn(100, callback=[timer, StopAt20()])
+    model.learn(100, callback=[timer, StopAt24()])
     seconds = timer.seconds
-    assert model.num_timesteps == 20
+    assert model.num_timesteps == 24 and len(trained) == 2
     assert list(seconds) == ["env stepping", "policy inference", "rollout loop", "learner"]
-    assert 0.4 <= seconds["env stepping"] < 0.4 + 0.3
-    assert 1.0 <= seconds["learner"] < 1.0 + 0.4
-    assert seconds["rollout loop"] >= 0.6 and seconds["policy inference"] > 0
+    assert 0.96 <= seconds["env stepping"] < 0.96 + 0.7
+    # The stopped rollout's 8 steps sleep 0.8 s: counted as learner, they would break the bound.
+    assert sum(trained) <= seconds["learner"] < sum(trained) + 0.4
+    assert seconds["rollout loop"] >= 1.44 and seconds["policy inference"] > 0
 
 
 def test_phases_table_follows_the_targets(tmp_path: Path) -> None:
