@@ -456,6 +456,12 @@ def _tune(settings: TuneSettings, command: str) -> None:
     from cr_bench.tuning import tune
 
     settings.command = command
+    if settings.replay_pruners:
+        from cr_bench.pruner_replay import write_replay
+        from cr_bench.study import open_existing_study
+
+        print(write_replay(open_existing_study(settings), settings))
+        return
     study = tune(settings)
     print((settings.out_dir / "summary.md").read_text())
     print(f"study {settings.study_name}: {len(counted(study))} trials; outputs in {settings.out_dir}")

@@ -131,7 +131,27 @@ def open_study(settings: TuneSettings) -> optuna.Study:
             load_if_exists=True,
         )
     )
-    # Trial values are comparable only for one agent, budget, set of validation tracks and value rule.
+    _check_same_rules(study, settings, record=True)
+    return study
+
+
+def open_existing_study(settings: TuneSettings) -> optuna.Study:
+    """Load a study to read it (nothing is created); its rules must be ``settings``'."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    where = settings.storage or str(settings.out_dir)
+    if not settings.storage and not (settings.out_dir / "journal.log").exists():
+        raise CrBenchError(f"no study {settings.study_name} in {where}: run cr-bench tune first")
+    try:
+        study = optuna.load_study(study_name=settings.study_name, storage=make_storage(settings))
+    except KeyError:
+        raise CrBenchError(f"no study {settings.study_name} in {where}: run cr-bench tune first") from None
+    _check_same_rules(study, settings, record=False)
+    return study
+
+
+def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool) -> None:
+    """Trial values are comparable only for one agent, budget, set of validation tracks and
+    value rule: a study keeps the ones it was started with (``record``: save them if new)."""
     validation = {
         "agent": settings.agent,
         "frames_per_trial": settings.frames_per_trial,
@@ -145,12 +165,12 @@ def open_study(settings: TuneSettings) -> optuna.Study:
     for key, value in validation.items():
         saved = study.user_attrs.get(key)
         if saved is None:
-            study.set_user_attr(key, value)
+            if record:
+                study.set_user_attr(key, value)
         elif saved != value:
             raise CrBenchError(
                 f"study {settings.study_name} was run with {key}={saved}, not {value}; keep it or start a new study"
             )
-    return study
 
 
 def enqueue_default(study: optuna.Study, settings: TuneSettings) -> None:

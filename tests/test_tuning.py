@@ -10,13 +10,14 @@ import typing
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
 
+from cr_bench import pruner_replay, tuning
 from cr_bench import study as optuna_study
-from cr_bench import tuning
 from cr_bench.errors import CrBenchError
 from cr_bench.spec import tune as spec_tune
 from cr_bench.spec.agents import AGENTS, resolve_config
@@ -421,3 +422,60 @@ def test_a_bug_of_ours_stops_the_study_but_a_library_error_fails_one_trial(
         tuning.tune(bug)
     (trial,) = _study(bug).trials
     assert trial.state == optuna.trial.TrialState.FAIL
+
+
+def _recorded_study(settings: spec_tune.TuneSettings) -> optuna.Study:
+    """A finished study: the base config, one strong trial, weak ones, and one pruned at step 2."""
+    steps = settings.eval_steps()
+    study = optuna.create_study(direction="maximize")
+
+    def add(values: list[float], default: bool = False, pruned: bool = False) -> None:
+        value = None if pruned else float(np.mean(values[-settings.value_evals :]))
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=TrialState.PRUNED if pruned else TrialState.COMPLETE,
+                value=value,
+                params={},
+                distributions={},
+                intermediate_values=dict(zip(steps, values, strict=False)),
+                user_attrs={"default": default},
+            )
+        )
+
+    add([100, 200, 300, 300], default=True)
+    add([500, 700, 850, 900])
+    for k in range(8):
+        add([-50.0 + k, -40, -30, -20])
+    add([400, 600], pruned=True)
+    return study
+
+
+def test_replayed_pruners_cost_fewer_frames_than_none_and_keep_the_base_config(tmp_path: Path) -> None:
+    settings = _settings(tmp_path, 10, frames_per_trial=400, evals_per_trial=4, value_evals=2)
+    study = _recorded_study(settings)
+    results, trials = pruner_replay.replay_pruners(study, settings, orders=5)
+    by_name = {r.pruner: r for r in results}
+    assert set(by_name) == set(typing.get_args(spec_tune.Pruner))
+    assert by_name["none"].frames == 11 * 400 and by_name["none"].finished == 11 and by_name["none"].kept_best == 1
+    assert by_name["none"].best == 875.0
+    for name in ("hyperband", "halving", "median"):
+        assert by_name[name].frames < by_name["none"].frames, name
+        assert 1 <= by_name[name].finished < 11, name  # the base config always finishes
+    resampled, _ = pruner_replay.replay_pruners(study, settings, orders=5, resample=True)
+    assert all(r.shortfall >= 0 for r in resampled) and resampled[-1].pruner == "none"
+    assert resampled[-1].shortfall == 0 and resampled[-1].kept_best == 1
+    # The pruned trial's missing evaluations carry its last one forward; its value follows the rule.
+    pruned = next(c for c in trials if not c.finished)
+    assert pruned.values == (400, 600, 600, 600) and pruned.value == 600
+
+
+def test_replayed_pruners_repeat(tmp_path: Path) -> None:
+    """Hyperband hashes the study name into its brackets: a replay names its studies."""
+    settings = _settings(tmp_path, 10, frames_per_trial=400, evals_per_trial=4, value_evals=2)
+    study = _recorded_study(settings)
+    assert pruner_replay.replay_pruners(study, settings, orders=8) == pruner_replay.replay_pruners(study, settings, 8)
+
+
+def test_replay_pruners_needs_a_study(tmp_path: Path) -> None:
+    code, _, err = run_cli(["tune", "ppo", "--replay-pruners", "--results-dir", str(tmp_path)])
+    assert code == 2 and "no study ppo" in err and err.count("\n") == 1

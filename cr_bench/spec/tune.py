@@ -226,8 +226,10 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Optuna storage URL (default: a journal file in the results)."""
     sampler: Sampler = "tpe"
     """Optuna sampler: tpe (multivariate), random or cmaes."""
-    pruner: Pruner = "hyperband"
-    """Optuna pruner: hyperband, halving (successive halving), median or none."""
+    pruner: Pruner = "halving"
+    """Optuna pruner: halving (successive halving), hyperband, median or none. Halving is the
+    default: replayed on the published ppo study it found as good a trial as Hyperband, within
+    the validation noise, for fewer frames (results/tune/ppo/pruners.md, --replay-pruners)."""
     eval_backend: Backend | None = None
     """Simulator of the validation episodes (default: the training one)."""
     space_file: str | None = field(default=None, metadata={"flag": "--space"})
@@ -236,6 +238,9 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """YAML file of the base config every trial starts from (trial 0 is this config)."""
     n_jobs: Count = 1
     """Worker processes on this machine."""
+    replay_pruners: bool = False
+    """Run no trial: replay every pruner on the study's recorded evaluations, in random orders
+    of its trials, and write pruners.md (frames each pruner costs, best value it keeps)."""
     base_config: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
     """Overrides every trial starts from, on top of ``config_file`` (the agent's defaults below)."""
     command: str = field(default="", metadata={"cli": False})

@@ -1,0 +1,196 @@
+"""``cr-bench tune --replay-pruners``: which pruner a finished study should have used.
+
+Each pruner ``--pruner`` accepts is replayed on the study's recorded evaluations, in many
+random orders of its trials: an in-memory Optuna study asks a trial, reports the trial's
+recorded values at their steps and asks the pruner, exactly as a tuning worker does
+(:class:`cr_bench.tuning.TrialEvaluation`). The base config runs first and to the end, as
+in a real study. What a pruner costs is the frames its trials train; what it finds is the
+value of the best trial it lets finish.
+
+A trial the study pruned has no values past its pruning point. Where a replayed pruner
+would let it go on, its last recorded value is carried forward (an assumption the output
+states). The sampler is not replayed: a study run with another pruner would have sampled
+other configs from what it saw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import typing
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+from optuna.trial import TrialState
+
+from cr_bench.errors import CrBenchError
+from cr_bench.io import atomic_write_text, write_csv
+from cr_bench.spec.tune import Pruner, TuneSettings
+from cr_bench.study import counted, make_pruner
+from cr_bench.tables import markdown_table
+
+
+@dataclass(frozen=True)
+class Curve:
+    """A recorded trial: its evaluations at every pruning step, and its value."""
+
+    number: int
+    values: tuple[float, ...]
+    """One value per step of :attr:`Replay.steps`; carried forward past a pruning point."""
+    value: float
+    """The recorded value of a finished trial, or the value rule applied to the carried-forward curve."""
+    finished: bool
+    default: bool
+
+
+@dataclass(frozen=True)
+class Replay:
+    """A pruner's mean outcome over many studies replayed."""
+
+    pruner: str
+    frames: float
+    """Mean frames trained."""
+    finished: float
+    """Mean trials let finish."""
+    best: float
+    """Mean value of the best finished trial."""
+    shortfall: float
+    """Mean of (best trial of the replayed study - best finished trial)."""
+    shortfall_p90: float
+    """90th percentile of the shortfall."""
+    kept_best: float
+    """Share of replays in which the best trial finished."""
+
+
+def curves(study: optuna.Study, value_evals: int) -> tuple[list[int], list[Curve]]:
+    """The study's steps and the curve of every complete or pruned trial."""
+    trials = [
+        t for t in counted(study) if t.state in (TrialState.COMPLETE, TrialState.PRUNED) and t.intermediate_values
+    ]
+    if not any(t.state == TrialState.COMPLETE for t in trials):
+        raise CrBenchError(f"study {study.study_name} has no complete trial to replay pruners on")
+    steps = sorted({step for t in trials for step in t.intermediate_values})
+    result = []
+    for trial in trials:
+        values, last = [], float("nan")
+        for step in steps:
+            last = trial.intermediate_values.get(step, last)
+            values.append(last)
+        finished = trial.state == TrialState.COMPLETE and trial.value is not None
+        value = float(trial.value) if trial.value is not None and finished else float(np.mean(values[-value_evals:]))
+        result.append(Curve(trial.number, tuple(values), value, finished, bool(trial.user_attrs.get("default"))))
+    return steps, result
+
+
+def replay(
+    settings: TuneSettings, pruner: Pruner, steps: list[int], trials: list[Curve], order_seed: int
+) -> tuple[int, list[Curve]]:
+    """Frames trained and trials finished when ``pruner`` meets ``trials`` in this order."""
+    study = optuna.create_study(
+        study_name=f"replay-{order_seed}",  # Hyperband hashes the name into its brackets: fixed, so replays repeat
+        direction="maximize",
+        pruner=make_pruner(dataclasses.replace(settings, pruner=pruner)),
+        sampler=optuna.samplers.RandomSampler(seed=order_seed),
+    )
+    frames, finished = 0, []
+    for curve in trials:
+        trial = study.ask()
+        for step, value in zip(steps, curve.values, strict=True):
+            trial.report(value, step)
+            if step != steps[-1] and not curve.default and trial.should_prune():
+                study.tell(trial, state=TrialState.PRUNED)
+                frames += step
+                break
+        else:
+            study.tell(trial, curve.value)
+            frames += steps[-1]
+            finished.append(curve)
+    return frames, finished
+
+
+def replay_pruners(
+    study: optuna.Study, settings: TuneSettings, orders: int = 100, resample: bool = False
+) -> tuple[list[Replay], list[Curve]]:
+    """Every pruner on ``orders`` replayed studies: the base config first, then the other
+    trials in a random order, or (``resample``) as many drawn with replacement, which asks
+    whether a pruner holds on the studies TPE might have sampled, not only on this one."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    steps, trials = curves(study, settings.value_evals)
+    default, rest = [c for c in trials if c.default], [c for c in trials if not c.default]
+    rng = random.Random(0)
+    studies = []
+    for _ in range(orders):
+        others = [rng.choice(rest) for _ in rest] if resample else rng.sample(rest, len(rest))
+        studies.append(default + others)
+    results = []
+    for pruner in typing.get_args(Pruner):
+        runs = [replay(settings, pruner, steps, order, seed) for seed, order in enumerate(studies)]
+        best = [max(c.value for c in order) for order in studies]
+        found = [max(c.value for c in done) for _, done in runs]
+        shortfall = np.subtract(best, found)
+        results.append(
+            Replay(
+                pruner,
+                frames=float(np.mean([frames for frames, _ in runs])),
+                finished=float(np.mean([len(done) for _, done in runs])),
+                best=float(np.mean(found)),
+                shortfall=float(np.mean(shortfall)),
+                shortfall_p90=float(np.percentile(shortfall, 90)),
+                kept_best=float(np.mean(shortfall == 0)),
+            )
+        )
+    return results, trials
+
+
+def _table(results: list[Replay], default: str) -> list[str]:
+    none = next(r for r in results if r.pruner == "none")
+    rows = [
+        [f"`{r.pruner}`" + (" (default)" if r.pruner == default else ""), f"{r.frames:,.0f}",
+         f"{r.frames / none.frames:.2f}", f"{r.finished:.1f}", f"{r.best:.1f}", f"{r.shortfall:.1f}",
+         f"{r.shortfall_p90:.1f}", f"{r.kept_best:.0%}"]
+        for r in results
+    ]  # fmt: skip
+    header = ["pruner", "frames", "vs none", "trials finished", "best found", "shortfall", "shortfall p90", "kept best"]
+    return markdown_table(header, rows, "lrrrrrrr")
+
+
+def write_replay(study: optuna.Study, settings: TuneSettings, orders: int = 100) -> str:
+    """Replay every pruner; write pruners.csv and pruners.md in the study's folder; return the markdown."""
+    shuffled, trials = replay_pruners(study, settings, orders)
+    resampled, _ = replay_pruners(study, settings, orders, resample=True)
+    rows = [
+        [replay, r.pruner, *(round(x, 3) for x in dataclasses.astuple(r)[1:])]
+        for replay, results in (("orders", shuffled), ("resampled", resampled))
+        for r in results
+    ]
+    write_csv(settings.out_dir / "pruners.csv", ["replay", *(f.name for f in dataclasses.fields(Replay))], rows)
+    carried = sum(1 for c in trials if not c.finished)
+    text = "\n".join(
+        [
+            f"# Pruners replayed on study `{settings.study_name}`",
+            "",
+            f"Produced by `{settings.command}`.",
+            "",
+            f"Each pruner met {orders} replayed studies through Optuna's own pruning calls. The base config comes "
+            "first and is never pruned, as in a study. *Frames* are those the trials trained; *best found* is the "
+            "value of the best trial the pruner let finish; its *shortfall* is how far that falls below the best "
+            "trial of the replayed study (mean and 90th percentile), and *kept best* how often it is zero. "
+            f"Of the study's {len(trials)} trials, {carried} were pruned in the study: past their pruning point "
+            "their last value is carried forward. The sampler is not replayed: with another pruner, TPE would "
+            "have proposed other configs.",
+            "",
+            f"## The study's {len(trials)} trials in random orders",
+            "",
+            *_table(shuffled, settings.pruner),
+            "",
+            f"## Resampled studies: {len(trials) - 1} trials drawn with replacement after the base config",
+            "",
+            "Whether a pruner holds on the studies TPE might have sampled, not only on this one.",
+            "",
+            *_table(resampled, settings.pruner),
+            "",
+        ]
+    )
+    atomic_write_text(settings.out_dir / "pruners.md", text)
+    return text
