@@ -67,12 +67,22 @@ class Job:
     curve: CurveSettings | None = None
 
 
-def eval_file(folder: Path, settings: EvalConfig, condition: str) -> Path:
-    """Where the episodes of one evaluation setting are cached (stochastic play has its own file)."""
+def eval_file(folder: Path, settings: EvalConfig, condition: str, frames: int | None = None) -> Path:
+    """Where the episodes of one evaluation setting are cached (stochastic play has its own
+    file); a trained model's (``frames`` it trained) apart from the same run's earlier models."""
     key = f"{settings.backend}-{condition}-{settings.track_seed_start}-{settings.episodes}"
     if not settings.deterministic:
         key += "-stochastic"
+    if frames is not None:
+        key += f"-at-{frames}"
     return folder / f"{key}.csv"
+
+
+def run_eval_file(job: Job, condition: str) -> Path:
+    """Where the episodes of the run's model as it is now are cached: a run trained further
+    (a suite's budget raised) is scored again, never reported with its shorter training's scores."""
+    run = RunDir(job.run_dir)
+    return eval_file(run.eval_dir, job.eval, condition, frames=int(run.read_progress()["frames_done"]))
 
 
 def needs_training(job: Job) -> bool:
@@ -97,7 +107,7 @@ def train_job(job: Job) -> None:
 def evaluate_job(job: Job, condition: str) -> Path:
     """Evaluate the trained run under ``condition`` unless cached; the episodes' file."""
     run = RunDir(job.run_dir)
-    path = eval_file(run.eval_dir, job.eval, condition)
+    path = run_eval_file(job, condition)
     if not path.is_file():
         set_torch_threads(job.config.torch_threads)
         model = load_model(job.config.agent, str(run.model), device=job.config.device)
@@ -330,7 +340,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
     frames = []
     for job in jobs:
         for condition in conditions(job.eval):
-            table = pd.read_csv(eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition))
+            table = pd.read_csv(run_eval_file(job, condition))
             frames.append(table.assign(agent=job.name, seed=job.seed, condition=condition))
     for name in suite.baselines:
         seeds = suite.seeds if name == "random" else suite.seeds[:1]  # the scripted driver is deterministic

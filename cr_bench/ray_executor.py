@@ -187,7 +187,7 @@ def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
     :raises CrBenchError: naming the runs whose tasks failed (after Ray's retries), or a
         request no node of the cluster can meet.
     """
-    from cr_bench.compare import conditions, eval_file, needs_training
+    from cr_bench.compare import conditions, needs_training, run_eval_file
     from cr_bench.evaluation import episodes_at_once
     from cr_bench.rundir import RunDir
 
@@ -201,7 +201,7 @@ def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
 
         def submit_evaluations(job: Any) -> None:
             run = RunDir(job.run_dir)
-            missing = [c for c in conditions(job.eval) if not eval_file(run.eval_dir, job.eval, c).is_file()]
+            missing = [c for c in conditions(job.eval) if not run_eval_file(job, c).is_file()]
             if missing:
                 archive = ray.put(_model_archive(run.path))
                 workers = episodes_at_once(job.eval.backend, job.eval.episodes, job.eval.n_envs)
@@ -220,7 +220,7 @@ def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
                 unpack(result, Path(job.run_dir))
                 progress.say(f"  {job.name} seed {job.seed}: trained")
             else:
-                path = eval_file(RunDir(job.run_dir).eval_dir, job.eval, condition)
+                path = run_eval_file(job, condition)
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write_text(path, result)
                 progress.say(f"  {job.name} seed {job.seed}: evaluated ({condition})")

@@ -280,3 +280,27 @@ def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypa
     # Deterministic play of the same tracks is cached apart: neither reuses the other's episodes.
     deterministic = dataclasses.replace(job, eval=dataclasses.replace(settings, deterministic=True))
     assert eval_file(run.eval_dir, deterministic.eval, "standard") != stochastic
+
+
+def test_a_suite_whose_budget_rises_scores_the_longer_trained_models(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Raising a suite's ``frames`` resumes its runs; their test scores must be those of the
+    resumed models (the cached scores of the shorter training were reported beside the new
+    frame count)."""
+    import cr_bench.compare
+
+    played: list[int] = []
+
+    def counting_evaluate(model: object, *args: object, **kwargs: object) -> object:
+        played.append(int(model.num_timesteps))  # type: ignore[attr-defined]
+        return evaluate(model, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(cr_bench.compare, "evaluate", counting_evaluate)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    compare_suite(_suite(tmp_path, baselines=[], seeds=[0]), 1, results, runs, "first")
+    assert len(played) == 1
+    compare_suite(_suite(tmp_path, baselines=[], seeds=[0], frames=240), 1, results, runs, "raised")
+    assert len(played) == 2 and played[1] > played[0]
+    compare_suite(_suite(tmp_path, baselines=[], seeds=[0], frames=240), 1, results, runs, "again")
+    assert len(played) == 2  # nothing new to score
