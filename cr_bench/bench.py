@@ -33,7 +33,7 @@ from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict
 from cr_bench.spec.run import ENV_ID, Backend, PolicyConfig, resolve_backend
 from cr_bench.tables import markdown_table
-from cr_bench.throughput import CSV_NAME, LEVER_PREFIX, MARKDOWN_NAME, PIPELINE, RAW, REFERENCE, TRAIN
+from cr_bench.throughput import CSV_NAME, LEVER_PREFIX, MARKDOWN_NAME, PIPELINE, RAW, RAW_SHARDED, REFERENCE, TRAIN
 from cr_bench.training import FrameCounter, train
 
 # A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it
@@ -88,20 +88,34 @@ def raw_gymnasium(frames: int) -> Measurement:
     return Measurement(RAW, "gymnasium", 1, 1, frames, seconds)
 
 
-def raw_envpool(frames: int, threads: int, envs: int) -> Measurement:
-    """Frames/s of bare EnvPool CarRacing-v3 (``envs`` envs stepped by ``threads`` threads)."""
+def raw_envpool(frames: int, threads: int, envs: int, pool_per_thread: bool = False) -> Measurement:
+    """Frames/s of bare EnvPool CarRacing-v3 (``envs`` envs stepped by ``threads`` threads):
+    one pool in lockstep, or (``pool_per_thread``) one single-thread pool per thread, each
+    stepping while the others' frames come back, as cr-bench's backend does."""
     import envpool
 
-    pool = envpool.make(ENV_ID, env_type="gymnasium", num_envs=envs, batch_size=envs, num_threads=threads, seed=0)
-    pool.reset()
-    actions = np.tile(DRIVE, (envs, 1))
+    parts = np.array_split(np.arange(envs), threads if pool_per_thread else 1)
+    pools = [
+        envpool.make(ENV_ID, env_type="gymnasium", num_envs=len(ids), batch_size=len(ids),
+                     num_threads=1 if pool_per_thread else threads, seed=int(ids[0]))
+        for ids in parts
+    ]  # fmt: skip
+    for pool in pools:
+        pool.reset()
     steps = -(-frames // envs)
     start = time.perf_counter()
-    for _ in range(steps):
-        pool.step(actions)  # EnvPool resets ended envs on their next step by itself
+    for pool, ids in zip(pools, parts, strict=True):
+        pool.send(np.tile(DRIVE, (len(ids), 1)))
+    for _ in range(steps - 1):
+        for pool, ids in zip(pools, parts, strict=True):
+            pool.recv()
+            pool.send(np.tile(DRIVE, (len(ids), 1)))  # EnvPool resets ended envs on their next step by itself
+    for pool in pools:
+        pool.recv()
     seconds = time.perf_counter() - start
-    pool.close()
-    return Measurement(RAW, "envpool", envs, threads, steps * envs, seconds)
+    for pool in pools:
+        pool.close()
+    return Measurement(RAW_SHARDED if pool_per_thread else RAW, "envpool", envs, threads, steps * envs, seconds)
 
 
 def pipeline(backend: Backend, frames: int, envs: int) -> Measurement:
@@ -138,6 +152,7 @@ LEVERS: dict[str, Lever] = {
     "NCHW layout (channels_last off)": Lever({"policy": {"channels_last": False}}),
     "bf16 autocast": Lever({"policy": {"precision": "bf16"}}),
     "rollouts on the learner's 2 threads (the former default)": Lever({"rollout_threads": 0}),
+    "one EnvPool in lockstep (vec_env: pool, the former layout)": Lever({"vec_env": "pool"}),
     # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).
     "2 trainings at once, 1 torch thread each (frames/s summed)": Lever({"torch_threads": 1}, copies=2),
 }
@@ -329,6 +344,10 @@ def run_bench(
         steps += [
             ("raw envpool, 1 thread", lambda: raw_envpool(raw_frames * 4, threads=1, envs=beta_envs)),
             ("raw envpool, 2 threads", lambda: raw_envpool(raw_frames * 8, threads=2, envs=beta_envs)),
+            (
+                "raw envpool, a pool per thread",
+                lambda: raw_envpool(raw_frames * 8, threads=2, envs=beta_envs, pool_per_thread=True),
+            ),
         ]
     steps.append(("pipeline on gymnasium", lambda: pipeline("gymnasium", raw_frames, envs=1)))
     if has_envpool:
@@ -380,9 +399,9 @@ def _add_ratios(rows: list[Measurement]) -> None:
     default = _find(rows, TRAIN, "envpool")
     for row in rows:
         base: Measurement | None = None
-        if row.measurement == PIPELINE:
-            base = _find(rows, RAW, row.backend, row.threads)
-        elif row.measurement == RAW and row.backend == "envpool":
+        if row.measurement == PIPELINE:  # the same layout: cr-bench's EnvPool backend is a pool per thread
+            base = _find(rows, RAW_SHARDED if row.backend == "envpool" else RAW, row.backend, row.threads)
+        elif row.measurement in (RAW, RAW_SHARDED) and row.backend == "envpool":
             base = _find(rows, RAW, "gymnasium")
         elif row.measurement == TRAIN:
             base = reference
@@ -426,10 +445,14 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
         lines.append(
             f"- ppo training >= 10x the reference's frames/s: {training.ratio:.1f}x ({_met(training.ratio >= 10)})"
         )
-    raw = _find(rows, RAW, "envpool", 2)
-    if training is not None and raw is not None:
+    raws = [row for row in rows if row.measurement in (RAW, RAW_SHARDED) and row.backend == "envpool"]
+    if training is not None and raws:
+        raw = max(raws, key=lambda row: row.frames_per_s)  # the hardware limit: the fastest bare EnvPool
         share = training.frames_per_s / raw.frames_per_s
-        lines.append(f"- ppo training >= 0.6x raw EnvPool (2 threads): {share:.2f}x ({_met(share >= 0.6)})")
+        lines.append(
+            f"- ppo training >= 0.6x raw EnvPool (the fastest row, {raw.measurement}, {raw.threads} threads): "
+            f"{share:.2f}x ({_met(share >= 0.6)})"
+        )
     if training is not None and training.peak_rss_mb is not None:
         lines.append(
             f"- ppo training peak RSS <= 1 GB: {training.peak_rss_mb:,.0f} MB ({_met(training.peak_rss_mb <= 1024)})"

@@ -13,6 +13,7 @@ per-env loop over pixels. Episode statistics (``info["episode"]``) come from SB3
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -40,7 +41,10 @@ class EnvPoolVecEnv(VecEnv):
     :param config: the pipeline (``domain_randomize`` is not supported by EnvPool).
     :param seeds: one seed per env; env ``i``'s first track is EnvPool's track for ``seeds[i]``.
     :param training: apply the training-only shaping and early termination.
-    :param num_threads: EnvPool worker threads (0: one per env, capped by EnvPool).
+    :param num_threads: threads stepping the envs. ``k >= 1``: the envs are split into
+        ``k`` pools of one thread each (:class:`_Shard`), stepped in turn, so this thread
+        handles one pool's frames while the others step, and a slow env (a reset) holds up
+        only its own pool; 0: one pool with EnvPool's own threads (one per env, capped).
     """
 
     def __init__(self, config: EnvConfig, seeds: Sequence[int], training: bool, num_threads: int = 0) -> None:
@@ -62,7 +66,7 @@ class EnvPoolVecEnv(VecEnv):
         else:
             action_space = gym.spaces.Box(_ACTION_LOW, _ACTION_HIGH, dtype=np.float32)
         super().__init__(n_envs, observation_space, action_space)
-        self._pool: Any = None
+        self._shards: list[_Shard] = []
         self._action_dtype = np.dtype(np.float32)
         self.frame_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         """Called with (env ids, raw frames, raw rewards) after every raw frame (recording uses it)."""
@@ -77,31 +81,34 @@ class EnvPoolVecEnv(VecEnv):
             ]
 
     # -- EnvPool -------------------------------------------------------------------------
-    def _make_pool(self) -> Any:
+    def _make_pool(self, seeds: list[int], threads: int) -> Any:
+        """One EnvPool of ``len(seeds)`` envs; env ``i`` plays ``seeds[i]``'s tracks whatever its pool."""
         import envpool
 
         return envpool.make(
             ENV_ID,
             env_type="gymnasium",
-            num_envs=self.num_envs,
-            batch_size=self.num_envs,
-            num_threads=self.num_threads,
-            seed=self.seeds[0],
-            env_seed=self.seeds,
+            num_envs=len(seeds),
+            batch_size=len(seeds),
+            num_threads=threads,
+            seed=seeds[0],
+            env_seed=seeds,
             max_episode_steps=wrappers.MAX_EPISODE_FRAMES,
         )
 
-    def _raw_step(self, actions: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, ...]:
-        """Step envs ``ids`` one raw frame; returns (ids, frames, rewards, terminated, truncated) in result order.
+    def _open(self) -> None:
+        parts = [np.arange(self.num_envs)]
+        if self.num_threads > 0:
+            parts = np.array_split(parts[0], min(self.num_threads, self.num_envs))
+        threads = 1 if self.num_threads > 0 else 0
+        self._shards = [_Shard(self._make_pool([self.seeds[i] for i in ids], threads), ids) for ids in parts]
+        # From the spec, not the pool's gymnasium action_space: EnvPool builds that Box from
+        # float64 bounds, and gymnasium warns twice about casting them to float32.
+        self._action_dtype = np.dtype(self._shards[0].pool.spec.action_array_spec["action"].dtype)
 
-        ``actions`` must already be in the pool's dtype. Naming the envs costs EnvPool about
-        a fifth of its speed, so the whole batch is stepped without ids.
-        """
-        if len(ids) == self.num_envs:
-            frames, rewards, terminated, truncated, info = self._pool.step(actions)
-        else:
-            frames, rewards, terminated, truncated, info = self._pool.step(actions, ids)
-        order = np.asarray(info["env_id"], dtype=np.int64)
+    def _receive(self, shard: _Shard) -> tuple[np.ndarray, ...]:
+        """The shard's frame in flight: (env ids, frames, rewards, terminated, truncated), in result order."""
+        order, frames, rewards, terminated, truncated = shard.recv()
         rewards = np.asarray(rewards, dtype=np.float64)
         self._score.add(order, rewards)
         if self.frame_hook is not None:
@@ -110,26 +117,27 @@ class EnvPoolVecEnv(VecEnv):
 
     # -- VecEnv API ----------------------------------------------------------------------
     def reset(self) -> VecEnvObs:
-        if self._pool is None:
-            self._pool = self._make_pool()
-            # From the spec, not the pool's gymnasium action_space: EnvPool builds that Box from
-            # float64 bounds, and gymnasium warns twice about casting them to float32.
-            self._action_dtype = np.dtype(self._pool.spec.action_array_spec["action"].dtype)
-        self._reset_envs(np.arange(self.num_envs, dtype=np.int32))
+        if not self._shards:
+            self._open()
+        self._reset_envs(np.arange(self.num_envs))
         return self._stacker.stack.copy()
 
     def _reset_envs(self, ids: np.ndarray) -> None:
         """Reset envs ``ids``, take the zoom-skipping no-ops, and refill their frame stacks."""
-        frames, info = self._pool.reset(ids.astype(np.int32))
-        order = np.asarray(info["env_id"], dtype=np.int64)
-        if self.frame_hook is not None:
-            self.frame_hook(order, frames, np.zeros(len(order)))
-        self._score.reset(order)
-        for rule in self._rules:
-            rule.reset(order)
-        for _ in range(self.config.skip_zoom_frames):
-            order, frames, *_ = self._raw_step(np.zeros((len(order), 3), self._action_dtype), order.astype(np.int32))
-        self._stacker.reset(order, self._preprocess(frames))
+        for shard in self._shards:
+            mine = ids[np.isin(ids, shard.ids)]
+            if mine.size == 0:
+                continue
+            order, frames = shard.reset(mine)
+            if self.frame_hook is not None:
+                self.frame_hook(order, frames, np.zeros(len(order)))
+            self._score.reset(order)
+            for rule in self._rules:
+                rule.reset(order)
+            for _ in range(self.config.skip_zoom_frames):
+                shard.send(np.zeros((self.num_envs, 3), self._action_dtype), order)
+                order, frames, *_ = self._receive(shard)
+            self._stacker.reset(order, self._preprocess(frames))
 
     def _preprocess(self, frames: np.ndarray) -> np.ndarray:
         return wrappers.preprocess_frames(
@@ -155,10 +163,16 @@ class EnvPoolVecEnv(VecEnv):
         early = np.full(n, "", dtype=object)
         lap_finished = np.zeros(n, dtype=bool)
         last_frames = np.zeros((n, 96, 96, 3), dtype=np.uint8)
-        active = np.arange(n, dtype=np.int32)
         actions = self._actions.astype(self._action_dtype)  # once per agent step, not per frame
-        for _ in range(self.config.action_repeat):
-            order, frames, frame_rewards, term, trunc = self._raw_step(actions[active], active)
+        # Every shard takes its first frame; then, in turn, one shard's frame is handled here
+        # while the others step, and its envs still playing take their next frame.
+        turns: collections.deque[tuple[_Shard, int]] = collections.deque()
+        for shard in self._shards:
+            shard.send(actions, shard.ids)
+            turns.append((shard, 1))
+        while turns:
+            shard, repeat = turns.popleft()
+            order, frames, frame_rewards, term, trunc = self._receive(shard)
             # gymnasium's CarRacing ends an episode for two reasons only: a lap or the playfield.
             lap_finished[order] = term & ~wrappers.left_playfield(frame_rewards, term)
             batch = wrappers.FrameBatch(
@@ -171,9 +185,10 @@ class EnvPoolVecEnv(VecEnv):
             terminated[order] |= batch.terminated
             truncated[order] |= trunc & ~batch.terminated
             early[order] = batch.early_termination
-            active = order[~(batch.terminated | trunc)].astype(np.int32)
-            if active.size == 0:
-                break
+            active = order[~(batch.terminated | trunc)]
+            if active.size and repeat < self.config.action_repeat:
+                shard.send(actions, active)
+                turns.append((shard, repeat + 1))
         self._stacker.push(self._preprocess(last_frames))
         done = terminated | truncated
         infos: list[dict[str, Any]] = [
@@ -187,14 +202,14 @@ class EnvPoolVecEnv(VecEnv):
             elif terminated[i]:
                 infos[i]["lap_finished"] = bool(lap_finished[i])
         if done_ids.size:
-            self._reset_envs(done_ids.astype(np.int32))
+            self._reset_envs(done_ids)
         return self._stacker.stack.copy(), rewards.astype(np.float32), done, infos
 
     # -- The rest of the VecEnv interface --------------------------------------------------
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        for shard in self._shards:
+            shard.pool.close()
+        self._shards = []
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         """Re-seed: env ``i`` gets ``seed + i`` from the next reset (EnvPool fixes seeds at creation)."""
@@ -216,3 +231,35 @@ class EnvPoolVecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: Any = None) -> list[bool]:
         return [False] * len(list(self._get_indices(indices)))
+
+
+class _Shard:
+    """One EnvPool holding envs ``ids`` of the VecEnv (global ids in, global ids out).
+
+    A frame is sent (:meth:`send`) and received later (:meth:`recv`), so the VecEnv's thread
+    can work on another shard's frame meanwhile. Naming the envs costs EnvPool about a fifth
+    of its speed, so a frame for all of the shard's envs names none.
+    """
+
+    def __init__(self, pool: Any, ids: np.ndarray) -> None:
+        self.pool, self.ids = pool, np.asarray(ids, dtype=np.int64)
+        self.local = {int(i): k for k, i in enumerate(self.ids)}
+
+    def _locals(self, ids: np.ndarray) -> np.ndarray:
+        return np.fromiter((self.local[int(i)] for i in ids), dtype=np.int32, count=len(ids))
+
+    def send(self, actions: np.ndarray, ids: np.ndarray) -> None:
+        """Step envs ``ids`` one raw frame with their rows of ``actions`` (all envs' actions)."""
+        if len(ids) == len(self.ids):
+            self.pool.send(actions[self.ids])
+        else:
+            self.pool.send(actions[ids], self._locals(ids))
+
+    def recv(self) -> tuple[np.ndarray, Any, Any, Any, Any]:
+        frames, rewards, terminated, truncated, info = self.pool.recv()
+        return self.ids[np.asarray(info["env_id"], dtype=np.int64)], frames, rewards, terminated, truncated
+
+    def reset(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Reset envs ``ids``; their global ids in result order, and their first frames."""
+        frames, info = self.pool.reset(self._locals(ids))
+        return self.ids[np.asarray(info["env_id"], dtype=np.int64)], frames

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import typing
 from collections.abc import Callable
 
 import gymnasium as gym
@@ -13,7 +14,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv,
 from cr_bench import wrappers
 from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.run import EnvConfig, check_env_config, resolve_env_backend
+from cr_bench.spec.run import EnvConfig, VecEnvKind, check_env_config, resolve_env_backend
 
 
 def make_env(
@@ -75,12 +76,15 @@ def make_vec_env(config: EnvConfig, n_envs: int, seed: int, training: bool = Tru
     """
     if n_envs < 1:
         raise CrBenchError(f"n_envs must be >= 1, got {n_envs}")
-    if vec_env not in ("auto", "dummy", "subproc"):
-        raise CrBenchError(f"vec_env must be auto, dummy or subproc, got {vec_env!r}")
+    if vec_env not in typing.get_args(VecEnvKind):
+        raise CrBenchError(f"vec_env must be one of {', '.join(typing.get_args(VecEnvKind))}, got {vec_env!r}")
     check_env_config(config)
     if resolve_env_backend(config) == "envpool":
-        threads = min(n_envs, os.cpu_count() or 1)
+        # A pool per core, each on its own thread (0: one pool in lockstep on EnvPool's threads).
+        threads = 0 if vec_env == "pool" else min(n_envs, os.cpu_count() or 1)
         return VecMonitor(EnvPoolVecEnv(config, [seed + i for i in range(n_envs)], training, num_threads=threads))
+    if vec_env == "pool":
+        raise CrBenchError("vec_env pool is EnvPool's layout; with the gymnasium backend use auto, dummy or subproc")
     subproc = vec_env == "subproc" or (vec_env == "auto" and n_envs > 1)
     fns = [_env_fn(config, training, worker=subproc) for _ in range(n_envs)]
     venv = SubprocVecEnv(fns, start_method="forkserver") if subproc else DummyVecEnv(fns)

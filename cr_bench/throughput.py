@@ -8,6 +8,9 @@ from pathlib import Path
 
 RAW = "raw env"
 """The bare simulator, no cr-bench code."""
+RAW_SHARDED = "raw env, a pool per thread"
+"""Bare EnvPool split into one single-thread pool per thread, stepped in turn: the layout
+of cr-bench's EnvPool backend, and the fastest bare EnvPool measured here."""
 PIPELINE = "cr-bench pipeline"
 """The simulator under ppo's observation pipeline (no learning)."""
 TRAIN = "train cr-bench ppo"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,8 +51,12 @@ class GymnasiumPool:
             frames.append(frame)
         return np.stack(frames), {"env_id": np.asarray(ids)}
 
-    def step(self, actions: np.ndarray, ids: np.ndarray | None = None) -> tuple[Any, ...]:
+    def send(self, actions: np.ndarray, ids: np.ndarray | None = None) -> None:
         ids = np.arange(len(self.envs)) if ids is None else ids
+        self.sent = actions, ids
+
+    def recv(self) -> tuple[Any, ...]:
+        actions, ids = self.sent
         results = [self.envs[i].step(a) for a, i in zip(actions, ids, strict=True)]
         frames, rewards, terminated, truncated, _ = zip(*results, strict=True)
         return (
@@ -120,13 +125,17 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
     ``episode`` is SB3's on both: shaped return, agent steps and seconds since the
     monitor started (Monitor on gymnasium, VecMonitor on envpool), read from one fake clock.
     """
-    seeds = [11, 12]
+    # Three envs on two cores: a pool of two envs, whose early terminations leave one of them
+    # stepping alone, and a pool of one (EnvPoolVecEnv splits the envs per thread).
+    seeds = [11, 12, 13] if config.shaping.max_off_track_frames else [11, 12]
+    n = len(seeds)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
     clock = FakeClock()
     monkeypatch.setattr(sb3_monitor, "time", clock)
     monkeypatch.setattr(sb3_vec_monitor, "time", clock)
-    monkeypatch.setattr(EnvPoolVecEnv, "_make_pool", lambda self: GymnasiumPool(self.seeds))
-    batched = make_vec_env(dataclasses.replace(config, backend=POOL), 2, seed=seeds[0], vec_env="dummy")
-    reference = make_vec_env(dataclasses.replace(config, backend=GYM), 2, seed=seeds[0], vec_env="dummy")
+    monkeypatch.setattr(EnvPoolVecEnv, "_make_pool", lambda self, seeds, threads: GymnasiumPool(seeds))
+    batched = make_vec_env(dataclasses.replace(config, backend=POOL), n, seed=seeds[0], vec_env="dummy")
+    reference = make_vec_env(dataclasses.replace(config, backend=GYM), n, seed=seeds[0], vec_env="dummy")
     assert batched.observation_space == reference.observation_space
     assert batched.action_space == reference.action_space
     np.testing.assert_array_equal(batched.reset(), reference.reset())
@@ -135,11 +144,11 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
     for _ in range(150):
         clock.now += 1.0
         if config.discrete_actions:
-            actions = rng.integers(0, batched.action_space.n, size=2)  # type: ignore[attr-defined]
+            actions = rng.integers(0, batched.action_space.n, size=n)  # type: ignore[attr-defined]
         elif config.throttle_axis:
-            actions = rng.uniform([-1.0, -0.5], [1.0, 1.0], (2, 2)).astype(np.float32)
+            actions = rng.uniform([-1.0, -0.5], [1.0, 1.0], (n, 2)).astype(np.float32)
         else:
-            actions = np.tile([[0.0, 0.6, 0.0]], (2, 1)) + rng.uniform(-0.4, 0.4, (2, 3))
+            actions = np.tile([[0.0, 0.6, 0.0]], (n, 1)) + rng.uniform(-0.4, 0.4, (n, 3))
             actions = np.clip(actions, [-1, 0, 0], [1, 1, 1]).astype(np.float32)
         obs, rewards, dones, infos = batched.step(actions)
         ref_obs, ref_rewards, ref_dones, ref_infos = reference.step(actions)

@@ -23,8 +23,10 @@ Backend = Literal["gymnasium", "envpool"]
 """Simulators: gymnasium's CarRacing-v3 (the reference) and EnvPool's C++ port."""
 EnvBackend = Literal["auto", "gymnasium", "envpool"]
 """A training simulator, or ``auto``: envpool when installed and able to run the env, else gymnasium."""
-VecEnvKind = Literal["auto", "dummy", "subproc"]
-"""How gymnasium envs run: in this process, one process each, or ``auto`` (subproc when more than one)."""
+VecEnvKind = Literal["auto", "dummy", "subproc", "pool"]
+"""How envs run. Gymnasium: in this process, one process each, or ``auto`` (subproc when
+more than one). EnvPool: ``pool`` is one EnvPool stepping every env in lockstep on its own
+threads (the layout before shards); anything else a pool per core (``EnvPoolVecEnv``)."""
 Device = Literal["auto", "cpu", "cuda"]
 """Torch devices a run or a command may ask for (:func:`cr_bench.agents.resolve_device`)."""
 ENV_ID = "CarRacing-v3"
@@ -168,7 +170,9 @@ class RunConfig:
     n_envs: int = 4
     """Parallel environments."""
     vec_env: VecEnvKind = "auto"
-    """``dummy`` (one process), ``subproc`` (one process per env) or ``auto`` (subproc when n_envs > 1)."""
+    """Gymnasium: ``dummy`` (one process), ``subproc`` (one process per env) or ``auto``
+    (subproc when n_envs > 1). EnvPool: ``pool`` (one pool in lockstep) or anything else (a
+    pool per core, the fastest: ``cr-bench bench``)."""
     checkpoint_every_frames: int = 200_000
     """Save model.zip every N frames (a scheduled checkpoint, kept when ``keep_checkpoints`` is set)."""
     checkpoint_every_seconds: float = 300.0
