@@ -270,3 +270,28 @@ def test_a_short_envpool_training_warns_nothing(tmp_path: Path) -> None:
         code, _, err = run_cli([*argv, *TINY["ppo"]])
     assert code == 0, err
     assert [f"{w.category.__name__}: {w.message}" for w in caught] == []
+
+
+def test_a_pool_per_thread_plays_the_frames_of_one_pool() -> None:
+    """Splitting the envs into a pool per thread changes no env's frames, rewards or episode
+    ends (both layouts run here, on the same machine: EnvPool's envs are independent)."""
+    config = EnvConfig(backend=POOL, action_repeat=2, frame_stack=2, obs_size=48, shaping=ALL_SHAPING)
+    layouts = [EnvPoolVecEnv(config, [5, 6, 7], training=True, num_threads=threads) for threads in (0, 2)]
+    first = [venv.reset() for venv in layouts]
+    assert [len(venv._shards) for venv in layouts] == [1, 2]
+    np.testing.assert_array_equal(first[0], first[1])
+    rng = np.random.default_rng(1)
+    ends = 0
+    for _ in range(300):
+        actions = np.clip(np.tile([[0.0, 0.5, 0.0]], (3, 1)) + rng.uniform(-0.5, 0.5, (3, 3)), [-1, 0, 0], [1, 1, 1])
+        (obs, rewards, dones, infos), (ref_obs, ref_rewards, ref_dones, ref_infos) = (
+            venv.step(actions.astype(np.float32)) for venv in layouts
+        )
+        np.testing.assert_array_equal(obs, ref_obs)
+        np.testing.assert_array_equal(rewards, ref_rewards)
+        np.testing.assert_array_equal(dones, ref_dones)
+        assert [i.get("true_return") for i in infos] == [i.get("true_return") for i in ref_infos]
+        ends += int(dones.sum())
+    assert ends >= 1  # the comparison crossed a reset
+    for venv in layouts:
+        venv.close()
