@@ -94,7 +94,7 @@ def raw_envpool(frames: int, threads: int, envs: int, pool_per_thread: bool = Fa
     stepping while the others' frames come back, as cr-bench's backend does."""
     import envpool
 
-    parts = np.array_split(np.arange(envs), threads if pool_per_thread else 1)
+    parts = np.array_split(np.arange(envs), min(threads, envs) if pool_per_thread else 1)
     pools = [
         envpool.make(ENV_ID, env_type="gymnasium", num_envs=len(ids), batch_size=len(ids),
                      num_threads=1 if pool_per_thread else threads, seed=int(ids[0]))
@@ -339,14 +339,15 @@ def run_bench(
     set_torch_threads(2)
     has_envpool = resolve_backend("auto") == "envpool"
     beta_envs = resolve_config("ppo").n_envs
+    pool_threads = min(beta_envs, os.cpu_count() or 1)
     steps: list[tuple[str, Callable[[], Measurement]]] = [("raw gymnasium", lambda: raw_gymnasium(raw_frames))]
     if has_envpool:
         steps += [
             ("raw envpool, 1 thread", lambda: raw_envpool(raw_frames * 4, threads=1, envs=beta_envs)),
             ("raw envpool, 2 threads", lambda: raw_envpool(raw_frames * 8, threads=2, envs=beta_envs)),
-            (
+            (  # the layout of the backend, and so of the pipeline row: a pool per core
                 "raw envpool, a pool per thread",
-                lambda: raw_envpool(raw_frames * 8, threads=2, envs=beta_envs, pool_per_thread=True),
+                lambda: raw_envpool(raw_frames * 8, threads=pool_threads, envs=beta_envs, pool_per_thread=True),
             ),
         ]
     steps.append(("pipeline on gymnasium", lambda: pipeline("gymnasium", raw_frames, envs=1)))

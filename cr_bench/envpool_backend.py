@@ -43,8 +43,9 @@ class EnvPoolVecEnv(VecEnv):
     :param training: apply the training-only shaping and early termination.
     :param num_threads: threads stepping the envs. ``k >= 1``: the envs are split into
         ``k`` pools of one thread each (:class:`_Shard`), stepped in turn, so this thread
-        handles one pool's frames while the others step, and a slow env (a reset) holds up
-        only its own pool; 0: one pool with EnvPool's own threads (one per env, capped).
+        handles one pool's frames while the others step, and a slow frame holds up only its
+        own pool during the action repeat (ended envs are reset after it, pool by pool);
+        0: one pool with EnvPool's own threads (one per env, capped).
     """
 
     def __init__(self, config: EnvConfig, seeds: Sequence[int], training: bool, num_threads: int = 0) -> None:
@@ -156,6 +157,17 @@ class EnvPoolVecEnv(VecEnv):
             )
 
     def step_wait(self) -> VecEnvStepReturn:
+        if not self._shards:
+            raise CrBenchError("EnvPoolVecEnv.step before reset (or after close or seed): call reset() first")
+        try:
+            return self._step_all()
+        except BaseException:
+            # Frames may still be in flight in other pools: they would come back as the next
+            # step's. Close the pools; the caller must reset (a VecEnv after an error is done).
+            self.close()
+            raise
+
+    def _step_all(self) -> VecEnvStepReturn:
         n = self.num_envs
         rewards = np.zeros(n)
         terminated = np.zeros(n, dtype=bool)

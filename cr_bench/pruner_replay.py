@@ -143,10 +143,19 @@ def replay_pruners(
     return results, trials
 
 
-def _table(results: list[Replay], default: str) -> list[str]:
+DEFAULT_PRUNER = next(f.default for f in dataclasses.fields(TuneSettings) if f.name == "pruner")
+
+
+def _table(results: list[Replay], used: str | None) -> list[str]:
+    """One row per pruner; ``used``: the pruner the study ran with."""
     none = next(r for r in results if r.pruner == "none")
+
+    def name(pruner: str) -> str:
+        notes = [note for note, yes in (("default", pruner == DEFAULT_PRUNER), ("this study's", pruner == used)) if yes]
+        return f"`{pruner}`" + (f" ({', '.join(notes)})" if notes else "")
+
     rows = [
-        [f"`{r.pruner}`" + (" (default)" if r.pruner == default else ""), f"{r.frames:,.0f}",
+        [name(r.pruner), f"{r.frames:,.0f}",
          f"{r.frames / none.frames:.2f}", f"{r.finished:.1f}", f"{r.best:.1f}", f"{r.shortfall:.1f}",
          f"{r.shortfall_p90:.1f}", f"{r.kept_best:.0%}"]
         for r in results
@@ -164,6 +173,7 @@ def write_replay(study: optuna.Study, settings: TuneSettings, orders: int = 100)
         for replay, results in (("orders", shuffled), ("resampled", resampled))
         for r in results
     ]
+    settings.out_dir.mkdir(parents=True, exist_ok=True)  # a study in a --storage database has no folder yet
     write_csv(settings.out_dir / "pruners.csv", ["replay", *(f.name for f in dataclasses.fields(Replay))], rows)
     carried = sum(1 for c in trials if not c.finished)
     text = "\n".join(
@@ -177,18 +187,20 @@ def write_replay(study: optuna.Study, settings: TuneSettings, orders: int = 100)
             "value of the best trial the pruner let finish; its *shortfall* is how far that falls below the best "
             "trial of the replayed study (mean and 90th percentile), and *kept best* how often it is zero. "
             f"Of the study's {len(trials)} trials, {carried} were pruned in the study: past their pruning point "
-            "their last value is carried forward. The sampler is not replayed: with another pruner, TPE would "
-            "have proposed other configs.",
+            "their last value is carried forward (with several seeds per trial, the value rule is then applied "
+            "to the joined seeds' curve, an approximation). Trials are replayed one after another, as one worker "
+            "runs them; parallel workers change who competes at each rung. The sampler is not replayed: with "
+            "another pruner, TPE would have proposed other configs.",
             "",
             f"## The study's {len(trials)} trials in random orders",
             "",
-            *_table(shuffled, settings.pruner),
+            *_table(shuffled, study.user_attrs.get("pruner")),
             "",
             f"## Resampled studies: {len(trials) - 1} trials drawn with replacement after the base config",
             "",
             "Whether a pruner holds on the studies TPE might have sampled, not only on this one.",
             "",
-            *_table(resampled, settings.pruner),
+            *_table(resampled, study.user_attrs.get("pruner")),
             "",
         ]
     )

@@ -145,13 +145,15 @@ def open_existing_study(settings: TuneSettings) -> optuna.Study:
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(settings))
     except KeyError:
         raise CrBenchError(f"no study {settings.study_name} in {where}: run cr-bench tune first") from None
-    _check_same_rules(study, settings, record=False)
+    _check_same_rules(study, settings, record=False, pruner=False)
     return study
 
 
-def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool) -> None:
+def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool, pruner: bool = True) -> None:
     """Trial values are comparable only for one agent, budget, set of validation tracks and
-    value rule: a study keeps the ones it was started with (``record``: save them if new)."""
+    value rule, and pruning decisions only under one pruner (pruners keep their rungs in the
+    trials under the same names, at different steps): a study keeps the ones it was started
+    with (``record``: save them if new; ``pruner``: check the pruner too)."""
     validation = {
         "agent": settings.agent,
         "frames_per_trial": settings.frames_per_trial,
@@ -162,14 +164,18 @@ def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool)
         "final_eval_episodes": settings.final_eval_episodes,
         "value_evals": settings.value_evals,
     }
+    if pruner:
+        validation["pruner"] = settings.pruner
     for key, value in validation.items():
         saved = study.user_attrs.get(key)
         if saved is None:
             if record:
                 study.set_user_attr(key, value)
         elif saved != value:
+            keep = "" if key == "agent" else f" ({'--' + key.replace('_', '-')} {saved})"
             raise CrBenchError(
-                f"study {settings.study_name} was run with {key}={saved}, not {value}; keep it or start a new study"
+                f"study {settings.study_name} was run with {key}={saved}, not {value}; keep it{keep} "
+                "or start a new study (--study-name)"
             )
 
 

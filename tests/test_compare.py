@@ -263,7 +263,7 @@ class _StochasticOnly:
 def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A suite's ``eval.deterministic: false`` reaches the evaluation of its runs (it was dropped:
     every run played its deterministic action whatever the suite said)."""
-    from cr_bench.compare import Job, eval_file, evaluate_job
+    from cr_bench.compare import Job, evaluate_job, run_eval_file
     from cr_bench.rundir import RunDir
     from cr_bench.spec.agents import resolve_config
     from cr_bench.spec.loader import to_dict, write_yaml
@@ -279,7 +279,7 @@ def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypa
     assert list(pd.read_csv(stochastic)["track_seed"]) == [TEST_TRACK_START, TEST_TRACK_START + 1]
     # Deterministic play of the same tracks is cached apart: neither reuses the other's episodes.
     deterministic = dataclasses.replace(job, eval=dataclasses.replace(settings, deterministic=True))
-    assert eval_file(run.eval_dir, deterministic.eval, "standard") != stochastic
+    assert run_eval_file(deterministic, "standard") != stochastic
 
 
 def test_a_suite_whose_budget_rises_scores_the_longer_trained_models(

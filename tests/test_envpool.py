@@ -295,3 +295,26 @@ def test_a_pool_per_thread_plays_the_frames_of_one_pool() -> None:
     assert ends >= 1  # the comparison crossed a reset
     for venv in layouts:
         venv.close()
+
+
+def test_a_step_that_fails_midway_leaves_no_frame_in_flight() -> None:
+    """Was possible: an error between two pools' frames left one in flight, to come back as
+    the next step's. Now the pools close; stepping again asks for a reset, which works."""
+    venv = EnvPoolVecEnv(EnvConfig(backend=POOL, obs_size=32), [0, 1], training=False, num_threads=2)
+    actions = np.zeros((2, 3), np.float32)
+    with pytest.raises(CrBenchError, match="before reset"):
+        venv.step(actions)
+    venv.reset()
+
+    def broken(*_: Any) -> None:
+        raise RuntimeError("a recorder failed")
+
+    venv.frame_hook = broken
+    with pytest.raises(RuntimeError, match="a recorder failed"):
+        venv.step(actions)
+    venv.frame_hook = None
+    with pytest.raises(CrBenchError, match="before reset"):
+        venv.step(actions)
+    assert venv.reset().shape == (2, *venv.observation_space.shape)
+    assert venv.step(actions)[0].shape == (2, *venv.observation_space.shape)
+    venv.close()

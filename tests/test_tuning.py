@@ -469,11 +469,38 @@ def test_replayed_pruners_cost_fewer_frames_than_none_and_keep_the_base_config(t
     assert pruned.values == (400, 600, 600, 600) and pruned.value == 600
 
 
+def test_replay_never_prunes_the_base_config_nor_at_the_final_step(tmp_path: Path) -> None:
+    """As in a study (TrialEvaluation, objective): the base config runs to the end however
+    weak, and a trial that reached its last evaluation finishes however it ends."""
+    settings = _settings(tmp_path, 10, frames_per_trial=400, evals_per_trial=4, value_evals=2)
+    steps = settings.eval_steps()
+    strong = [pruner_replay.Curve(k, (800.0, 800.0, 800.0, 800.0), 800.0, True, False) for k in range(6)]
+    late_drop = pruner_replay.Curve(6, (900.0, 900.0, 900.0, -100.0), 400.0, True, False)
+    weak_default = pruner_replay.Curve(7, (10.0, 10.0, 10.0, 10.0), 10.0, True, True)
+    for pruner in ("median", "halving"):
+        _, finished = pruner_replay.replay(settings, pruner, steps, [*strong, late_drop, weak_default], 0)
+        assert weak_default in finished and late_drop in finished, pruner
+        lone_weak = dataclasses.replace(weak_default, default=False)
+        _, finished = pruner_replay.replay(settings, pruner, steps, [*strong, lone_weak], 0)
+        assert lone_weak not in finished, pruner  # the same curve is pruned when it is not the base config
+
+
 def test_replayed_pruners_repeat(tmp_path: Path) -> None:
     """Hyperband hashes the study name into its brackets: a replay names its studies."""
     settings = _settings(tmp_path, 10, frames_per_trial=400, evals_per_trial=4, value_evals=2)
     study = _recorded_study(settings)
     assert pruner_replay.replay_pruners(study, settings, orders=8) == pruner_replay.replay_pruners(study, settings, 8)
+
+
+def test_a_study_keeps_its_pruner(tmp_path: Path) -> None:
+    """Pruners keep their rungs in the trials under the same names at different steps: a
+    study continued with another pruner is refused (replaying pruners on it is not)."""
+    optuna_study.open_study(_settings(tmp_path, 1, pruner="hyperband"))
+    with pytest.raises(CrBenchError, match=r"pruner=hyperband, not halving; keep it \(--pruner hyperband\)"):
+        optuna_study.open_study(_settings(tmp_path, 1, pruner="halving"))
+    assert (
+        optuna_study.open_existing_study(_settings(tmp_path, 1, pruner="halving")).user_attrs["pruner"] == "hyperband"
+    )
 
 
 def test_replay_pruners_needs_a_study(tmp_path: Path) -> None:

@@ -228,8 +228,9 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Optuna sampler: tpe (multivariate), random or cmaes."""
     pruner: Pruner = "halving"
     """Optuna pruner: halving (successive halving), hyperband, median or none. Halving is the
-    default: replayed on the published ppo study it found as good a trial as Hyperband, within
-    the validation noise, for fewer frames (results/tune/ppo/pruners.md, --replay-pruners)."""
+    default: replayed on the published ppo study it found a trial as good as Hyperband's,
+    within the validation noise, for fewer frames (results/tune/ppo/pruners.md,
+    --replay-pruners). A study keeps the pruner it started with."""
     eval_backend: Backend | None = None
     """Simulator of the validation episodes (default: the training one)."""
     space_file: str | None = field(default=None, metadata={"flag": "--space"})
