@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
-from cr_bench.spec.tune import Pruner, TuneSettings
+from cr_bench.spec.tune import DEFAULT_PRUNER, Pruner, TuneSettings
 from cr_bench.study import counted, make_pruner
 from cr_bench.tables import markdown_table
 
@@ -141,9 +141,6 @@ def replay_pruners(
             )
         )
     return results, trials
-
-
-DEFAULT_PRUNER = next(f.default for f in dataclasses.fields(TuneSettings) if f.name == "pruner")
 
 
 def _table(results: list[Replay], used: str | None) -> list[str]:

@@ -29,7 +29,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.tune import TuneSettings, default_params
+from cr_bench.spec.tune import DEFAULT_PRUNER, TuneSettings, default_params
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -97,7 +97,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
-    """Pruners over reports at env-frame steps: the first rung is one evaluation interval."""
+    """Pruners over reports at env-frame steps: the first rung is one evaluation interval
+    (``settings.pruner``, or :data:`~cr_bench.spec.tune.DEFAULT_PRUNER` when unset)."""
     budget = settings.frames_per_trial * settings.seeds_per_trial
     first = max(1, settings.eval_steps()[0])
     pruners = {
@@ -108,9 +109,10 @@ def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
         "none": lambda: optuna.pruners.NopPruner(),
     }
-    if settings.pruner not in pruners:
-        raise CrBenchError(f"unknown pruner {settings.pruner!r}; known: {', '.join(pruners)}")
-    return pruners[settings.pruner]()
+    name = settings.pruner or DEFAULT_PRUNER
+    if name not in pruners:
+        raise CrBenchError(f"unknown pruner {name!r}; known: {', '.join(pruners)}")
+    return pruners[name]()
 
 
 def open_study(settings: TuneSettings) -> optuna.Study:
@@ -126,12 +128,14 @@ def open_study(settings: TuneSettings) -> optuna.Study:
             study_name=settings.study_name,
             storage=storage,
             sampler=make_sampler(settings.sampler, settings.seed + os.getpid()),
-            pruner=make_pruner(settings),
             direction="maximize",
             load_if_exists=True,
         )
     )
+    if settings.pruner is None:  # a study continues with its own pruner; a new one takes the default
+        settings.pruner = study.user_attrs.get("pruner", DEFAULT_PRUNER)
     _check_same_rules(study, settings, record=True)
+    study.pruner = make_pruner(settings)
     return study
 
 

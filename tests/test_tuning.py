@@ -498,9 +498,15 @@ def test_a_study_keeps_its_pruner(tmp_path: Path) -> None:
     optuna_study.open_study(_settings(tmp_path, 1, pruner="hyperband"))
     with pytest.raises(CrBenchError, match=r"pruner=hyperband, not halving; keep it \(--pruner hyperband\)"):
         optuna_study.open_study(_settings(tmp_path, 1, pruner="halving"))
-    assert (
-        optuna_study.open_existing_study(_settings(tmp_path, 1, pruner="halving")).user_attrs["pruner"] == "hyperband"
-    )
+    replayed = optuna_study.open_existing_study(_settings(tmp_path, 1, pruner="halving"))
+    assert replayed.user_attrs["pruner"] == "hyperband"
+    # Without --pruner, a study continues with its own; a new study takes the default.
+    continued = _settings(tmp_path, 1, pruner=None)
+    assert isinstance(optuna_study.open_study(continued).pruner, optuna.pruners.HyperbandPruner)
+    assert continued.pruner == "hyperband"
+    new = _settings(tmp_path, 1, pruner=None, study_name="new")
+    assert isinstance(optuna_study.open_study(new).pruner, optuna.pruners.SuccessiveHalvingPruner)
+    assert new.pruner == spec_tune.DEFAULT_PRUNER == "halving"
 
 
 def test_replay_pruners_needs_a_study(tmp_path: Path) -> None:

@@ -37,6 +37,10 @@ Sampler = Literal["tpe", "random", "cmaes"]
 """Optuna samplers ``--sampler`` accepts (:func:`cr_bench.study.make_sampler` builds them)."""
 Pruner = Literal["hyperband", "halving", "median", "none"]
 """Optuna pruners ``--pruner`` accepts (:func:`cr_bench.study.make_pruner` builds them)."""
+DEFAULT_PRUNER: Pruner = "halving"
+"""A new study's pruner: replayed on the published ppo study, successive halving found a
+trial as good as Hyperband's, within the validation noise, for fewer frames
+(results/tune/ppo/pruners.md, ``cr-bench tune --replay-pruners``)."""
 
 
 @dataclass
@@ -226,11 +230,11 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Optuna storage URL (default: a journal file in the results)."""
     sampler: Sampler = "tpe"
     """Optuna sampler: tpe (multivariate), random or cmaes."""
-    pruner: Pruner = "halving"
-    """Optuna pruner: halving (successive halving), hyperband, median or none. Halving is the
-    default: replayed on the published ppo study it found a trial as good as Hyperband's,
-    within the validation noise, for fewer frames (results/tune/ppo/pruners.md,
-    --replay-pruners). A study keeps the pruner it started with."""
+    pruner: Pruner | None = None
+    """Optuna pruner: halving (successive halving), hyperband, median or none. Default: the
+    study's own when continuing one (a study keeps its pruner), else halving, which replayed
+    on the published ppo study found as good a trial as Hyperband for fewer frames
+    (results/tune/ppo/pruners.md, --replay-pruners)."""
     eval_backend: Backend | None = None
     """Simulator of the validation episodes (default: the training one)."""
     space_file: str | None = field(default=None, metadata={"flag": "--space"})
