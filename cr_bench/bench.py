@@ -102,14 +102,15 @@ def raw_envpool(frames: int, threads: int, envs: int, pool_per_thread: bool = Fa
     ]  # fmt: skip
     for pool in pools:
         pool.reset()
+    actions = [np.tile(DRIVE, (len(ids), 1)) for ids in parts]
     steps = -(-frames // envs)
     start = time.perf_counter()
-    for pool, ids in zip(pools, parts, strict=True):
-        pool.send(np.tile(DRIVE, (len(ids), 1)))
+    for pool, action in zip(pools, actions, strict=True):
+        pool.send(action)
     for _ in range(steps - 1):
-        for pool, ids in zip(pools, parts, strict=True):
+        for pool, action in zip(pools, actions, strict=True):
             pool.recv()
-            pool.send(np.tile(DRIVE, (len(ids), 1)))  # EnvPool resets ended envs on their next step by itself
+            pool.send(action)  # EnvPool resets ended envs on their next step by itself
     for pool in pools:
         pool.recv()
     seconds = time.perf_counter() - start

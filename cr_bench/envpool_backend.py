@@ -255,10 +255,12 @@ class _Shard:
 
     def __init__(self, pool: Any, ids: np.ndarray) -> None:
         self.pool, self.ids = pool, np.asarray(ids, dtype=np.int64)
-        self.local = {int(i): k for k, i in enumerate(self.ids)}
+        self._local = np.full(int(self.ids.max()) + 1, -1, dtype=np.int32)
+        self._local[self.ids] = np.arange(len(self.ids), dtype=np.int32)
 
     def _locals(self, ids: np.ndarray) -> np.ndarray:
-        return np.fromiter((self.local[int(i)] for i in ids), dtype=np.int32, count=len(ids))
+        """The pool's own ids of global envs ``ids``."""
+        return self._local[ids]
 
     def send(self, actions: np.ndarray, ids: np.ndarray) -> None:
         """Step envs ``ids`` one raw frame with their rows of ``actions`` (all envs' actions)."""

@@ -37,7 +37,7 @@ class Curve:
 
     number: int
     values: tuple[float, ...]
-    """One value per step of :attr:`Replay.steps`; carried forward past a pruning point."""
+    """One value per step of the study (:func:`curves`); carried forward past a pruning point."""
     value: float
     """The recorded value of a finished trial, or the value rule applied to the carried-forward curve."""
     finished: bool
@@ -123,10 +123,10 @@ def replay_pruners(
     for _ in range(orders):
         others = [rng.choice(rest) for _ in rest] if resample else rng.sample(rest, len(rest))
         studies.append(default + others)
+    best = [max(c.value for c in order) for order in studies]
     results = []
     for pruner in typing.get_args(Pruner):
         runs = [replay(settings, pruner, steps, order, seed) for seed, order in enumerate(studies)]
-        best = [max(c.value for c in order) for order in studies]
         found = [max(c.value for c in done) for _, done in runs]
         shortfall = np.subtract(best, found)
         results.append(

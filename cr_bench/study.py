@@ -98,7 +98,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
 
 def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
     """Pruners over reports at env-frame steps: the first rung is one evaluation interval
-    (``settings.pruner``, or :data:`~cr_bench.spec.tune.DEFAULT_PRUNER` when unset)."""
+    (``settings.pruner``, which :func:`open_study` resolves)."""
     budget = settings.frames_per_trial * settings.seeds_per_trial
     first = max(1, settings.eval_steps()[0])
     pruners = {
@@ -109,10 +109,9 @@ def make_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
         "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0),
         "none": lambda: optuna.pruners.NopPruner(),
     }
-    name = settings.pruner or DEFAULT_PRUNER
-    if name not in pruners:
-        raise CrBenchError(f"unknown pruner {name!r}; known: {', '.join(pruners)}")
-    return pruners[name]()
+    if settings.pruner not in pruners:
+        raise CrBenchError(f"unknown pruner {settings.pruner!r}; known: {', '.join(pruners)}")
+    return pruners[settings.pruner]()
 
 
 def open_study(settings: TuneSettings) -> optuna.Study:

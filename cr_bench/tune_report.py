@@ -13,7 +13,7 @@ from cr_bench.io import atomic_write_text, write_csv
 from cr_bench.plots import plot_optimization_history
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START
-from cr_bench.spec.tune import DEFAULT_PRUNER, TuneSettings
+from cr_bench.spec.tune import TuneSettings
 from cr_bench.study import FINISHED, counted
 from cr_bench.tables import markdown_table
 
@@ -89,7 +89,7 @@ def _summary(
         f"{frames:,} env frames in {_wall_hours(trials):.2f} wall hours on {os.cpu_count()} CPUs "
         f"({platform.processor() or platform.machine()}). "
         f"Each trial trains up to {settings.frames_per_trial:,} env frames per seed on {settings.seeds_per_trial} "
-        f"seed(s) with {settings.pruner or DEFAULT_PRUNER} pruning and the {settings.sampler} sampler. It is evaluated "
+        f"seed(s) with {settings.pruner} pruning and the {settings.sampler} sampler. It is evaluated "
         f"{settings.evals_per_trial} times on validation tracks (seeds {VALIDATION_TRACK_START:,}+, "
         f"{settings.eval_backend}): {settings.eval_episodes} tracks at each pruning point, "
         f"{settings.final_eval_episodes} at the end. Its value is the mean raw return of its last "

@@ -240,8 +240,32 @@ def test_full_bench_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.skipif(bench.resolve_backend("auto") != "envpool", reason="EnvPool is not installed")
-@pytest.mark.parametrize("pool_per_thread", [False, True])
-def test_raw_envpool_steps_every_env_in_either_layout(pool_per_thread: bool) -> None:
+@pytest.mark.parametrize(("pool_per_thread", "layout"), [(False, [(3, 2)]), (True, [(2, 1), (1, 1)])])
+def test_raw_envpool_steps_every_env_in_either_layout(
+    pool_per_thread: bool, layout: list[tuple[int, int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One pool of 3 envs on 2 threads, or a pool per thread (2 + 1 envs, one thread each);
+    either way every pool is reset, then stepped once per round: 40 rounds for 120 frames."""
+    import envpool
+
+    made, received = [], []
+    real_make = envpool.make
+
+    def make(*args: object, **kwargs: object) -> object:
+        pool = real_make(*args, **kwargs)
+        made.append((kwargs["num_envs"], kwargs["num_threads"]))
+        index, recv = len(made) - 1, pool.recv
+
+        def counting_recv(*a: object, **k: object) -> object:
+            received.append(index)
+            return recv(*a, **k)
+
+        pool.recv = counting_recv
+        return pool
+
+    monkeypatch.setattr(envpool, "make", make)
     row = bench.raw_envpool(120, threads=2, envs=3, pool_per_thread=pool_per_thread)
-    assert row.frames == 120 and row.envs == 3 and row.threads == 2 and row.seconds > 0
+    assert made == layout
+    assert [received.count(i) for i in range(len(layout))] == [1 + 40] * len(layout)
+    assert (row.frames, row.envs, row.threads) == (120, 3, 2) and row.seconds > 0
     assert row.measurement == ("raw env, a pool per thread" if pool_per_thread else "raw env")
