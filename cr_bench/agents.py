@@ -44,6 +44,7 @@ def policy_kwargs(config: PolicyConfig) -> dict[str, Any]:
             "features_dim": config.features_dim,
             "precision": config.precision,
             "channels_last": config.channels_last,
+            "pixel_input": config.pixel_input,
         },
         "activation_fn": ACTIVATIONS[config.activation_fn],
     }

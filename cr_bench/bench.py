@@ -152,6 +152,7 @@ class Lever:
 LEVERS: dict[str, Lever] = {
     "NCHW layout (channels_last off)": Lever({"policy": {"channels_last": False}}),
     "bf16 autocast": Lever({"policy": {"precision": "bf16"}}),
+    "SB3's input conversion (pixel_input off: float, /255, relayout)": Lever({"policy": {"pixel_input": False}}),
     "rollouts on the learner's 2 threads (the former default)": Lever({"rollout_threads": 0}),
     "one EnvPool in lockstep (vec_env: pool, the former layout)": Lever({"vec_env": "pool"}),
     # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).

@@ -1,7 +1,9 @@
 """CNN feature extractors for CarRacing observations of shape ``(channels, height, width)``.
 
-Inputs are uint8 frames; SB3's policy divides them by 255 before the extractor
-(``normalize_images=True``), so observations stay uint8 in every buffer.
+Inputs are uint8 frames, which stay uint8 in every buffer. SB3's policy divides them by
+255 before the extractor (``normalize_images=True``); a policy with
+:class:`~custom_policies.policies.PixelInput` hands them over as uint8 and the extractor
+divides them itself.
 
 Every extractor here takes two speed options (``cr-bench bench`` measures both):
 
@@ -9,7 +11,9 @@ Every extractor here takes two speed options (``cr-bench bench`` measures both):
   (the same arithmetic in another order; a model keeps its weights either way);
 - ``precision="bf16"``: the convolutions and the linear layer under bf16 autocast (fast on
   CPUs with ``avx512_bf16`` or AMX, and on GPUs). Features return as float32, so the
-  heads, the action distribution and the losses stay in float32.
+  heads, the action distribution and the losses stay in float32;
+- ``pixel_input``: take uint8 pixels from a policy with
+  :class:`~custom_policies.policies.PixelInput` and scale them here, in one pass.
 """
 
 from __future__ import annotations
@@ -48,11 +52,12 @@ class FastForward(nn.Module):
     linear: nn.Sequential
     precision: Precision = "fp32"
     channels_last: bool = False
+    pixel_input: bool = True
 
-    def set_speed(self, precision: Precision, channels_last: bool) -> None:
+    def set_speed(self, precision: Precision, channels_last: bool, pixel_input: bool = True) -> None:
         if precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        self.precision, self.channels_last = precision, channels_last
+        self.precision, self.channels_last, self.pixel_input = precision, channels_last, pixel_input
 
     def forward(self, observations: th.Tensor) -> th.Tensor:
         if self.channels_last:
@@ -63,6 +68,11 @@ class FastForward(nn.Module):
                 for weight in kernels:
                     weight.data = weight.data.contiguous(memory_format=th.channels_last)
             observations = observations.contiguous(memory_format=th.channels_last)
+        if observations.dtype == th.uint8:
+            # Raw pixels (:class:`~custom_policies.policies.PixelInput`): relaid out above as
+            # uint8, a quarter of the bytes, then scaled in one pass in the CNN's own dtype.
+            dtype = th.bfloat16 if self.precision == "bf16" else th.float32
+            observations = observations.to(dtype).div_(255.0)
         with th.autocast(observations.device.type, dtype=th.bfloat16, enabled=self.precision == "bf16"):
             features = self.linear(self.cnn(observations))
         return features.float()
@@ -78,6 +88,7 @@ class SixConvCNN(FastForward, BaseFeaturesExtractor):
     :param features_dim: size of the linear layer after the convolutions.
     :param precision: ``fp32`` or ``bf16`` (autocast), see the module docstring.
     :param channels_last: run the convolutions in NHWC layout.
+    :param pixel_input: take uint8 pixels from the policy (see the module docstring).
     """
 
     def __init__(
@@ -86,6 +97,7 @@ class SixConvCNN(FastForward, BaseFeaturesExtractor):
         features_dim: int = 256,
         precision: Precision = "fp32",
         channels_last: bool = False,
+        pixel_input: bool = True,
     ) -> None:
         super().__init__(observation_space, features_dim)
         channels = observation_space.shape[0]
@@ -96,7 +108,7 @@ class SixConvCNN(FastForward, BaseFeaturesExtractor):
             channels = out_channels
         self.cnn = nn.Sequential(*layers, nn.Flatten())
         self.linear = nn.Sequential(nn.Linear(_flat_size(self.cnn, observation_space), features_dim), nn.ReLU())
-        self.set_speed(precision, channels_last)
+        self.set_speed(precision, channels_last, pixel_input)
 
 
 class SmallCNN(FastForward, BaseFeaturesExtractor):
@@ -108,6 +120,7 @@ class SmallCNN(FastForward, BaseFeaturesExtractor):
     :param features_dim: size of the linear layer after the convolutions (128 in seed 002).
     :param precision: ``fp32`` or ``bf16`` (autocast), see the module docstring.
     :param channels_last: run the convolutions in NHWC layout.
+    :param pixel_input: take uint8 pixels from the policy (see the module docstring).
     """
 
     def __init__(
@@ -116,6 +129,7 @@ class SmallCNN(FastForward, BaseFeaturesExtractor):
         features_dim: int = 128,
         precision: Precision = "fp32",
         channels_last: bool = False,
+        pixel_input: bool = True,
     ) -> None:
         super().__init__(observation_space, features_dim)
         self.cnn = nn.Sequential(
@@ -128,7 +142,7 @@ class SmallCNN(FastForward, BaseFeaturesExtractor):
             nn.Flatten(),
         )
         self.linear = nn.Sequential(nn.Linear(_flat_size(self.cnn, observation_space), features_dim), nn.ReLU())
-        self.set_speed(precision, channels_last)
+        self.set_speed(precision, channels_last, pixel_input)
 
 
 class NatureCNN(FastForward, torch_layers.NatureCNN):
@@ -139,6 +153,7 @@ class NatureCNN(FastForward, torch_layers.NatureCNN):
     :param normalized_image: as in SB3.
     :param precision: ``fp32`` or ``bf16`` (autocast), see the module docstring.
     :param channels_last: run the convolutions in NHWC layout.
+    :param pixel_input: take uint8 pixels from the policy (see the module docstring).
     """
 
     def __init__(
@@ -148,6 +163,7 @@ class NatureCNN(FastForward, torch_layers.NatureCNN):
         normalized_image: bool = False,
         precision: Precision = "fp32",
         channels_last: bool = False,
+        pixel_input: bool = True,
     ) -> None:
         super().__init__(observation_space, features_dim, normalized_image)
-        self.set_speed(precision, channels_last)
+        self.set_speed(precision, channels_last, pixel_input)

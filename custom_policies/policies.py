@@ -9,13 +9,40 @@ import gymnasium as gym
 import numpy as np
 import torch as th
 from stable_baselines3.common.distributions import Distribution
-from stable_baselines3.common.policies import ActorCriticCnnPolicy
-from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.policies import ActorCriticCnnPolicy, BaseModel
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.type_aliases import PyTorchObs, Schedule
 
 from custom_policies.distributions import BetaConcentrationNet, BetaDistribution
+from custom_policies.extractors import FastForward
 
 
-class BetaCnnPolicy(ActorCriticCnnPolicy):
+class PixelInput(BaseModel):
+    """Mixin listed after an SB3 policy class: image observations reach a
+    :class:`~custom_policies.extractors.FastForward` extractor as uint8, unconverted.
+
+    SB3 converts them first (to float32, divided by 255, then relaid out by the extractor:
+    three passes over four bytes a pixel); the extractor does it in one pass, in its own
+    layout and dtype. The same arithmetic: pixels divided by 255. Other extractors (or one
+    built with ``pixel_input=False``) and observations take SB3's path.
+    """
+
+    def extract_features(self, obs: PyTorchObs, features_extractor: BaseFeaturesExtractor) -> th.Tensor:
+        if (
+            isinstance(features_extractor, FastForward)
+            and features_extractor.pixel_input
+            and self.normalize_images
+            and isinstance(obs, th.Tensor)
+            and obs.dtype == th.uint8
+            and is_image_space(self.observation_space)
+        ):
+            return features_extractor(obs)
+        return super().extract_features(obs, features_extractor)
+
+
+# ActorCriticPolicy.extract_features comes first and calls PixelInput's (BaseModel's signature).
+class BetaCnnPolicy(ActorCriticCnnPolicy, PixelInput):  # type: ignore[misc]
     """``ActorCriticCnnPolicy`` whose actions follow a Beta distribution over the Box.
 
     Bounded actions without clipping: every sample lies inside the action space, and

@@ -362,3 +362,26 @@ def test_fast_policy_trains_saves_and_loads(tmp_path: Path) -> None:
     assert loaded.policy.features_extractor.precision == "bf16"
     after, _ = loaded.predict(obs, deterministic=True)
     np.testing.assert_allclose(after, before, atol=1e-6)
+
+
+@pytest.mark.parametrize("speed", [{"channels_last": True}, {"channels_last": False}, {"precision": "bf16"}])
+def test_pixel_input_scales_inside_the_extractor_with_the_same_result(speed: dict[str, Any]) -> None:
+    """BetaCnnPolicy (PixelInput) hands uint8 pixels to the extractor, which divides them by
+    255 itself: the same log-probabilities and values as SB3's float conversion."""
+    kwargs: dict[str, Any] = {"features_extractor_class": SmallCNN}
+    fast = make_ppo(policy_kwargs={**kwargs, "features_extractor_kwargs": speed}).policy
+    plain = make_ppo(policy_kwargs={**kwargs, "features_extractor_kwargs": {**speed, "pixel_input": False}}).policy
+    plain.load_state_dict(fast.state_dict())
+    seen: dict[str, th.dtype] = {}
+    for name, policy in (("fast", fast), ("plain", plain)):
+        policy.features_extractor.register_forward_pre_hook(
+            lambda _, args, name=name: seen.update({name: args[0].dtype})
+        )
+    obs = th.as_tensor(observations(5))
+    actions = th.full((5, 3), 0.5)
+    values, log_prob, entropy = fast.evaluate_actions(obs, actions)
+    expected = plain.evaluate_actions(obs, actions)
+    assert seen == {"fast": th.uint8, "plain": th.float32}
+    tolerance = 1e-5 if "precision" not in speed else 1e-2
+    for got, want in zip((values, log_prob, entropy), expected, strict=True):
+        assert th.allclose(got, want, atol=tolerance), (got, want)

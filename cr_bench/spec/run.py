@@ -117,6 +117,9 @@ class PolicyConfig:
     """Arithmetic of the CNN: ``fp32``, or ``bf16`` autocast (heads and losses stay fp32)."""
     channels_last: bool = True
     """Run the CNN's convolutions in channels-last (NHWC) memory layout, faster on CPUs."""
+    pixel_input: bool = True
+    """Hand uint8 pixels to the CNN, which scales them in one pass in its own layout and dtype
+    (policies with ``custom_policies.PixelInput``: Beta PPO); false: SB3's float conversion first."""
 
 
 @dataclass
