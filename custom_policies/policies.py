@@ -24,7 +24,8 @@ class PixelInput(BaseModel):
 
     SB3 converts them first (to float32, divided by 255, then relaid out by the extractor:
     three passes over four bytes a pixel); the extractor does it in one pass, in its own
-    layout and dtype. The same arithmetic: pixels divided by 255. Other extractors (or one
+    layout and dtype. The same arithmetic, pixels divided by 255 (in bf16 the quotient is
+    rounded to bf16 once, not via float32). Other extractors (or one
     built with ``pixel_input=False``) and observations take SB3's path.
     """
 
