@@ -26,6 +26,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from cr_bench import wrappers
 from cr_bench.agents import policy_kwargs, set_torch_threads
+from cr_bench.envpool_backend import EnvPoolVecEnv
 from cr_bench.envs import make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
@@ -153,6 +154,9 @@ LEVERS: dict[str, Lever] = {
     "NCHW layout (channels_last off)": Lever({"policy": {"channels_last": False}}),
     "bf16 autocast": Lever({"policy": {"precision": "bf16"}}),
     "SB3's input conversion (pixel_input off: float, /255, relayout)": Lever({"policy": {"pixel_input": False}}),
+    "overlapped rollouts (rollout_overlap: the policy acts for one pool while the other steps)": Lever(
+        {"rollout_overlap": True}
+    ),
     "rollouts on the learner's 2 threads (the former default)": Lever({"rollout_threads": 0}),
     "one EnvPool in lockstep (vec_env: pool, the former layout)": Lever({"vec_env": "pool"}),
     # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).
@@ -165,8 +169,9 @@ class PhaseTimer(BaseCallback):
     """Splits an on-policy training's time (PPO's family) into phases, from the callbacks'
     start (after ``learn``'s first env reset) to the end of ``learn``.
 
-    ``env stepping`` is the innermost VecEnv's ``step_wait`` (the simulator and the
-    observation pipeline), ``policy inference`` the policy's ``forward`` while collecting
+    ``env stepping`` is the innermost VecEnv's ``step_wait`` and ``wait_group`` (the
+    simulator and the observation pipeline; with overlapped rollouts, the time this thread
+    waits for a pool beyond the policy's), ``policy inference`` the policy's ``forward`` while collecting
     rollouts (DQN's family acts through ``predict``: it would show none), ``learner`` the
     time from the end of one rollout to the start of the next (SB3's ``train``, and the
     logging between), and ``rollout loop`` the rest: SB3's bookkeeping, the rollout buffer,
@@ -196,6 +201,8 @@ class PhaseTimer(BaseCallback):
         while hasattr(venv, "venv"):  # VecNormalize, VecMonitor: time the env under them
             venv = venv.venv
         venv.step_wait = self._timed("env stepping", venv.step_wait)  # type: ignore[method-assign]
+        if isinstance(venv, EnvPoolVecEnv):  # rollouts overlapped with the pools wait for groups
+            venv.wait_group = self._timed("env stepping", venv.wait_group)  # type: ignore[method-assign]
         policy = self.model.policy
         policy.forward = self._timed("policy inference", policy.forward)  # type: ignore[method-assign]
         self._started = time.perf_counter()
@@ -372,20 +379,44 @@ def run_bench(
             )
     if reference:
         ref_envs = AGENTS["ppo-gaussian"].defaults["n_envs"]
-        steps.append(
-            (
-                "train reference",
-                lambda: training_run(REFERENCE, "gymnasium", ref_envs, _train_reference, train_frames),
-            )
-        )
-    rows = []
+        # Right after ppo's training, which runs again after it (the two are summed: _bracketed).
+        at = next((i + 1 for i, (label, _) in enumerate(steps) if label == "train ppo"), len(steps))
+        steps[at:at] = [
+            ("train reference", lambda: training_run(REFERENCE, "gymnasium", ref_envs, _train_reference, train_frames)),
+        ]
+        if has_envpool:
+            steps.insert(at + 1, (TRAIN_AGAIN, steps[at - 1][1]))
+    rows: list[Measurement] = []
     for label, measure in steps:
         log(f"measuring {label} ...")
         row = measure()
         log(f"  {row.frames_per_s:,.0f} frames/s ({row.frames} frames in {row.seconds:.1f} s)")
-        rows.append(row)
+        if label == TRAIN_AGAIN:
+            first = next(i for i, earlier in enumerate(rows) if earlier.measurement == TRAIN)
+            rows[first] = _bracketed(rows[first], row)
+        else:
+            rows.append(row)
     _add_ratios(rows)
     return rows
+
+
+TRAIN_AGAIN = "train ppo again, after the reference"
+"""The second timing of ppo's training: this machine's speed drifts by 15-20% over the
+reference's 10 minutes, so ppo is timed on both sides of it."""
+
+
+def _bracketed(before: Measurement, after: Measurement) -> Measurement:
+    """One row from two timings of the same training, before and after the reference: frames,
+    seconds and phases summed, so a steady drift of the machine's speed cancels in the ratio."""
+    phases = {phase: before.phases.get(phase, 0.0) + after.phases.get(phase, 0.0) for phase in before.phases}
+    peaks = [row.peak_rss_mb for row in (before, after) if row.peak_rss_mb is not None]
+    return dataclasses.replace(
+        before,
+        frames=before.frames + after.frames,
+        seconds=before.seconds + after.seconds,
+        peak_rss_mb=max(peaks) if peaks else None,
+        phases=phases,
+    )
 
 
 def _find(rows: list[Measurement], measurement: str, backend: str, threads: int | None = None) -> Measurement | None:
@@ -439,6 +470,9 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
     header = ["measurement", "backend", "envs", "threads", "frames", "seconds", "frames/s", "ratio", "relative to",
               "peak RSS MB"]  # fmt: skip
     lines += markdown_table(header, map(_markdown_row, rows), "llrrrrrrlr")
+    if _find(rows, REFERENCE, "gymnasium") is not None and _find(rows, TRAIN, "envpool") is not None:
+        lines += ["", f"`{TRAIN}` is timed twice, just before and just after the reference, and the two are summed:"]
+        lines.append("a drift of the machine's speed over the reference's minutes cancels in their ratio.")
     lines += ["", "Targets:", ""]
     pipe = _find(rows, PIPELINE, "envpool")
     if pipe is not None and pipe.ratio is not None:

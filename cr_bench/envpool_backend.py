@@ -13,8 +13,9 @@ per-env loop over pixels. Episode statistics (``info["episode"]``) come from SB3
 
 from __future__ import annotations
 
-import collections
+import contextlib
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import gymnasium as gym
@@ -26,6 +27,8 @@ from cr_bench.errors import CrBenchError
 from cr_bench.spec.run import ENV_ID, EnvConfig
 
 _ACTION_LOW, _ACTION_HIGH = wrappers.CAR_RACING_ACTIONS.low, wrappers.CAR_RACING_ACTIONS.high
+_GroupStep = tuple[np.ndarray, np.ndarray, np.ndarray, list[dict[str, Any]]]
+"""One group's rows of a step's return: observations, rewards, dones, infos."""
 
 
 class EnvPoolVecEnv(VecEnv):
@@ -42,10 +45,16 @@ class EnvPoolVecEnv(VecEnv):
     :param seeds: one seed per env; env ``i``'s first track is EnvPool's track for ``seeds[i]``.
     :param training: apply the training-only shaping and early termination.
     :param num_threads: threads stepping the envs. ``k >= 1``: the envs are split into
-        ``k`` pools of one thread each (:class:`_Shard`), stepped in turn, so this thread
-        handles one pool's frames while the others step, and a slow frame holds up only its
-        own pool during the action repeat (ended envs are reset after it, pool by pool);
-        0: one pool with EnvPool's own threads (one per env, capped).
+        ``k`` pools of one thread each (:class:`_Shard`), and each pool's agent step (its
+        frames of the action repeat, the training rules, preprocessing and resets) runs on
+        a Python thread of its own, so no pool waits for another's frame (EnvPool releases
+        the GIL while it steps); 0: one pool with EnvPool's own threads (one per env, capped).
+
+    Each pool's envs are a *group* (``groups``) that can also take its agent steps apart
+    from the others: :meth:`send_group` starts one and :meth:`wait_group` ends it, so a
+    caller can run the policy for one group while the other pools step
+    (:class:`cr_bench.algorithms.OverlappedRollouts`). ``step_async`` sends every group
+    and ``step_wait`` waits for those not yet waited for; it returns the step of all envs.
     """
 
     def __init__(self, config: EnvConfig, seeds: Sequence[int], training: bool, num_threads: int = 0) -> None:
@@ -67,12 +76,32 @@ class EnvPoolVecEnv(VecEnv):
         else:
             action_space = gym.spaces.Box(_ACTION_LOW, _ACTION_HIGH, dtype=np.float32)
         super().__init__(n_envs, observation_space, action_space)
+        parts = [np.arange(n_envs)]
+        if num_threads > 0:
+            parts = np.array_split(parts[0], min(num_threads, n_envs))
+        self.groups = [slice(int(ids[0]), int(ids[-1]) + 1) for ids in parts]
+        """The envs (rows) of each pool: a group steps apart from the others (:meth:`send_group`)."""
         self._shards: list[_Shard] = []
-        self._action_dtype = np.dtype(np.float32)
+        self._threads: ThreadPoolExecutor | None = None
+        """A thread per pool when there are several (:meth:`_play_step`)."""
         self.frame_hook: Callable[[np.ndarray, np.ndarray, np.ndarray], None] | None = None
         """Called with (env ids, raw frames, raw rewards) after every raw frame (recording uses it)."""
         # float64 like the gymnasium path's actions; cast to the pool's dtype once per step.
         self._actions = np.zeros((n_envs, 3), dtype=np.float64)
+        self._pool_actions = np.zeros((n_envs, 3), dtype=np.float32)
+        # Each group's agent step in flight, accumulated frame by frame.
+        self._rewards = np.zeros(n_envs)
+        self._terminated = np.zeros(n_envs, dtype=bool)
+        self._truncated = np.zeros(n_envs, dtype=bool)
+        self._early = np.full(n_envs, "", dtype=object)
+        self._lap_finished = np.zeros(n_envs, dtype=bool)
+        self._last_frames = np.zeros((n_envs, 96, 96, 3), dtype=np.uint8)
+        # The step that step_wait returns: each group's part, written when it is waited for.
+        self._row_obs = self._stacker.stack.copy()
+        self._row_rewards = np.zeros(n_envs, dtype=np.float32)
+        self._row_dones = np.zeros(n_envs, dtype=bool)
+        self._row_infos: list[dict[str, Any]] = [{} for _ in range(n_envs)]
+        self._row_groups: set[int] = set()
         self._score = wrappers.ScoreCounters(n_envs)
         self._rules: list[wrappers.FrameRule] = []
         if training:
@@ -98,14 +127,16 @@ class EnvPoolVecEnv(VecEnv):
         )
 
     def _open(self) -> None:
-        parts = [np.arange(self.num_envs)]
-        if self.num_threads > 0:
-            parts = np.array_split(parts[0], min(self.num_threads, self.num_envs))
         threads = 1 if self.num_threads > 0 else 0
-        self._shards = [_Shard(self._make_pool([self.seeds[i] for i in ids], threads), ids) for ids in parts]
+        self._shards = [
+            _Shard(self._make_pool(self.seeds[rows], threads), np.arange(rows.start, rows.stop)) for rows in self.groups
+        ]
         # From the spec, not the pool's gymnasium action_space: EnvPool builds that Box from
         # float64 bounds, and gymnasium warns twice about casting them to float32.
-        self._action_dtype = np.dtype(self._shards[0].pool.spec.action_array_spec["action"].dtype)
+        dtype = self._shards[0].pool.spec.action_array_spec["action"].dtype
+        self._pool_actions = self._pool_actions.astype(dtype)
+        if len(self._shards) > 1:
+            self._threads = ThreadPoolExecutor(len(self._shards), thread_name_prefix="envpool-group")
 
     def _receive(self, shard: _Shard) -> tuple[np.ndarray, ...]:
         """The shard's frame in flight: (env ids, frames, rewards, terminated, truncated), in result order."""
@@ -120,11 +151,14 @@ class EnvPoolVecEnv(VecEnv):
     def reset(self) -> VecEnvObs:
         if not self._shards:
             self._open()
+        self._finish_steps()  # steps under way (a rollout stopped by a callback): every env restarts
+        self._row_groups.clear()
         self._reset_envs(np.arange(self.num_envs))
         return self._stacker.stack.copy()
 
     def _reset_envs(self, ids: np.ndarray) -> None:
-        """Reset envs ``ids``, take the zoom-skipping no-ops, and refill their frame stacks."""
+        """Reset envs ``ids``, take the zoom-skipping no-ops, and refill their frame stacks
+        (pool by pool: no step may be under way in their pools)."""
         for shard in self._shards:
             mine = ids[np.isin(ids, shard.ids)]
             if mine.size == 0:
@@ -136,7 +170,7 @@ class EnvPoolVecEnv(VecEnv):
             for rule in self._rules:
                 rule.reset(order)
             for _ in range(self.config.skip_zoom_frames):
-                shard.send(np.zeros((self.num_envs, 3), self._action_dtype), order)
+                shard.send(np.zeros((self.num_envs, 3), self._pool_actions.dtype), order)
                 order, frames, *_ = self._receive(shard)
             self._stacker.reset(order, self._preprocess(frames))
 
@@ -146,82 +180,133 @@ class EnvPoolVecEnv(VecEnv):
         )
 
     def step_async(self, actions: np.ndarray) -> None:
-        if self.action_table is not None:
-            self._actions = self.action_table[np.asarray(actions, dtype=np.int64).reshape(-1)]
-        elif self.config.throttle_axis:
-            throttle = np.clip(np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 2), -1.0, 1.0)
-            self._actions = wrappers.throttle_to_pedals(throttle)
-        else:
-            self._actions = np.clip(
-                np.asarray(actions, dtype=np.float64).reshape(self.num_envs, 3), _ACTION_LOW, _ACTION_HIGH
-            )
+        for group, rows in enumerate(self.groups):
+            self.send_group(group, actions[rows])
 
     def step_wait(self) -> VecEnvStepReturn:
+        """The step of every group: those not yet waited for (:meth:`wait_group`) are now."""
         if not self._shards:
             raise CrBenchError("EnvPoolVecEnv.step before reset (or after close or seed): call reset() first")
+        for group in range(len(self.groups)):
+            if group not in self._row_groups:
+                self._wait_group(group)
+        self._row_groups.clear()
+        return self._row_obs.copy(), self._row_rewards.copy(), self._row_dones.copy(), list(self._row_infos)
+
+    # -- Groups: a pool steps while this thread works on another's envs --------------------
+    def send_group(self, group: int, actions: np.ndarray) -> None:
+        """Start an agent step of the envs in ``groups[group]`` with their ``actions`` (the
+        group's rows of what :meth:`step_async` takes) and return at once: the group's pool
+        steps while this thread handles other groups' frames or runs the policy.
+
+        The step's observations come from :meth:`wait_group`; its rewards, dones and infos
+        with every other group's from the next :meth:`step_wait`.
+        """
+        if not self._shards:
+            raise CrBenchError("EnvPoolVecEnv.step before reset (or after close or seed): call reset() first")
+        shard = self._shards[group]
+        if shard.stepping:
+            raise CrBenchError(f"EnvPoolVecEnv: group {group} is still stepping; wait_group({group}) first")
+        rows = self.groups[group]
+        self._actions[rows] = self._env_actions(actions, rows.stop - rows.start)
+        self._pool_actions[rows] = self._actions[rows]  # once per agent step, not per frame
+        shard.stepping = True
+        if self._threads is not None:
+            shard.step = self._threads.submit(self._play_step, group)
+
+    def wait_group(self, group: int) -> np.ndarray:
+        """Step every pool in flight until ``group``'s agent step ends, then the group's new
+        observations (an ended env's is its reset's)."""
+        self._wait_group(group)
+        return self._row_obs[self.groups[group]].copy()
+
+    def _wait_group(self, group: int) -> None:
+        shard = self._shards[group] if self._shards else None
+        if shard is None or not shard.stepping:
+            raise CrBenchError(f"EnvPoolVecEnv: group {group} is not stepping; send_group or step_async first")
+        if group in self._row_groups:
+            raise CrBenchError(f"EnvPoolVecEnv: group {group}'s previous step is not returned yet; call step_wait")
         try:
-            return self._step_all()
+            step = self._play_step(group) if shard.step is None else shard.step.result()
         except BaseException:
             # Frames may still be in flight in other pools: they would come back as the next
             # step's. Close the pools; the caller must reset (a VecEnv after an error is done).
             self.close()
             raise
+        shard.stepping, shard.step = False, None
+        rows = self.groups[group]
+        self._row_obs[rows], self._row_rewards[rows], self._row_dones[rows], self._row_infos[rows] = step
+        self._row_groups.add(group)
 
-    def _step_all(self) -> VecEnvStepReturn:
-        n = self.num_envs
-        rewards = np.zeros(n)
-        terminated = np.zeros(n, dtype=bool)
-        truncated = np.zeros(n, dtype=bool)
-        early = np.full(n, "", dtype=object)
-        lap_finished = np.zeros(n, dtype=bool)
-        last_frames = np.zeros((n, 96, 96, 3), dtype=np.uint8)
-        actions = self._actions.astype(self._action_dtype)  # once per agent step, not per frame
-        # Every shard takes its first frame; then, in turn, one shard's frame is handled here
-        # while the others step, and its envs still playing take their next frame.
-        turns: collections.deque[tuple[_Shard, int]] = collections.deque()
+    def _finish_steps(self) -> None:
+        """Let every group's step under way end (on its thread), dropping results and errors."""
         for shard in self._shards:
-            shard.send(actions, shard.ids)
-            turns.append((shard, 1))
-        while turns:
-            shard, repeat = turns.popleft()
+            if shard.step is not None:
+                with contextlib.suppress(BaseException):
+                    shard.step.result()
+            shard.stepping, shard.step = False, None
+
+    def _env_actions(self, actions: np.ndarray, n: int) -> np.ndarray:
+        """The agent's actions for ``n`` envs as CarRacing's ``(n, 3)`` float64 actions."""
+        if self.action_table is not None:
+            return self.action_table[np.asarray(actions, dtype=np.int64).reshape(-1)]
+        if self.config.throttle_axis:
+            return wrappers.throttle_to_pedals(np.clip(np.asarray(actions, dtype=np.float64).reshape(n, 2), -1, 1))
+        return np.clip(np.asarray(actions, dtype=np.float64).reshape(n, 3), _ACTION_LOW, _ACTION_HIGH)
+
+    def _play_step(self, group: int) -> _GroupStep:
+        """``group``'s agent step: its frames of the action repeat (rules applied to each),
+        then its frames stacked and its ended envs reset; its rows of the step's return.
+        Runs on the group's thread when there are several; it touches only the group's rows."""
+        shard, rows = self._shards[group], self.groups[group]
+        self._rewards[rows] = 0.0
+        self._terminated[rows] = self._truncated[rows] = self._lap_finished[rows] = False
+        self._early[rows] = ""
+        shard.send(self._pool_actions, shard.ids)
+        for repeat in range(1, self.config.action_repeat + 1):
             order, frames, frame_rewards, term, trunc = self._receive(shard)
             # gymnasium's CarRacing ends an episode for two reasons only: a lap or the playfield.
-            lap_finished[order] = term & ~wrappers.left_playfield(frame_rewards, term)
+            self._lap_finished[order] = term & ~wrappers.left_playfield(frame_rewards, term)
             batch = wrappers.FrameBatch(
                 order, frames, self._actions[order], frame_rewards, term, trunc, np.full(len(order), "", dtype=object)
             )
             for rule in self._rules:
                 rule.apply(batch)
-            last_frames[order] = frames
-            rewards[order] += batch.rewards
-            terminated[order] |= batch.terminated
-            truncated[order] |= trunc & ~batch.terminated
-            early[order] = batch.early_termination
+            self._last_frames[order] = frames
+            self._rewards[order] += batch.rewards
+            self._terminated[order] |= batch.terminated
+            self._truncated[order] |= trunc & ~batch.terminated
+            self._early[order] = batch.early_termination
             active = order[~(batch.terminated | trunc)]
-            if active.size and repeat < self.config.action_repeat:
-                shard.send(actions, active)
-                turns.append((shard, repeat + 1))
-        self._stacker.push(self._preprocess(last_frames))
-        done = terminated | truncated
-        infos: list[dict[str, Any]] = [
-            {**self._score.info(i), "TimeLimit.truncated": bool(truncated[i])} for i in range(n)
-        ]
-        done_ids = np.flatnonzero(done)
-        for i in done_ids:
-            infos[i]["terminal_observation"] = self._stacker.stack[i].copy()
-            if early[i]:
-                infos[i]["early_termination"] = early[i]
-            elif terminated[i]:
-                infos[i]["lap_finished"] = bool(lap_finished[i])
+            if not active.size or repeat == self.config.action_repeat:
+                break
+            shard.send(self._pool_actions, active)
+        self._stacker.push(self._preprocess(self._last_frames[rows]), rows)
+        dones = self._terminated[rows] | self._truncated[rows]
+        infos: list[dict[str, Any]] = []
+        for i in range(rows.start, rows.stop):
+            infos.append({**self._score.info(i), "TimeLimit.truncated": bool(self._truncated[i])})
+            if dones[i - rows.start]:
+                infos[-1]["terminal_observation"] = self._stacker.stack[i].copy()
+                if self._early[i]:
+                    infos[-1]["early_termination"] = self._early[i]
+                elif self._terminated[i]:
+                    infos[-1]["lap_finished"] = bool(self._lap_finished[i])
+        done_ids = np.flatnonzero(dones) + rows.start
         if done_ids.size:
             self._reset_envs(done_ids)
-        return self._stacker.stack.copy(), rewards.astype(np.float32), done, infos
+        return self._stacker.stack[rows].copy(), self._rewards[rows].astype(np.float32), dones, infos
 
     # -- The rest of the VecEnv interface --------------------------------------------------
     def close(self) -> None:
+        self._finish_steps()
         for shard in self._shards:
             shard.pool.close()
         self._shards = []
+        self._row_groups.clear()
+        if self._threads is not None:
+            self._threads.shutdown()
+            self._threads = None
 
     def seed(self, seed: int | None = None) -> Sequence[int | None]:
         """Re-seed: env ``i`` gets ``seed + i`` from the next reset (EnvPool fixes seeds at creation)."""
@@ -255,6 +340,10 @@ class _Shard:
 
     def __init__(self, pool: Any, ids: np.ndarray) -> None:
         self.pool, self.ids = pool, np.asarray(ids, dtype=np.int64)
+        self.stepping = False
+        """An agent step is under way: sent, and not yet ended by ``EnvPoolVecEnv.wait_group``."""
+        self.step: Future[_GroupStep] | None = None
+        """The agent step under way on the pool's thread (None: none, or no threads)."""
         self._local = np.full(int(self.ids.max()) + 1, -1, dtype=np.int32)
         self._local[self.ids] = np.arange(len(self.ids), dtype=np.int32)
 

@@ -549,10 +549,12 @@ class FrameStacker:
         """Fill envs ``ids``' stacks with copies of their first observations ``(len(ids), C, H, W)``."""
         self.stack[ids] = np.tile(observations, (1, self.frames, 1, 1))
 
-    def push(self, observations: np.ndarray) -> None:
-        """Append every env's newest observation ``(n_envs, C, H, W)``, dropping its oldest."""
-        self.stack[:, : -self.channels] = self.stack[:, self.channels :]
-        self.stack[:, -self.channels :] = observations
+    def push(self, observations: np.ndarray, rows: slice = slice(None)) -> None:
+        """Append the newest observation ``(n, C, H, W)`` of the envs in ``rows`` (all by
+        default), dropping their oldest."""
+        stack = self.stack[rows]
+        stack[:, : -self.channels] = stack[:, self.channels :]
+        stack[:, -self.channels :] = observations
 
 
 class FrameStack(gym.Wrapper, gym.utils.RecordConstructorArgs):

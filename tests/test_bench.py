@@ -269,3 +269,29 @@ def test_raw_envpool_steps_every_env_in_either_layout(
     assert [received.count(i) for i in range(len(layout))] == [1 + 40] * len(layout)
     assert (row.frames, row.envs, row.threads) == (120, 3, 2) and row.seconds > 0
     assert row.measurement == ("raw env, a pool per thread" if pool_per_thread else "raw env")
+
+
+@pytest.mark.skipif(bench.resolve_backend("auto") != "envpool", reason="EnvPool is not installed")
+def test_ppo_is_timed_on_both_sides_of_the_reference(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Was: the reference ran minutes after ppo, and the machine's drift in between moved their
+    ratio (9.1x and 6.8x in two runs). Now ppo is timed just before and just after it, summed."""
+    timed: list[str] = []
+    seconds = iter([10.0, 100.0, 20.0])
+
+    def training_run(name: str, backend: str, envs: int, *_: object) -> Measurement:
+        timed.append(name)
+        return Measurement(name, backend, envs, 2, 1000, next(seconds), peak_rss_mb=len(timed), phases={"learner": 1.0})
+
+    def other(*_: object, **__: object) -> Measurement:
+        return Measurement("raw env", "gymnasium", 1, 1, 100, 1.0)
+
+    monkeypatch.setattr(bench, "training_run", training_run)
+    for name in ("raw_gymnasium", "raw_envpool", "pipeline"):
+        monkeypatch.setattr(bench, name, other)
+    rows = bench.run_bench(raw_frames=10, train_frames=1000, reference=True, levers=False, log=lambda _: None)
+    assert timed == [bench.TRAIN, bench.REFERENCE, bench.TRAIN]
+    (train,) = [row for row in rows if row.measurement == bench.TRAIN]
+    assert (train.frames, train.seconds, train.peak_rss_mb, train.phases) == (2000, 30.0, 3, {"learner": 2.0})
+    assert train.ratio == round((2000 / 30) / (1000 / 100), 2)
+    _, md_path = write_results(rows, tmp_path, "cr-bench bench")
+    assert "is timed twice, just before and just after the reference" in md_path.read_text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
@@ -34,8 +35,11 @@ class GymnasiumPool:
 
     Driving EnvPoolVecEnv with the same raw frames as the gymnasium path isolates the
     batched pipeline (repeat, preprocessing, stacking, shaping, termination, resets) from
-    the simulator, so the two paths must agree exactly.
+    the simulator, so the two paths must agree exactly. gymnasium's CarRacing (Box2D, pygame)
+    is not thread-safe, EnvPool is: the stand-ins of a VecEnv's pools step one at a time.
     """
+
+    lock = threading.Lock()
 
     def __init__(self, seeds: list[int]) -> None:
         self.envs = [gym.make("CarRacing-v3") for _ in seeds]
@@ -46,7 +50,8 @@ class GymnasiumPool:
     def reset(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
         frames = []
         for i in ids:
-            frame, _ = self.envs[i].reset(seed=self.seeds[i])
+            with self.lock:
+                frame, _ = self.envs[i].reset(seed=self.seeds[i])
             self.seeds[i] = None  # later episodes continue the env's own RNG, as DummyVecEnv does
             frames.append(frame)
         return np.stack(frames), {"env_id": np.asarray(ids)}
@@ -57,7 +62,8 @@ class GymnasiumPool:
 
     def recv(self) -> tuple[Any, ...]:
         actions, ids = self.sent
-        results = [self.envs[i].step(a) for a, i in zip(actions, ids, strict=True)]
+        with self.lock:
+            results = [self.envs[i].step(a) for a, i in zip(actions, ids, strict=True)]
         frames, rewards, terminated, truncated, _ = zip(*results, strict=True)
         return (
             np.stack(frames),
@@ -245,7 +251,7 @@ def test_envpool_rejects_domain_randomize() -> None:
 
 
 def test_raw_frames_are_batched_through_one_preprocess_call(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each agent step preprocesses the whole batch in one call, not one call per env."""
+    """Each agent step preprocesses each group's (pool's) envs in one call, not one call per env."""
     calls: list[int] = []
     original = wrappers.preprocess_frames
 
@@ -258,7 +264,8 @@ def test_raw_frames_are_batched_through_one_preprocess_call(monkeypatch: pytest.
     venv.reset()
     calls.clear()
     venv.step(np.zeros((4, 3), np.float32))
-    assert calls == [4]
+    assert calls == [rows.stop - rows.start for rows in venv.unwrapped.groups]
+    assert sum(calls) == 4
     venv.close()
 
 
@@ -318,3 +325,142 @@ def test_a_step_that_fails_midway_leaves_no_frame_in_flight() -> None:
     assert venv.reset().shape == (2, *venv.observation_space.shape)
     assert venv.step(actions)[0].shape == (2, *venv.observation_space.shape)
     venv.close()
+
+
+def test_groups_stepped_apart_play_the_frames_of_whole_steps() -> None:
+    """Overlapped rollouts' order (a group's next step starts before the other group's step
+    ends) plays the same frames, rewards, episode ends and infos as whole steps."""
+    config = EnvConfig(backend=POOL, action_repeat=2, frame_stack=2, obs_size=48, shaping=ALL_SHAPING)
+    whole, apart = (EnvPoolVecEnv(config, [5, 6, 7, 8], training=True, num_threads=2) for _ in range(2))
+    np.testing.assert_array_equal(whole.reset(), apart.reset())
+    assert apart.groups == [slice(0, 2), slice(2, 4)]
+    rng = np.random.default_rng(1)
+    actions = [
+        np.clip(np.array([0.0, 0.5, 0.0]) + rng.uniform(-0.5, 0.5, (4, 3)), [-1, 0, 0], [1, 1, 1]).astype(np.float32)
+        for _ in range(301)
+    ]
+    for group, rows in enumerate(apart.groups):
+        apart.send_group(group, actions[0][rows])
+    ends = 0
+    for t in range(300):
+        ref_obs, ref_rewards, ref_dones, ref_infos = whole.step(actions[t])
+        for group, rows in enumerate(apart.groups):
+            np.testing.assert_array_equal(apart.wait_group(group), ref_obs[rows])
+            apart.send_group(group, actions[t + 1][rows])
+        obs, rewards, dones, infos = apart.step_wait()
+        np.testing.assert_array_equal(obs, ref_obs)
+        np.testing.assert_array_equal(rewards, ref_rewards)
+        np.testing.assert_array_equal(dones, ref_dones)
+        for info, ref_info in zip(infos, ref_infos, strict=True):
+            np.testing.assert_array_equal(info.pop("terminal_observation", 0), ref_info.pop("terminal_observation", 0))
+            assert info == ref_info
+        ends += int(dones.sum())
+    assert ends >= 1  # the comparison crossed a reset
+    # Both groups are in flight: a reset drops their steps and every env starts again.
+    assert apart.reset().shape == (4, *apart.observation_space.shape)
+    assert apart.step(actions[0])[0].shape == (4, *apart.observation_space.shape)
+    for venv in (whole, apart):
+        venv.close()
+
+
+def test_group_steps_out_of_order_are_refused() -> None:
+    venv = EnvPoolVecEnv(EnvConfig(backend=POOL, obs_size=32), [0, 1], training=False, num_threads=2)
+    action = np.zeros((1, 3), np.float32)
+    with pytest.raises(CrBenchError, match="before reset"):
+        venv.send_group(0, action)
+    venv.reset()
+    with pytest.raises(CrBenchError, match="group 0 is not stepping; send_group or step_async first"):
+        venv.wait_group(0)
+    venv.send_group(0, action)
+    with pytest.raises(CrBenchError, match=r"group 0 is still stepping; wait_group\(0\) first"):
+        venv.send_group(0, action)
+    venv.wait_group(0)
+    venv.send_group(0, action)  # its next step may start before step_wait returns this one
+    with pytest.raises(CrBenchError, match="group 0's previous step is not returned yet; call step_wait"):
+        venv.wait_group(0)
+    venv.send_group(1, action)
+    assert venv.step_wait()[0].shape == (2, *venv.observation_space.shape)
+    venv.close()
+
+
+def _tiny_ppo(overlap: bool) -> Any:
+    """ppo on 4 EnvPool envs in 2 groups, acting by a fixed function of its observations (so
+    the comparison is exact), with SB3's loop or overlapped rollouts."""
+    import torch as th
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from cr_bench.agents import build_model
+
+    config = resolve_config(
+        "ppo",
+        {"n_envs": 4, "env": {"backend": POOL, "action_repeat": 2}, "algo": {"n_steps": 8, "batch_size": 32}},
+    )
+    env = make_vec_env(config.env, 4, seed=3, vec_env="auto")
+    model = build_model(config, VecNormalize(env, norm_obs=False, norm_reward=True))
+    model.rollout_overlap = overlap  # type: ignore[attr-defined]
+
+    def forward(obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, ...]:
+        level = obs.float().mean(dim=(1, 2, 3)) / 255
+        return th.stack([level - 0.5, th.full_like(level, 0.5), th.zeros_like(level)], 1), level[:, None], -level
+
+    model.policy.forward = forward  # type: ignore[method-assign]
+    return model
+
+
+def _record_group_calls(pools: EnvPoolVecEnv) -> list[tuple[str, int]]:
+    """The (method, group) of each later send_group and wait_group call on ``pools``."""
+    calls: list[tuple[str, int]] = []
+    for name in ("send_group", "wait_group"):
+        method = getattr(pools, name)
+
+        def recorded(group: int, *args: Any, _name: str = name, _method: Any = method) -> Any:
+            calls.append((_name, group))
+            return _method(group, *args)
+
+        setattr(pools, name, recorded)
+    return calls
+
+
+def test_overlapped_rollouts_fill_the_buffer_of_sb3s_loop() -> None:
+    """Same transitions, normalized rewards, values, log-probs and advantages as SB3's loop,
+    while a group's next step starts before the other group's step ends."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Capture(BaseCallback):
+        def _on_step(self) -> bool:
+            return True
+
+        def _on_rollout_end(self) -> None:
+            buffer = self.model.rollout_buffer
+            names = ("observations", "actions", "rewards", "episode_starts", "values", "log_probs", "advantages")
+            self.buffer = {name: getattr(buffer, name).copy() for name in names}
+
+    buffers = []
+    for overlap in (False, True):
+        model = _tiny_ppo(overlap)
+        calls = _record_group_calls(model.env.unwrapped)
+        capture = Capture()
+        model.learn(32, callback=capture)  # one rollout of 8 steps x 4 envs
+        buffers.append(capture.buffer)
+        model.env.close()
+    for name, values in buffers[0].items():
+        np.testing.assert_array_equal(buffers[1][name], values, err_msg=name)
+    # The overlapped run's order: group 0 starts its next step before group 1's ends.
+    start = [("send_group", 0), ("send_group", 1)]
+    assert calls[:6] == [*start, ("wait_group", 0), ("send_group", 0), ("wait_group", 1), ("send_group", 1)]
+
+
+def test_a_rollout_stopped_by_a_callback_leaves_the_next_learn_a_fresh_start() -> None:
+    """Overlapped rollouts stopped mid-rollout have steps in flight: the next learn resets."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class StopAt(BaseCallback):
+        def _on_step(self) -> bool:
+            return self.n_calls % 3 != 0
+
+    model = _tiny_ppo(overlap=True)
+    model.learn(32, callback=StopAt())
+    assert model._last_obs is None
+    model.learn(32, callback=StopAt(), reset_num_timesteps=False)
+    assert model.num_timesteps == 24  # 3 steps of 4 envs, twice
+    model.env.close()

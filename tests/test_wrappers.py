@@ -795,5 +795,7 @@ def test_frame_stacker_resets_one_env_while_others_continue() -> None:
     stacker.reset(np.array([1]), frames(9))
     stacker.push(frames(3, 10))
     assert stacker.stack[:, :, 0, 0].tolist() == [[1, 2, 3], [9, 9, 10]]
+    stacker.push(frames(11), slice(1, 2))  # one env's step: the other's stack stays
+    assert stacker.stack[:, :, 0, 0].tolist() == [[1, 2, 3], [9, 10, 11]]
     with pytest.raises(ValueError, match="frames must be a positive integer, got 0"):
         FrameStacker(1, frames=0, shape=(1, 2, 2))

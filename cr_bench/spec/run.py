@@ -192,6 +192,11 @@ class RunConfig:
     rollout_threads: int = 0
     """Torch threads while collecting rollouts (the policy on one small batch per step); 0:
     ``torch_threads``. Never more than ``torch_threads``. On-policy agents (the PPOs) only."""
+    rollout_overlap: bool = False
+    """PPO on EnvPool's pool per core: run the policy for one pool's envs while the other
+    pools step (the same rollouts, :class:`cr_bench.algorithms.OverlappedRollouts`). Off by
+    default: ``cr-bench bench`` measures it as a lever, and it does not pay on 2 cores.
+    Agents other than PPO, gymnasium and ``vec_env: pool`` always use SB3's loop."""
     device: Device = "auto"
     """Torch device of the learner, as in SB3: ``auto`` (CUDA when present, else the CPU), ``cpu``
     or ``cuda``. A model saved on one device loads on any other."""
