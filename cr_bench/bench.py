@@ -158,6 +158,8 @@ LEVERS: dict[str, Lever] = {
         {"rollout_overlap": True}
     ),
     "rollouts on the learner's 2 threads (the former default)": Lever({"rollout_threads": 0}),
+    # Its learning per frame: benchmarks/learner.yaml against benchmarks/early.yaml.
+    "2 epochs per rollout instead of 4 (algo.n_epochs: 2)": Lever({"algo": {"n_epochs": 2}}),
     "one EnvPool in lockstep (vec_env: pool, the former layout)": Lever({"vec_env": "pool"}),
     # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).
     "2 trainings at once, 1 torch thread each (frames/s summed)": Lever({"torch_threads": 1}, copies=2),

@@ -193,7 +193,7 @@ class EnvPoolVecEnv(VecEnv):
         self._row_groups.clear()
         return self._row_obs.copy(), self._row_rewards.copy(), self._row_dones.copy(), list(self._row_infos)
 
-    # -- Groups: a pool steps while this thread works on another's envs --------------------
+    # -- Groups: a pool steps while this thread runs the policy for another's envs ----------
     def send_group(self, group: int, actions: np.ndarray) -> None:
         """Start an agent step of the envs in ``groups[group]`` with their ``actions`` (the
         group's rows of what :meth:`step_async` takes) and return at once: the group's pool
@@ -215,8 +215,8 @@ class EnvPoolVecEnv(VecEnv):
             shard.step = self._threads.submit(self._play_step, group)
 
     def wait_group(self, group: int) -> np.ndarray:
-        """Step every pool in flight until ``group``'s agent step ends, then the group's new
-        observations (an ended env's is its reset's)."""
+        """Wait for ``group``'s agent step to end (on its pool's thread; here, with one pool),
+        then the group's new observations (an ended env's is its reset's)."""
         self._wait_group(group)
         return self._row_obs[self.groups[group]].copy()
 
@@ -333,9 +333,9 @@ class EnvPoolVecEnv(VecEnv):
 class _Shard:
     """One EnvPool holding envs ``ids`` of the VecEnv (global ids in, global ids out).
 
-    A frame is sent (:meth:`send`) and received later (:meth:`recv`), so the VecEnv's thread
-    can work on another shard's frame meanwhile. Naming the envs costs EnvPool about a fifth
-    of its speed, so a frame for all of the shard's envs names none.
+    A frame is sent (:meth:`send`) and received (:meth:`recv`) by one thread at a time: the
+    VecEnv's, or the pool's own (``EnvPoolVecEnv._play_step``). Naming the envs costs EnvPool
+    about a fifth of its speed, so a frame for all of the shard's envs names none.
     """
 
     def __init__(self, pool: Any, ids: np.ndarray) -> None:
