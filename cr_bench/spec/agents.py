@@ -51,7 +51,8 @@ class AgentSpec:
 # Seed 000: Beta-PPO, action repeat 8, 4 stacked 96x96 grayscale frames, six-conv CNN,
 # ~2000-transition rollouts (here 256 x 8 envs), batch 128, clip 0.1, lr 1e-3, green
 # penalty, "die" bonus and the 100-frame no-progress stop. Seed 000's 8 epochs are cut to
-# 4 so the learner keeps up with EnvPool (`cr-bench bench`: about 1.5x the frames/s).
+# 4 so the learner keeps up with EnvPool (`cr-bench bench`: about 1.5x the frames/s); 2
+# learn less per frame (results/learner/curve.csv against results/early/curve.csv).
 # Seed 000 trains its shared CNN with a Huber value loss, which bounds the critic's pull on
 # the features; SB3's squared loss on raw returns (hundreds) swamps the policy gradient, so
 # training rewards are normalized instead (a 1M-frame run without it, lr lin_1e-3, averaged a
