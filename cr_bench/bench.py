@@ -362,14 +362,17 @@ def run_bench(
             ),
         ]
     steps.append(("pipeline on gymnasium", lambda: pipeline("gymnasium", raw_frames, envs=1)))
+    ref_envs = AGENTS["ppo-gaussian"].defaults["n_envs"]
+    train_reference = (
+        "train reference",
+        lambda: training_run(REFERENCE, "gymnasium", ref_envs, _train_reference, train_frames),
+    )
     if has_envpool:
-        steps.append(("pipeline on envpool", lambda: pipeline("envpool", raw_frames * 8, envs=beta_envs)))
-        steps.append(
-            (
-                "train ppo",
-                lambda: training_run(TRAIN, "envpool", beta_envs, _train_cr_bench, train_frames),
-            )
-        )
+        train_ppo = functools.partial(training_run, TRAIN, "envpool", beta_envs, _train_cr_bench, train_frames)
+        steps += [("pipeline on envpool", lambda: pipeline("envpool", raw_frames * 8, envs=beta_envs))]
+        steps.append(("train ppo", train_ppo))
+        if reference:  # between two timings of ppo, which are summed (_bracketed)
+            steps += [train_reference, (TRAIN_AGAIN, train_ppo)]
         for name, lever in LEVERS.items() if levers else ():
             target = functools.partial(_train_cr_bench, overrides=lever.overrides)
             label = f"{LEVER_PREFIX}{name}"
@@ -379,15 +382,8 @@ def run_bench(
                     functools.partial(training_run, label, "envpool", beta_envs, target, train_frames, lever.copies),
                 )
             )
-    if reference:
-        ref_envs = AGENTS["ppo-gaussian"].defaults["n_envs"]
-        # Right after ppo's training, which runs again after it (the two are summed: _bracketed).
-        at = next((i + 1 for i, (label, _) in enumerate(steps) if label == "train ppo"), len(steps))
-        steps[at:at] = [
-            ("train reference", lambda: training_run(REFERENCE, "gymnasium", ref_envs, _train_reference, train_frames)),
-        ]
-        if has_envpool:
-            steps.insert(at + 1, (TRAIN_AGAIN, steps[at - 1][1]))
+    elif reference:
+        steps.append(train_reference)
     rows: list[Measurement] = []
     for label, measure in steps:
         log(f"measuring {label} ...")

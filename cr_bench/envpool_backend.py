@@ -152,7 +152,6 @@ class EnvPoolVecEnv(VecEnv):
         if not self._shards:
             self._open()
         self._finish_steps()  # steps under way (a rollout stopped by a callback): every env restarts
-        self._row_groups.clear()
         self._reset_envs(np.arange(self.num_envs))
         return self._stacker.stack.copy()
 
@@ -239,12 +238,14 @@ class EnvPoolVecEnv(VecEnv):
         self._row_groups.add(group)
 
     def _finish_steps(self) -> None:
-        """Let every group's step under way end (on its thread), dropping results and errors."""
+        """Let every group's step under way end (on its thread), dropping its results, errors
+        and the parts of a step not yet returned."""
         for shard in self._shards:
             if shard.step is not None:
                 with contextlib.suppress(BaseException):
                     shard.step.result()
             shard.stepping, shard.step = False, None
+        self._row_groups.clear()
 
     def _env_actions(self, actions: np.ndarray, n: int) -> np.ndarray:
         """The agent's actions for ``n`` envs as CarRacing's ``(n, 3)`` float64 actions."""
@@ -303,7 +304,6 @@ class EnvPoolVecEnv(VecEnv):
         for shard in self._shards:
             shard.pool.close()
         self._shards = []
-        self._row_groups.clear()
         if self._threads is not None:
             self._threads.shutdown()
             self._threads = None
