@@ -1,9 +1,11 @@
 """SB3 and sb3-contrib algorithms whose schedules follow environment frames, whose rollouts
-may use fewer torch threads than their learner, and whose PPO runs the policy for one EnvPool
-group while the others step."""
+may use fewer torch threads than their learner, and whose PPO may run the policy for one
+EnvPool group while the others step, or learn from one rollout while it collects the next."""
 
 from __future__ import annotations
 
+import copy
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -13,6 +15,8 @@ from sb3_contrib import QRDQN, RecurrentPPO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor, VecNormalize
 
@@ -175,8 +179,144 @@ def _group_stepped(env: VecEnv) -> EnvPoolVecEnv | None:
     return env if isinstance(env, EnvPoolVecEnv) and len(env.groups) > 1 else None
 
 
-class FramePPO(FrameProgress, RolloutThreads, OverlappedRollouts, PPO):
-    """PPO with frame-based schedules; its rollouts may overlap the pools' stepping."""
+class OverlappedLearner:
+    """Mixin for SB3's PPO: learn from one rollout on a thread of its own while the next
+    rollout is collected.
+
+    SB3 alternates: collect a rollout, train on it, collect the next. Here the learner trains
+    a copy of the policy on rollout k while the envs play rollout k+1 with the policy it
+    had before, and the copy's weights (and optimizer state) return to ``self.policy`` once
+    both are done. So rollout k+1 is played by the policy trained on rollouts 1..k-1: one
+    rollout of lag, which PPO's ratio to the recorded log-probs (the acting policy's) takes
+    into account as for any sampled data. The rollouts learned from are SB3's: a rollout cut
+    by the frame budget is not learned from, and the last full one is.
+
+    ``self.policy`` only changes between rollouts, so callbacks (checkpoints, evaluations)
+    see a consistent policy; a checkpoint taken during a rollout holds the policy before the
+    learner's current update. ``learner_overlap = False``: SB3's loop.
+    """
+
+    learner_overlap: bool = False
+
+    def learn(
+        self,
+        total_timesteps: int,
+        callback: Any = None,
+        log_interval: int = 1,
+        tb_log_name: str = "OnPolicyAlgorithm",
+        reset_num_timesteps: bool = True,
+        progress_bar: bool = False,
+    ) -> Any:
+        if not self.learner_overlap:
+            return super().learn(  # type: ignore[misc]
+                total_timesteps, callback, log_interval, tb_log_name, reset_num_timesteps, progress_bar
+            )
+        model: PPO = self  # type: ignore[assignment]
+        # SB3's OnPolicyAlgorithm.learn, with train() replaced by _Learner.start/finish.
+        iteration = 0
+        learner = _Learner(model)
+        total_timesteps, callback = model._setup_learn(
+            total_timesteps, callback, reset_num_timesteps, tb_log_name, progress_bar
+        )
+        callback.on_training_start(locals(), globals())
+        assert model.env is not None
+        try:
+            while model.num_timesteps < total_timesteps:
+                continue_training = model.collect_rollouts(
+                    model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps
+                )
+                learner.finish()
+                if not continue_training:
+                    break
+                iteration += 1
+                model._update_current_progress_remaining(model.num_timesteps, total_timesteps)
+                if log_interval is not None and iteration % log_interval == 0:
+                    model.dump_logs(iteration)
+                learner.start()
+        finally:
+            learner.close()
+        callback.on_training_end()
+        return self
+
+
+class _Learner:
+    """The learner of :class:`OverlappedLearner`: a copy of the model's policy, trained by
+    SB3's ``train`` on a worker thread, and the spare rollout buffer the next rollout fills."""
+
+    def __init__(self, model: PPO) -> None:
+        self.model = model
+        self.policy = copy.deepcopy(model.policy)
+        vars(self.policy).pop("forward", None)  # a callback's timing wrapper bound to the original
+        self.spare = copy.deepcopy(model.rollout_buffer)
+        self.threads = th.get_num_threads()
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cr-bench-learner")
+        self.running: Future[int] | None = None
+
+    def start(self) -> None:
+        """Train the copy on the rollout just collected; the model collects into the spare buffer."""
+        shadow = copy.copy(self.model)  # SB3's train() reads the model's attributes as they are now
+        shadow.policy = self.policy
+        self.model.rollout_buffer, self.spare = self.spare, self.model.rollout_buffer
+        self.running = self.executor.submit(self._train, shadow)
+
+    def _train(self, shadow: PPO) -> int:
+        th.set_num_threads(self.threads)  # this thread's own: the rollout may use fewer
+        type(shadow).train(shadow)  # not an instance attribute: one bound to the model
+        return shadow._n_updates
+
+    def finish(self) -> None:
+        """Wait for the training under way (re-raising its error) and give its weights to the model."""
+        if self.running is None:
+            return
+        running, self.running = self.running, None
+        self.model._n_updates = running.result()
+        self.model.policy.load_state_dict(self.policy.state_dict())
+        self.model.policy.optimizer.load_state_dict(self.policy.optimizer.state_dict())
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        finally:
+            self.executor.shutdown()
+
+
+class ChannelsLastRolloutBuffer(RolloutBuffer):
+    """SB3's RolloutBuffer for image observations that a channels-last network reads: the
+    observations are laid out channels-last once per rollout, as the learner starts, and
+    each minibatch is a ``(batch, C, H, W)`` tensor in ``torch.channels_last`` memory format.
+
+    SB3's buffer hands out channel-first minibatches, which the network relays out (a slow
+    strided copy of uint8 pixels) in every minibatch of every epoch. The same values, in
+    the order the network reads them.
+    """
+
+    def get(self, batch_size: int | None = None) -> Any:
+        if not self.generator_ready:
+            # (steps, envs, C, H, W) -> (envs, steps, H, W, C) in one copy; SB3's flattening
+            # below swaps steps and envs back, which this layout turns into a view.
+            by_env = np.ascontiguousarray(self.observations.transpose(1, 0, 3, 4, 2))
+            self.observations = by_env.swapaxes(0, 1)
+        yield from super().get(batch_size)
+
+    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> RolloutBufferSamples:
+        samples = super()._get_samples(batch_inds, env)
+        return samples._replace(observations=samples.observations.permute(0, 3, 1, 2))
+
+
+class FramePPO(FrameProgress, RolloutThreads, OverlappedRollouts, OverlappedLearner, PPO):
+    """PPO with frame-based schedules; its rollouts may overlap the pools' stepping, and its
+    learner the next rollout. A channels-last CNN on images gets a
+    :class:`ChannelsLastRolloutBuffer`."""
+
+    def _setup_model(self) -> None:
+        extractor = self.policy_kwargs.get("features_extractor_kwargs", {})
+        if (
+            self.rollout_buffer_class is None
+            and extractor.get("channels_last")
+            and is_image_space(self.observation_space)
+        ):
+            self.rollout_buffer_class = ChannelsLastRolloutBuffer
+        super()._setup_model()
 
 
 class FrameDQN(FrameProgress, DQN):

@@ -157,6 +157,10 @@ LEVERS: dict[str, Lever] = {
     "overlapped rollouts (rollout_overlap: the policy acts for one pool while the other steps)": Lever(
         {"rollout_overlap": True}
     ),
+    # Its learning per frame: benchmarks/overlap.yaml against benchmarks/early.yaml.
+    "overlapped learner (learner_overlap: learns from one rollout while the next is played)": Lever(
+        {"learner_overlap": True}
+    ),
     "rollouts on the learner's 2 threads (the former default)": Lever({"rollout_threads": 0}),
     # Its learning per frame: benchmarks/learner.yaml against benchmarks/early.yaml.
     "2 epochs per rollout instead of 4 (algo.n_epochs: 2)": Lever({"algo": {"n_epochs": 2}}),

@@ -259,6 +259,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         model.frame_budget = config.frames  # type: ignore[attr-defined]
         model.rollout_threads = config.rollout_threads  # type: ignore[attr-defined]
         model.rollout_overlap = config.rollout_overlap  # type: ignore[attr-defined]
+        model.learner_overlap = config.learner_overlap  # type: ignore[attr-defined]
         # Written once env and model exist, so a run that cannot start leaves no run behind.
         write_yaml(run.config, to_dict(config))
         write_yaml(run.path / "versions.yaml", library_versions())

@@ -173,3 +173,123 @@ def test_rollouts_run_on_their_own_threads(rollout_threads: int, seen: int) -> N
         assert (during_steps, during_training, th.get_num_threads()) == ({seen}, {2}, 2)
     finally:
         th.set_num_threads(threads)
+
+
+def _weights(policy: object) -> np.ndarray:
+    import torch as th
+
+    assert isinstance(policy, th.nn.Module)
+    return th.nn.utils.parameters_to_vector(policy.parameters()).detach().numpy().copy()
+
+
+def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> None:
+    """learner_overlap: the learner trains on rollout k (its buffer as collected, from the
+    weights rollout k-1 left) while rollout k+1 is played by the policy from before that
+    update; the model ends with the weights and optimizer state of the last update."""
+    import threading
+
+    import gymnasium as gym
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from cr_bench.algorithms import FramePPO
+
+    rollouts = 5
+    stepping = [threading.Event() for _ in range(rollouts)]  # set once rollout k has played a step
+    trained: list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = []  # obs, start, end, overlapped
+
+    class Probe(FramePPO):
+        def train(self) -> None:
+            k = len(trained)
+            start = _weights(self.policy)
+            observations = self.rollout_buffer.observations.copy()
+            super().train()
+            # SB3's loop plays no step of rollout k+1 before train() returns: this waits in vain there
+            overlapped = k + 1 == rollouts or stepping[k + 1].wait(timeout=5)
+            trained.append((observations, start, _weights(self.policy), overlapped))
+
+    played: list[tuple[np.ndarray, np.ndarray]] = []  # acting weights, observations
+
+    class Recorder(BaseCallback):
+        def _on_step(self) -> bool:
+            stepping[len(played)].set()
+            return True
+
+        def _on_rollout_end(self) -> None:
+            buffer = self.locals["rollout_buffer"]
+            played.append((_weights(self.model.policy), buffer.observations.copy()))
+
+    venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
+    model = Probe("MlpPolicy", venv, n_steps=16, batch_size=8, n_epochs=2, seed=0, device="cpu")
+    model.learner_overlap = True
+    initial = _weights(model.policy)
+    model.learn(16 * rollouts, callback=Recorder())
+
+    assert len(played) == len(trained) == rollouts
+    assert all(overlapped for *_, overlapped in trained)
+    for k, (observations, start, _, _) in enumerate(trained):
+        assert np.array_equal(observations, played[k][1])  # rollout k, as collected
+        assert np.array_equal(start, trained[k - 1][2] if k else initial)
+    expected_acting = [initial, initial] + [end for _, _, end, _ in trained[:3]]
+    for (acting, _), expected in zip(played, expected_acting, strict=True):
+        assert np.array_equal(acting, expected)
+    assert np.array_equal(_weights(model.policy), trained[-1][2])
+    assert model._n_updates == 5 * 2
+    steps = [state["step"] for state in model.policy.optimizer.state_dict()["state"].values()]
+    assert steps and all(int(step) == 5 * 2 * 2 for step in steps)  # Adam: 2 epochs x 2 batches x 5
+
+
+def test_an_error_of_the_overlapped_learner_stops_learn() -> None:
+    import gymnasium as gym
+    from stable_baselines3.common.vec_env import DummyVecEnv
+
+    from cr_bench.algorithms import FramePPO
+
+    class Broken(FramePPO):
+        def train(self) -> None:
+            raise RuntimeError("learner broke")
+
+    model = Broken("MlpPolicy", DummyVecEnv([lambda: gym.make("CartPole-v1")]), n_steps=16, batch_size=16, device="cpu")
+    model.learner_overlap = True
+    with pytest.raises(RuntimeError, match="learner broke"):
+        model.learn(16 * 4)
+
+
+def test_channels_last_buffer_serves_sb3s_minibatches_in_channels_last_layout() -> None:
+    """The same minibatches, in the same order, as SB3's RolloutBuffer, as ``(batch, C, H, W)``
+    tensors whose memory is channels-last (what the network reads without a relayout)."""
+    import gymnasium as gym
+    import torch as th
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    from cr_bench.algorithms import ChannelsLastRolloutBuffer
+
+    space = gym.spaces.Box(0, 255, (4, 6, 5), np.uint8)
+    actions = gym.spaces.Box(-1, 1, (3,), np.float32)
+    rng = np.random.default_rng(0)
+    buffers = [cls(8, space, actions, n_envs=3) for cls in (RolloutBuffer, ChannelsLastRolloutBuffer)]
+    for _ in range(8):
+        step = (rng.integers(0, 256, (3, 4, 6, 5), np.uint8), rng.random((3, 3)), rng.random(3), np.zeros(3))
+        for buffer in buffers:
+            buffer.add(*step, th.zeros(3, 1), th.zeros(3))
+    for buffer in buffers:
+        buffer.compute_returns_and_advantage(th.zeros(3, 1), np.zeros(3))
+    batches = []
+    for buffer in buffers:
+        np.random.seed(1)
+        batches.append([samples for _ in range(2) for samples in buffer.get(5)])  # two epochs
+    assert len(batches[0]) == len(batches[1]) == 10
+    for sb3, ours in zip(*batches, strict=True):
+        assert ours.observations.shape == sb3.observations.shape
+        assert ours.observations.is_contiguous(memory_format=th.channels_last)
+        assert th.equal(ours.observations, sb3.observations)
+        assert th.equal(ours.actions, sb3.actions) and th.equal(ours.advantages, sb3.advantages)
+
+
+@pytest.mark.parametrize(("channels_last", "buffer"), [(True, "ChannelsLastRolloutBuffer"), (False, "RolloutBuffer")])
+def test_ppo_gives_a_channels_last_cnn_the_channels_last_buffer(channels_last: bool, buffer: str) -> None:
+    config = resolve_config("ppo", {**SMALL["ppo"], "n_envs": 1, "policy": {"channels_last": channels_last}})
+    env = make_vec_env(config.env, config.n_envs, config.seed, training=True)
+    model = build_model(config, env)
+    assert type(model.rollout_buffer).__name__ == buffer
+    env.close()

@@ -197,6 +197,10 @@ class RunConfig:
     pools step (the same rollouts, :class:`cr_bench.algorithms.OverlappedRollouts`). Off by
     default: ``cr-bench bench`` measures it as a lever, and it does not pay on 2 cores.
     Agents other than PPO, gymnasium and ``vec_env: pool`` always use SB3's loop."""
+    learner_overlap: bool = False
+    """PPO: learn from one rollout on a thread of its own while the next rollout is collected
+    by the policy from before that update (one rollout of lag,
+    :class:`cr_bench.algorithms.OverlappedLearner`). Other agents ignore it."""
     device: Device = "auto"
     """Torch device of the learner, as in SB3: ``auto`` (CUDA when present, else the CPU), ``cpu``
     or ``cuda``. A model saved on one device loads on any other."""
