@@ -180,7 +180,8 @@ class PhaseTimer(BaseCallback):
     waits for a pool beyond the policy's), ``policy inference`` the policy's ``forward`` while collecting
     rollouts (DQN's family acts through ``predict``: it would show none), ``learner`` the
     time from the end of one rollout to the start of the next (SB3's ``train``, and the
-    logging between), and ``rollout loop`` the rest: SB3's bookkeeping, the rollout buffer,
+    logging between; with an overlapped learner, the part of its time the rollout did not
+    hide), and ``rollout loop`` the rest: SB3's bookkeeping, the rollout buffer,
     reward normalization and the callbacks (checkpoints, the curve). One timer per ``learn``:
     it wraps the env and the policy when training starts.
     """

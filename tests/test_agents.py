@@ -179,7 +179,7 @@ def _weights(policy: object) -> np.ndarray:
     import torch as th
 
     assert isinstance(policy, th.nn.Module)
-    return th.nn.utils.parameters_to_vector(policy.parameters()).detach().numpy().copy()
+    return th.cat([weight.detach().reshape(-1) for weight in policy.parameters()]).numpy()
 
 
 def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> None:
@@ -293,3 +293,22 @@ def test_ppo_gives_a_channels_last_cnn_the_channels_last_buffer(channels_last: b
     model = build_model(config, env)
     assert type(model.rollout_buffer).__name__ == buffer
     env.close()
+
+
+def test_the_channels_last_buffer_trains_ppo_as_sb3s_buffer_does() -> None:
+    """Two seeded trainings of ppo, one with SB3's RolloutBuffer: the same weights."""
+    from stable_baselines3.common.buffers import RolloutBuffer
+
+    config = resolve_config("ppo", {**SMALL["ppo"], "n_envs": 1, "env": {"action_repeat": 2}})
+    weights = []
+    for buffer_class in ("ours", RolloutBuffer):
+        env = make_vec_env(config.env, config.n_envs, config.seed, training=True)
+        model = build_model(config, env)
+        if buffer_class is RolloutBuffer:
+            model.rollout_buffer = RolloutBuffer(
+                model.n_steps, model.observation_space, model.action_space, n_envs=1, gamma=0.99, gae_lambda=0.95
+            )
+        model.learn(16 * 3)
+        weights.append(_weights(model.policy))
+        env.close()
+    assert np.array_equal(*weights)
