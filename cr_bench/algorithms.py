@@ -191,9 +191,13 @@ class OverlappedLearner:
     into account as for any sampled data. The rollouts learned from are SB3's: a rollout cut
     by the frame budget is not learned from, and the last full one is.
 
-    ``self.policy`` only changes between rollouts, so callbacks (checkpoints, evaluations)
-    see a consistent policy; a checkpoint taken during a rollout holds the policy before the
-    learner's current update. ``learner_overlap = False``: SB3's loop.
+    ``self.policy`` (weights and optimizer state) only changes between rollouts, so
+    callbacks (checkpoints, evaluations) see a consistent policy: one taken during rollout
+    k+1 holds the policy trained on rollouts 1..k-1, and a run resumed from it does not
+    learn from rollout k. The learner records its ``train/`` values in the shared logger
+    while the rollout runs, and the logs are written between rollouts: a callback that
+    writes the logs during a rollout (SB3's ``EvalCallback``) may write part of them.
+    ``learner_overlap = False``: SB3's loop.
     """
 
     learner_overlap: bool = False
@@ -203,7 +207,7 @@ class OverlappedLearner:
         total_timesteps: int,
         callback: Any = None,
         log_interval: int = 1,
-        tb_log_name: str = "OnPolicyAlgorithm",
+        tb_log_name: str = "PPO",
         reset_num_timesteps: bool = True,
         progress_bar: bool = False,
     ) -> Any:
@@ -233,8 +237,12 @@ class OverlappedLearner:
                 if log_interval is not None and iteration % log_interval == 0:
                     model.dump_logs(iteration)
                 learner.start()
-        finally:
-            learner.close()
+        except BaseException:
+            # Ctrl-C or an error here: the update under way still reaches the model (the
+            # checkpoint of an interrupted run holds it), and this error is the one raised.
+            learner.close(quiet=True)
+            raise
+        learner.close()
         callback.on_training_end()
         return self
 
@@ -260,22 +268,37 @@ class _Learner:
         self.running = self.executor.submit(self._train, shadow)
 
     def _train(self, shadow: PPO) -> int:
-        th.set_num_threads(self.threads)  # this thread's own: the rollout may use fewer
+        # Torch sets a thread's count up at its first use, from the count set last by any
+        # thread (the rollout's may be smaller): set up first, then set this thread's own.
+        th.get_num_threads()
+        th.set_num_threads(self.threads)
         type(shadow).train(shadow)  # not an instance attribute: one bound to the model
         return shadow._n_updates
 
     def finish(self) -> None:
-        """Wait for the training under way (re-raising its error) and give its weights to the model."""
+        """Wait for the training under way (re-raising its error) and give its weights and
+        optimizer state to the model (copies: the learner's go on changing)."""
         if self.running is None:
             return
-        running, self.running = self.running, None
-        self.model._n_updates = running.result()
+        try:
+            n_updates = self.running.result()  # a Ctrl-C here leaves it to close()
+        except Exception:
+            self.running = None
+            raise
+        self.running = None
+        self.model._n_updates = n_updates
         self.model.policy.load_state_dict(self.policy.state_dict())
-        self.model.policy.optimizer.load_state_dict(self.policy.optimizer.state_dict())
+        # load_state_dict keeps the given state's tensors: the learner's next steps would
+        # change the model's optimizer state in place.
+        self.model.policy.optimizer.load_state_dict(copy.deepcopy(self.policy.optimizer.state_dict()))
 
-    def close(self) -> None:
+    def close(self, quiet: bool = False) -> None:
+        """Finish the training under way and stop the thread; ``quiet``: without raising its error."""
         try:
             self.finish()
+        except Exception:
+            if not quiet:
+                raise
         finally:
             self.executor.shutdown()
 

@@ -184,11 +184,14 @@ def _weights(policy: object) -> np.ndarray:
 
 def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> None:
     """learner_overlap: the learner trains on rollout k (its buffer as collected, from the
-    weights rollout k-1 left) while rollout k+1 is played by the policy from before that
-    update; the model ends with the weights and optimizer state of the last update."""
+    weights rollout k-1 left, on the learner's 2 torch threads where the rollout uses 1)
+    while rollout k+1 is played by the policy from before that update, whose optimizer
+    state the learner does not change; the model ends with the weights and optimizer state
+    of the last update."""
     import threading
 
     import gymnasium as gym
+    import torch as th
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
 
@@ -198,14 +201,25 @@ def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> No
     stepping = [threading.Event() for _ in range(rollouts)]  # set once rollout k has played a step
     trained: list[tuple[np.ndarray, np.ndarray, np.ndarray, bool]] = []  # obs, start, end, overlapped
 
+    threads: list[int] = []
+    learner_tensors: set[int] = set()
+    model_tensors: set[int] = set()
+
+    def optimizer_tensors(policy: th.nn.Module) -> set[int]:
+        state = policy.optimizer.state_dict()["state"]  # type: ignore[operator]
+        return {value.data_ptr() for entry in state.values() for value in entry.values()}
+
     class Probe(FramePPO):
         def train(self) -> None:
             k = len(trained)
+            # SB3's loop plays no step of rollout k+1 before train() returns: this waits in
+            # vain there. Here the rollout runs, on its 1 torch thread, before any torch op.
+            overlapped = k + 1 == rollouts or stepping[k + 1].wait(timeout=5)
+            learner_tensors.update(optimizer_tensors(self.policy))
             start = _weights(self.policy)
             observations = self.rollout_buffer.observations.copy()
             super().train()
-            # SB3's loop plays no step of rollout k+1 before train() returns: this waits in vain there
-            overlapped = k + 1 == rollouts or stepping[k + 1].wait(timeout=5)
+            threads.append(th.get_num_threads())
             trained.append((observations, start, _weights(self.policy), overlapped))
 
     played: list[tuple[np.ndarray, np.ndarray]] = []  # acting weights, observations
@@ -216,16 +230,25 @@ def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> No
             return True
 
         def _on_rollout_end(self) -> None:
+            model_tensors.update(optimizer_tensors(self.model.policy))
             buffer = self.locals["rollout_buffer"]
             played.append((_weights(self.model.policy), buffer.observations.copy()))
 
     venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
     model = Probe("MlpPolicy", venv, n_steps=16, batch_size=8, n_epochs=2, seed=0, device="cpu")
     model.learner_overlap = True
+    model.rollout_threads = 1
     initial = _weights(model.policy)
-    model.learn(16 * rollouts, callback=Recorder())
+    former = th.get_num_threads()
+    th.set_num_threads(2)
+    try:
+        model.learn(16 * rollouts, callback=Recorder())
+    finally:
+        th.set_num_threads(former)
 
     assert len(played) == len(trained) == rollouts
+    assert threads == [2] * rollouts
+    assert model_tensors and learner_tensors and not model_tensors & learner_tensors
     assert all(overlapped for *_, overlapped in trained)
     for k, (observations, start, _, _) in enumerate(trained):
         assert np.array_equal(observations, played[k][1])  # rollout k, as collected
@@ -306,8 +329,16 @@ def test_the_channels_last_buffer_trains_ppo_as_sb3s_buffer_does() -> None:
         model = build_model(config, env)
         if buffer_class is RolloutBuffer:
             model.rollout_buffer = RolloutBuffer(
-                model.n_steps, model.observation_space, model.action_space, n_envs=1, gamma=0.99, gae_lambda=0.95
+                model.n_steps,
+                model.observation_space,
+                model.action_space,
+                device=model.device,
+                gamma=model.gamma,
+                gae_lambda=model.gae_lambda,
+                n_envs=1,
             )
+        else:
+            assert type(model.rollout_buffer).__name__ == "ChannelsLastRolloutBuffer"
         model.learn(16 * 3)
         weights.append(_weights(model.policy))
         env.close()
