@@ -200,7 +200,9 @@ class RunConfig:
     learner_overlap: bool = False
     """PPO: learn from one rollout on a thread of its own while the next rollout is collected
     by the policy from before that update (one rollout of lag,
-    :class:`cr_bench.algorithms.OverlappedLearner`). Other agents ignore it."""
+    :class:`cr_bench.algorithms.OverlappedLearner`). Off by default: ``cr-bench bench``
+    measures its speed as a lever, and the lag costs learning per frame (results/overlap
+    against results/early). Other agents ignore it."""
     device: Device = "auto"
     """Torch device of the learner, as in SB3: ``auto`` (CUDA when present, else the CPU), ``cpu``
     or ``cuda``. A model saved on one device loads on any other."""
