@@ -69,6 +69,8 @@ class Measurement:
     ratio: float | None = None
     phases: dict[str, float] = field(default_factory=dict)
     """Seconds per phase of a training (:class:`PhaseTimer`), empty for other rows."""
+    baseline: Measurement | None = None
+    """A lever's: the default training timed just before and just after it (summed), its ratio's base."""
 
     @property
     def frames_per_s(self) -> float:
@@ -375,7 +377,7 @@ def run_bench(
     if has_envpool:
         train_ppo = functools.partial(training_run, TRAIN, "envpool", beta_envs, _train_cr_bench, train_frames)
         steps += [("pipeline on envpool", lambda: pipeline("envpool", raw_frames * 8, envs=beta_envs))]
-        steps.append(("train ppo", train_ppo))
+        steps.append((TRAIN_FIRST, train_ppo))
         if reference:  # between two timings of ppo, which are summed (_bracketed)
             steps += [train_reference, (TRAIN_AGAIN, train_ppo)]
         for name, lever in LEVERS.items() if levers else ():
@@ -387,9 +389,11 @@ def run_bench(
                     functools.partial(training_run, label, "envpool", beta_envs, target, train_frames, lever.copies),
                 )
             )
+            steps.append((TRAIN_AFTER_LEVER, train_ppo))
     elif reference:
         steps.append(train_reference)
     rows: list[Measurement] = []
+    last_ppo: Measurement | None = None  # the newest timing of ppo, before the next lever
     for label, measure in steps:
         log(f"measuring {label} ...")
         row = measure()
@@ -397,11 +401,21 @@ def run_bench(
         if label == TRAIN_AGAIN:
             first = next(i for i, earlier in enumerate(rows) if earlier.measurement == TRAIN)
             rows[first] = _bracketed(rows[first], row)
+        elif label == TRAIN_AFTER_LEVER:
+            assert last_ppo is not None
+            rows[-1].baseline = _bracketed(last_ppo, row)
         else:
             rows.append(row)
+        if label in (TRAIN_FIRST, TRAIN_AGAIN, TRAIN_AFTER_LEVER):
+            last_ppo = row
     _add_ratios(rows)
     return rows
 
+
+TRAIN_FIRST = "train ppo"
+TRAIN_AFTER_LEVER = "train ppo again, after the lever"
+"""A timing of ppo's training after each lever: the lever's ratio is to the timings just
+before and just after it, so the machine's drift over the bench's hour cancels in it too."""
 
 TRAIN_AGAIN = "train ppo again, after the reference"
 """The second timing of ppo's training: this machine's speed drifts by 15-20% over the
@@ -443,12 +457,14 @@ def _add_ratios(rows: list[Measurement]) -> None:
         elif row.measurement == TRAIN:
             base = reference
         elif row.measurement.startswith(LEVER_PREFIX):
-            base = default
+            base = row.baseline or default
         if base is not None and base is not row:
             row.ratio = round(row.frames_per_s / base.frames_per_s, 2)
             row.ratio_to = (
                 f"{base.measurement} ({base.backend}, {base.threads} thread{'s' if base.threads > 1 else ''})"
             )
+            if base is row.baseline:
+                row.ratio_to += ", timed just before and after it"
 
 
 def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple[Path, Path]:
@@ -476,6 +492,12 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
     if _find(rows, REFERENCE, "gymnasium") is not None and _find(rows, TRAIN, "envpool") is not None:
         lines += ["", f"`{TRAIN}` is timed twice, just before and just after the reference, and the two are summed:"]
         lines.append("a drift of the machine's speed over the reference's minutes cancels in their ratio.")
+    if any(row.baseline is not None for row in rows):
+        lines += [
+            "",
+            f"Each lever's ratio is to `{TRAIN}` timed just before and just after it (summed), not to the row",
+        ]
+        lines.append("above: the machine's speed drifts by 20% and more over the bench's hour.")
     lines += ["", "Targets:", ""]
     pipe = _find(rows, PIPELINE, "envpool")
     if pipe is not None and pipe.ratio is not None:
