@@ -497,7 +497,7 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
             "",
             f"Each lever's ratio is to `{TRAIN}` timed just before and just after it (summed), not to the row",
         ]
-        lines.append("above: the machine's speed drifts by 20% and more over the bench's hour.")
+        lines.append("above: a drift of the machine's speed over the bench's hour cancels in it.")
     lines += ["", "Targets:", ""]
     pipe = _find(rows, PIPELINE, "envpool")
     if pipe is not None and pipe.ratio is not None:
