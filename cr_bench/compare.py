@@ -41,7 +41,7 @@ from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_
 from cr_bench.rundir import RunDir
 from cr_bench.spec.loader import read_yaml
 from cr_bench.spec.run import Device, EvalConfig, RunConfig
-from cr_bench.spec.suite import CurveSettings, Suite, load_suite
+from cr_bench.spec.suite import CurveSettings, Suite, SuiteAgent, load_suite
 from cr_bench.tables import (
     binned_curves,
     curve_markdown,
@@ -225,8 +225,7 @@ def compare_suite(
             suite.eval,
             suite.curve,
         )
-        for entry in suite.agents
-        for seed in entry.seeds or suite.seeds
+        for entry, seed in seed_major(suite)
     ]
     budgets = " or ".join(f"{frames:,}" for frames in sorted({job.config.frames for job in jobs}))
     print(f"suite {suite.name}: {len(jobs)} runs of {budgets} frames, {workers} worker(s)")
@@ -237,6 +236,14 @@ def compare_suite(
     if suite.curve is not None:
         write_curve(jobs, suite.curve, results_dir / suite.name)
     return summary
+
+
+def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
+    """The suite's (agent, seed) runs, every agent's first seed before any agent's second: a
+    suite stopped part-way has compared every agent on as many seeds as it could."""
+    runs = [(rank, index, entry, seed) for index, entry in enumerate(suite.agents)
+            for rank, seed in enumerate(entry.seeds or suite.seeds)]  # fmt: skip
+    return [(entry, seed) for _, _, entry, seed in sorted(runs, key=lambda run: run[:2])]
 
 
 def _announce(jobs: list[Job]) -> None:

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from cr_bench.baselines import BASELINE_ENV, make_baseline
-from cr_bench.compare import compare_suite
+from cr_bench.compare import compare_suite, seed_major
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
 from cr_bench.report import build_report
@@ -304,3 +304,14 @@ def test_a_suite_whose_budget_rises_scores_the_longer_trained_models(
     assert len(played) == 2 and played[1] > played[0]
     compare_suite(_suite(tmp_path, baselines=[], seeds=[0], frames=240), 1, results, runs, "again")
     assert len(played) == 2  # nothing new to score
+
+
+def test_a_suite_trains_every_agents_first_seed_before_any_second(tmp_path: Path) -> None:
+    """A long suite stopped part-way has every agent on its first seeds, not one agent on all."""
+    agents = [
+        {"name": "a", "agent": "ppo", "set": TINY_SET},
+        {"name": "b", "agent": "ppo", "set": TINY_SET, "seeds": [5]},
+    ]
+    suite, _ = load_suite(_suite(tmp_path, agents=agents, seeds=[0, 1, 2]))
+    order = [(entry.name, seed) for entry, seed in seed_major(suite)]
+    assert order == [("a", 0), ("b", 5), ("a", 1), ("a", 2)]
