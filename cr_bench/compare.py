@@ -31,6 +31,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.evaluation import (
     CONDITIONS,
     EPISODE_COLUMNS,
+    SCORE_COLUMNS,
     SUITE_EPISODE_COLUMNS,
     evaluate,
     write_episode_table,
@@ -78,6 +79,15 @@ def eval_file(folder: Path, settings: EvalConfig, condition: str, frames: int | 
     return folder / f"{key}.csv"
 
 
+def is_cached(path: Path) -> bool:
+    """Whether ``path`` holds an evaluation with every column of today's episode tables (one
+    written before the lap metrics is played again)."""
+    if not path.is_file():
+        return False
+    with path.open() as table:
+        return set(EPISODE_COLUMNS) <= set(table.readline().strip().split(","))
+
+
 def run_eval_file(job: Job, condition: str) -> Path:
     """Where the episodes of the run's model as it is now are cached: a run trained further
     (a suite's budget raised) is scored again, never reported with its shorter training's scores."""
@@ -108,7 +118,7 @@ def evaluate_job(job: Job, condition: str) -> Path:
     """Evaluate the trained run under ``condition`` unless cached; the episodes' file."""
     run = RunDir(job.run_dir)
     path = run_eval_file(job, condition)
-    if not path.is_file():
+    if not is_cached(path):
         set_torch_threads(job.config.torch_threads)
         model = load_model(job.config.agent, str(run.model), device=job.config.device)
         saved_env = run.read_config().env  # the pipeline the model was trained with
@@ -326,9 +336,9 @@ def _human_episodes(folder: Path, settings: EvalConfig) -> pd.DataFrame:
         raise CrBenchError(f"--human {folder}: no episodes of cr-bench play ({error})".splitlines()[0]) from None
     if not played:
         raise CrBenchError(f"--human {folder}: not written by cr-bench play --out (see its command.txt)")
-    if not set(EPISODE_COLUMNS) <= set(table.columns):
+    if not set(SCORE_COLUMNS) <= set(table.columns):
         raise CrBenchError(
-            f"--human {folder}: episodes.csv lacks columns {sorted(set(EPISODE_COLUMNS) - set(table.columns))}"
+            f"--human {folder}: episodes.csv lacks columns {sorted(set(SCORE_COLUMNS) - set(table.columns))}"
         )
     if backend != settings.backend:
         raise CrBenchError(f"--human {folder}: played on {backend}, the comparison evaluates on {settings.backend}")
@@ -339,7 +349,7 @@ def _human_episodes(folder: Path, settings: EvalConfig) -> pd.DataFrame:
             f"(cr-bench play --episodes {len(wanted)} --track-seed-start {wanted[0]}) or compare with "
             f"--episodes {len(table)} --track-seed-start {table['track_seed'].min()}"
         )
-    return table[EPISODE_COLUMNS]
+    return table.reindex(columns=EPISODE_COLUMNS)  # played before the lap metrics: unknown (NaN)
 
 
 def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
@@ -354,7 +364,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
         for seed in seeds:
             for condition in conditions(suite.eval):
                 path = eval_file(root / "baselines" / name / f"seed-{seed}", suite.eval, condition)
-                if not path.is_file():
+                if not is_cached(path):
                     env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
                     policy = make_baseline(
                         name, copy.deepcopy(CAR_RACING_ACTIONS), seed

@@ -141,11 +141,11 @@ class EnvPoolVecEnv(VecEnv):
     def _receive(self, shard: _Shard) -> tuple[np.ndarray, ...]:
         """The shard's frame in flight: (env ids, frames, rewards, terminated, truncated), in result order."""
         order, frames, rewards, terminated, truncated = shard.recv()
-        rewards = np.asarray(rewards, dtype=np.float64)
-        self._score.add(order, rewards)
+        rewards, terminated = np.asarray(rewards, dtype=np.float64), np.asarray(terminated, bool)
+        self._score.add(order, rewards, terminated)
         if self.frame_hook is not None:
             self.frame_hook(order, frames, rewards)
-        return order, frames, rewards, np.asarray(terminated, bool), np.asarray(truncated, bool)
+        return order, frames, rewards, terminated, np.asarray(truncated, bool)
 
     # -- VecEnv API ----------------------------------------------------------------------
     def reset(self) -> VecEnvObs:

@@ -12,6 +12,7 @@ and a 1000-frame episode amplifies that, so across machines only the mean is rep
 from __future__ import annotations
 
 import dataclasses
+import math
 import multiprocessing
 import os
 import pickle
@@ -37,12 +38,18 @@ from cr_bench.io import write_csv
 from cr_bench.lifeline import on_parent_exit
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, EvalConfig, resolve_backend
-from cr_bench.stats import summarize
+from cr_bench.stats import lap_summary, summarize
 
-EPISODE_COLUMNS = ["track_seed", "return", "length"]
-"""Columns every episode table starts from: the track seed, the raw return, the length in raw frames.
+EPISODE_COLUMNS = ["track_seed", "return", "length", "tile_fraction", "lap_completed", "lap_frames"]
+"""Columns every episode table starts from: the track seed, the raw return, the length in raw
+frames, and the lap metrics: the fraction of the track's tiles visited, whether the lap was
+completed (every tile visited: the env ends the episode) and the frames it took (empty
+when not completed).
 
 Each file extends them under its own name, so a column list never means two things."""
+SCORE_COLUMNS = EPISODE_COLUMNS[:3]
+"""The columns of episode tables written before the lap metrics (a ``play --out`` folder
+may still have only these: its lap metrics are then unknown)."""
 EVAL_EPISODE_COLUMNS = [*EPISODE_COLUMNS, "steps"]
 """eval/episodes.csv (``cr-bench eval``, ``publish``): plus the episode's agent steps."""
 CONDITIONS = {"standard": False, "randomized": True}
@@ -56,12 +63,34 @@ RETURN_DECIMALS = 4
 
 @dataclass(frozen=True)
 class EpisodeResult:
-    """One evaluation episode: raw return and length in raw frames (``steps`` = agent steps)."""
+    """One evaluation episode: raw return and length in raw frames (``steps`` = agent steps),
+    and its lap metrics (:class:`cr_bench.wrappers.ScoreCounters`)."""
 
     track_seed: int
     true_return: float
     length: int
     steps: int
+    tile_fraction: float = float("nan")
+    """Fraction of the track's tiles visited (NaN: not measured)."""
+    lap_frames: int | None = None
+    """Raw frames to the lap's end; None when the lap was not completed."""
+
+    @classmethod
+    def from_info(cls, track_seed: int, info: dict[str, Any], steps: int) -> EpisodeResult:
+        """The episode that ended with ``info`` (:class:`cr_bench.wrappers.EpisodeScore`'s entries)."""
+        return cls(
+            track_seed,
+            float(info["true_return"]),
+            int(info["episode_frames"]),
+            steps,
+            float(info["tile_fraction"]),
+            info["lap_frames"],
+        )
+
+    @property
+    def lap_completed(self) -> bool:
+        """Whether every tile was visited (the env ended the episode for it)."""
+        return self.lap_frames is not None
 
 
 def run_episode(model: Any, env: gym.Env, track_seed: int, deterministic: bool = True) -> EpisodeResult:
@@ -79,7 +108,7 @@ def run_episode(model: Any, env: gym.Env, track_seed: int, deterministic: bool =
         episode_start[:] = False
         steps += 1
         done = terminated or truncated
-    return EpisodeResult(track_seed, float(info["true_return"]), int(info["episode_frames"]), steps)
+    return EpisodeResult.from_info(track_seed, info, steps)
 
 
 def print_episode(result: EpisodeResult) -> None:
@@ -271,10 +300,7 @@ def first_episodes(model: BaseAlgorithm, venv: VecEnv, seed_start: int, determin
         steps += 1
         for i in map(int, np.flatnonzero(dones)):
             if i not in finished:
-                info = infos[i]
-                finished[i] = EpisodeResult(
-                    seed_start + i, float(info["true_return"]), int(info["episode_frames"]), int(steps[i])
-                )
+                finished[i] = EpisodeResult.from_info(seed_start + i, infos[i], int(steps[i]))
         episode_start = dones
     return [finished[i] for i in range(venv.num_envs)]
 
@@ -285,17 +311,25 @@ def write_episode_table(path: Path, results: list[EpisodeResult], columns: list[
         "track_seed": lambda r: r.track_seed,
         "return": lambda r: round(r.true_return, RETURN_DECIMALS),
         "length": lambda r: r.length,
+        "tile_fraction": lambda r: r.tile_fraction,
+        "lap_completed": lambda r: r.lap_completed,
+        "lap_frames": lambda r: "" if r.lap_frames is None else r.lap_frames,
         "steps": lambda r: r.steps,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     write_csv(path, columns, ([values[column](r) for column in columns] for r in results))
 
 
+def episode_laps(results: list[EpisodeResult]) -> dict[str, float]:
+    """:func:`cr_bench.stats.lap_summary` of some episodes."""
+    return lap_summary([r.tile_fraction for r in results], [r.lap_frames or math.nan for r in results])
+
+
 def write_episodes(path: Path, results: list[EpisodeResult], backend: str) -> dict[str, float]:
     """Write ``episodes.csv`` (:data:`EVAL_EPISODE_COLUMNS`) and ``summary.yaml`` (with the
     backend) beside it; return the summary."""
     write_episode_table(path, results, EVAL_EPISODE_COLUMNS)
-    summary = summarize(np.array([r.true_return for r in results]))
+    summary = {**summarize(np.array([r.true_return for r in results])), **episode_laps(results)}
     seeds = [results[0].track_seed, results[-1].track_seed]
     write_yaml(path.parent / "summary.yaml", {**summary, "backend": backend, "track_seeds": seeds})
     return summary

@@ -122,7 +122,7 @@ def play_episode(
             if keep_frames:
                 frames.append(stamp(view, 0.5, env.episode_frames, env.true_return))
             clock.tick(fps)
-        result = EpisodeResult(track_seed, env.true_return, env.episode_frames, len(actions))
+        result = EpisodeResult.from_info(track_seed, env.counters.info(0), len(actions))
     finally:
         env.close()
         pygame.display.quit()

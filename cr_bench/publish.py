@@ -36,14 +36,14 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cr_bench.agents import load_model, set_torch_threads
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
+from cr_bench.evaluation import EpisodeResult, episode_laps, evaluate, write_episodes
 from cr_bench.io import atomic_write_text
 from cr_bench.plots import plot_training_curve
 from cr_bench.rundir import PUBLISHED_MARKER, RunDir
 from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
 from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig, resolve_backend
 from cr_bench.stats import success_rate, summarize, summarize_scores
-from cr_bench.tables import checkpoint_row, write_checkpoint_table
+from cr_bench.tables import checkpoint_row, table_laps, write_checkpoint_table
 
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
 
@@ -213,7 +213,7 @@ def _published_record(
 ) -> dict[str, Any]:
     """published.yaml: the figures, the evaluation settings and the hash of ``episodes_csv``
     (which holds ``final``)."""
-    summary = summarize(np.array([r.true_return for r in final]))
+    summary = {**summarize(np.array([r.true_return for r in final])), **episode_laps(final)}
     return {
         "source_run": str(run.path),
         "agent": config.agent,
@@ -270,14 +270,17 @@ def published_models(results_dir: Path) -> list[dict[str, Any]]:
             continue  # a publish in progress or a leftover of one
         record, episodes = read_published(folder)
         # Each episode a run of one track: the IQM's CI redraws episodes (stats.episodes_ci).
-        summary = summarize_scores(episodes["return"].to_numpy(dtype=np.float64)[:, None])
+        summary = {
+            **summarize_scores(episodes["return"].to_numpy(dtype=np.float64)[:, None]),
+            **table_laps(episodes),  # NaN: published before the lap metrics
+        }
         versions = read_yaml(folder / "versions.yaml") if (folder / "versions.yaml").is_file() else {}
         rows.append(
             {
                 **record,
                 "name": folder.name,
                 "folder": folder,
-                **{key: summary[key] for key in ("mean", "std", "iqm", "success_rate")},
+                **{key: summary[key] for key in ("mean", "std", "iqm", "success_rate", "lap_rate", "tile_fraction")},
                 "iqm_ci": (summary["iqm_ci_low"], summary["iqm_ci_high"]),
                 "cpus": versions.get("cpus"),
             }

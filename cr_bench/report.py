@@ -11,7 +11,7 @@ import pandas as pd
 from cr_bench.io import atomic_write_text
 from cr_bench.publish import published_models
 from cr_bench.spec.agents import get_agent
-from cr_bench.tables import checkpoints_markdown, markdown_table
+from cr_bench.tables import checkpoints_markdown, markdown_table, percent
 from cr_bench.throughput import MARKDOWN_NAME
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
@@ -83,6 +83,8 @@ def _headline_row(m: dict[str, Any]) -> list[str]:
         f"{m['mean']:.1f} ± {m['std']:.1f}",
         f"{m['iqm']:.1f} [{low:.1f}, {high:.1f}]",
         f"{m['success_rate']:.0%}",
+        percent(m["lap_rate"]),
+        percent(m["tile_fraction"], 1),
     ]
 
 
@@ -96,12 +98,14 @@ def headline_section(results_dir: Path) -> list[str]:
         "",
         "Each agent is one training run, published with `cr-bench publish`. Score: the raw CarRacing-v3 return "
         "(no shaping, no early termination), one episode per held-out track. Wall hours count training only, on "
-        "the CPUs listed (from the run's versions.yaml). IQM's 95% CI is a percentile bootstrap over episodes.",
+        "the CPUs listed (from the run's versions.yaml). IQM's 95% CI is a percentile bootstrap over episodes. "
+        "*Laps*: episodes that visited every tile (the env ends the lap there); *tiles*: the mean fraction of the "
+        "track's tiles visited (n/a: published before cr-bench measured them).",
         "",
     ]
     header = ["model", "agent", "env frames", "wall hours", "CPUs", "tracks", "policy", "mean ± std", "IQM [95% CI]",
-              "success (≥ 900)"]  # fmt: skip
-    lines += markdown_table(header, map(_headline_row, models), "llrrrllrrr")
+              "success (≥ 900)", "laps", "tiles"]  # fmt: skip
+    lines += markdown_table(header, map(_headline_row, models), "llrrrllrrrrr")
     lines += [
         "",
         "Published figures, quoted from their sources (CarRacing-v0, an older version of the task; mean ± std). "

@@ -10,8 +10,10 @@ Tables (:mod:`cr_bench.tables`) and plots (:mod:`cr_bench.plots`) only arrange t
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -49,12 +51,38 @@ def summarize(returns: np.ndarray) -> dict[str, float]:
     }
 
 
+def lap_summary(tile_fraction: Any, lap_frames: Any) -> dict[str, float]:
+    """The lap metrics of some episodes: the share of laps completed (``lap_rate``), the mean
+    fraction of tiles visited, and the mean frames to a completed lap.
+
+    :param tile_fraction: per episode, NaN where not measured (tables written before the metrics).
+    :param lap_frames: per episode, the frames to the lap's end, NaN where no lap was completed.
+    :return: every figure NaN when the episodes were not measured; ``lap_frames`` NaN without a lap.
+
+    >>> lap_summary([1.0, 0.5], [850, np.nan])
+    {'lap_rate': 0.5, 'tile_fraction': 0.75, 'lap_frames': 850.0}
+    """
+    tiles = np.asarray(tile_fraction, dtype=np.float64).reshape(-1)
+    frames = np.asarray(lap_frames, dtype=np.float64).reshape(-1)
+    if tiles.size == 0 or np.isnan(tiles).any():
+        return {"lap_rate": math.nan, "tile_fraction": math.nan, "lap_frames": math.nan}
+    completed = ~np.isnan(frames)
+    return {
+        "lap_rate": float(completed.mean()),
+        "tile_fraction": float(tiles.mean()),
+        "lap_frames": float(frames[completed].mean()) if completed.any() else math.nan,
+    }
+
+
 def format_summary(summary: dict[str, float]) -> str:
-    """One line: ``mean ± std, median, IQM`` over N episodes."""
-    return (
+    """One line: ``mean ± std, median, IQM`` over N episodes, and the lap metrics if measured."""
+    line = (
         f"{summary['mean']:.1f} ± {summary['std']:.1f} (mean ± std), median {summary['median']:.1f}, "
         f"IQM {summary['iqm']:.1f} over {summary['episodes']} episodes"
     )
+    if not math.isnan(summary.get("lap_rate", math.nan)):
+        line += f"; laps completed {summary['lap_rate']:.0%}, tiles visited {summary['tile_fraction']:.1%}"
+    return line
 
 
 SUCCESS_RETURN = 900.0

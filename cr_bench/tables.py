@@ -19,6 +19,7 @@ from cr_bench.evaluation import CONDITIONS
 from cr_bench.io import write_csv
 from cr_bench.stats import (
     SUCCESS_RETURN,
+    lap_summary,
     probability_of_improvement,
     score_matrix,
     stratified_bootstrap_ci,
@@ -73,6 +74,8 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             for key in ("mean", "std", "median", "iqm", "iqm_ci_low", "iqm_ci_high", "success_rate"):
                 row[key + suffix] = summary[key]
             row[f"mean_length{suffix}"] = part["length"].mean()
+            for key, value in table_laps(part).items():
+                row[key + suffix] = value
         row["runs"] = int(episodes[episodes.agent == agent]["seed"].nunique())
         trained = runs[runs.agent == agent]
         if not trained.empty:
@@ -81,6 +84,21 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             row["frames_per_s"] = float((trained["frames"] / trained["wall_seconds"]).mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def table_laps(episodes: pd.DataFrame) -> dict[str, float]:
+    """:func:`cr_bench.stats.lap_summary` of an episode table's rows (NaN where it predates the lap metrics)."""
+    unknown = np.full(len(episodes), np.nan)
+    return lap_summary(episodes.get("tile_fraction", unknown), episodes.get("lap_frames", unknown))
+
+
+def percent(value: float, decimals: int = 0) -> str:
+    """A share as a percentage, ``n/a`` where not measured (NaN).
+
+    >>> percent(0.625), percent(float("nan"))
+    ('62%', 'n/a')
+    """
+    return "n/a" if pd.isna(value) else f"{value:.{decimals}%}"
 
 
 def improvement_matrix(episodes: pd.DataFrame) -> pd.DataFrame:
@@ -109,14 +127,16 @@ def leaderboard_markdown(
         "",
         f"Produced by `{command}`. Raw CarRacing-v3 return on track seeds {tracks.min()}..{tracks.max()} "
         f"({tracks.nunique()} held-out tracks per run), deterministic policies; IQM with a 95% stratified "
-        f"bootstrap CI over runs x tracks; success = return >= {SUCCESS_RETURN:.0f}. *Randomized*: the same "
+        f"bootstrap CI over runs x tracks; success = return >= {SUCCESS_RETURN:.0f}. *Laps*: episodes that "
+        "visited every tile (the env ends the lap there); *tiles*: the mean fraction of the track's tiles "
+        "visited (n/a: evaluated before cr-bench measured them). *Randomized*: the same "
         "tracks with `domain_randomize=True`.",
         "",
     ]
-    header = ["agent", "runs", "mean ± std", "median", "IQM [95% CI]", "success", "IQM randomized [95% CI]",
-              "success randomized", "train frames", "wall h", "frames/s"]  # fmt: skip
+    header = ["agent", "runs", "mean ± std", "median", "IQM [95% CI]", "success", "laps", "tiles",
+              "IQM randomized [95% CI]", "success randomized", "train frames", "wall h", "frames/s"]  # fmt: skip
     lines += markdown_table(
-        header, map(_leaderboard_row, summary.sort_values("iqm", ascending=False).to_dict("records")), "l" + "r" * 10
+        header, map(_leaderboard_row, summary.sort_values("iqm", ascending=False).to_dict("records")), "l" + "r" * 12
     )
     lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks.", ""]
     poi_rows = [[agent, *("-" if pd.isna(v) else f"{v:.2f}" for v in row)] for agent, row in poi.iterrows()]
@@ -144,6 +164,8 @@ def _leaderboard_row(r: dict[str, Any]) -> list[str]:
         f"{r['median']:.1f}",
         f"{r['iqm']:.1f} [{r['iqm_ci_low']:.1f}, {r['iqm_ci_high']:.1f}]",
         f"{r['success_rate']:.0%}",
+        percent(r.get("lap_rate", np.nan)),
+        percent(r.get("tile_fraction", np.nan), 1),
         *randomized,
         *cost,
     ]

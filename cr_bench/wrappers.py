@@ -35,6 +35,10 @@ OFF_TRACK_GRASS_FRACTION = 0.5
 """The car is off track when at least this fraction of the pixels around it is grass."""
 MIN_OBS_SIZE = 8
 """Smallest observation side PreprocessFrame accepts, in pixels."""
+FRAME_REWARD = -0.1
+"""CarRacing's reward for every raw frame, besides the tiles'."""
+TRACK_REWARD = 1000.0
+"""What CarRacing pays for visiting every tile of a track (1000 / N per tile)."""
 OFF_PLAYFIELD_REWARD = -100.0
 """Reward of the frame on which the car leaves the playfield (the episode terminates)."""
 INDICATOR_BAR_ROWS = 12
@@ -58,43 +62,70 @@ def _positive_int(name: str, value: int) -> int:
 
 
 class ScoreCounters:
-    """Raw return and raw frame count of each of ``n_envs`` envs since its reset.
+    """Raw return, raw frame count and lap progress of each of ``n_envs`` envs since its reset.
 
     ``true_return`` (float64) and ``episode_frames`` (int64) have shape ``(n_envs,)``;
     frames are raw env frames, not agent steps. Used by :class:`EpisodeScore` (one env)
     and by the EnvPool backend (the whole batch).
 
+    The lap metrics come from the raw rewards alone, so both backends count them alike
+    (EnvPool exposes no tile counter): CarRacing pays ``-0.1`` a frame plus
+    ``1000 / N`` for each new tile of the track's ``N`` (the tiles under the car at reset are
+    paid on the first frame), so ``tile_reward / 1000`` is the fraction of tiles visited. The
+    frame that leaves the playfield pays -100 instead, and its tiles (if any) are not counted.
+    The env ends an episode itself for a lap (every tile visited) or for leaving the
+    playfield; ``lap_frames`` is the frame count at a lap's end (0: no lap completed).
+
     >>> counters = ScoreCounters(2)
     >>> counters.add(np.array([1, 0]), np.array([-0.1, 3.0]))
     >>> counters.add(np.array([1]), np.array([-0.1]))
     >>> counters.info(1)
-    {'true_return': -0.2, 'episode_frames': 2}
+    {'true_return': -0.2, 'episode_frames': 2, 'tile_fraction': 0.0, 'lap_frames': None}
+    >>> counters.info(0)["tile_fraction"]
+    0.0031
     """
 
     def __init__(self, n_envs: int) -> None:
         self.true_return = np.zeros(n_envs)
         self.episode_frames = np.zeros(n_envs, dtype=np.int64)
+        self.tile_reward = np.zeros(n_envs)
+        self.lap_frames = np.zeros(n_envs, dtype=np.int64)
 
     def reset(self, ids: np.ndarray) -> None:
-        """Start envs ``ids`` at a zero return and zero frames."""
+        """Start envs ``ids`` at a zero return, zero frames and no tile visited."""
         self.true_return[ids] = 0.0
         self.episode_frames[ids] = 0
+        self.tile_reward[ids] = 0.0
+        self.lap_frames[ids] = 0
 
-    def add(self, ids: np.ndarray, rewards: np.ndarray) -> None:
-        """Count one raw frame with raw reward ``rewards[k]`` for env ``ids[k]``."""
+    def add(self, ids: np.ndarray, rewards: np.ndarray, terminated: np.ndarray | None = None) -> None:
+        """Count one raw frame of env ``ids[k]``: raw reward ``rewards[k]``, the raw env's ``terminated[k]``."""
+        ended = np.zeros(len(ids), dtype=bool) if terminated is None else np.asarray(terminated, dtype=bool)
         self.true_return[ids] += rewards
         self.episode_frames[ids] += 1
+        left = left_playfield(rewards, ended)
+        self.tile_reward[ids] += np.where(left, 0.0, np.asarray(rewards) - FRAME_REWARD)
+        lap = ids[ended & ~left]
+        self.lap_frames[lap] = self.episode_frames[lap]
 
     def info(self, env: int) -> dict[str, Any]:
-        """The ``info`` entries of env ``env``: ``true_return`` and ``episode_frames``."""
-        return {"true_return": float(self.true_return[env]), "episode_frames": int(self.episode_frames[env])}
+        """The ``info`` entries of env ``env``: ``true_return``, ``episode_frames``, ``tile_fraction``
+        (4 decimals) and ``lap_frames`` (the frames to the lap's end, ``None`` before one)."""
+        fraction = round(min(max(float(self.tile_reward[env]) / TRACK_REWARD, 0.0), 1.0), 4)
+        return {
+            "true_return": float(self.true_return[env]),
+            "episode_frames": int(self.episode_frames[env]),
+            "tile_fraction": fraction,
+            "lap_frames": int(self.lap_frames[env]) or None,
+        }
 
 
 class EpisodeScore(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """Record the raw CarRacing return and frame count in ``info`` on every step.
+    """Record the raw CarRacing return, frame count and lap progress in ``info`` on every step.
 
-    ``info["true_return"]`` is the sum of the unwrapped env's rewards since reset and
-    ``info["episode_frames"]`` the number of raw frames (:class:`ScoreCounters`). It must
+    ``info["true_return"]`` is the sum of the unwrapped env's rewards since reset,
+    ``info["episode_frames"]`` the number of raw frames, and ``tile_fraction`` and
+    ``lap_frames`` the lap metrics (:class:`ScoreCounters`). It must
     sit directly on the raw env, below every shaping, termination and repeat wrapper:
     that makes it the score, whatever ends the episode.
 
@@ -127,7 +158,7 @@ class EpisodeScore(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def step(self, action: Any) -> Step:
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.counters.add(_ONE_ENV, np.array([float(reward)]))
+        self.counters.add(_ONE_ENV, np.array([float(reward)]), np.array([terminated]))
         return obs, reward, terminated, truncated, {**info, **self.counters.info(0)}
 
 

@@ -130,6 +130,7 @@ def test_baselines_drive_real_carracing_apart() -> None:
         for name in ("scripted", "random")
     }
     assert returns["random"].true_return < 0 < returns["scripted"].true_return - 100
+    assert returns["random"].tile_fraction < returns["scripted"].tile_fraction
 
 
 def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +143,8 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     for name in ("episodes.csv", "summary.csv", "summary.md", "learning_curves.png", "score_distributions.png"):
         assert (out / name).is_file(), name
     episodes = pd.read_csv(out / "episodes.csv")
-    assert list(episodes.columns) == ["agent", "seed", "condition", "track_seed", "return", "length"]
+    assert list(episodes.columns) == ["agent", "seed", "condition", "track_seed", "return", "length",
+                                      "tile_fraction", "lap_completed", "lap_frames"]  # fmt: skip
     assert set(episodes.agent) == {"beta", "random", "scripted"}
     # Every agent sees the same tracks.
     assert episodes.groupby("agent")["track_seed"].apply(lambda s: tuple(sorted(set(s)))).nunique() == 1
@@ -156,6 +158,8 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
         assert summary.loc[agent, "iqm"] == pytest.approx(iqm(returns), abs=1e-3)
         assert summary.loc[agent, "success_rate"] == pytest.approx((returns >= 900).mean())
         assert summary.loc[agent, "iqm_ci_low"] <= summary.loc[agent, "iqm"] + 1e-3
+        assert summary.loc[agent, "lap_rate"] == pytest.approx(part["lap_completed"].mean())
+        assert summary.loc[agent, "tile_fraction"] == pytest.approx(part["tile_fraction"].mean(), abs=1e-3)
     assert summary.loc["beta", "training_frames"] >= 120
     assert "P(row > column)" in (out / "summary.md").read_text()
 

@@ -209,6 +209,8 @@ def test_standing_still_truncates_at_1000_frames_with_matching_returns() -> None
     for backend in (GYM, POOL):
         finals = _play(backend, [0.0, 0.0, 0.0], seeds)
         assert all(f["episode_frames"] == 1000 and f["TimeLimit.truncated"] for f in finals)
+        # Only the tiles under the car at the start are visited (about 2 of about 300): no lap.
+        assert all(0 < f["tile_fraction"] < 0.02 and f["lap_frames"] is None for f in finals)
         returns[backend] = np.array([f["true_return"] for f in finals])
         assert np.all((returns[backend] > -100) & (returns[backend] < -85))
     assert returns[GYM].mean() == pytest.approx(returns[POOL].mean(), abs=2.0)
@@ -229,9 +231,31 @@ def test_true_return_is_envpools_raw_return() -> None:
     pool.close()
     for final, total, length in zip(finals, totals, lengths, strict=True):
         assert final["true_return"] == pytest.approx(total, abs=1e-3)
+        # Every frame pays -0.1 and 1000/N per new tile, but the last pays -100 instead.
+        assert final["tile_fraction"] == pytest.approx((total + 100 + 0.1 * (length - 1)) / 1000, abs=1e-4)
+        assert final["lap_frames"] is None
         assert final["episode_frames"] == length
         assert not final["TimeLimit.truncated"] and length < 1000  # terminated off the playfield
         assert final["lap_finished"] is False  # as gymnasium's CarRacing reports it
+
+
+def test_envpool_pays_tiles_as_gymnasium_does_so_the_lap_metrics_count_them() -> None:
+    """The lap metrics come from the rewards (EnvPool has no tile counter): on EnvPool, as on
+    gymnasium, every frame's reward is -0.1 plus a whole number of tiles at 1000/N each."""
+    pool = envpool.make("CarRacing-v3", env_type="gymnasium", num_envs=2, seed=300, env_seed=[300, 301])
+    pool.reset()
+    paid: list[list[float]] = [[], []]
+    for _ in range(250):  # the scripted creep of the test above, slower: it drives over tiles
+        _, rewards, terminated, _, _ = pool.step(np.tile(np.array([[0.0, 0.05, 0.0]], np.float32), (2, 1)))
+        for i in range(2):
+            if not terminated[i] and rewards[i] > -0.05:
+                paid[i].append(float(rewards[i]) + 0.1)
+    pool.close()
+    for tiles in paid:
+        quantum = min(tiles)
+        assert 1000 / 500 < quantum < 1000 / 100  # a track of 100 to 500 tiles
+        counts = np.array(tiles) / quantum
+        assert len(tiles) >= 3 and np.allclose(counts, np.round(counts), atol=1e-3)
 
 
 def test_envpool_seeding_is_reproducible_and_per_env() -> None:

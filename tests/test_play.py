@@ -81,6 +81,8 @@ def test_keys_drive_the_car_and_the_score_is_the_raw_return(monkeypatch: pytest.
     driven = _raw_return(actions, TEST_TRACK_START)
     assert result.true_return == pytest.approx(driven, abs=1e-6)
     assert driven > _raw_return([[0.0, 0.0, 0.0]] * 200, TEST_TRACK_START) + 5  # the keys moved the car
+    assert result.tile_fraction == pytest.approx((driven + 0.1 * 200) / 1000, abs=1e-4)  # its tiles are counted
+    assert result.lap_frames is None
 
 
 def test_play_keeps_finished_episodes_and_films_all(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -92,7 +94,7 @@ def test_play_keeps_finished_episodes_and_films_all(monkeypatch: pytest.MonkeyPa
     def fake_episode(track_seed: int, fps: int, keep_frames: bool) -> HumanEpisode:
         played.append(track_seed)
         early = len(played) == 2
-        result = EpisodeResult(track_seed, 10.0 * len(played), 500 if early else 1000, 62 if early else 125)
+        result = EpisodeResult(track_seed, 10.0 * len(played), 500 if early else 1000, 62 if early else 125, 0.75)
         frames = [np.full((200, 300, 3), 30 * (3 * len(played) + k), dtype=np.uint8) for k in range(3)]
         return HumanEpisode(result, [], frames, ended_early=early)
 
@@ -104,6 +106,7 @@ def test_play_keeps_finished_episodes_and_films_all(monkeypatch: pytest.MonkeyPa
     assert "not kept as a score" in stdout
     with (out / "episodes.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    assert rows == [{"track_seed": str(TEST_TRACK_START), "return": "10.0", "length": "1000", "steps": "125"}]
+    assert rows == [{"track_seed": str(TEST_TRACK_START), "return": "10.0", "length": "1000", "tile_fraction": "0.75",
+                     "lap_completed": "False", "lap_frames": "", "steps": "125"}]  # fmt: skip
     assert len(imageio.mimread(video)) == 6
     assert (out / "summary.yaml").exists() and (out / "command.txt").read_text().startswith("cr-bench play")

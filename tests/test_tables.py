@@ -25,12 +25,12 @@ from cr_bench.tables import (
 def _episodes() -> pd.DataFrame:
     """Agent a: runs 0 and 1 on tracks 10 and 11; agent b: run 0 only."""
     rows = [
-        ("a", 0, "standard", 10, 0.0, 1000),
-        ("a", 0, "standard", 11, 900.0, 1000),
-        ("a", 1, "standard", 10, 100.0, 1000),
-        ("a", 1, "standard", 11, 1000.0, 800),
-        ("b", 0, "standard", 10, 50.0, 1000),
-        ("b", 0, "standard", 11, 50.0, 1000),
+        ("a", 0, "standard", 10, 0.0, 1000, 0.1, False, None),
+        ("a", 0, "standard", 11, 900.0, 1000, 1.0, True, 1000),
+        ("a", 1, "standard", 10, 100.0, 1000, 0.2, False, None),
+        ("a", 1, "standard", 11, 1000.0, 800, 1.0, True, 800),
+        ("b", 0, "standard", 10, 50.0, 1000, 0.15, False, None),
+        ("b", 0, "standard", 11, 50.0, 1000, 0.15, False, None),
     ]
     return pd.DataFrame(rows, columns=SUITE_EPISODE_COLUMNS)
 
@@ -49,6 +49,8 @@ def test_summarize_agents_hand_worked() -> None:
     assert (a["mean"], a["median"], a["iqm"], a["success_rate"], a["runs"]) == (500.0, 500.0, 500.0, 0.5, 2)
     assert (a["iqm_ci_low"], a["iqm_ci_high"]) == (450.0, 550.0)
     assert a["mean_length"] == 950.0
+    assert (a["lap_rate"], a["tile_fraction"], a["lap_frames"]) == (0.5, pytest.approx(0.575), 900.0)
+    assert (b["lap_rate"], b["tile_fraction"]) == (0.0, 0.15) and pd.isna(b["lap_frames"])
     assert (a["training_frames"], a["frames_per_s"]) == (200.0, 20.0)  # mean of 100/10 and 300/10
     assert (b["mean"], b["std"], b["runs"]) == (50.0, 0.0, 1) and pd.isna(b["training_frames"])
     assert "mean_randomized" not in summary.columns
@@ -62,7 +64,11 @@ def test_improvement_matrix_and_leaderboard() -> None:
     text = leaderboard_markdown(summarize_agents(episodes, episodes.iloc[:0]), poi, "tiny", "cmd", episodes)
     lines = text.splitlines()
     assert lines[0] == "# tiny: leaderboard" and "track seeds 10..11 (2 held-out tracks per run)" in lines[2]
-    assert "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | - | - | - | - | - |" in lines
+    assert "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | 50% | 57.5% | - | - | - | - | - |" in lines
+    before = leaderboard_markdown(
+        summarize_agents(episodes[episodes.columns[:6]], episodes.iloc[:0]), poi, "t", "c", episodes
+    )
+    assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0] | 0% | n/a | n/a |" in before  # evaluated before the laps
     assert "| | a | b |" in lines and "| a | - | 0.75 |" in lines and "| b | 0.25 | - |" in lines
 
 

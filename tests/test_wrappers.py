@@ -775,12 +775,71 @@ def test_score_counters_count_each_env_apart() -> None:
     counters = ScoreCounters(3)
     counters.add(np.array([2, 0]), np.array([1.5, -0.1]))
     counters.add(np.array([0]), np.array([-0.1]))
-    assert counters.info(0) == {"true_return": pytest.approx(-0.2), "episode_frames": 2}
-    assert counters.info(1) == {"true_return": 0.0, "episode_frames": 0}
-    assert counters.info(2) == {"true_return": 1.5, "episode_frames": 1}
-    counters.reset(np.array([0]))
-    assert counters.info(0) == {"true_return": 0.0, "episode_frames": 0}
-    assert counters.info(2) == {"true_return": 1.5, "episode_frames": 1}
+    assert counters.info(0) == {"true_return": pytest.approx(-0.2), "episode_frames": 2, **NO_LAP}
+    assert counters.info(1) == {"true_return": 0.0, "episode_frames": 0, **NO_LAP}
+    assert counters.info(2) == {"true_return": 1.5, "episode_frames": 1, "tile_fraction": 0.0016, "lap_frames": None}
+    counters.reset(np.array([0, 2]))
+    assert counters.info(0) == counters.info(2) == {"true_return": 0.0, "episode_frames": 0, **NO_LAP}
+
+
+NO_LAP = {"tile_fraction": 0.0, "lap_frames": None}
+
+
+def test_score_counters_count_tiles_and_the_frame_a_lap_ends() -> None:
+    """A 4-tile track pays 250 a tile: the tiles visited are the tile rewards over 1000; the
+    env ending the episode itself (not off the playfield) is a lap, at that frame; the frame
+    that leaves the playfield (-100) counts no tile."""
+    counters = ScoreCounters(2)
+    ids = np.array([0, 1])
+    counters.add(ids, np.array([499.9, 249.9]))  # two tiles under the car at reset, one
+    counters.add(ids, np.array([-0.1, 249.9]), np.array([False, False]))
+    assert [counters.info(i)["tile_fraction"] for i in (0, 1)] == [0.5, 0.5]
+    counters.add(ids, np.array([499.9, -100.0]), np.array([True, True]))  # env 0 ends the lap; env 1 leaves
+    assert counters.info(0) == {"true_return": pytest.approx(999.7), "episode_frames": 3, "tile_fraction": 1.0,
+                                "lap_frames": 3}  # fmt: skip
+    assert counters.info(1) == {"true_return": pytest.approx(399.8), "episode_frames": 3, "tile_fraction": 0.5,
+                                "lap_frames": None}  # fmt: skip
+
+
+def _pure_pursuit(car_racing: gym.Env) -> np.ndarray:
+    """Steer at the track a few tiles ahead of the car's nearest tile, at a moderate speed (it reads
+    the simulator's state: a test driver that laps a short track, not a baseline)."""
+    car = car_racing.car
+    x, y = car.hull.position
+    forward = car.hull.GetWorldVector((0, 1))
+    points = np.array([tile[2:4] for tile in car_racing.track])
+    tx, ty = points[(int(np.argmin(((points - (x, y)) ** 2).sum(axis=1))) + 3) % len(points)] - (x, y)
+    angle = np.arctan2(forward[0] * ty - forward[1] * tx, forward[0] * tx + forward[1] * ty)
+    speed = np.linalg.norm(car.hull.linearVelocity)
+    return np.array([np.clip(-2.5 * angle, -1, 1), 0.5 if speed < 40 else 0.0, 0.6 if speed > 45 else 0.0])
+
+
+def test_lap_metrics_follow_car_racings_own_tile_counter_to_the_end_of_a_lap() -> None:
+    """On a real track, the reward-derived tile fraction equals CarRacing's own tile counter at
+    every frame, and the lap ends with every tile visited at the frame the env ends it.
+
+    A lap of a whole track takes a fast driver; the test shortens the lap to the track's first
+    40 tiles (CarRacing ends an episode when it has counted ``len(track)`` tiles, each paid
+    ``1000 / len(track)``), so the pursuit driver completes it in a few hundred frames.
+    """
+    env = EpisodeScore(gym.make("CarRacing-v3"))
+    _, info = env.reset(seed=1_000_000)
+    car_racing = env.unwrapped
+    assert info["tile_fraction"] == 0.0 and info["lap_frames"] is None  # the reset's tiles are paid on frame 1
+    car_racing.track = car_racing.track[:40]
+    car_racing.reward = car_racing.prev_reward = car_racing.tile_visited_count = 0  # the reset's tiles unpaid
+    for tile in car_racing.road:
+        tile.road_visited = False
+    terminated = truncated = False
+    while not (terminated or truncated):
+        _, _, terminated, truncated, info = env.step(_pure_pursuit(car_racing))
+        if not terminated:
+            assert info["tile_fraction"] == pytest.approx(car_racing.tile_visited_count / 40, abs=1e-4)
+            assert info["lap_frames"] is None
+    env.close()
+    assert terminated and not truncated
+    assert info["tile_fraction"] == 1.0 and car_racing.tile_visited_count == 40
+    assert info["lap_frames"] == info["episode_frames"] < 1000
 
 
 def test_frame_stacker_resets_one_env_while_others_continue() -> None:
