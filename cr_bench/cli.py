@@ -30,10 +30,12 @@ from typing import Annotated, Any, Literal, NoReturn
 import yaml
 
 from cr_bench import progress
-from cr_bench.agents import load_model, set_torch_threads
+from cr_bench.agents.models import load_model, set_torch_threads
+from cr_bench.agents.registry import AGENTS, get_agent, resolve_config
+from cr_bench.envs.wrappers import MAX_EPISODE_FRAMES
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text
-from cr_bench.spec.agents import AGENTS, get_agent, resolve_config
+from cr_bench.results.stats import format_summary
 from cr_bench.spec.commands import (
     BenchArgs,
     CompareArgs,
@@ -51,8 +53,6 @@ from cr_bench.spec.loader import parse_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, read_config_file
 from cr_bench.spec.suite import suite_eval
 from cr_bench.spec.tune import TuneSettings
-from cr_bench.stats import format_summary
-from cr_bench.wrappers import MAX_EPISODE_FRAMES
 
 
 class _Parser(argparse.ArgumentParser):
@@ -287,8 +287,8 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
 
 
 def _train(args: TrainArgs, command: str) -> None:
-    from cr_bench.rundir import RunDir
-    from cr_bench.training import default_run_dir, resume, train
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.agents.training import default_run_dir, resume, train
 
     if args.resume:
         if args.out is None:
@@ -336,9 +336,9 @@ def _announce_training(config: RunConfig, frames: int, verb: str) -> None:
 
 
 def _eval(args: EvalArgs, command: str) -> None:
-    from cr_bench.evaluation import evaluate, print_episode, write_episodes
-    from cr_bench.publish import published_folder
-    from cr_bench.rundir import RunDir
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.evaluation.episodes import evaluate, print_episode, write_episodes
+    from cr_bench.results.publish import published_folder
 
     run = RunDir(args.run_dir)
     config = run.read_config()
@@ -378,8 +378,8 @@ def merge_eval(base: EvalConfig, args: Any) -> EvalConfig:
 
 
 def _verify(args: VerifyArgs, command: str) -> int:
-    from cr_bench.evaluation import print_episode
-    from cr_bench.verify import verify
+    from cr_bench.evaluation.episodes import print_episode
+    from cr_bench.evaluation.verify import verify
 
     verification = verify(args.run_dir, args.episodes, args.track_seed_start, args.margin, on_episode=print_episode)
     print(verification.report())
@@ -387,8 +387,8 @@ def _verify(args: VerifyArgs, command: str) -> int:
 
 
 def _record(args: RecordArgs, command: str) -> None:
-    from cr_bench.recording import record
-    from cr_bench.rundir import RunDir
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.evaluation.recording import record
 
     run = RunDir(args.run_dir)
     config = run.read_config()
@@ -403,9 +403,9 @@ def _record(args: RecordArgs, command: str) -> None:
 
 
 def _play(args: PlayArgs, command: str) -> None:
-    from cr_bench.evaluation import write_episodes
-    from cr_bench.play import KEYS, check_display, play_episode
-    from cr_bench.recording import check_video_path, write_video
+    from cr_bench.evaluation.episodes import write_episodes
+    from cr_bench.evaluation.play import KEYS, check_display, play_episode
+    from cr_bench.evaluation.recording import check_video_path, write_video
 
     check_display()
     video = None if args.record is None else Path(args.record)
@@ -434,7 +434,7 @@ def _play(args: PlayArgs, command: str) -> None:
 
 
 def _publish(args: PublishArgs, command: str) -> None:
-    from cr_bench.publish import publish
+    from cr_bench.results.publish import publish
 
     if not args.name or "/" in args.name or args.name.startswith("."):
         raise CrBenchError(f"--name must be a plain folder name, got {args.name!r}")
@@ -452,13 +452,13 @@ def _publish(args: PublishArgs, command: str) -> None:
 
 
 def _tune(settings: TuneSettings, command: str) -> None:
-    from cr_bench.study import counted
-    from cr_bench.tuning import tune
+    from cr_bench.runner.study import counted
+    from cr_bench.runner.tuning import tune
 
     settings.command = command
     if settings.replay_pruners:
-        from cr_bench.pruner_replay import write_replay
-        from cr_bench.study import open_existing_study
+        from cr_bench.runner.pruner_replay import write_replay
+        from cr_bench.runner.study import open_existing_study
 
         print(write_replay(open_existing_study(settings), settings))
         return
@@ -468,8 +468,8 @@ def _tune(settings: TuneSettings, command: str) -> None:
 
 
 def _compare(args: CompareArgs, command: str) -> None:
-    from cr_bench.baselines import BASELINES
-    from cr_bench.compare import compare_runs, compare_suite
+    from cr_bench.envs.baselines import BASELINES
+    from cr_bench.runner.compare import compare_runs, compare_suite
 
     if bool(args.suite) == bool(args.run_dirs):
         raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")
@@ -511,13 +511,13 @@ def _compare(args: CompareArgs, command: str) -> None:
 
 
 def _report(args: ReportArgs, command: str) -> None:
-    from cr_bench.report import build_report
+    from cr_bench.results.report import build_report
 
     print(f"written {build_report(Path(args.results_dir), command)}")
 
 
 def _bench(args: BenchArgs, command: str) -> None:
-    from cr_bench.bench import run_bench, write_results
+    from cr_bench.runner.bench import run_bench, write_results
 
     rows = run_bench(args.raw_frames, args.train_frames, reference=not args.no_reference, levers=not args.no_levers)
     csv_path, md_path = write_results(rows, Path(args.out_dir), command)

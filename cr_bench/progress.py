@@ -16,7 +16,7 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cr_bench.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps
+from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps
 
 _show_bars = True
 

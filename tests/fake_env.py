@@ -19,7 +19,7 @@ GRASS = (102, 204, 102)
 ROAD = (105, 105, 105)
 """CarRacing's grey road colour."""
 CAR_ROWS, CAR_COLS = slice(66, 78), slice(43, 53)
-"""The pixels around the car (``cr_bench.wrappers.CAR_PATCH``)."""
+"""The pixels around the car (``cr_bench.envs.wrappers.CAR_PATCH``)."""
 OFF_PLAYFIELD_REWARD = -100.0
 
 FrameSpec = str | np.ndarray

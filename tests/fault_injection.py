@@ -1,6 +1,6 @@
 """Run cr-bench with a signal raised at an exact point: the N-th call of a chosen function.
 
-    python -m tests.fault_injection --signal KILL --at cr_bench.rundir:RunDir.write_progress \\
+    python -m tests.fault_injection --signal KILL --at cr_bench.agents.rundir:RunDir.write_progress \\
         --call 2 --after -- train ppo --out runs/x
 
 wraps ``RunDir.write_progress`` so that, right after its second call returns, the process

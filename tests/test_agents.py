@@ -7,10 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cr_bench.agents import build_model, load_model
-from cr_bench.envs import make_vec_env
+from cr_bench.agents.models import build_model, load_model
+from cr_bench.agents.registry import AGENTS, get_agent, resolve_config
+from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.agents import AGENTS, get_agent, resolve_config
 from cr_bench.spec.commands import positive
 from custom_policies import BetaCnnPolicy
 
@@ -105,7 +105,7 @@ def test_initial_action_mean_sets_the_untrained_policy_mean() -> None:
 
 def test_runs_saved_before_the_rename_keep_their_agent(tmp_path: Path) -> None:
     """A config.yaml written when `ppo` was the Gaussian recipe reads as ppo-gaussian; new ones stay ppo."""
-    from cr_bench.rundir import RunDir
+    from cr_bench.agents.rundir import RunDir
     from cr_bench.spec.loader import to_dict, write_yaml
 
     old = to_dict(resolve_config("ppo-gaussian"))
@@ -131,7 +131,7 @@ def test_a_config_sb3_rejects_is_a_user_error_but_our_bug_is_not(monkeypatch: py
         positive("8")  # type: ignore[arg-type]  # a TypeError raised in cr_bench's own code
         return {}
 
-    monkeypatch.setattr("cr_bench.agents.policy_kwargs", broken_kwargs)
+    monkeypatch.setattr("cr_bench.agents.models.policy_kwargs", broken_kwargs)
     with pytest.raises(TypeError, match="not supported between"):
         build_model(config, env)
     env.close()
@@ -145,7 +145,7 @@ def test_rollouts_run_on_their_own_threads(rollout_threads: int, seen: int) -> N
     import torch as th
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from cr_bench.algorithms import FramePPO
+    from cr_bench.agents.algorithms import FramePPO
 
     during_steps: set[int] = set()
     venv = DummyVecEnv([lambda: gym.make("CartPole-v1")])
@@ -195,7 +195,7 @@ def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> No
     from stable_baselines3.common.callbacks import BaseCallback
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from cr_bench.algorithms import FramePPO
+    from cr_bench.agents.levers import LeverPPO
 
     rollouts = 5
     stepping = [threading.Event() for _ in range(rollouts)]  # set once rollout k has played a step
@@ -209,7 +209,7 @@ def test_overlapped_learner_learns_each_rollout_while_the_next_is_played() -> No
         state = policy.optimizer.state_dict()["state"]  # type: ignore[operator]
         return {value.data_ptr() for entry in state.values() for value in entry.values()}
 
-    class Probe(FramePPO):
+    class Probe(LeverPPO):
         def train(self) -> None:
             k = len(trained)
             # SB3's loop plays no step of rollout k+1 before train() returns: this waits in
@@ -266,9 +266,9 @@ def test_an_error_of_the_overlapped_learner_stops_learn() -> None:
     import gymnasium as gym
     from stable_baselines3.common.vec_env import DummyVecEnv
 
-    from cr_bench.algorithms import FramePPO
+    from cr_bench.agents.levers import LeverPPO
 
-    class Broken(FramePPO):
+    class Broken(LeverPPO):
         def train(self) -> None:
             raise RuntimeError("learner broke")
 
@@ -285,7 +285,7 @@ def test_channels_last_buffer_serves_sb3s_minibatches_in_channels_last_layout() 
     import torch as th
     from stable_baselines3.common.buffers import RolloutBuffer
 
-    from cr_bench.algorithms import ChannelsLastRolloutBuffer
+    from cr_bench.agents.algorithms import ChannelsLastRolloutBuffer
 
     space = gym.spaces.Box(0, 255, (4, 6, 5), np.uint8)
     actions = gym.spaces.Box(-1, 1, (3,), np.float32)
@@ -343,3 +343,23 @@ def test_the_channels_last_buffer_trains_ppo_as_sb3s_buffer_does() -> None:
         weights.append(_weights(model.policy))
         env.close()
     assert np.array_equal(*weights)
+
+
+def test_the_main_path_is_sb3s_loop_and_levers_are_bench_only() -> None:
+    """ppo trains on SB3's own loop (no lever mixin in FramePPO); a config that turns a lever
+    on gets the bench's LeverPPO; a lever on an agent without PPO's loop is refused."""
+    from stable_baselines3 import PPO
+
+    from cr_bench.agents.algorithms import FramePPO
+    from cr_bench.agents.levers import LeverPPO, OverlappedLearner, OverlappedRollouts
+
+    assert FramePPO.collect_rollouts.__qualname__ == "RolloutThreads.collect_rollouts"
+    assert FramePPO.learn is PPO.learn and not issubclass(FramePPO, OverlappedRollouts | OverlappedLearner)
+    config = resolve_config("ppo", {"n_envs": 1, "env": {"backend": "gymnasium"}, "algo": {"n_steps": 16}})
+    env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
+    assert type(build_model(config, env)) is FramePPO
+    config.learner_overlap = True
+    assert type(build_model(config, env)) is LeverPPO
+    env.close()
+    with pytest.raises(CrBenchError, match="levers of PPO; dqn has no such loop"):
+        resolve_config("dqn", {"learner_overlap": True})

@@ -12,8 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from cr_bench import bench
-from cr_bench.bench import (
+from cr_bench.errors import CrBenchError
+from cr_bench.runner import bench
+from cr_bench.runner.bench import (
     COLUMNS,
     Measurement,
     PhaseTimer,
@@ -22,7 +23,6 @@ from cr_bench.bench import (
     raw_gymnasium,
     write_results,
 )
-from cr_bench.errors import CrBenchError
 
 
 def _rows() -> list[Measurement]:
@@ -231,7 +231,7 @@ def test_tree_rss_includes_children() -> None:
 @pytest.mark.slow
 def test_full_bench_runs(tmp_path: Path) -> None:
     """The whole bench with small budgets (minutes: runs both trainings)."""
-    from cr_bench.bench import run_bench
+    from cr_bench.runner.bench import run_bench
 
     rows = run_bench(raw_frames=200, train_frames=2000, reference=True, log=lambda _: None)
     assert {r.measurement for r in rows} >= {"raw env", "cr-bench pipeline", "train cr-bench ppo"}

@@ -211,7 +211,7 @@ def test_device_auto_picks_cuda_only_when_present(monkeypatch: pytest.MonkeyPatc
     """``auto`` is SB3's rule; asking for cuda without one is a one-line error."""
     import torch
 
-    from cr_bench.agents import resolve_device
+    from cr_bench.agents.models import resolve_device
     from cr_bench.errors import CrBenchError
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)

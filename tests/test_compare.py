@@ -12,15 +12,15 @@ import pandas as pd
 import pytest
 import yaml
 
-from cr_bench.baselines import BASELINE_ENV, make_baseline
-from cr_bench.compare import compare_suite, seed_major
+from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
+from cr_bench.envs.wrappers import CAR_RACING_ACTIONS
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, evaluate, write_episodes
-from cr_bench.report import build_report
+from cr_bench.evaluation.episodes import EpisodeResult, evaluate, write_episodes
+from cr_bench.results.report import build_report
+from cr_bench.results.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
+from cr_bench.runner.compare import compare_suite, seed_major
 from cr_bench.spec.run import TEST_TRACK_START, EvalConfig, envpool_available
 from cr_bench.spec.suite import load_suite
-from cr_bench.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
-from cr_bench.wrappers import CAR_RACING_ACTIONS
 from tests.conftest import run_cli
 from tests.fake_env import TINY_ENV_ID
 
@@ -135,7 +135,7 @@ def test_baselines_drive_real_carracing_apart() -> None:
 
 def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A tiny suite writes every output; its summary agrees with episodes.csv; a rerun retrains nothing."""
-    monkeypatch.setattr("cr_bench.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_ENV_ID))
+    monkeypatch.setattr("cr_bench.runner.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_ENV_ID))
     path = _suite(tmp_path)
     results, runs = tmp_path / "results", tmp_path / "runs"
     compare_suite(path, 1, results, runs, "cr-bench compare --suite suite.yaml")
@@ -243,12 +243,12 @@ def test_suite_curve_scores_every_checkpoint_once(tmp_path: Path, monkeypatch: p
     assert "tiny/score_vs_frames.png" in links
     assert all((tmp_path / "results" / link).is_file() for link in links), links
 
-    import cr_bench.curves
+    import cr_bench.evaluation.curves
 
     def no_replay(*args: object, **kwargs: object) -> None:
         raise AssertionError("a scored checkpoint was played again")
 
-    monkeypatch.setattr(cr_bench.curves, "evaluate", no_replay)
+    monkeypatch.setattr(cr_bench.evaluation.curves, "evaluate", no_replay)
     compare_suite(suite, 1, tmp_path / "results", tmp_path / "runs", "cr-bench compare --suite s.yaml")
     assert pd.read_csv(out / "curve.csv").equals(table)
 
@@ -267,16 +267,16 @@ class _StochasticOnly:
 def test_suite_eval_plays_the_action_the_suite_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A suite's ``eval.deterministic: false`` reaches the evaluation of its runs (it was dropped:
     every run played its deterministic action whatever the suite said)."""
-    from cr_bench.compare import Job, evaluate_job, run_eval_file
-    from cr_bench.rundir import RunDir
-    from cr_bench.spec.agents import resolve_config
+    from cr_bench.agents.registry import resolve_config
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.runner.compare import Job, evaluate_job, run_eval_file
     from cr_bench.spec.loader import to_dict, write_yaml
 
     run = RunDir(tmp_path / "run")
     run.path.mkdir()
     config = resolve_config("ppo", TINY_SET)
     write_yaml(run.config, to_dict(config))
-    monkeypatch.setattr("cr_bench.compare.load_model", lambda *args, **kwargs: _StochasticOnly())
+    monkeypatch.setattr("cr_bench.runner.compare.load_model", lambda *args, **kwargs: _StochasticOnly())
     settings = EvalConfig(episodes=2, track_seed_start=TEST_TRACK_START, backend=BACKEND, n_envs=1, deterministic=False)
     job = Job("beta", 0, str(run.path), config, settings)
     stochastic = evaluate_job(job, "standard")
@@ -292,7 +292,7 @@ def test_a_suite_whose_budget_rises_scores_the_longer_trained_models(
     """Raising a suite's ``frames`` resumes its runs; their test scores must be those of the
     resumed models (the cached scores of the shorter training were reported beside the new
     frame count)."""
-    import cr_bench.compare
+    import cr_bench.runner.compare
 
     played: list[int] = []
 
@@ -300,7 +300,7 @@ def test_a_suite_whose_budget_rises_scores_the_longer_trained_models(
         played.append(int(model.num_timesteps))  # type: ignore[attr-defined]
         return evaluate(model, *args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(cr_bench.compare, "evaluate", counting_evaluate)
+    monkeypatch.setattr(cr_bench.runner.compare, "evaluate", counting_evaluate)
     results, runs = tmp_path / "results", tmp_path / "runs"
     compare_suite(_suite(tmp_path, baselines=[], seeds=[0]), 1, results, runs, "first")
     assert len(played) == 1

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from cr_bench.agents.registry import AGENTS, resolve_config
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.loader import from_dict, read_yaml, to_dict
 from cr_bench.spec.run import EnvConfig, RunConfig, envpool_available
 

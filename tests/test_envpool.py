@@ -16,11 +16,11 @@ import pytest
 from stable_baselines3.common import monitor as sb3_monitor
 from stable_baselines3.common.vec_env import vec_monitor as sb3_vec_monitor
 
-from cr_bench import wrappers
-from cr_bench.envpool_backend import EnvPoolVecEnv
-from cr_bench.envs import make_vec_env
+from cr_bench.agents.registry import AGENTS, resolve_config
+from cr_bench.envs import wrappers
+from cr_bench.envs.envpool_backend import EnvPoolVecEnv
+from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.run import EnvConfig, ShapingConfig
 from tests.conftest import TINY, run_cli
 
@@ -413,15 +413,15 @@ def _tiny_ppo(overlap: bool) -> Any:
     import torch as th
     from stable_baselines3.common.vec_env import VecNormalize
 
-    from cr_bench.agents import build_model
+    from cr_bench.agents.models import build_model
 
     config = resolve_config(
         "ppo",
         {"n_envs": 4, "env": {"backend": POOL, "action_repeat": 2}, "algo": {"n_steps": 8, "batch_size": 32}},
     )
     env = make_vec_env(config.env, 4, seed=3, vec_env="auto")
+    config.rollout_overlap = overlap  # SB3's loop, or the bench's lever (a LeverPPO)
     model = build_model(config, VecNormalize(env, norm_obs=False, norm_reward=True))
-    model.rollout_overlap = overlap  # type: ignore[attr-defined]
 
     def forward(obs: th.Tensor, deterministic: bool = False) -> tuple[th.Tensor, ...]:
         level = obs.float().mean(dim=(1, 2, 3)) / 255

@@ -8,9 +8,9 @@ import pytest
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
-from cr_bench import wrappers
-from cr_bench.envs import make_env, make_vec_env
-from cr_bench.spec.agents import resolve_config
+from cr_bench.agents.registry import resolve_config
+from cr_bench.envs import wrappers
+from cr_bench.envs.make import make_env, make_vec_env
 from cr_bench.spec.run import EnvConfig, ShapingConfig
 
 ALL_SHAPING = ShapingConfig(

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-import cr_bench.training
-from cr_bench.algorithms import FrameDQN
-from cr_bench.rundir import RunDir
+import cr_bench.agents.training
+from cr_bench.agents.algorithms import FrameDQN
+from cr_bench.agents.rundir import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 MODELS = Path(__file__).parent.parent / "results" / "models"
@@ -37,8 +37,8 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("this input should have been refused before training")
 
-    monkeypatch.setattr(cr_bench.training, "train", refuse)
-    monkeypatch.setattr(cr_bench.training, "resume", refuse)
+    monkeypatch.setattr(cr_bench.agents.training, "train", refuse)
+    monkeypatch.setattr(cr_bench.agents.training, "resume", refuse)
 
 
 @pytest.fixture

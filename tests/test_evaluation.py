@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch as th
 
-from cr_bench.agents import build_model
-from cr_bench.baselines import RandomPolicy
-from cr_bench.envs import make_vec_env
+from cr_bench.agents.models import build_model
+from cr_bench.agents.registry import resolve_config
+from cr_bench.envs.baselines import RandomPolicy
+from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, evaluate
-from cr_bench.spec.agents import resolve_config
+from cr_bench.evaluation.episodes import EpisodeResult, evaluate
 from cr_bench.spec.run import EnvConfig, EvalConfig
 from tests.fake_env import TINY_ENV_ID, TinyCarRacing
 

@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cr_bench.rundir import RunDir
+from cr_bench.agents.rundir import RunDir
 from tests.conftest import ONE_ENV, TINY, run_cli
 from tests.test_compare import BACKEND, TINY_SET
 
@@ -43,7 +43,7 @@ TIMEOUT = 180.0
 # Fault points: functions of ours or of SB3, as module:qualname.
 FIRST_RESET = "stable_baselines3.common.vec_env.dummy_vec_env:DummyVecEnv.reset"
 """Start-up: ``learn`` resets the envs before any callback is initialised."""
-PROGRESS_SAVED = "cr_bench.rundir:RunDir.write_progress"
+PROGRESS_SAVED = "cr_bench.agents.rundir:RunDir.write_progress"
 """The end of a checkpoint: model.zip is saved, then progress.json."""
 
 
@@ -297,7 +297,7 @@ def test_compare_workers_stop_with_their_driver_and_a_rerun_resumes(tmp_path: Pa
 # exact call, start + wait_until for a signal from outside, descendants and wait_until_gone
 # for worker processes (--n-jobs), and a rerun of the same command that must lose no
 # finished trial.
-TRIAL_TRAINING = "cr_bench.tuning:train"
+TRIAL_TRAINING = "cr_bench.runner.tuning:train"
 """A trial's training, called after its parameters are sampled."""
 
 
@@ -329,7 +329,7 @@ def test_tune_killed_or_interrupted_in_a_trial_resumes_without_losing_one(tmp_pa
     and the study ends with exactly the asked trials counted."""
     from optuna.trial import TrialState
 
-    from cr_bench.study import interrupted
+    from cr_bench.runner.study import interrupted
 
     argv = _tune_argv(tmp_path)
     faulted = run_faulted(fault, TRIAL_TRAINING, argv, call=2)

@@ -15,8 +15,8 @@ import numpy as np
 import pygame
 import pytest
 
-from cr_bench.evaluation import EpisodeResult
-from cr_bench.play import NO_DISPLAY, HumanEpisode, Keyboard, play_episode
+from cr_bench.evaluation.episodes import EpisodeResult
+from cr_bench.evaluation.play import NO_DISPLAY, HumanEpisode, Keyboard, play_episode
 from cr_bench.spec.run import ENV_ID, TEST_TRACK_START
 from tests.conftest import run_cli
 
@@ -98,7 +98,7 @@ def test_play_keeps_finished_episodes_and_films_all(monkeypatch: pytest.MonkeyPa
         frames = [np.full((200, 300, 3), 30 * (3 * len(played) + k), dtype=np.uint8) for k in range(3)]
         return HumanEpisode(result, [], frames, ended_early=early)
 
-    monkeypatch.setattr("cr_bench.play.play_episode", fake_episode)
+    monkeypatch.setattr("cr_bench.evaluation.play.play_episode", fake_episode)
     out, video = tmp_path / "human", tmp_path / "human.gif"
     code, stdout, err = run_cli(["play", "--episodes", "3", "--out", str(out), "--record", str(video)])
     assert code == 0, err

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from cr_bench import progress
-from cr_bench.bench import Measurement, write_results
-from cr_bench.throughput import measured_fps
+from cr_bench.results.throughput import measured_fps
+from cr_bench.runner.bench import Measurement, write_results
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 

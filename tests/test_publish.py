@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from cr_bench.publish import pick_checkpoints
-from cr_bench.rundir import RunDir
+from cr_bench.agents.rundir import RunDir
+from cr_bench.results.publish import pick_checkpoints
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 

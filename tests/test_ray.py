@@ -21,11 +21,11 @@ ray = pytest.importorskip("ray", reason="Ray is not installed (pip install -e '.
 
 from optuna.trial import TrialState  # noqa: E402
 
-from cr_bench import tuning  # noqa: E402
-from cr_bench.baselines import BASELINE_ENV  # noqa: E402
-from cr_bench.compare import compare_suite  # noqa: E402
+from cr_bench.envs.baselines import BASELINE_ENV  # noqa: E402
 from cr_bench.errors import CrBenchError  # noqa: E402
-from cr_bench.ray_executor import check_storage_reachable, pack, unpack  # noqa: E402
+from cr_bench.runner import tuning  # noqa: E402
+from cr_bench.runner.compare import compare_suite  # noqa: E402
+from cr_bench.runner.ray_executor import check_storage_reachable, pack, unpack  # noqa: E402
 from tests.conftest import run_cli  # noqa: E402
 from tests.fake_env import DIE_ONCE_ENV_ID, DIE_ONCE_MARKER  # noqa: E402
 from tests.test_compare import TINY_SET, _suite  # noqa: E402
@@ -53,7 +53,9 @@ def _episodes(results: Path) -> pd.DataFrame:
 
 def test_a_suite_on_ray_equals_a_local_run(cluster: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same suite, same seeds: the Ray executor's episodes are the local ones; a rerun sends nothing."""
-    monkeypatch.setattr("cr_bench.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_SET["env"]["id"]))
+    monkeypatch.setattr(
+        "cr_bench.runner.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_SET["env"]["id"])
+    )
     path = _suite(tmp_path, baselines=["scripted"])
     compare_suite(path, 1, tmp_path / "local", tmp_path / "local-runs", "local")
     compare_suite(path, 1, tmp_path / "ray", tmp_path / "ray-runs", "ray", executor="ray")

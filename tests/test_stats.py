@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cr_bench.stats import format_summary, iqm, summarize
+from cr_bench.results.stats import format_summary, iqm, summarize
 
 
 @pytest.mark.parametrize(
@@ -81,7 +81,7 @@ def test_format_summary() -> None:
 
 
 def test_success_rate_counts_900_as_solved() -> None:
-    from cr_bench.stats import success_rate
+    from cr_bench.results.stats import success_rate
 
     assert success_rate(np.array([899.99, 900.0, 950.0, -30.0])) == 0.5
 
@@ -89,7 +89,7 @@ def test_success_rate_counts_900_as_solved() -> None:
 # -- Statistics over (n_runs, n_tracks) matrices, checked against values worked out by hand -----
 def test_score_matrix_arranges_runs_by_tracks() -> None:
     """Rows follow the sorted run ids, columns the sorted track seeds, whatever the episode order."""
-    from cr_bench.stats import score_matrix
+    from cr_bench.results.stats import score_matrix
 
     returns = np.array([1.0, 2.0, 3.0, 4.0])
     matrix = score_matrix(returns, runs=np.array([7, 7, 3, 3]), tracks=np.array([10, 11, 11, 10]))
@@ -100,7 +100,7 @@ def test_score_matrix_arranges_runs_by_tracks() -> None:
 
 def test_probability_of_improvement_hand_worked() -> None:
     """Per track: the share of (x run, y run) pairs with x > y, ties one half; then the mean over tracks."""
-    from cr_bench.stats import probability_of_improvement
+    from cr_bench.results.stats import probability_of_improvement
 
     # track 0: 1 > 0 -> 1; track 1: 5 = 5 -> 0.5; mean 0.75
     assert probability_of_improvement(np.array([[1.0, 5.0]]), np.array([[0.0, 5.0]])) == 0.75
@@ -115,7 +115,7 @@ def test_stratified_bootstrap_redraws_runs_per_track() -> None:
     """[[0, 1], [1, 0]]: every run averages 0.5, so redrawing whole runs gives only 0.5; redrawing
     per track reaches a mean of 0 (both tracks draw their 0: 1/16 of samples) and 1 (also 1/16),
     both above the 2.5% tails, so the 95% interval is exactly (0, 1)."""
-    from cr_bench.stats import stratified_bootstrap_ci
+    from cr_bench.results.stats import stratified_bootstrap_ci
 
     assert stratified_bootstrap_ci(np.array([[0.0, 1.0], [1.0, 0.0]]), statistic=np.mean) == (0.0, 1.0)
 
@@ -123,14 +123,14 @@ def test_stratified_bootstrap_redraws_runs_per_track() -> None:
 def test_stratified_bootstrap_hand_worked_bounds() -> None:
     """[[0, 10], [2, 20]]: the lowest mean (0 + 0 + 10 + 10) / 4 = 5 and the highest (2 + 2 + 20 + 20) / 4
     = 11 each come in 1/16 of the samples, more than the 2.5% tails."""
-    from cr_bench.stats import stratified_bootstrap_ci
+    from cr_bench.results.stats import stratified_bootstrap_ci
 
     assert stratified_bootstrap_ci(np.array([[0.0, 10.0], [2.0, 20.0]]), statistic=np.mean) == (5.0, 11.0)
 
 
 def test_stratified_bootstrap_is_reproducible() -> None:
     """The same random_state gives the same interval; the interval holds the point estimate."""
-    from cr_bench.stats import stratified_bootstrap_ci
+    from cr_bench.results.stats import stratified_bootstrap_ci
 
     scores = np.random.default_rng(1).normal(size=(5, 8)) * 100
     first = stratified_bootstrap_ci(scores, reps=300, random_state=3)
@@ -142,7 +142,7 @@ def test_stratified_bootstrap_is_reproducible() -> None:
 
 def test_episodes_ci_is_the_bootstrap_over_episodes() -> None:
     """One run's episodes: each episode is a run of a single track."""
-    from cr_bench.stats import episodes_ci, stratified_bootstrap_ci
+    from cr_bench.results.stats import episodes_ci, stratified_bootstrap_ci
 
     returns = np.array([0.0, 10.0, 20.0, 30.0, 900.0])
     assert episodes_ci(returns) == stratified_bootstrap_ci(returns[:, None])
@@ -152,7 +152,7 @@ def test_episodes_ci_is_the_bootstrap_over_episodes() -> None:
 def test_summarize_scores_hand_worked() -> None:
     """[[0, 900], [100, 1000]]: mean 500, deviations 500, 400, 400, 500 -> std sqrt(205000);
     IQM cuts one from each end -> mean(100, 900) = 500; two episodes of four reach 900."""
-    from cr_bench.stats import summarize_scores
+    from cr_bench.results.stats import summarize_scores
 
     summary = summarize_scores(np.array([[0.0, 900.0], [100.0, 1000.0]]))
     assert summary["episodes"] == 4
@@ -166,7 +166,7 @@ def test_summarize_scores_hand_worked() -> None:
 def test_bootstrap_band_hand_worked() -> None:
     """Point 0 holds 1 and 3: the mean 2, redrawn means 1, 2 or 3 (1/4 each at the ends).
     Point 1 holds only run 0's 2 (run 1 has no episode there): always 2."""
-    from cr_bench.stats import bootstrap_band
+    from cr_bench.results.stats import bootstrap_band
 
     mean, low, high = bootstrap_band(np.array([[1.0, 2.0], [3.0, np.nan]]))
     assert mean.tolist() == [2.0, 2.0]
@@ -175,7 +175,7 @@ def test_bootstrap_band_hand_worked() -> None:
 
 def test_performance_profile_hand_worked() -> None:
     """The fraction of episodes strictly above each threshold."""
-    from cr_bench.stats import performance_profile
+    from cr_bench.results.stats import performance_profile
 
     returns = np.array([0.0, 500.0, 950.0, 1000.0])
     assert performance_profile(returns, np.array([-1.0, 0.0, 500.0, 999.0, 1000.0])).tolist() == [

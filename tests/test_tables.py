@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cr_bench.evaluation import SUITE_EPISODE_COLUMNS
+from cr_bench.evaluation.episodes import SUITE_EPISODE_COLUMNS
 from cr_bench.io import atomic_path, atomic_write_text
-from cr_bench.tables import (
+from cr_bench.results.tables import (
     CHECKPOINT_COLUMNS,
     binned_curves,
     checkpoint_row,

@@ -16,11 +16,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from cr_bench import pruner_replay, tuning
-from cr_bench import study as optuna_study
+from cr_bench.agents.registry import AGENTS, resolve_config
 from cr_bench.errors import CrBenchError
+from cr_bench.runner import pruner_replay, tuning
+from cr_bench.runner import study as optuna_study
 from cr_bench.spec import tune as spec_tune
-from cr_bench.spec.agents import AGENTS, resolve_config
 from cr_bench.spec.commands import positive
 from tests.conftest import run_cli
 from tests.fake_env import TINY_ENV_ID
@@ -248,7 +248,7 @@ def test_evaluations_are_reported_at_scheduled_steps(tmp_path: Path, monkeypatch
     class FakeModel:
         frames_done = 0
 
-    from cr_bench.evaluation import EpisodeResult
+    from cr_bench.evaluation.episodes import EpisodeResult
 
     monkeypatch.setattr(tuning, "evaluate", lambda *args, **kwargs: [EpisodeResult(1, 10.0, 1000, 125)])
     trial = FakeTrial()

@@ -15,12 +15,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from cr_bench.agents import load_model
-from cr_bench.envs import make_env
-from cr_bench.evaluation import check_model_fits, evaluate
-from cr_bench.publish import read_published, sha256
-from cr_bench.rundir import RunDir
-from cr_bench.spec.agents import resolve_config
+from cr_bench.agents.models import load_model
+from cr_bench.agents.registry import resolve_config
+from cr_bench.agents.rundir import RunDir
+from cr_bench.envs.make import make_env
+from cr_bench.evaluation.episodes import check_model_fits, evaluate
+from cr_bench.results.publish import read_published, sha256
 from cr_bench.spec.loader import to_dict
 from cr_bench.spec.run import EvalConfig
 from tests.conftest import REAL_ENV, TINY, run_cli

@@ -8,8 +8,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from cr_bench.spec.run import ShapingConfig
-from cr_bench.wrappers import (
+from cr_bench.envs.wrappers import (
     DISCRETE_ACTION_SETS,
     ActionRepeat,
     CancelOffPlayfieldPenalty,
@@ -31,6 +30,7 @@ from cr_bench.wrappers import (
     preprocess_frames,
     training_wrappers,
 )
+from cr_bench.spec.run import ShapingConfig
 from tests.fake_env import GRASS, ROAD, FakeCarRacing, paint, uniform
 
 GAS = np.array([0.0, 1.0, 0.0], dtype=np.float32)

@@ -6,12 +6,13 @@ A newcomer follows a YAML file or a command line through these modules, then out
   types named by their key path), schema-driven merging of partial mappings;
 - :mod:`cr_bench.spec.run`: :class:`~cr_bench.spec.run.RunConfig` (env pipeline, policy,
   algorithm, evaluation settings), the track-seed ranges and the checks on each section;
-- :mod:`cr_bench.spec.agents`: the agent registry and :func:`~cr_bench.spec.agents.resolve_config`
-  (defaults -> ``--config`` file -> ``--set`` -> flags, validated);
 - :mod:`cr_bench.spec.suite`: ``cr-bench compare`` suites (``benchmarks/*.yaml``);
 - :mod:`cr_bench.spec.tune`: search spaces and :class:`~cr_bench.spec.tune.TuneSettings`;
 - :mod:`cr_bench.spec.commands`: the option dataclasses the CLI is generated from.
 
-Then ``cr_bench.envs`` builds the env, ``cr_bench.agents`` the model, ``cr_bench.training``
-trains, ``cr_bench.evaluation`` scores, and ``compare``/``tune`` orchestrate them.
+The agent registry (defaults -> ``--config`` file -> ``--set`` -> flags, validated) is
+:mod:`cr_bench.agents.registry`. Then :mod:`cr_bench.envs` builds the env,
+:mod:`cr_bench.agents` the model and trains it, :mod:`cr_bench.evaluation` scores,
+:mod:`cr_bench.results` writes what people read, and :mod:`cr_bench.runner` runs many
+trainings (compare, tune, bench).
 """

@@ -1,8 +1,8 @@
 """The run config: what defines one training run and its evaluation, with every check on it.
 
 A run is described by one :class:`RunConfig`. Values come, in increasing priority, from
-the agent's defaults (:mod:`cr_bench.spec.agents`), a YAML file (``--config``) and CLI
-flags; :func:`cr_bench.spec.agents.resolve_config` layers them and validates the result.
+the agent's defaults (:mod:`cr_bench.agents.registry`), a YAML file (``--config``) and CLI
+flags; :func:`cr_bench.agents.registry.resolve_config` layers them and validates the result.
 Checks of a single section live here (:func:`check_env_config`, :func:`check_eval_config`);
 the track-seed rule every input obeys is :func:`check_held_out`.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cr_bench import wrappers
+from cr_bench.envs import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import read_yaml
 from custom_policies.extractors import Precision
@@ -28,7 +28,7 @@ VecEnvKind = Literal["auto", "dummy", "subproc", "pool"]
 more than one). EnvPool: ``pool`` is one EnvPool stepping every env in lockstep on its own
 threads (the layout before shards); anything else a pool per core (``EnvPoolVecEnv``)."""
 Device = Literal["auto", "cpu", "cuda"]
-"""Torch devices a run or a command may ask for (:func:`cr_bench.agents.resolve_device`)."""
+"""Torch devices a run or a command may ask for (:func:`cr_bench.agents.models.resolve_device`)."""
 ENV_ID = "CarRacing-v3"
 """The simulator cr-bench is for (gymnasium's id; EnvPool's port has the same)."""
 TEST_TRACK_START = 1_000_000
@@ -194,13 +194,13 @@ class RunConfig:
     ``torch_threads``. Never more than ``torch_threads``. On-policy agents (the PPOs) only."""
     rollout_overlap: bool = False
     """PPO on EnvPool's pool per core: run the policy for one pool's envs while the other
-    pools step (the same rollouts, :class:`cr_bench.algorithms.OverlappedRollouts`). Off by
+    pools step (the same rollouts, :class:`cr_bench.agents.levers.OverlappedRollouts`). Off by
     default: ``cr-bench bench`` measures it as a lever, and it does not pay on 2 cores.
     Agents other than PPO, gymnasium and ``vec_env: pool`` always use SB3's loop."""
     learner_overlap: bool = False
     """PPO: learn from one rollout on a thread of its own while the next rollout is collected
     by the policy from before that update (one rollout of lag,
-    :class:`cr_bench.algorithms.OverlappedLearner`). Off by default: ``cr-bench bench``
+    :class:`cr_bench.agents.levers.OverlappedLearner`). Off by default: ``cr-bench bench``
     measures its speed as a lever, and the lag costs learning per frame (results/overlap
     against results/early). Other agents ignore it."""
     device: Device = "auto"

@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cr_bench.baselines import BASELINES
+from cr_bench.agents.registry import get_agent, resolve_config
+from cr_bench.envs.baselines import BASELINES
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.agents import get_agent, resolve_config
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import (
     BACKENDS,

@@ -3,8 +3,8 @@
 A search space maps names to :class:`ParamSpec` (:data:`SEARCH_SPACES` per agent, narrowed
 or replaced by ``--space FILE``); it is widened to hold the base config's own values
 (:func:`include_defaults`), so trial 0 can be the base config. The trials run in
-:mod:`cr_bench.tuning`, the Optuna study is :mod:`cr_bench.study`'s and the outputs
-:mod:`cr_bench.tune_report`'s.
+:mod:`cr_bench.runner.tuning`, the Optuna study is :mod:`cr_bench.runner.study`'s and the outputs
+:mod:`cr_bench.results.tune_report`'s.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cr_bench.agents.registry import get_agent, resolve_config
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.agents import get_agent, resolve_config
 from cr_bench.spec.commands import (
     Backend,
     Count,
@@ -34,9 +34,9 @@ from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, check_held_out, read_config_file
 
 Sampler = Literal["tpe", "random", "cmaes"]
-"""Optuna samplers ``--sampler`` accepts (:func:`cr_bench.study.make_sampler` builds them)."""
+"""Optuna samplers ``--sampler`` accepts (:func:`cr_bench.runner.study.make_sampler` builds them)."""
 Pruner = Literal["hyperband", "halving", "median", "none"]
-"""Optuna pruners ``--pruner`` accepts (:func:`cr_bench.study.make_pruner` builds them)."""
+"""Optuna pruners ``--pruner`` accepts (:func:`cr_bench.runner.study.make_pruner` builds them)."""
 DEFAULT_PRUNER: Pruner = "halving"
 """A new study's pruner: replayed on the published ppo study, successive halving found a
 trial as good as Hyperband's, within the validation noise, for fewer frames

@@ -12,10 +12,10 @@ import imageio.v2 as imageio
 import numpy as np
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from cr_bench.envpool_backend import EnvPoolVecEnv
-from cr_bench.envs import make_env
+from cr_bench.envs.envpool_backend import EnvPoolVecEnv
+from cr_bench.envs.make import make_env
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, first_episodes, run_episode
+from cr_bench.evaluation.episodes import EpisodeResult, first_episodes, run_episode
 from cr_bench.spec.run import EnvConfig, resolve_backend
 
 VIDEO_SUFFIXES = (".gif", ".mp4")

@@ -1,68 +1,34 @@
-"""SB3 and sb3-contrib algorithms whose schedules follow environment frames, whose rollouts
-may use fewer torch threads than their learner, and whose PPO may run the policy for one
-EnvPool group while the others step, or learn from one rollout while it collects the next."""
+"""Levers of ``cr-bench bench`` that change SB3's PPO loop, off by default: each lost learning
+or did not pay on 2 cores when measured, so no run takes them unless its config asks
+(``rollout_overlap``, ``learner_overlap``), and the main path (:class:`FramePPO`) stays
+SB3's own loop.
+
+- ``rollout_overlap`` (:class:`OverlappedRollouts`): 0.98x the frames/s of ppo in
+  results/throughput.md, same learning;
+- ``learner_overlap`` (:class:`OverlappedLearner`): 1.02x the frames/s, and one rollout of
+  lag costs about 50 points at 1M frames (results/overlap).
+"""
 
 from __future__ import annotations
 
 import copy
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch as th
 from gymnasium import spaces
-from sb3_contrib import QRDQN, RecurrentPPO
-from stable_baselines3 import DQN, PPO
+from stable_baselines3 import PPO
 from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.preprocessing import is_image_space
-from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecMonitor, VecNormalize
 
-from cr_bench.envpool_backend import EnvPoolVecEnv
+from cr_bench.agents.algorithms import FramePPO
+from cr_bench.envs.envpool_backend import EnvPoolVecEnv
 
-
-class FrameProgress:
-    """Mixin for SB3 algorithms: schedules follow environment frames, not agent steps.
-
-    SB3 computes ``progress_remaining`` from agent steps; cr-bench budgets are frames,
-    which differ with action repeat and reset no-ops. The training callback keeps
-    ``frames_done`` up to date; both attributes are saved with the model, so a resumed
-    run continues its schedules where they were.
-    """
-
-    frame_budget: int | None = None
-    frames_done: int = 0
-
-    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
-        if self.frame_budget:
-            self._current_progress_remaining = max(0.0, 1.0 - self.frames_done / self.frame_budget)
-        else:
-            super()._update_current_progress_remaining(num_timesteps, total_timesteps)  # type: ignore[misc]
-
-
-class RolloutThreads:
-    """Mixin for on-policy SB3 algorithms: collect rollouts on ``rollout_threads`` torch threads.
-
-    Collecting runs the policy on one small batch per step, where a second thread mostly
-    waits for the first; the learner's large batches use them all. 0 keeps the learner's
-    threads, and the rollout never uses more than the learner. Not on DQN's family: it
-    collects a few steps between gradient steps, and each switch of threads has a cost.
-    """
-
-    rollout_threads: int = 0
-
-    def collect_rollouts(self, *args: Any, **kwargs: Any) -> Any:
-        learner = th.get_num_threads()
-        threads = min(self.rollout_threads or learner, learner)
-        if threads == learner:
-            return super().collect_rollouts(*args, **kwargs)  # type: ignore[misc]
-        th.set_num_threads(threads)
-        try:
-            return super().collect_rollouts(*args, **kwargs)  # type: ignore[misc]
-        finally:
-            th.set_num_threads(learner)
+if TYPE_CHECKING:
+    from cr_bench.spec.run import RunConfig
 
 
 class OverlappedRollouts:
@@ -90,6 +56,18 @@ class OverlappedRollouts:
         pools = _group_stepped(env) if self.rollout_overlap and not self.use_sde else None  # type: ignore[attr-defined]
         if pools is None:
             return super().collect_rollouts(env, callback, rollout_buffer, n_rollout_steps)  # type: ignore[misc]
+        with self.rollout_torch_threads():  # type: ignore[attr-defined]
+            return self._collect_overlapped(pools, env, callback, rollout_buffer, n_rollout_steps)
+
+    def _collect_overlapped(
+        self,
+        pools: EnvPoolVecEnv,
+        env: VecEnv,
+        callback: BaseCallback,
+        rollout_buffer: RolloutBuffer,
+        n_rollout_steps: int,
+    ) -> bool:
+        """SB3's ``collect_rollouts``, with each group's policy run as soon as its step ends."""
         model: PPO = self  # type: ignore[assignment]
         assert model._last_obs is not None, "No previous observation was provided"
         model.policy.set_training_mode(False)
@@ -303,52 +281,15 @@ class _Learner:
             self.executor.shutdown()
 
 
-class ChannelsLastRolloutBuffer(RolloutBuffer):
-    """SB3's RolloutBuffer for image observations that a channels-last network reads: the
-    observations are laid out channels-last once per rollout, as the learner starts, and
-    each minibatch is a ``(batch, C, H, W)`` tensor in ``torch.channels_last`` memory format.
+class LeverPPO(OverlappedRollouts, OverlappedLearner, FramePPO):
+    """:class:`FramePPO` with the levers its run config turns on."""
 
-    SB3's buffer hands out channel-first minibatches, which the network relays out (a slow
-    strided copy of uint8 pixels) in every minibatch of every epoch. The same values, in
-    the order the network reads them.
-    """
-
-    def get(self, batch_size: int | None = None) -> Any:
-        if not self.generator_ready:
-            # (steps, envs, C, H, W) -> (envs, steps, H, W, C) in one copy; SB3's flattening
-            # below swaps steps and envs back, which this layout turns into a view.
-            by_env = np.ascontiguousarray(self.observations.transpose(1, 0, 3, 4, 2))
-            self.observations = by_env.swapaxes(0, 1)
-        yield from super().get(batch_size)
-
-    def _get_samples(self, batch_inds: np.ndarray, env: VecNormalize | None = None) -> RolloutBufferSamples:
-        samples = super()._get_samples(batch_inds, env)
-        return samples._replace(observations=samples.observations.permute(0, 3, 1, 2))
+    def configure(self, config: RunConfig) -> None:
+        super().configure(config)
+        self.rollout_overlap = config.rollout_overlap
+        self.learner_overlap = config.learner_overlap
 
 
-class FramePPO(FrameProgress, RolloutThreads, OverlappedRollouts, OverlappedLearner, PPO):
-    """PPO with frame-based schedules; its rollouts may overlap the pools' stepping, and its
-    learner the next rollout. A channels-last CNN on images gets a
-    :class:`ChannelsLastRolloutBuffer`."""
-
-    def _setup_model(self) -> None:
-        extractor = self.policy_kwargs.get("features_extractor_kwargs", {})
-        if (
-            self.rollout_buffer_class is None
-            and extractor.get("channels_last")
-            and is_image_space(self.observation_space)
-        ):
-            self.rollout_buffer_class = ChannelsLastRolloutBuffer
-        super()._setup_model()
-
-
-class FrameDQN(FrameProgress, DQN):
-    """DQN with frame-based schedules."""
-
-
-class FrameRecurrentPPO(FrameProgress, RolloutThreads, RecurrentPPO):
-    """sb3-contrib RecurrentPPO with frame-based schedules."""
-
-
-class FrameQRDQN(FrameProgress, QRDQN):
-    """sb3-contrib QR-DQN with frame-based schedules."""
+def uses_levers(config: RunConfig) -> bool:
+    """Whether ``config`` turns on a lever of this module (its run is a :class:`LeverPPO`)."""
+    return config.rollout_overlap or config.learner_overlap

@@ -1,6 +1,6 @@
 """Models from a resolved run config: build, load and inspect the SB3 algorithm of an agent.
 
-Which agents exist and what their configs hold is :mod:`cr_bench.spec.agents`.
+Which agents exist and what their configs hold is :mod:`cr_bench.agents.registry`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,10 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.save_util import json_to_data
 from stable_baselines3.common.utils import LinearSchedule
 
+from cr_bench.agents.algorithms import FrameProgress
+from cr_bench.agents.levers import LeverPPO, uses_levers
+from cr_bench.agents.registry import ACTIVATIONS, AGENTS, FEATURE_EXTRACTORS, SCHEDULES, AgentSpec, get_agent
 from cr_bench.errors import CrBenchError, raised_by_library
-from cr_bench.spec.agents import ACTIVATIONS, AGENTS, FEATURE_EXTRACTORS, SCHEDULES, AgentSpec, get_agent
 from cr_bench.spec.run import PolicyConfig, RunConfig
 
 
@@ -60,8 +62,11 @@ def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | No
     """Instantiate the configured SB3 algorithm on ``env`` (a VecEnv)."""
     spec = get_agent(config.agent)
     algo = {key: parse_schedule(value, key) if key in SCHEDULES else value for key, value in config.algo.items()}
+    algorithm: type[BaseAlgorithm] = spec.algorithm
+    if uses_levers(config):  # a bench lever: off the main path
+        algorithm = LeverPPO
     try:
-        model = spec.algorithm(
+        model = algorithm(
             spec.policy,
             env,
             policy_kwargs=policy_kwargs(config.policy),
@@ -75,7 +80,8 @@ def build_model(config: RunConfig, env: gym.Env | Any, tensorboard_log: str | No
         if not raised_by_library(error):
             raise  # a bug of ours, not a bad config
         raise CrBenchError(f"cannot build {spec.name}: {error}".splitlines()[0]) from None
-    model.frame_budget = config.frames  # type: ignore[attr-defined]
+    assert isinstance(model, FrameProgress)
+    model.configure(config)
     return model
 
 
@@ -107,8 +113,11 @@ def saved_policy_class(path: str) -> type:
     return saved
 
 
-def load_model(agent: str, path: str, env: Any | None = None, device: str = "auto") -> BaseAlgorithm:
-    """Load a saved model of ``agent`` (optionally attached to ``env``).
+def load_model(
+    agent: str, path: str, env: Any | None = None, device: str = "auto", levers: bool = False
+) -> BaseAlgorithm:
+    """Load a saved model of ``agent`` (optionally attached to ``env``; ``levers``: as the
+    bench's :class:`~cr_bench.agents.levers.LeverPPO`, to resume a run that uses them).
 
     The file's policy class is checked first, so a model of another agent is refused in one
     line before SB3 builds anything (DQN loading a ppo file would allocate a 34 GiB replay
@@ -124,7 +133,8 @@ def load_model(agent: str, path: str, env: Any | None = None, device: str = "aut
         saved_by = f"agent {owners[0]}" if owners else f"a {saved.__module__}.{saved.__qualname__} policy"
         raise CrBenchError(f"{path} was saved by {saved_by}, not {spec.name}")
     try:
-        return spec.algorithm.load(path, env=env, device=resolve_device(device))
+        algorithm: type[BaseAlgorithm] = LeverPPO if levers else spec.algorithm
+        return algorithm.load(path, env=env, device=resolve_device(device))
     except (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile, UnpicklingError) as error:
         raise CrBenchError(f"cannot load {path}: {error}".splitlines()[0]) from None
 

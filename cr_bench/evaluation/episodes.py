@@ -32,13 +32,13 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.utils import check_for_correct_spaces
 from stable_baselines3.common.vec_env import VecEnv
 
-from cr_bench.envs import make_env, make_vec_env
+from cr_bench.envs.make import make_env, make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import write_csv
-from cr_bench.lifeline import on_parent_exit
+from cr_bench.results.stats import lap_summary, summarize
+from cr_bench.runner.lifeline import on_parent_exit
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, EvalConfig, resolve_backend
-from cr_bench.stats import lap_summary, summarize
 
 EPISODE_COLUMNS = ["track_seed", "return", "length", "tile_fraction", "lap_completed", "lap_frames"]
 """Columns every episode table starts from: the track seed, the raw return, the length in raw
@@ -64,7 +64,7 @@ RETURN_DECIMALS = 4
 @dataclass(frozen=True)
 class EpisodeResult:
     """One evaluation episode: raw return and length in raw frames (``steps`` = agent steps),
-    and its lap metrics (:class:`cr_bench.wrappers.ScoreCounters`)."""
+    and its lap metrics (:class:`cr_bench.envs.wrappers.ScoreCounters`)."""
 
     track_seed: int
     true_return: float
@@ -77,7 +77,7 @@ class EpisodeResult:
 
     @classmethod
     def from_info(cls, track_seed: int, info: dict[str, Any], steps: int) -> EpisodeResult:
-        """The episode that ended with ``info`` (:class:`cr_bench.wrappers.EpisodeScore`'s entries)."""
+        """The episode that ended with ``info`` (:class:`cr_bench.envs.wrappers.EpisodeScore`'s entries)."""
         return cls(
             track_seed,
             float(info["true_return"]),
@@ -231,7 +231,7 @@ def _evaluate_in_pool(
     workers: int,
 ) -> Iterator[EpisodeResult]:
     """Play in ``workers`` processes, which exit when this one ends, however it ends
-    (:mod:`cr_bench.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
+    (:mod:`cr_bench.runner.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
     context = multiprocessing.get_context("forkserver")
     parent_alive, alive_end = context.Pipe(duplex=False)
@@ -321,7 +321,7 @@ def write_episode_table(path: Path, results: list[EpisodeResult], columns: list[
 
 
 def episode_laps(results: list[EpisodeResult]) -> dict[str, float]:
-    """:func:`cr_bench.stats.lap_summary` of some episodes."""
+    """:func:`cr_bench.results.stats.lap_summary` of some episodes."""
     return lap_summary([r.tile_fraction for r in results], [r.lap_frames or math.nan for r in results])
 
 

@@ -1,7 +1,7 @@
 """Results tables: the DataFrames, CSV files and markdown that people cite.
 
-Tables arrange scores; every statistic in them comes from :mod:`cr_bench.stats`. The
-episode tables they read are :mod:`cr_bench.evaluation`'s (``EPISODE_COLUMNS`` and its
+Tables arrange scores; every statistic in them comes from :mod:`cr_bench.results.stats`. The
+episode tables they read are :mod:`cr_bench.evaluation.episodes`'s (``EPISODE_COLUMNS`` and its
 extensions).
 """
 
@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from cr_bench.evaluation import CONDITIONS
+from cr_bench.evaluation.episodes import CONDITIONS
 from cr_bench.io import write_csv
-from cr_bench.stats import (
+from cr_bench.results.stats import (
     SUCCESS_RETURN,
     lap_summary,
     probability_of_improvement,
@@ -55,10 +55,10 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: 
 
 # -- Comparisons (cr-bench compare) --------------------------------------------------------
 def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
-    """One row per agent: score statistics per condition (:func:`cr_bench.stats.summarize_scores`
+    """One row per agent: score statistics per condition (:func:`cr_bench.results.stats.summarize_scores`
     over its runs x tracks), training cost.
 
-    :param episodes: columns ``SUITE_EPISODE_COLUMNS`` (:mod:`cr_bench.evaluation`).
+    :param episodes: columns ``SUITE_EPISODE_COLUMNS`` (:mod:`cr_bench.evaluation.episodes`).
     :param runs: columns ``agent, seed, frames, wall_seconds`` of the trained runs.
     """
     rows = []
@@ -87,7 +87,7 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
 
 
 def table_laps(episodes: pd.DataFrame) -> dict[str, float]:
-    """:func:`cr_bench.stats.lap_summary` of an episode table's rows (NaN where it predates the lap metrics)."""
+    """:func:`cr_bench.results.stats.lap_summary` of an episode table's rows (NaN where it predates the lap metrics)."""
     unknown = np.full(len(episodes), np.nan)
     return lap_summary(episodes.get("tile_fraction", unknown), episodes.get("lap_frames", unknown))
 

@@ -3,12 +3,12 @@ pipeline applied to the batch at once.
 
 EnvPool steps the same physics and reward as gymnasium's CarRacing-v3, several times
 faster; see the README for the known differences (track generation, anti-aliasing,
-colours). The pipeline mirrors :func:`cr_bench.envs.make_env` with the same state
-classes and functions (:mod:`cr_bench.wrappers`) over the whole batch: the score
+colours). The pipeline mirrors :func:`cr_bench.envs.make.make_env` with the same state
+classes and functions (:mod:`cr_bench.envs.wrappers`) over the whole batch: the score
 (``ScoreCounters``), the training rules in ``training_wrappers``' order, preprocessing
 and the frame stack (``FrameStacker``) are numpy or OpenCV calls over the batch, never a
 per-env loop over pixels. Episode statistics (``info["episode"]``) come from SB3's
-``VecMonitor``, which :func:`cr_bench.envs.make_vec_env` puts on top.
+``VecMonitor``, which :func:`cr_bench.envs.make.make_vec_env` puts on top.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvObs, VecEnvStepReturn
 
-from cr_bench import wrappers
+from cr_bench.envs import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.run import ENV_ID, EnvConfig
 
@@ -53,7 +53,7 @@ class EnvPoolVecEnv(VecEnv):
     Each pool's envs are a *group* (``groups``) that can also take its agent steps apart
     from the others: :meth:`send_group` starts one and :meth:`wait_group` ends it, so a
     caller can run the policy for one group while the other pools step
-    (:class:`cr_bench.algorithms.OverlappedRollouts`). ``step_async`` sends every group
+    (:class:`cr_bench.agents.levers.OverlappedRollouts`). ``step_async`` sends every group
     and ``step_wait`` waits for those not yet waited for; it returns the step of all envs.
     """
 

@@ -1,7 +1,7 @@
 """Score vs env frames: every kept checkpoint of a run, evaluated on the same held-out tracks.
 
 A suite with a ``curve`` section (``benchmarks/early.yaml``) keeps a checkpoint every
-``every_frames`` and scores each one here; across seeds, :func:`cr_bench.tables.curve_table` gives the
+``every_frames`` and scores each one here; across seeds, :func:`cr_bench.results.tables.curve_table` gives the
 mean and a stratified-bootstrap 95% CI at each frame count. The scores are cached in the
 run, one file per evaluation setting (:func:`cache_file`), so a rerun evaluates only what
 is new.
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from cr_bench.agents import load_model
-from cr_bench.evaluation import episodes_at_once, evaluate
+from cr_bench.agents.models import load_model
+from cr_bench.agents.rundir import RunDir
+from cr_bench.evaluation.episodes import episodes_at_once, evaluate
 from cr_bench.io import write_dataframe
-from cr_bench.rundir import RunDir
 from cr_bench.spec.run import EvalConfig
 from cr_bench.spec.suite import CurveSettings
 

@@ -10,12 +10,12 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
-from cr_bench.plots import plot_optimization_history
+from cr_bench.results.plots import plot_optimization_history
+from cr_bench.results.tables import markdown_table
+from cr_bench.runner.study import FINISHED, counted
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START
 from cr_bench.spec.tune import TuneSettings
-from cr_bench.study import FINISHED, counted
-from cr_bench.tables import markdown_table
 
 
 def check_some_trial_ran(study: optuna.Study) -> None:

@@ -5,7 +5,7 @@ Every summary of returns that cr-bench prints or writes comes from here: point e
 bootstrap, reproducible through ``random_state``), and what the plots draw
 (:func:`bootstrap_band`, :func:`performance_profile`). Scores of several runs are arrays
 of shape ``(n_runs, n_tracks)``: one row per training run, one column per evaluation track.
-Tables (:mod:`cr_bench.tables`) and plots (:mod:`cr_bench.plots`) only arrange these.
+Tables (:mod:`cr_bench.results.tables`) and plots (:mod:`cr_bench.results.plots`) only arrange these.
 """
 
 from __future__ import annotations

@@ -33,9 +33,9 @@ from typing import IO, Any
 
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from cr_bench.agents.registry import saved_run_config
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_path, atomic_write_text
-from cr_bench.spec.agents import saved_run_config
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import RunConfig
 

@@ -1,6 +1,6 @@
 """Training: build env and model from a RunConfig, learn for a frame budget, write a run directory.
 
-The run directory's layout and files are :class:`cr_bench.rundir.RunDir`'s.
+The run directory's layout and files are :class:`cr_bench.agents.rundir.RunDir`'s.
 """
 
 from __future__ import annotations
@@ -25,10 +25,12 @@ from stable_baselines3.common.vec_env import VecEnv, VecNormalize
 from tqdm import tqdm
 
 from cr_bench import progress
-from cr_bench.agents import build_model, load_model, set_torch_threads
-from cr_bench.envs import make_vec_env
+from cr_bench.agents.algorithms import FrameProgress
+from cr_bench.agents.levers import uses_levers
+from cr_bench.agents.models import build_model, load_model, set_torch_threads
+from cr_bench.agents.rundir import CURVE_COLUMNS, PUBLISHED_MARKER, RunDir, training_lock
+from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
-from cr_bench.rundir import CURVE_COLUMNS, PUBLISHED_MARKER, RunDir, training_lock
 from cr_bench.spec.loader import to_dict, write_yaml
 from cr_bench.spec.run import RunConfig
 
@@ -82,7 +84,7 @@ class TrainingMonitor(BaseCallback):
     """Counts env frames, writes the training curve, checkpoints, and stops at the budget.
 
     Frames come from ``info["episode_frames"]`` (raw frames since reset, recorded by
-    :class:`~cr_bench.wrappers.EpisodeScore`), so action repeat and reset no-ops are
+    :class:`~cr_bench.envs.wrappers.EpisodeScore`), so action repeat and reset no-ops are
     counted exactly. Checkpoints come every ``checkpoint_every_frames`` frames (kept in
     checkpoints/ when ``keep_checkpoints`` is set) and, in between, whenever
     ``checkpoint_every_seconds`` of wall time have passed since the last one (model.zip only).
@@ -106,7 +108,13 @@ class TrainingMonitor(BaseCallback):
 
     @property
     def frames_done(self) -> int:
-        return int(self.model.frames_done)  # type: ignore[attr-defined]
+        return int(self.frame_model.frames_done)
+
+    @property
+    def frame_model(self) -> FrameProgress:
+        """The model trained, which counts its frames."""
+        assert isinstance(self.model, FrameProgress)
+        return self.model
 
     def wall_seconds(self) -> float:
         return self.wall_offset + time.monotonic() - self.started
@@ -125,7 +133,7 @@ class TrainingMonitor(BaseCallback):
     def _on_step(self) -> bool:
         infos, dones = self.locals["infos"], self.locals["dones"]
         new_frames = self._counter.update(infos, dones)
-        self.model.frames_done += new_frames  # type: ignore[attr-defined]
+        self.frame_model.frames_done += new_frames
         for info, done in zip(infos, dones, strict=True):
             if done:
                 self._record_episode(info)
@@ -250,16 +258,15 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         env = _normalize_rewards(env, run, float(config.algo.get("gamma", 0.99)), resume)
     try:
         if resume:
-            model = load_model(config.agent, str(run.model), env=env, device=config.device)
+            model = load_model(config.agent, str(run.model), env=env, device=config.device, levers=uses_levers(config))
+            assert isinstance(model, FrameProgress)
+            model.configure(config)  # the settings a saved model does not hold
             _restore_replay_buffer(model, run)
-            run.trim_curve(int(model.frames_done))  # type: ignore[attr-defined]
+            run.trim_curve(int(model.frames_done))
         else:
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
-            model.frames_done = 0  # type: ignore[attr-defined]
-        model.frame_budget = config.frames  # type: ignore[attr-defined]
-        model.rollout_threads = config.rollout_threads  # type: ignore[attr-defined]
-        model.rollout_overlap = config.rollout_overlap  # type: ignore[attr-defined]
-        model.learner_overlap = config.learner_overlap  # type: ignore[attr-defined]
+            assert isinstance(model, FrameProgress)
+            model.frames_done = 0
         # Written once env and model exist, so a run that cannot start leaves no run behind.
         write_yaml(run.config, to_dict(config))
         write_yaml(run.path / "versions.yaml", library_versions())
@@ -269,7 +276,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         try:
             # SB3 counts agent steps; each is at least one frame, so this bound never binds
             # before TrainingMonitor stops training at the frame budget.
-            remaining = config.frames - int(model.frames_done)  # type: ignore[attr-defined]
+            remaining = config.frames - int(model.frames_done)
             model.learn(
                 remaining,
                 callback=CallbackList([monitor, *callbacks]),

@@ -24,11 +24,14 @@ from typing import Any
 import pandas as pd
 
 from cr_bench import progress
-from cr_bench.agents import load_model, set_torch_threads, threads_per_job
-from cr_bench.baselines import BASELINE_ENV, make_baseline
-from cr_bench.curves import score_checkpoints
+from cr_bench.agents.models import load_model, set_torch_threads, threads_per_job
+from cr_bench.agents.rundir import RunDir
+from cr_bench.agents.training import resume, train
+from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
+from cr_bench.envs.wrappers import CAR_RACING_ACTIONS
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import (
+from cr_bench.evaluation.curves import score_checkpoints
+from cr_bench.evaluation.episodes import (
     CONDITIONS,
     EPISODE_COLUMNS,
     SCORE_COLUMNS,
@@ -37,13 +40,8 @@ from cr_bench.evaluation import (
     write_episode_table,
 )
 from cr_bench.io import atomic_write_text, write_dataframe
-from cr_bench.lifeline import on_parent_exit
-from cr_bench.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
-from cr_bench.rundir import RunDir
-from cr_bench.spec.loader import read_yaml
-from cr_bench.spec.run import Device, EvalConfig, RunConfig
-from cr_bench.spec.suite import CurveSettings, Suite, SuiteAgent, load_suite
-from cr_bench.tables import (
+from cr_bench.results.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
+from cr_bench.results.tables import (
     binned_curves,
     curve_markdown,
     curve_table,
@@ -51,8 +49,10 @@ from cr_bench.tables import (
     leaderboard_markdown,
     summarize_agents,
 )
-from cr_bench.training import resume, train
-from cr_bench.wrappers import CAR_RACING_ACTIONS
+from cr_bench.runner.lifeline import on_parent_exit
+from cr_bench.spec.loader import read_yaml
+from cr_bench.spec.run import Device, EvalConfig, RunConfig
+from cr_bench.spec.suite import CurveSettings, Suite, SuiteAgent, load_suite
 
 
 # -- Jobs ----------------------------------------------------------------------------------
@@ -147,7 +147,7 @@ def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_addres
     Each worker stops as on Ctrl-C, saving its run, when this process ends, however it ends.
     """
     if executor == "ray":
-        from cr_bench.ray_executor import run_jobs_on_ray
+        from cr_bench.runner.ray_executor import run_jobs_on_ray
 
         run_jobs_on_ray(jobs, ray_address)
         return
@@ -183,7 +183,7 @@ def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_addres
 
 def _job_process(job: Job, driver_alive: Connection) -> None:
     """A worker process: run ``job``; stop on Ctrl-C or when the driver dies (its lifeline,
-    :mod:`cr_bench.lifeline`), saving the run."""
+    :mod:`cr_bench.runner.lifeline`), saving the run."""
     signal.signal(signal.SIGINT, _interrupt_once)
     on_parent_exit(driver_alive, lambda: os.kill(os.getpid(), signal.SIGINT))
     progress.quiet()
@@ -218,7 +218,7 @@ def compare_suite(
 
     ``device`` (auto, cpu or cuda) replaces every agent's ``device`` for training and evaluation.
     ``executor`` ``ray`` runs the trainings and evaluations as tasks on the Ray cluster at
-    ``ray_address`` (:mod:`cr_bench.ray_executor`); ``local`` runs ``workers`` processes here.
+    ``ray_address`` (:mod:`cr_bench.runner.ray_executor`); ``local`` runs ``workers`` processes here.
     """
     suite, configs = load_suite(path)
     if device is not None:

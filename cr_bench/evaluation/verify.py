@@ -16,14 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-from cr_bench.agents import load_model, set_torch_threads
+from cr_bench.agents.models import load_model, set_torch_threads
+from cr_bench.agents.rundir import RunDir
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import RETURN_DECIMALS, EpisodeResult, evaluate
-from cr_bench.publish import read_published
-from cr_bench.rundir import RunDir
+from cr_bench.evaluation.episodes import RETURN_DECIMALS, EpisodeResult, evaluate
+from cr_bench.results.publish import read_published
+from cr_bench.results.stats import episodes_ci
 from cr_bench.spec.commands import VerifyArgs
 from cr_bench.spec.run import EvalConfig
-from cr_bench.stats import episodes_ci
 
 DEFAULT_MARGIN = VerifyArgs.margin
 """Return points added to each side of the published 95% CI (``cr-bench verify --margin``)."""

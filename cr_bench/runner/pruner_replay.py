@@ -3,7 +3,7 @@
 Each pruner ``--pruner`` accepts is replayed on the study's recorded evaluations, in many
 random orders of its trials: an in-memory Optuna study asks a trial, reports the trial's
 recorded values at their steps and asks the pruner, exactly as a tuning worker does
-(:class:`cr_bench.tuning.TrialEvaluation`). The base config runs first and to the end, as
+(:class:`cr_bench.runner.tuning.TrialEvaluation`). The base config runs first and to the end, as
 in a real study. What a pruner costs is the frames its trials train; what it finds is the
 value of the best trial it lets finish.
 
@@ -26,9 +26,9 @@ from optuna.trial import TrialState
 
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
+from cr_bench.results.tables import markdown_table
+from cr_bench.runner.study import counted, make_pruner
 from cr_bench.spec.tune import DEFAULT_PRUNER, Pruner, TuneSettings
-from cr_bench.study import counted, make_pruner
-from cr_bench.tables import markdown_table
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""CarRacing-v3 wrappers, one behaviour each, composed by :func:`cr_bench.envs.make_env`.
+"""CarRacing-v3 wrappers, one behaviour each, composed by :func:`cr_bench.envs.make.make_env`.
 
 Stack order, from the raw env up (see ``make_env``)::
 
@@ -11,7 +11,7 @@ Stack order, from the raw env up (see ``make_env``)::
 
 The state of each per-frame behaviour lives in a batched class over ``n_envs`` envs
 (:class:`ScoreCounters`, :class:`FrameStacker` and the :class:`FrameRule` subclasses).
-A gymnasium wrapper holds a batch of one; :class:`cr_bench.envpool_backend.EnvPoolVecEnv`
+A gymnasium wrapper holds a batch of one; :class:`cr_bench.envs.envpool_backend.EnvPoolVecEnv`
 holds the whole batch, and applies the training rules in :func:`training_wrappers`' order.
 """
 
@@ -463,7 +463,7 @@ TrainingWrapper = tuple[type[FrameRuleWrapper], dict[str, Any]]
 def training_wrappers(shaping: ShapingConfig) -> list[TrainingWrapper]:
     """The training-only wrappers ``shaping`` turns on, innermost first.
 
-    The one home of their order: :func:`cr_bench.envs.make_env` stacks the wrappers in
+    The one home of their order: :func:`cr_bench.envs.make.make_env` stacks the wrappers in
     this order, EnvPoolVecEnv applies their rules (``cls.rule_class(n_envs, **arguments)``)
     to each raw frame in this order.
 

@@ -34,16 +34,16 @@ import numpy as np
 import pandas as pd
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from cr_bench.agents import load_model, set_torch_threads
+from cr_bench.agents.models import load_model, set_torch_threads
+from cr_bench.agents.rundir import PUBLISHED_MARKER, RunDir
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult, episode_laps, evaluate, write_episodes
+from cr_bench.evaluation.episodes import EpisodeResult, episode_laps, evaluate, write_episodes
 from cr_bench.io import atomic_write_text
-from cr_bench.plots import plot_training_curve
-from cr_bench.rundir import PUBLISHED_MARKER, RunDir
+from cr_bench.results.plots import plot_training_curve
+from cr_bench.results.stats import success_rate, summarize, summarize_scores
+from cr_bench.results.tables import checkpoint_row, table_laps, write_checkpoint_table
 from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
 from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig, resolve_backend
-from cr_bench.stats import success_rate, summarize, summarize_scores
-from cr_bench.tables import checkpoint_row, table_laps, write_checkpoint_table
 
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
 

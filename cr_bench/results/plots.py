@@ -1,7 +1,7 @@
 """Figures: every plot cr-bench writes, with the one matplotlib setup.
 
 Plots draw; they compute nothing of their own. Means, bands and score distributions come
-from :mod:`cr_bench.stats`, tables of scores from :mod:`cr_bench.tables`.
+from :mod:`cr_bench.results.stats`, tables of scores from :mod:`cr_bench.results.tables`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cr_bench.io import atomic_path
-from cr_bench.stats import SUCCESS_RETURN, bootstrap_band, performance_profile
+from cr_bench.results.stats import SUCCESS_RETURN, bootstrap_band, performance_profile
 
 if TYPE_CHECKING:
     import optuna
@@ -44,7 +44,7 @@ def plot_learning_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path:
     """True training return vs env frames: mean over runs with a 95% bootstrap band.
 
     :param curves: agent -> ``(frames, per_run)``: ``frames`` of shape ``(n_points,)``,
-        ``per_run`` of shape ``(n_runs, n_points)`` (see :func:`cr_bench.tables.binned_curves`).
+        ``per_run`` of shape ``(n_runs, n_points)`` (see :func:`cr_bench.results.tables.binned_curves`).
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
@@ -79,7 +79,7 @@ def plot_score_distributions(returns: dict[str, np.ndarray], path: Path) -> None
 def plot_score_vs_frames(table: pd.DataFrame, path: Path) -> None:
     """Mean score vs env frames with its 95% CI band, one line per agent.
 
-    :param table: :func:`cr_bench.tables.curve_table`'s columns ``agent, frames, mean, ci_low, ci_high``.
+    :param table: :func:`cr_bench.results.tables.curve_table`'s columns ``agent, frames, mean, ci_low, ci_high``.
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -97,8 +97,8 @@ def plot_training_curve(curve: pd.DataFrame | None, checkpoints: pd.DataFrame, p
     """A published model's curve.png: rolling mean of the training episodes' true return, and
     the checkpoint scores on the first held-out tracks.
 
-    :param curve: the run's curve.csv (:data:`cr_bench.rundir.CURVE_COLUMNS`), if any.
-    :param checkpoints: checkpoints.csv (:data:`cr_bench.tables.CHECKPOINT_COLUMNS`).
+    :param curve: the run's curve.csv (:data:`cr_bench.agents.rundir.CURVE_COLUMNS`), if any.
+    :param checkpoints: checkpoints.csv (:data:`cr_bench.results.tables.CHECKPOINT_COLUMNS`).
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))

@@ -3,7 +3,7 @@ policy and its default config, and :func:`resolve_config` turns defaults + file 
 into one validated :class:`~cr_bench.spec.run.RunConfig`.
 
 The defaults are partial RunConfig mappings; a YAML file and CLI flags override them.
-Building and loading models from a resolved config is :mod:`cr_bench.agents`' job.
+Building and loading models from a resolved config is :mod:`cr_bench.agents.models`' job.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from stable_baselines3.common.policies import BasePolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from cr_bench import wrappers
-from cr_bench.algorithms import FrameDQN, FramePPO, FrameQRDQN, FrameRecurrentPPO, RolloutThreads
+from cr_bench.agents.algorithms import FrameDQN, FramePPO, FrameQRDQN, FrameRecurrentPPO, RolloutThreads
+from cr_bench.envs import wrappers
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.loader import from_dict, merge, to_dict
 from cr_bench.spec.run import (
@@ -252,6 +252,8 @@ def validate_run_config(config: RunConfig) -> None:
             raise CrBenchError(f"{name} must be >= 1, got {getattr(config, name)}")
     if config.rollout_threads < 0:
         raise CrBenchError(f"rollout_threads must be >= 0 (0: torch_threads), got {config.rollout_threads}")
+    if (config.rollout_overlap or config.learner_overlap) and spec.algorithm is not FramePPO:
+        raise CrBenchError(f"rollout_overlap and learner_overlap are levers of PPO; {spec.name} has no such loop")
     if config.rollout_threads and not issubclass(spec.algorithm, RolloutThreads):
         raise CrBenchError(f"rollout_threads applies to on-policy agents; {spec.name} collects between gradient steps")
     if not config.checkpoint_every_seconds > 0:  # NaN too

@@ -8,7 +8,7 @@ and returns its episodes. Only the driver writes ``runs/`` and ``results/``, and
 finished tasks, so a task retried after its worker died (Ray retries it) leaves no half
 result and no duplicate. Ctrl-C on the driver cancels every task still on the cluster.
 
-Tune: each worker is a Ray task running :func:`cr_bench.tuning.run_worker` against the
+Tune: each worker is a Ray task running :func:`cr_bench.runner.tuning.run_worker` against the
 study's storage, which all of them must reach.
 """
 
@@ -143,7 +143,7 @@ def _gpus(device: str, gpus: int) -> int:
 
 def _train_task(job: Any, run: bytes | None) -> bytes:
     """On a Ray worker: train (or resume) ``job`` in a temporary folder; return the run."""
-    from cr_bench.compare import train_job
+    from cr_bench.runner.compare import train_job
 
     progress.quiet()  # the driver shows the progress
     with tempfile.TemporaryDirectory() as tmp:
@@ -157,7 +157,7 @@ def _train_task(job: Any, run: bytes | None) -> bytes:
 
 def _model_archive(folder: Path) -> bytes:
     """What an evaluation needs of a run: its model and config (no replay buffer, checkpoints or logs)."""
-    from cr_bench.rundir import RunDir
+    from cr_bench.agents.rundir import RunDir
 
     run = RunDir(folder)
     with tempfile.TemporaryDirectory() as tmp:
@@ -170,7 +170,7 @@ def _model_archive(folder: Path) -> bytes:
 
 def _eval_task(job: Any, run: bytes, condition: str) -> str:
     """On a Ray worker: evaluate the trained run under ``condition``; return the episodes (CSV text)."""
-    from cr_bench.compare import evaluate_job
+    from cr_bench.runner.compare import evaluate_job
 
     progress.quiet()
     with tempfile.TemporaryDirectory() as tmp:
@@ -181,15 +181,15 @@ def _eval_task(job: Any, run: bytes, condition: str) -> str:
 
 
 def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
-    """Train and evaluate ``jobs`` (:class:`cr_bench.compare.Job`) as Ray tasks; write what they
+    """Train and evaluate ``jobs`` (:class:`cr_bench.runner.compare.Job`) as Ray tasks; write what they
     return into each job's run folder. Finished runs and evaluations are not sent again.
 
     :raises CrBenchError: naming the runs whose tasks failed (after Ray's retries), or a
         request no node of the cluster can meet.
     """
-    from cr_bench.compare import conditions, needs_training, run_eval_file
-    from cr_bench.evaluation import episodes_at_once
-    from cr_bench.rundir import RunDir
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.evaluation.episodes import episodes_at_once
+    from cr_bench.runner.compare import conditions, needs_training, run_eval_file
 
     with ray_session(address) as ray:
         cpus, gpus = node_capacity(ray)
@@ -273,8 +273,8 @@ def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
 
 def _tune_task(settings: Any) -> int:
     """On a Ray worker: one tuning worker on the study's storage; returns how many trials it saw."""
-    from cr_bench.study import counted, open_study
-    from cr_bench.tuning import run_worker
+    from cr_bench.runner.study import counted, open_study
+    from cr_bench.runner.tuning import run_worker
 
     run_worker(settings, show_progress=False)
     return len(counted(open_study(settings)))
@@ -313,7 +313,7 @@ def run_tune_workers_on_ray(settings: Any, address: str | None) -> None:
 
     :raises CrBenchError: for a storage other nodes cannot reach, or failed workers.
     """
-    from cr_bench.agents import threads_per_job
+    from cr_bench.agents.models import threads_per_job
 
     with ray_session(address) as ray:
         alive = [node for node in ray.nodes() if node.get("Alive")]

@@ -8,11 +8,11 @@ from typing import Any
 
 import pandas as pd
 
+from cr_bench.agents.registry import get_agent
 from cr_bench.io import atomic_write_text
-from cr_bench.publish import published_models
-from cr_bench.spec.agents import get_agent
-from cr_bench.tables import checkpoints_markdown, markdown_table, percent
-from cr_bench.throughput import MARKDOWN_NAME
+from cr_bench.results.publish import published_models
+from cr_bench.results.tables import checkpoints_markdown, markdown_table, percent
+from cr_bench.results.throughput import MARKDOWN_NAME
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
 # version of the task (Gymnasium has since changed how a lap completes), so they are a

@@ -1,7 +1,7 @@
 """``cr-bench tune``: Optuna hyperparameter search over train + evaluate.
 
 The search space and settings are :mod:`cr_bench.spec.tune`'s, the Optuna study and trial
-states :mod:`cr_bench.study`'s, the outputs :mod:`cr_bench.tune_report`'s; this module runs
+states :mod:`cr_bench.runner.study`'s, the outputs :mod:`cr_bench.results.tune_report`'s; this module runs
 the trials. :func:`sample` turns a trial into raw values and :func:`to_overrides` turns raw values
 into config overrides, so a stored trial rebuilds its run exactly. Each trial trains
 for ``frames_per_trial`` env frames per seed, is evaluated periodically on validation
@@ -12,7 +12,7 @@ The study's value resists evaluation noise (rl-zoo3 issues #286, #469): pruning 
 evaluate on ``eval_episodes`` validation tracks, the end of training on
 ``final_eval_episodes`` of them, and a trial's value is the mean of its last
 ``value_evals`` evaluations (the final one included), averaged over its seeds. Trial 0
-is the base config itself (:func:`cr_bench.study.enqueue_default`), so a study never reports a
+is the base config itself (:func:`cr_bench.runner.study.enqueue_default`), so a study never reports a
 config worse than the one it started from.
 
 Running the same command again continues the study, and any number of workers on any
@@ -37,14 +37,13 @@ from optuna.trial import TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cr_bench import progress
-from cr_bench.agents import threads_per_job
+from cr_bench.agents.models import threads_per_job
+from cr_bench.agents.registry import resolve_config
+from cr_bench.agents.training import train
 from cr_bench.errors import CrBenchError, raised_by_library
-from cr_bench.evaluation import episodes_at_once, evaluate
-from cr_bench.spec.agents import resolve_config
-from cr_bench.spec.loader import to_dict
-from cr_bench.spec.run import VALIDATION_TRACK_START, Backend, EvalConfig, RunConfig
-from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
-from cr_bench.study import (
+from cr_bench.evaluation.episodes import episodes_at_once, evaluate
+from cr_bench.results.tune_report import check_some_trial_ran, write_outputs
+from cr_bench.runner.study import (
     HEARTBEAT_SECONDS,
     best_text,
     counted,
@@ -55,8 +54,9 @@ from cr_bench.study import (
     open_study,
     retry_later,
 )
-from cr_bench.training import train
-from cr_bench.tune_report import check_some_trial_ran, write_outputs
+from cr_bench.spec.loader import to_dict
+from cr_bench.spec.run import VALIDATION_TRACK_START, Backend, EvalConfig, RunConfig
+from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
 
 # Errors that fail one trial without stopping the study (diverging or NaN training, a config
 # the sampler made invalid), when a library raised them (raised_by_library) or they are
@@ -278,7 +278,7 @@ def tune(settings: TuneSettings) -> optuna.Study:
     )
     try:
         if settings.executor == "ray":
-            from cr_bench.ray_executor import run_tune_workers_on_ray
+            from cr_bench.runner.ray_executor import run_tune_workers_on_ray
 
             run_tune_workers_on_ray(settings, settings.ray_address)
         elif n_jobs == 1:

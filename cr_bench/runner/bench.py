@@ -24,18 +24,27 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.callbacks import BaseCallback
 
-from cr_bench import wrappers
-from cr_bench.agents import policy_kwargs, set_torch_threads
-from cr_bench.envpool_backend import EnvPoolVecEnv
-from cr_bench.envs import make_vec_env
+from cr_bench.agents.models import policy_kwargs, set_torch_threads
+from cr_bench.agents.registry import AGENTS, resolve_config
+from cr_bench.agents.training import FrameCounter, train
+from cr_bench.envs import wrappers
+from cr_bench.envs.envpool_backend import EnvPoolVecEnv
+from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
-from cr_bench.spec.agents import AGENTS, resolve_config
+from cr_bench.results.tables import markdown_table
+from cr_bench.results.throughput import (
+    CSV_NAME,
+    LEVER_PREFIX,
+    MARKDOWN_NAME,
+    PIPELINE,
+    RAW,
+    RAW_SHARDED,
+    REFERENCE,
+    TRAIN,
+)
 from cr_bench.spec.loader import from_dict
 from cr_bench.spec.run import ENV_ID, Backend, PolicyConfig, resolve_backend
-from cr_bench.tables import markdown_table
-from cr_bench.throughput import CSV_NAME, LEVER_PREFIX, MARKDOWN_NAME, PIPELINE, RAW, RAW_SHARDED, REFERENCE, TRAIN
-from cr_bench.training import FrameCounter, train
 
 # A fixed, gentle action: straight with some gas, so episodes last (frames/s depends on it
 # little, but the same action everywhere keeps the measurements comparable).
@@ -255,7 +264,7 @@ def _train_reference(frames: int, out: str) -> TrainResult:
     from stable_baselines3.common.env_util import make_vec_env as sb3_make_vec_env
     from stable_baselines3.common.vec_env import SubprocVecEnv, VecFrameStack, VecNormalize
 
-    from cr_bench.agents import parse_schedule
+    from cr_bench.agents.models import parse_schedule
 
     recipe = AGENTS["ppo-gaussian"].defaults  # the same hyperparameters as rl-zoo3
     skip = recipe["env"]["action_repeat"]

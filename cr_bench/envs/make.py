@@ -11,8 +11,8 @@ import gymnasium as gym
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecEnv, VecMonitor
 
-from cr_bench import wrappers
-from cr_bench.envpool_backend import EnvPoolVecEnv
+from cr_bench.envs import wrappers
+from cr_bench.envs.envpool_backend import EnvPoolVecEnv
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.run import EnvConfig, VecEnvKind, check_env_config, resolve_env_backend
 

@@ -4,7 +4,7 @@ The keys are :data:`KEYS` (left wins when both steering keys are held). The wind
 gymnasium's 600x400 view with the frame number and the raw score; Esc or closing the window
 ends the episode early, and such an episode is shown but not kept as a score.
 
-The score is the raw CarRacing-v3 return (:class:`~cr_bench.wrappers.EpisodeScore`), the
+The score is the raw CarRacing-v3 return (:class:`~cr_bench.envs.wrappers.EpisodeScore`), the
 same as ``cr-bench eval``'s, so a human's episodes join a comparison like any agent's.
 """
 
@@ -19,11 +19,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from cr_bench.envs.wrappers import EpisodeScore
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation import EpisodeResult
-from cr_bench.recording import stamp
+from cr_bench.evaluation.episodes import EpisodeResult
+from cr_bench.evaluation.recording import stamp
 from cr_bench.spec.run import ENV_ID
-from cr_bench.wrappers import EpisodeScore
 
 KEYS = "seed 004's keys: left/right steer fully, up is full gas, down full brake; Esc quits"
 """The keyboard mapping, as the help and the window title say it."""
