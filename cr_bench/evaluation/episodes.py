@@ -11,7 +11,9 @@ and a 1000-frame episode amplifies that, so across machines only the mean is rep
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import math
 import multiprocessing
 import os
@@ -34,9 +36,9 @@ from stable_baselines3.common.vec_env import VecEnv
 
 from cr_bench.envs.make import make_env, make_vec_env
 from cr_bench.errors import CrBenchError
-from cr_bench.io import write_csv
+from cr_bench.io import atomic_write_text
+from cr_bench.lifeline import on_parent_exit
 from cr_bench.results.stats import lap_summary, summarize
-from cr_bench.runner.lifeline import on_parent_exit
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import EnvConfig, EvalConfig, resolve_backend
 
@@ -231,7 +233,7 @@ def _evaluate_in_pool(
     workers: int,
 ) -> Iterator[EpisodeResult]:
     """Play in ``workers`` processes, which exit when this one ends, however it ends
-    (:mod:`cr_bench.runner.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
+    (:mod:`cr_bench.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
     context = multiprocessing.get_context("forkserver")
     parent_alive, alive_end = context.Pipe(duplex=False)
@@ -307,6 +309,12 @@ def first_episodes(model: BaseAlgorithm, venv: VecEnv, seed_start: int, determin
 
 def write_episode_table(path: Path, results: list[EpisodeResult], columns: list[str] = EVAL_EPISODE_COLUMNS) -> None:
     """Write one row per episode with ``columns`` (:data:`EPISODE_COLUMNS`, perhaps extended with ``steps``)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, episode_table_text(results, columns))
+
+
+def episode_table_text(results: list[EpisodeResult], columns: list[str] = EVAL_EPISODE_COLUMNS) -> str:
+    """The CSV text of :func:`write_episode_table`."""
     values = {
         "track_seed": lambda r: r.track_seed,
         "return": lambda r: round(r.true_return, RETURN_DECIMALS),
@@ -316,8 +324,11 @@ def write_episode_table(path: Path, results: list[EpisodeResult], columns: list[
         "lap_frames": lambda r: "" if r.lap_frames is None else r.lap_frames,
         "steps": lambda r: r.steps,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_csv(path, columns, ([values[column](r) for column in columns] for r in results))
+    text = io.StringIO()
+    writer = csv.writer(text)
+    writer.writerow(columns)
+    writer.writerows([values[column](r) for column in columns] for r in results)
+    return text.getvalue()
 
 
 def episode_laps(results: list[EpisodeResult]) -> dict[str, float]:

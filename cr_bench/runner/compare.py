@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import multiprocessing
 import os
-import signal
-import sys
 from dataclasses import dataclass
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +32,8 @@ from cr_bench.evaluation.episodes import (
     EPISODE_COLUMNS,
     SCORE_COLUMNS,
     SUITE_EPISODE_COLUMNS,
+    episode_table_text,
+    episodes_at_once,
     evaluate,
     write_episode_table,
 )
@@ -49,7 +47,8 @@ from cr_bench.results.tables import (
     leaderboard_markdown,
     summarize_agents,
 )
-from cr_bench.runner.lifeline import on_parent_exit
+from cr_bench.runner.executor import run_tasks
+from cr_bench.runner.task import Task
 from cr_bench.spec.loader import read_yaml
 from cr_bench.spec.run import Device, EvalConfig, RunConfig
 from cr_bench.spec.suite import CurveSettings, Suite, SuiteAgent, load_suite
@@ -114,25 +113,32 @@ def train_job(job: Job) -> None:
         score_checkpoints(run.path, job.curve)  # cached in the run: only new checkpoints play
 
 
+def _train_in(folder: str, job: Job) -> None:
+    """A training task: :func:`train_job` in ``folder`` (the run, or its copy on a Ray node)."""
+    train_job(dataclasses.replace(job, run_dir=folder))
+
+
+def _evaluate_in(folder: str, job: Job, condition: str) -> str:
+    """An evaluation task: the episodes (CSV text) of the model in ``folder`` under ``condition``."""
+    run = RunDir(folder)
+    set_torch_threads(job.config.torch_threads)
+    model = load_model(job.config.agent, str(run.model), device=job.config.device)
+    saved_env = run.read_config().env  # the pipeline the model was trained with
+    env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
+    return episode_table_text(evaluate(model, env, job.eval), EPISODE_COLUMNS)
+
+
 def evaluate_job(job: Job, condition: str) -> Path:
-    """Evaluate the trained run under ``condition`` unless cached; the episodes' file."""
-    run = RunDir(job.run_dir)
+    """Evaluate the trained run under ``condition`` here unless cached; the episodes' file."""
     path = run_eval_file(job, condition)
     if not is_cached(path):
-        set_torch_threads(job.config.torch_threads)
-        model = load_model(job.config.agent, str(run.model), device=job.config.device)
-        saved_env = run.read_config().env  # the pipeline the model was trained with
-        env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
-        write_episode_table(path, evaluate(model, env, job.eval), EPISODE_COLUMNS)
+        _keep_episodes(path, _evaluate_in(job.run_dir, job, condition))
     return path
 
 
-def _run_job(job: Job) -> str:
-    """Train or resume the run unless finished, then evaluate what is not evaluated yet."""
-    train_job(job)
-    for condition in conditions(job.eval):
-        evaluate_job(job, condition)
-    return job.run_dir
+def _keep_episodes(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, text)
 
 
 def conditions(settings: EvalConfig) -> list[str]:
@@ -140,67 +146,60 @@ def conditions(settings: EvalConfig) -> list[str]:
     return ["standard", "randomized"] if settings.randomized else ["standard"]
 
 
+def _train_task(job: Job) -> Task:
+    return Task(
+        _train_in,
+        (job,),
+        f"{job.name} seed {job.seed}: train",
+        cpus=job.config.torch_threads,
+        gpu=job.config.device == "cuda",
+        folder=job.run_dir,
+        returns_folder=True,
+    )
+
+
+def _evaluation_tasks(job: Job) -> list[Task]:
+    """The evaluations the trained run still lacks, one task each."""
+    workers = episodes_at_once(job.eval.backend, job.eval.episodes, job.eval.n_envs)
+    return [
+        Task(
+            _evaluate_in,
+            (job, condition),
+            f"{job.name} seed {job.seed}: evaluate ({condition})",
+            cpus=workers if job.eval.backend == "gymnasium" else 1,
+            gpu=job.config.device == "cuda",
+            folder=job.run_dir,
+            ships=("model.zip", "config.yaml"),
+        )
+        for condition in conditions(job.eval)
+        if not is_cached(run_eval_file(job, condition))
+    ]
+
+
 def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_address: str | None = None) -> None:
-    """Run jobs, ``workers`` processes at a time (plain processes: a job may start env workers),
-    or as Ray tasks.
+    """Train the runs that need it, then evaluate what is not evaluated yet, through
+    :func:`cr_bench.runner.executor.run_tasks` (``workers`` processes here, or Ray tasks)."""
+    first: list[Task] = []
+    for job in jobs:  # training also scores a curve's new checkpoints
+        first += [_train_task(job)] if needs_training(job) or job.curve is not None else _evaluation_tasks(job)
+    bar = progress.bar(len(first), "task")  # the workers show none: their bars would share the lines
 
-    Each worker stops as on Ctrl-C, saving its run, when this process ends, however it ends.
-    """
-    if executor == "ray":
-        from cr_bench.runner.ray_executor import run_jobs_on_ray
-
-        run_jobs_on_ray(jobs, ray_address)
-        return
-    if workers == 1:
-        for job in jobs:
-            progress.say(f"  {job.name} seed {job.seed}: {_run_job(job)}")
-        return
-    context = multiprocessing.get_context("forkserver")
-    driver_alive, driver_end = context.Pipe(duplex=False)
-    pending = list(jobs)
-    running: list[tuple[Job, Any]] = []
-    failed: list[str] = []
-    bar = progress.bar(len(jobs), "run")  # the workers show none: their bars would share the lines
-    while pending or running:
-        while pending and len(running) < workers:
-            job = pending.pop(0)
-            process = context.Process(target=_job_process, args=(job, driver_alive))
-            process.start()
-            running.append((job, process))
-        finished = set(wait([process.sentinel for _, process in running]))
-        index = next(i for i, (_, process) in enumerate(running) if process.sentinel in finished)
-        job, process = running.pop(index)
-        process.join()
-        progress.say(f"  {job.name} seed {job.seed}: {'done' if process.exitcode == 0 else 'FAILED'}")
+    def on_result(task: Task, value: Any) -> list[Task]:
+        job: Job = task.args[0]
         bar.update(1)
-        if process.exitcode:
-            failed.append(job.run_dir)
-    bar.close()
-    driver_end.close()
-    if failed:
-        raise CrBenchError(f"{len(failed)} run(s) failed: {', '.join(failed)}")
+        if task.fn is _evaluate_in:
+            _keep_episodes(run_eval_file(job, task.args[1]), value)
+            progress.say(f"  {task.label}: done")
+            return []
+        progress.say(f"  {task.label}: done")
+        follow = _evaluation_tasks(job)
+        bar.total += len(follow)
+        return follow
 
-
-def _job_process(job: Job, driver_alive: Connection) -> None:
-    """A worker process: run ``job``; stop on Ctrl-C or when the driver dies (its lifeline,
-    :mod:`cr_bench.runner.lifeline`), saving the run."""
-    signal.signal(signal.SIGINT, _interrupt_once)
-    on_parent_exit(driver_alive, lambda: os.kill(os.getpid(), signal.SIGINT))
-    progress.quiet()
     try:
-        _run_job(job)
-    except KeyboardInterrupt:
-        sys.exit(130)
-    except CrBenchError as error:
-        print(f"  {job.name} seed {job.seed}: {error}", file=sys.stderr)
-        sys.exit(2)
-
-
-def _interrupt_once(signum: int, frame: Any) -> None:
-    """SIGINT handler: the first raises KeyboardInterrupt; later ones (the terminal's, the
-    driver's, the watcher's) are ignored, so they cannot cut short the save it triggers."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    raise KeyboardInterrupt
+        run_tasks(first, on_result, executor, workers, ray_address)
+    finally:
+        bar.close()
 
 
 # -- Suites and run directories ------------------------------------------------------------

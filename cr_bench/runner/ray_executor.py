@@ -1,20 +1,15 @@
-"""Running comparisons and studies on a Ray cluster (``--executor ray``; the ``cluster`` extra).
+"""The Ray side of :mod:`cr_bench.runner.executor` (``--executor ray``; the ``cluster`` extra).
 
-Compare: each (agent, seed) training is one Ray task and each evaluation another. Nothing
-assumes a shared filesystem: a training task gets the driver's copy of its run (to resume
-it) as an archive, trains in a temporary folder of its node and returns the whole run as an
-archive, which the driver unpacks into ``runs/``; an evaluation task gets the trained run
-and returns its episodes. Only the driver writes ``runs/`` and ``results/``, and only from
+Each :class:`~cr_bench.runner.executor.Task` is one Ray task. Nothing assumes a shared
+filesystem: a task with a folder gets the driver's copy of it as an archive (or of the files
+it ships), works in a temporary folder of its node and, if it returns its folder, sends it
+back as an archive, which the driver swaps in whole. Only the driver writes, and only from
 finished tasks, so a task retried after its worker died (Ray retries it) leaves no half
-result and no duplicate. Ctrl-C on the driver cancels every task still on the cluster.
-
-Tune: each worker is a Ray task running :func:`cr_bench.runner.tuning.run_worker` against the
-study's storage, which all of them must reach.
+result and no duplicate. This module knows nothing of compare's or tune's jobs.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import os
 import shutil
@@ -28,10 +23,7 @@ from typing import Any
 
 from cr_bench import progress
 from cr_bench.errors import CrBenchError
-from cr_bench.io import atomic_write_text
-
-TASK_RETRIES = 3
-"""How often Ray runs a task again after its worker process or node died."""
+from cr_bench.runner.task import RAY_RETRIES, STOP_WAIT, OnResult, Task
 
 
 def import_ray() -> Any:
@@ -129,155 +121,95 @@ def node_capacity(ray: Any) -> tuple[int, int]:
     return max(1, cpus), gpus
 
 
-def _gpus(device: str, gpus: int) -> int:
-    """1 for a cuda job on a cluster with GPUs, 0 on the CPU; a cuda job without any GPU is refused."""
-    if device != "cuda":
+def _gpus(task: Task, gpus: int) -> int:
+    """1 for a task that asks for a GPU on a cluster with GPUs, else 0; without any GPU it is refused."""
+    if not task.gpu:
         return 0
     if gpus == 0:
         raise CrBenchError("--device cuda: no node of the Ray cluster has a GPU; use --device cpu or auto")
     return 1
 
 
-# -- compare ---------------------------------------------------------------------------------
-
-
-def _train_task(job: Any, run: bytes | None) -> bytes:
-    """On a Ray worker: train (or resume) ``job`` in a temporary folder; return the run."""
-    from cr_bench.runner.compare import train_job
-
-    progress.quiet()  # the driver shows the progress
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "run"
-        folder.mkdir()
-        if run is not None:
-            unpack(run, folder)
-        train_job(dataclasses.replace(job, run_dir=str(folder)))
-        return pack(folder)
-
-
-def _model_archive(folder: Path) -> bytes:
-    """What an evaluation needs of a run: its model and config (no replay buffer, checkpoints or logs)."""
-    from cr_bench.agents.rundir import RunDir
-
-    run = RunDir(folder)
+def _shipped(task: Task) -> bytes | None:
+    """What a task receives of its folder: all of it, or the files it names (None: no folder yet)."""
+    if task.folder is None or not Path(task.folder).is_dir():
+        return None
+    if task.ships is None:
+        return pack(Path(task.folder))
     with tempfile.TemporaryDirectory() as tmp:
         light = Path(tmp) / "run"
         light.mkdir()
-        for path in (run.model, run.config):
-            shutil.copy2(path, light / path.name)
+        for name in task.ships:
+            shutil.copy2(Path(task.folder) / name, light / name)
         return pack(light)
 
 
-def _eval_task(job: Any, run: bytes, condition: str) -> str:
-    """On a Ray worker: evaluate the trained run under ``condition``; return the episodes (CSV text)."""
-    from cr_bench.runner.compare import evaluate_job
-
-    progress.quiet()
+def _remote_call(task: Task, archive: bytes | None) -> tuple[Any, bytes | None]:
+    """On a Ray worker: run ``task`` (in a temporary copy of its folder); its value, and its
+    folder if it returns it."""
+    progress.quiet()  # the driver shows the progress
+    if task.folder is None:
+        return task.call(), None
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "run"
         folder.mkdir()
-        unpack(run, folder)
-        return evaluate_job(dataclasses.replace(job, run_dir=str(folder)), condition).read_text()
+        if archive is not None:
+            unpack(archive, folder)
+        value = task.call(str(folder))
+        return value, pack(folder) if task.returns_folder else None
 
 
-def run_jobs_on_ray(jobs: list[Any], address: str | None) -> None:
-    """Train and evaluate ``jobs`` (:class:`cr_bench.runner.compare.Job`) as Ray tasks; write what they
-    return into each job's run folder. Finished runs and evaluations are not sent again.
+def run_on_ray(tasks: list[Task], on_result: OnResult, address: str | None, on_tick: Any = None) -> list[str]:
+    """Run ``tasks`` and their follow-ups as Ray tasks (the rules of
+    :mod:`cr_bench.runner.executor`); the labels of those that failed after Ray's retries.
 
-    :raises CrBenchError: naming the runs whose tasks failed (after Ray's retries), or a
-        request no node of the cluster can meet.
+    :raises CrBenchError: for a request no node of the cluster can meet (a GPU).
     """
-    from cr_bench.agents.rundir import RunDir
-    from cr_bench.evaluation.episodes import episodes_at_once
-    from cr_bench.runner.compare import conditions, needs_training, run_eval_file
-
     with ray_session(address) as ray:
         cpus, gpus = node_capacity(ray)
-        train_remote = ray.remote(max_retries=TASK_RETRIES)(_train_task)
-        eval_remote = ray.remote(max_retries=TASK_RETRIES)(_eval_task)
-        pending: dict[Any, tuple[str, Any, str]] = {}  # ref -> (kind, job, condition)
+        remote = ray.remote(max_retries=RAY_RETRIES)(_remote_call)
+        pending: dict[Any, Task] = {}
         failed: list[str] = []
-        bar = progress.bar(0, "task")
+        stopping = False
 
-        def submit_evaluations(job: Any) -> None:
-            run = RunDir(job.run_dir)
-            missing = [c for c in conditions(job.eval) if not run_eval_file(job, c).is_file()]
-            if missing:
-                archive = ray.put(_model_archive(run.path))
-                workers = episodes_at_once(job.eval.backend, job.eval.episodes, job.eval.n_envs)
-                options = {
-                    "num_cpus": min(cpus, workers if job.eval.backend == "gymnasium" else 1),
-                    "num_gpus": _gpus(job.config.device, gpus),
-                }
-                for condition in missing:
-                    pending[eval_remote.options(**options).remote(job, archive, condition)] = ("eval", job, condition)
-                    bar.total += 1
+        def submit(task: Task) -> None:
+            options = {"num_cpus": min(cpus, task.cpus), "num_gpus": _gpus(task, gpus)}
+            pending[remote.options(**options).remote(task, _shipped(task))] = task
 
-        def keep(kind: str, job: Any, condition: str, result: Any) -> None:
-            """Write a finished task's result into the run folder (only the driver writes)."""
-            if kind == "train":
-                Path(job.run_dir).parent.mkdir(parents=True, exist_ok=True)
-                unpack(result, Path(job.run_dir))
-                progress.say(f"  {job.name} seed {job.seed}: trained")
-            else:
-                path = run_eval_file(job, condition)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                atomic_write_text(path, result)
-                progress.say(f"  {job.name} seed {job.seed}: evaluated ({condition})")
-
-        def finish(ref: Any) -> tuple[str, Any] | None:
-            """The finished task's kind and job, its result kept; None if it failed."""
-            kind, job, condition = pending.pop(ref)
-            bar.update(1)
+        def finish(ref: Any) -> None:
+            task = pending.pop(ref)
             try:
-                result = ray.get(ref)
+                value, folder = ray.get(ref)
             except ray.exceptions.RayError as error:
-                failed.append(f"{job.run_dir} ({kind}: {_cause(error)})")
-                return None
-            keep(kind, job, condition, result)
-            return kind, job
+                failed.append(f"{task.label} ({_cause(error)})")
+                return
+            if folder is not None and task.folder is not None:
+                Path(task.folder).parent.mkdir(parents=True, exist_ok=True)
+                unpack(folder, Path(task.folder))
+            for follow_up in on_result(task, value):
+                if not stopping:
+                    submit(follow_up)
 
         try:
-            for job in jobs:
-                run = RunDir(job.run_dir)
-                if needs_training(job):
-                    options = {
-                        "num_cpus": min(cpus, job.config.torch_threads),
-                        "num_gpus": _gpus(job.config.device, gpus),
-                    }
-                    archive = pack(run.path) if run.model.is_file() else None
-                    pending[train_remote.options(**options).remote(job, archive)] = ("train", job, "")
-                    bar.total += 1
-                else:
-                    submit_evaluations(job)
+            for task in tasks:
+                submit(task)
             while pending:
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                done = finish(ref)
-                if done is not None and done[0] == "train":
-                    submit_evaluations(done[1])
+                done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+                for ref in done:
+                    finish(ref)
+                if on_tick is not None:
+                    on_tick()
         except KeyboardInterrupt:
-            ready = ray.wait(list(pending), num_returns=len(pending), timeout=0)[0] if pending else []
-            for ref in ready:  # finished before Ctrl-C: kept; nothing new starts
+            stopping = True
+            for ref in pending:
+                ray.cancel(ref)  # KeyboardInterrupt in the task: it stops as a local worker does
+            done, _ = ray.wait(list(pending), num_returns=len(pending), timeout=STOP_WAIT) if pending else ([], [])
+            for ref in done:  # a value that came back is kept; a cancelled task counts for nothing
                 finish(ref)
             for ref in pending:
                 ray.cancel(ref, force=True)
             raise
-        finally:
-            bar.close()
-        if failed:
-            raise CrBenchError(f"{len(failed)} Ray task(s) failed: {'; '.join(failed)}"[:2000])
-
-
-# -- tune ------------------------------------------------------------------------------------
-
-
-def _tune_task(settings: Any) -> int:
-    """On a Ray worker: one tuning worker on the study's storage; returns how many trials it saw."""
-    from cr_bench.runner.study import counted, open_study
-    from cr_bench.runner.tuning import run_worker
-
-    run_worker(settings, show_progress=False)
-    return len(counted(open_study(settings)))
+        return failed
 
 
 def check_storage_reachable(storage: str, nodes: int, through_client: bool = False) -> None:
@@ -297,51 +229,9 @@ def check_storage_reachable(storage: str, nodes: int, through_client: bool = Fal
         )
 
 
-def _absolute_sqlite(storage: str) -> str:
+def absolute_sqlite(storage: str) -> str:
     """``sqlite:///relative.db`` made absolute: a task's working directory is not the driver's."""
     prefix = "sqlite:///"
     if storage.startswith(prefix) and not storage.startswith(prefix + "/"):
         return prefix + str(Path(storage.removeprefix(prefix)).resolve())
     return storage
-
-
-def run_tune_workers_on_ray(settings: Any, address: str | None) -> None:
-    """Run ``settings.n_jobs`` tuning workers as Ray tasks and wait for them.
-
-    Ctrl-C asks each worker to stop as a local one does (its running trial is marked
-    interrupted and queued again), waits a minute for that, then ends what is left.
-
-    :raises CrBenchError: for a storage other nodes cannot reach, or failed workers.
-    """
-    from cr_bench.agents.models import threads_per_job
-
-    with ray_session(address) as ray:
-        alive = [node for node in ray.nodes() if node.get("Alive")]
-        via_client = (address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://")
-        check_storage_reachable(settings.storage, len(alive), through_client=via_client)
-        cpus, _ = node_capacity(ray)
-        total = int(ray.cluster_resources().get("CPU", 1))
-        threads = min(cpus, threads_per_job(total, settings.n_jobs))
-        settings = dataclasses.replace(
-            settings,
-            base_config={**settings.base_config, "torch_threads": threads},
-            # a task's working directory is not the driver's: every path absolute
-            runs_dir=str(Path(settings.runs_dir).resolve()),
-            results_dir=str(Path(settings.results_dir).resolve()),
-            storage=_absolute_sqlite(settings.storage),
-            space_file=settings.space_file and str(Path(settings.space_file).resolve()),
-        )
-        remote = ray.remote(max_retries=TASK_RETRIES)(_tune_task)
-        refs = [remote.options(num_cpus=threads).remote(settings) for _ in range(settings.n_jobs)]
-        try:
-            outcomes = [ray.get(ref) for ref in refs]
-        except KeyboardInterrupt:
-            for ref in refs:
-                ray.cancel(ref)  # KeyboardInterrupt in the worker: it requeues its trial
-            ray.wait(refs, num_returns=len(refs), timeout=60)
-            for ref in refs:
-                ray.cancel(ref, force=True)
-            raise
-        except ray.exceptions.RayError as error:
-            raise CrBenchError(f"a tuning worker failed on Ray: {_cause(error)}") from None
-        progress.say(f"  {len(outcomes)} Ray tuning worker(s) finished")

@@ -21,9 +21,9 @@ number of machines can share it. ``--trials N`` is the study's total.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-import multiprocessing
 import os
 import socket
 import time
@@ -43,6 +43,7 @@ from cr_bench.agents.training import train
 from cr_bench.errors import CrBenchError, raised_by_library
 from cr_bench.evaluation.episodes import episodes_at_once, evaluate
 from cr_bench.results.tune_report import check_some_trial_ran, write_outputs
+from cr_bench.runner.executor import run_tasks
 from cr_bench.runner.study import (
     HEARTBEAT_SECONDS,
     best_text,
@@ -54,6 +55,7 @@ from cr_bench.runner.study import (
     open_study,
     retry_later,
 )
+from cr_bench.runner.task import Task
 from cr_bench.spec.loader import to_dict
 from cr_bench.spec.run import VALIDATION_TRACK_START, Backend, EvalConfig, RunConfig
 from cr_bench.spec.tune import ALGO_PARAMS, ENV_PARAMS, ParamSpec, TuneSettings, default_params
@@ -253,8 +255,59 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
         study.tell(trial, value)
 
 
-def _worker_entry(settings: TuneSettings) -> None:
+def _worker_task(settings: TuneSettings) -> int:
+    """A tuning worker as an executor task: trials until the study has its count."""
     run_worker(settings, show_progress=False)
+    return settings.trials
+
+
+def _run_workers(settings: TuneSettings, study: optuna.Study) -> None:
+    """``settings.n_jobs`` tuning workers as tasks (:mod:`cr_bench.runner.executor`), on local
+    processes or Ray, each with its share of the CPUs as torch threads; a bar counts the trials."""
+    session: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if settings.executor == "ray":
+        from cr_bench.runner.ray_executor import ray_session
+
+        session = ray_session(settings.ray_address)  # one session: the executor's reuses it
+    with session:
+        if settings.executor == "ray":
+            settings = _for_ray(settings)
+        else:  # workers share the cores: each trains with its share of torch threads
+            threads = threads_per_job(os.cpu_count() or 1, settings.n_jobs)
+            settings = dataclasses.replace(settings, base_config={**settings.base_config, "torch_threads": threads})
+        threads = int(settings.base_config.get("torch_threads", 1))
+        tasks = [Task(_worker_task, (settings,), f"tuning worker {i}", cpus=threads) for i in range(settings.n_jobs)]
+        with progress.bar(settings.trials, "trial") as bar:
+
+            def tick() -> None:
+                bar.n = min(settings.trials, finished_count(study))
+                bar.set_postfix(best=best_text(study), refresh=True)
+
+            run_tasks(tasks, lambda task, value: [], settings.executor, settings.n_jobs, settings.ray_address, tick)
+
+
+def _for_ray(settings: TuneSettings) -> TuneSettings:
+    """The settings of Ray workers: a storage they all reach, each worker's share of the cluster's
+    CPUs as torch threads, and every path absolute (a task's working directory is not the driver's).
+
+    :raises CrBenchError: for a storage the cluster's nodes cannot share.
+    """
+    from cr_bench.runner.ray_executor import absolute_sqlite, check_storage_reachable, node_capacity, ray_session
+
+    with ray_session(settings.ray_address) as ray:
+        alive = [node for node in ray.nodes() if node.get("Alive")]
+        via_client = (settings.ray_address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://")
+        check_storage_reachable(settings.storage, len(alive), through_client=via_client)
+        cpus, _ = node_capacity(ray)
+        total = int(ray.cluster_resources().get("CPU", 1))
+    return dataclasses.replace(
+        settings,
+        base_config={**settings.base_config, "torch_threads": min(cpus, threads_per_job(total, settings.n_jobs))},
+        runs_dir=str(Path(settings.runs_dir).resolve()),
+        results_dir=str(Path(settings.results_dir).resolve()),
+        storage=absolute_sqlite(settings.storage),
+        space_file=settings.space_file and str(Path(settings.space_file).resolve()),
+    )
 
 
 def tune(settings: TuneSettings) -> optuna.Study:
@@ -277,33 +330,11 @@ def tune(settings: TuneSettings) -> optuna.Study:
         + progress.estimate(left * settings.frames_per_trial, fps, bound="at most")
     )
     try:
-        if settings.executor == "ray":
-            from cr_bench.runner.ray_executor import run_tune_workers_on_ray
-
-            run_tune_workers_on_ray(settings, settings.ray_address)
-        elif n_jobs == 1:
+        if settings.executor == "local" and n_jobs == 1:
             with progress.library_logs_above_bars():
                 run_worker(settings)
         else:
-            # Workers share the cores: each trains with its share of torch threads.
-            threads = threads_per_job(os.cpu_count() or 1, n_jobs)
-            settings = dataclasses.replace(settings, base_config={**settings.base_config, "torch_threads": threads})
-            context = multiprocessing.get_context("forkserver")
-            workers = [context.Process(target=_worker_entry, args=(settings,)) for _ in range(n_jobs)]
-            for worker in workers:
-                worker.start()
-            try:
-                with progress.bar(settings.trials, "trial") as bar:
-                    while any(worker.is_alive() for worker in workers):
-                        time.sleep(1)
-                        bar.n = min(settings.trials, finished_count(study))
-                        bar.set_postfix(best=best_text(study), refresh=True)
-            finally:
-                for worker in workers:  # on Ctrl-C they mark their trials interrupted and stop
-                    worker.join(timeout=60)
-            failed = [worker.exitcode for worker in workers if worker.exitcode]
-            if failed:
-                raise CrBenchError(f"{len(failed)} tuning worker(s) failed (exit codes {failed})")
+            _run_workers(settings, study)
     finally:
         write_outputs(study, settings)
     check_some_trial_ran(study)
