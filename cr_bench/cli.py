@@ -12,6 +12,7 @@ import argparse
 import ast
 import contextlib
 import dataclasses
+import functools
 import inspect
 import itertools
 import multiprocessing
@@ -25,7 +26,7 @@ import threading
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import yaml
 
@@ -33,7 +34,7 @@ from cr_bench import progress
 from cr_bench.agents.models import load_model, set_torch_threads
 from cr_bench.agents.registry import AGENTS, get_agent, resolve_config
 from cr_bench.envs.wrappers import MAX_EPISODE_FRAMES
-from cr_bench.errors import CrBenchError
+from cr_bench.errors import CrBenchError, mask_secrets
 from cr_bench.io import atomic_write_text
 from cr_bench.results.stats import format_summary
 from cr_bench.spec.commands import (
@@ -53,6 +54,9 @@ from cr_bench.spec.loader import parse_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, read_config_file
 from cr_bench.spec.suite import suite_eval
 from cr_bench.spec.tune import TuneSettings
+
+if TYPE_CHECKING:
+    from cr_bench.agents.rundir import RunDir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -160,7 +164,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         default = item.default
         if default not in (None, "", False, dataclasses.MISSING) and not meta.get("positional"):
             help_text += f" (default {default})"
-        options: dict[str, Any] = {"help": help_text}
+        options: dict[str, Any] = {"help": _literal(help_text)}
         if "metavar" in meta:
             options["metavar"] = meta["metavar"]
         if typing.get_origin(kind) is list:
@@ -177,6 +181,12 @@ def add_options(parser: argparse.ArgumentParser, cls: type) -> None:
         else:
             parser.add_argument(_flag(item), dest=item.name, required=meta.get("required", False), **options)
     parser.set_defaults(settings_class=cls)
+
+
+def _literal(help_text: str) -> str:
+    """``help_text`` as argparse shows it: argparse formats a help with ``%`` (``%(default)s``),
+    so a ``%`` meant as written (a 95% CI) is doubled."""
+    return help_text.replace("%", "%%")
 
 
 def _flag(item: dataclasses.Field) -> str:
@@ -196,7 +206,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     agents = "; ".join(f"{name}: {spec.description}" for name, spec in AGENTS.items())
     for name, (cls, handler, summary, description) in _commands(agents).items():
-        sub = commands.add_parser(name, help=summary, description=description)
+        sub = commands.add_parser(name, help=_literal(summary), description=description)
         add_options(sub, cls)
         sub.set_defaults(handler=handler)
     return parser
@@ -304,10 +314,9 @@ def _train(args: TrainArgs, command: str) -> None:
         saved = RunDir(args.out).read_config()
         if get_agent(saved.agent) is not get_agent(args.agent):  # a former name is the same agent
             raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")
-        _writable_dir(Path(args.out))
-        left = (args.frames or saved.frames) - int(RunDir(args.out).read_progress()["frames_done"])
-        _announce_training(saved, max(0, left), "resuming")
-        run = resume(args.out, frames=args.frames, command=command)
+        out, config, verb = Path(args.out), saved, "resuming"
+        frames = (args.frames or saved.frames) - int(RunDir(out).read_progress()["frames_done"])
+        start = functools.partial(resume, out, frames=args.frames, command=command)
     else:
         flags: dict[str, Any] = {
             key: value
@@ -323,10 +332,39 @@ def _train(args: TrainArgs, command: str) -> None:
             flags["env"] = {"backend": args.backend}
         file_config = read_config_file(args.config, args.agent, keep_frames=True)
         config = resolve_config(args.agent, file_config, *args.overrides, flags)
-        out = _writable_dir(default_run_dir(config) if args.out is None else Path(args.out))
-        _announce_training(config, config.frames, "training")
-        run = train(config, out, command=command)
+        out, verb = default_run_dir(config) if args.out is None else Path(args.out), "training"
+        frames = config.frames
+        start = functools.partial(train, config, out, command=command)
+    created = _missing_folders(out)
+    try:
+        _writable_dir(out)
+        _announce_training(config, max(0, frames), verb)
+        run = start()
+    except KeyboardInterrupt:
+        raise _Interrupted(_after_interrupted_training(RunDir(out), args.agent, command, created)) from None
     print(f"run saved in {run.path}")
+
+
+def _missing_folders(path: Path) -> list[Path]:
+    """``path`` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    return missing
+
+
+def _after_interrupted_training(run: RunDir, agent: str, command: str, created: list[Path]) -> str:
+    """What works after Ctrl-C stopped a training: resuming what it saved, or, when it saved
+    nothing (stopped before its env and model existed), the same command. Folders the command
+    created and left empty are removed, so nothing looks like a run that is not one."""
+    if run.model.is_file():
+        again = shlex.join(["cr-bench", "train", agent, "--out", str(run.path), "--resume"])
+        return f"the run is saved in {run.path}: continue it with `{again}`"
+    for folder in created:  # deepest first: a folder that is not empty keeps its parents
+        with contextlib.suppress(OSError):
+            folder.rmdir()
+    return f"nothing was saved, and `{command}` starts the training again"
 
 
 def _announce_training(config: RunConfig, frames: int, verb: str) -> None:
@@ -351,7 +389,7 @@ def _eval(args: EvalArgs, command: str) -> None:
             f"`cr-bench verify {published}` re-checks it, --out DIR writes a new evaluation elsewhere"
         )
     _writable_dir(out)
-    model = load_model(config.agent, str(run.require_model()), device=args.device or "auto")
+    model = load_model(config, str(run.require_model()), device=args.device or "auto")
     set_torch_threads(config.torch_threads)
     settings = merge_eval(config.eval, args)
     if args.stochastic:
@@ -394,7 +432,7 @@ def _record(args: RecordArgs, command: str) -> None:
     config = run.read_config()
     out = Path(args.out)
     _writable_dir(out.parent)
-    model = load_model(config.agent, str(run.require_model()))
+    model = load_model(config, str(run.require_model()))
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
     backend = config.eval.backend if args.backend is None else args.backend
     result = record(model, config.env, out, track_seed, fps=args.fps, every=args.every, backend=backend)
@@ -436,8 +474,6 @@ def _play(args: PlayArgs, command: str) -> None:
 def _publish(args: PublishArgs, command: str) -> None:
     from cr_bench.results.publish import publish
 
-    if not args.name or "/" in args.name or args.name.startswith("."):
-        raise CrBenchError(f"--name must be a plain folder name, got {args.name!r}")
     out = publish(
         args.run_dir,
         Path(args.results_dir) / "models" / args.name,
@@ -525,6 +561,21 @@ def _bench(args: BenchArgs, command: str) -> None:
     print(f"written {md_path} and {csv_path}")
 
 
+class _Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with what works next (:func:`main` prints it)."""
+
+    def __init__(self, advice: str) -> None:
+        super().__init__(advice)
+        self.advice = advice
+
+
+_AFTER_INTERRUPT = {
+    "tune": "finished trials are kept; run the same command again to continue",
+    "compare": "saved runs and finished evaluations are kept; run the same command again to continue",
+}
+"""What works after Ctrl-C, for commands that continue where they stopped (train says it itself)."""
+
+
 def _interrupt(signum: int, frame: Any) -> NoReturn:
     """SIGTERM acts as Ctrl-C: worker processes get SIGINT (they save), then this one stops."""
     for child in multiprocessing.active_children():
@@ -536,7 +587,7 @@ def _interrupt(signum: int, frame: Any) -> NoReturn:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    command = shlex.join(["cr-bench", *argv])
+    command = mask_secrets(shlex.join(["cr-bench", *argv]))  # it is printed and saved
     # A run in the background (where the shell ignores SIGINT) or under a job scheduler is
     # stopped with SIGTERM: it saves like Ctrl-C does. Only the main thread may set handlers.
     on_main_thread = threading.current_thread() is threading.main_thread()
@@ -546,13 +597,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.handler(settings_from(args), command) or 0)
     except CrBenchError as error:
-        print(f"cr-bench: error: {error}", file=sys.stderr)
+        print(f"cr-bench: error: {mask_secrets(str(error))}", file=sys.stderr)
         return 2
     except OSError as error:  # a file or folder the user named (or the disk) failed us: no traceback
-        print(f"cr-bench: error: {error}", file=sys.stderr)
+        print(f"cr-bench: error: {mask_secrets(str(error))}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("cr-bench: interrupted; what was written is kept (continue a training with --resume)", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        advice = getattr(interrupt, "advice", None) or _AFTER_INTERRUPT.get(args.command)
+        print("cr-bench: interrupted" + (f"; {advice}" if advice else ""), file=sys.stderr)
         return 130
     finally:
         if on_main_thread:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 _OURS = tuple(str(Path(__file__).resolve().parents[1] / package) for package in ("cr_bench", "custom_policies"))
@@ -25,3 +26,16 @@ def raised_by_library(error: BaseException) -> bool:
     while frame.tb_next is not None:
         frame = frame.tb_next
     return not str(Path(frame.tb_frame.f_code.co_filename).resolve()).startswith(_OURS)
+
+
+_PASSWORD_IN_URL = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.-]*://[^:/@\s]*:)([^@\s]+)(@)")
+
+
+def mask_secrets(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***`` (a storage URL's
+    password is printed, logged and saved nowhere).
+
+    >>> mask_secrets("cannot open postgresql+psycopg2://tune:s3cret@db:5432/optuna")
+    'cannot open postgresql+psycopg2://tune:***@db:5432/optuna'
+    """
+    return _PASSWORD_IN_URL.sub(r"\1***\3", text)

@@ -1,8 +1,9 @@
 """Atomic file writes: a crash or a kill never leaves a half-written file behind.
 
-Every writer of cr-bench goes through :func:`atomic_path`: it writes beside the target,
-then renames over it (a rename within one folder is atomic on POSIX), so a reader sees the
-previous file or the new one, never a mix.
+Every writer of cr-bench goes through :func:`atomic_path`: it writes a temporary file of its
+own beside the target, flushes it to the disk, then renames it over the target (a rename
+within one folder is atomic on POSIX), so a reader sees the previous file or the new one,
+never a mix, even after a power loss.
 
 >>> import tempfile
 >>> folder = Path(tempfile.mkdtemp())
@@ -20,6 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import os
+import re
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,30 +31,64 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
+_TEMPORARY_NAME = re.compile(r"\..+\.[0-9a-f]{16}\.tmp(\.[^.]*)?")
+"""The names :func:`temporary_path` makes."""
+
 
 def temporary_path(path: Path) -> Path:
-    """The file beside ``path`` that a write goes to first: ``model.zip`` -> ``model.tmp.zip``.
+    """A new, empty file beside ``path`` for one write to go to first, e.g. ``model.zip`` ->
+    ``.model.3f2a9c0d1b4e5f67.tmp.zip``: created here (exclusively, with the permissions a new
+    file gets), so two writers of the same path never share one.
 
-    The real suffix stays last, so libraries that add a missing suffix (SB3's ``save``) keep
-    the name as given.
-
-    >>> temporary_path(Path("run/model.zip"))
-    PosixPath('run/model.tmp.zip')
+    Hidden, so that no listing of the folder's files takes it for one; the real suffix stays
+    last, so libraries that add a missing suffix (SB3's ``save``) or read the format from it
+    (matplotlib's ``savefig``) keep the name as given.
     """
-    return path.with_name(f"{path.stem}.tmp{path.suffix}")
+    while True:
+        candidate = path.with_name(f".{path.stem}.{secrets.token_hex(8)}.tmp{path.suffix}")
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:  # one chance in 2**64: draw another name
+            continue
+        return candidate
+
+
+def is_temporary(path: Path) -> bool:
+    """Whether ``path`` is a temporary file of :func:`atomic_path` (one a kill left behind, say).
+
+    >>> is_temporary(Path("run/.model.3f2a9c0d1b4e5f67.tmp.zip")), is_temporary(Path("run/model.zip"))
+    (True, False)
+    """
+    return _TEMPORARY_NAME.fullmatch(path.name) is not None
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed."""
+    """Yield a temporary path to write; on success it replaces ``path``, on error it is removed.
+
+    The written file is synced to the disk before the rename, and the folder after it where
+    the OS allows, so that once the block ends the new file survives a power loss whole.
+    """
     path = Path(path)
     tmp = temporary_path(path)
     try:
         yield tmp
+        _sync(tmp)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    tmp.replace(path)
+    os.replace(tmp, path)
+    with contextlib.suppress(OSError):  # some systems cannot open or sync a folder
+        _sync(path.parent)
+
+
+def _sync(path: Path) -> None:
+    """Flush ``path`` (a file or a folder) to the disk."""
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

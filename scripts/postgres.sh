@@ -18,4 +18,4 @@ port=$(pg_lsclusters -h | awk -v v="$version" '$1 == v && $2 == "main" {print $3
 su postgres -c "psql -q -p $port -c \"DROP DATABASE IF EXISTS crbench_test\"" >&2 || exit 0
 su postgres -c "psql -q -p $port -c \"DO \\\$\\\$ BEGIN CREATE ROLE crbench LOGIN PASSWORD 'crbench'; EXCEPTION WHEN duplicate_object THEN NULL; END \\\$\\\$\"" >&2 || exit 0
 su postgres -c "createdb -p $port -O crbench crbench_test" >&2 || exit 0
-echo "postgresql+psycopg2://crbench:crbench@127.0.0.1:$port/crbench_test"
+echo "postgresql://crbench:crbench@127.0.0.1:$port/crbench_test"  # the README's form (psycopg 3, the cluster extra)

@@ -34,7 +34,7 @@ def test_save_load_round_trip_predicts_the_same(agent: str, tmp_path: Path) -> N
     observations = np.stack([env.step(np.array([env.action_space.sample()]))[0][0] for _ in range(5)])
     before, _ = model.predict(observations, deterministic=True)
     model.save(tmp_path / "model.zip")
-    loaded = load_model(agent, str(tmp_path / "model.zip"))
+    loaded = load_model(config, str(tmp_path / "model.zip"))
     after, _ = loaded.predict(observations, deterministic=True)
     np.testing.assert_array_equal(before, after)
     assert type(loaded.policy) is type(model.policy)

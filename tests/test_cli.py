@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import time
 from pathlib import Path
 
 import imageio.v2 as imageio
+import numpy as np
 import pytest
 import yaml
 
@@ -77,12 +77,38 @@ def test_other_agents_train_and_evaluate(agent: str, tmp_path: Path) -> None:
     assert len(_rows(run / "eval" / "episodes.csv")) == 1
 
 
+COMMANDS = ["train", "eval", "verify", "record", "play", "tune", "compare", "publish", "report", "bench"]
+
+
+def test_cr_bench_help_lists_every_command() -> None:
+    code, out, err = run_cli(["--help"])
+    assert code == 0, err
+    assert "{" + ",".join(COMMANDS) + "}" in out
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command: str) -> None:
+    """Issue 27: `verify --help` crashed on the `%` of "95% CI" (argparse formats help with %)."""
+    code, out, err = run_cli([command, "--help"])
+    assert code == 0, err
+    assert out.startswith(f"usage: cr-bench {command}") and "Traceback" not in out + err
+
+
+def test_help_shows_a_percent_sign_as_written() -> None:
+    code, out, _ = run_cli(["verify", "--help"])
+    assert code == 0 and "published mean's 95% CI" in " ".join(out.split())
+
+
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
         (["train", "a2c", "--frames", "100"], "unknown agent 'a2c'"),
-        (["train", "ppo", "--frames", "0"], "--frames: must be > 0"),
-        (["train", "ppo", "--frames", "-5"], "--frames: must be >= 0"),
+        (["train", "ppo", "--frames", "0"], "--frames: the budget must be between 1 and 10,000,000,000"),
+        (["train", "ppo", "--frames", "-5"], "--frames: the budget must be between 1 and 10,000,000,000"),
+        (["train", "ppo", "--n-envs", "0"], "--n-envs: must be >= 1, got 0"),
+        (["train", "ppo", "--n-envs", "-5"], "--n-envs: must be >= 1, got -5"),
+        (["compare", "run", "--name", "../x"], "--name: must be a plain folder name"),
+        (["tune", "ppo", "--study-name", "../x"], "study_name must be a plain folder name"),
         (["train", "ppo", "--frames", "lots"], "expected an integer"),
         (["train", "ppo", "--seed", "-1"], "--seed: must be >= 0"),
         (["train", "ppo", "--seed", "1.5"], "--seed: expected an integer"),
@@ -193,8 +219,8 @@ def test_reward_normalization_is_saved_and_resumed(tmp_path: Path) -> None:
     assert yaml.safe_load((run / "config.yaml").read_text())["normalize_reward"] is True
 
     def updates() -> float:
-        with (run / "reward_normalization.pkl").open("rb") as handle:
-            return float(pickle.load(handle).ret_rms.count)
+        with np.load(run / "reward_normalization.npz", allow_pickle=False) as saved:  # data, not a pickle
+            return float(saved["count"])
 
     def frames() -> int:
         return int(json.loads((run / "progress.json").read_text())["frames_done"])

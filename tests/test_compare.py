@@ -95,14 +95,27 @@ def test_score_matrix_needs_the_same_tracks() -> None:
         ({"seeds": [1_000_000]}, "reach the evaluation tracks"),
         ({"agents": [{"name": "beta", "agent": "ppo", "frames": 0}]}, "beta's frames must be between 1 and"),
         ({"eval": {"n_envs": 0}}, "eval.n_envs must be >= 1, got 0"),
+        # Issue 27: duplicate seeds trained, then failed with a traceback; a name with a path
+        # in it wrote runs and results outside --runs-dir and --results-dir.
+        ({"seeds": [0, 0]}, "seeds list seed 0 twice"),
+        ({"agents": [{"name": "beta", "agent": "ppo", "seeds": [2, 1, 2]}]}, "beta's seeds list seed 2 twice"),
+        ({"name": "../../x"}, "name must be a plain folder name"),
+        ({"name": "a/b"}, "name must be a plain folder name"),
+        ({"name": ".."}, "name must be a plain folder name"),
+        ({"name": ".hidden"}, "name must be a plain folder name"),
+        ({"name": ""}, "name must be a plain folder name"),
+        ({"agents": [{"name": "../beta", "agent": "ppo"}]}, "agent name must be a plain folder name"),
+        ({"agents": [{"name": "", "agent": "ppo"}]}, "agent name must be a plain folder name"),
     ],
 )
 def test_malformed_suites_are_refused(tmp_path: Path, changes: dict, message: str) -> None:
     path = _suite(tmp_path, **changes)
     with pytest.raises(CrBenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
         load_suite(path)
-    code, _, err = run_cli(["compare", "--suite", str(path)])
+    code, _, err = run_cli(["compare", "--suite", str(path), "--results-dir", str(tmp_path / "results"),
+                            "--runs-dir", str(tmp_path / "runs")])  # fmt: skip
     assert code == 2 and err.count("\n") == 1
+    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
 
 
 def test_an_agent_may_have_its_own_budget(tmp_path: Path) -> None:

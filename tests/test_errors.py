@@ -161,3 +161,54 @@ def test_other_unwritable_outputs_are_one_line_too(tmp_path: Path) -> None:
     afile = tmp_path / "afile"
     afile.write_text("not a folder\n")
     assert_one_line_error(run_cli(["report", "--results-dir", str(afile / "results")]), "Not a directory")
+
+
+# -- Issue 27 ----------------------------------------------------------------------------------
+def test_train_out_into_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
+    """Was: accepted, and the training appended to the folder's files."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    (folder / "command.txt").write_text("mine\n")
+    (folder / "thesis.tex").write_text("\\section{CarRacing}\n")
+    argv = ["train", "ppo", "--frames", "100", "--out", str(folder), *ONE_ENV, *TINY["ppo"]]
+    assert_one_line_error(run_cli(argv), f"{folder} holds files and is not a cr-bench run")
+    assert sorted(p.name for p in folder.iterdir()) == ["command.txt", "thesis.tex"]
+    assert (folder / "command.txt").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("leftover", [[], ["train.lock"], ["train.lock", ".config.0123456789abcdef.tmp.yaml"]])
+def test_train_out_into_an_empty_folder_or_a_killed_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, leftover: list[str]
+) -> None:
+    """An empty folder, or what a kill -9 in a run's first seconds leaves (its lock, a half-written
+    config), is trained into."""
+    folder = tmp_path / "run"
+    folder.mkdir()
+    for name in leftover:
+        (folder / name).write_text("")
+    trained = []
+    monkeypatch.setattr(cr_bench.agents.training, "_learn_afresh", lambda run, *args, **kwargs: trained.append(run))
+    code, out, err = run_cli(["train", "ppo", "--frames", "100", "--out", str(folder), *ONE_ENV])
+    assert code == 0, err
+    assert [run.path for run in trained] == [folder] and f"run saved in {folder}" in out
+
+
+@pytest.mark.parametrize(
+    ("text", "flags", "message"),
+    [
+        ('frames: "lots"', ["--frames", "2000"], "frames: 'lots' is not a valid int"),
+        ("frames: 0", ["--frames", "2000"], "frames must be between 1 and 10,000,000,000"),
+        ("env: {obs_size: big}", ["--set", "env.obs_size=64"], "env.obs_size: 'big' is not a valid int"),
+        ("seed: -1.5", ["--seed", "3"], "seed: -1.5 is not a valid int"),
+    ],
+)
+def test_a_config_file_is_checked_before_flags_override_it(
+    tmp_path: Path, no_training: None, text: str, flags: list[str], message: str
+) -> None:
+    """Was: a bad value in --config went unnoticed when a flag replaced it."""
+    path = tmp_path / "config.yaml"
+    path.write_text(text + "\n")
+    result = run_cli(["train", "ppo", "--config", str(path), *flags, "--out", str(tmp_path / "run")])
+    assert_one_line_error(result, str(path))
+    assert_one_line_error(result, message)
+    assert not (tmp_path / "run").exists()

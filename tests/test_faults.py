@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -170,10 +171,29 @@ def test_ctrl_c_during_start_up_exits_130_and_the_run_resumes(tmp_path: Path) ->
     run = tmp_path / "run"
     result = run_faulted("INT", FIRST_RESET, [*TRAIN, *ENDLESS, "--out", str(run)])
     assert result.returncode == 130, result.stderr
-    assert "Traceback" not in result.stderr and "--resume" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert f"continue it with `cr-bench train {AGENT} --out {run} --resume`" in result.stderr
     assert (run / "model.zip").is_file() and progress(run)["frames_done"] == 0
     resume_finishes(run, 150)
     assert one_tensorboard_log(run)
+
+
+@pytest.mark.parametrize("existed", [False, True])
+def test_ctrl_c_before_anything_is_saved_says_so(tmp_path: Path, existed: bool) -> None:
+    """Issue 27: Ctrl-C before the env and model existed left an empty folder and advised
+    --resume, which then refused it (no config.yaml). The folder train created goes; the
+    message names the command that starts again."""
+    run = tmp_path / "runs" / "run"
+    if existed:
+        run.mkdir(parents=True)
+    argv = [*TRAIN, *ENDLESS, "--out", str(run)]
+    result = run_faulted("INT", "cr_bench.agents.training:make_vec_env", argv)
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr and "--resume" not in result.stderr
+    assert "nothing was saved" in result.stderr and shlex.join(["cr-bench", *argv]) in result.stderr
+    assert run.is_dir() == existed and (tmp_path / "runs").is_dir() == existed
+    if existed:
+        assert not any(run.iterdir())
 
 
 def test_kill_9_before_the_first_checkpoint_leaves_a_restartable_run(tmp_path: Path) -> None:
@@ -266,6 +286,8 @@ def test_compare_workers_stop_with_their_driver_and_a_rerun_resumes(tmp_path: Pa
         if fault == "ctrl-c":
             os.killpg(driver.pid, signal.SIGINT)
             assert driver.wait(timeout=TIMEOUT) == 130, log.read_text()
+            assert "run the same command again to continue" in log.read_text(), log.read_text()
+            assert "--resume" not in log.read_text(), log.read_text()
         else:
             driver.kill()
             driver.wait()
@@ -334,6 +356,8 @@ def test_tune_killed_or_interrupted_in_a_trial_resumes_without_losing_one(tmp_pa
     argv = _tune_argv(tmp_path)
     faulted = run_faulted(fault, TRIAL_TRAINING, argv, call=2)
     assert faulted.returncode == (-signal.SIGKILL if fault == "KILL" else 130), faulted.stderr
+    if fault == "INT":  # was: "continue ... with --resume", a flag tune does not have
+        assert "run the same command again to continue" in faulted.stderr and "--resume" not in faulted.stderr
     before = _tune_trials(tmp_path)
     assert before[0].state == TrialState.COMPLETE and before[1].params
     code, out, err = run_cli(argv)

@@ -106,7 +106,7 @@ def test_probability_of_improvement_hand_worked() -> None:
     assert probability_of_improvement(np.array([[1.0, 5.0]]), np.array([[0.0, 5.0]])) == 0.75
     # two runs each: pairs (1, 2) (1, 2) (3, 2) (3, 2) -> 2 of 4 greater
     assert probability_of_improvement(np.array([[1.0], [3.0]]), np.array([[2.0], [2.0]])) == 0.5
-    assert probability_of_improvement(np.array([[0.0]]), np.array([[1.0]])) == 0.0
+    assert np.isnan(probability_of_improvement(np.array([[0.0]]), np.array([[1.0]])))  # one episode each: none
     with pytest.raises(ValueError):
         probability_of_improvement(np.array([[1.0, 2.0]]), np.array([[1.0]]))
 
@@ -185,3 +185,34 @@ def test_performance_profile_hand_worked() -> None:
         0.25,
         0.0,
     ]
+
+
+def test_a_ci_is_only_what_the_data_supports() -> None:
+    """Several runs: over runs; one run on several tracks: over its tracks (marked); one
+    episode: none (NaN), never a zero-width interval; all-equal scores: the one value."""
+    from cr_bench.results.stats import summarize_scores, supported_ci
+
+    runs = np.array([[0.0, 900.0], [100.0, 1000.0]])
+    assert supported_ci(runs, np.mean, reps=200)[2] == "runs"
+    low, high, over = supported_ci(np.array([[0.0, 500.0, 1000.0]]), np.mean, reps=200)
+    assert over == "tracks" and low < 500.0 < high
+    low, high, over = supported_ci(np.array([[692.0]]))
+    assert over == "n/a" and np.isnan(low) and np.isnan(high)
+    assert supported_ci(np.full((3, 4), 7.0), reps=50) == (7.0, 7.0, "runs")
+    one = summarize_scores(np.array([[692.0]]))
+    assert one["mean"] == 692.0 and np.isnan(one["iqm_ci_low"]) and one["ci_over"] == "n/a"
+
+
+def test_probability_of_improvement_needs_more_than_one_episode_each() -> None:
+    from cr_bench.results.stats import probability_of_improvement
+
+    assert np.isnan(probability_of_improvement(np.array([[5.0]]), np.array([[3.0]])))
+    assert probability_of_improvement(np.array([[5.0, 1.0]]), np.array([[3.0, 3.0]])) == 0.5  # one run, two tracks
+    assert probability_of_improvement(np.array([[5.0], [1.0]]), np.array([[3.0]])) == 0.5  # two runs, one track
+
+
+def test_one_run_has_no_band() -> None:
+    from cr_bench.results.stats import bootstrap_band
+
+    mean, low, high = bootstrap_band(np.array([[1.0, 2.0]]))
+    assert mean.tolist() == [1.0, 2.0] and np.isnan(low).all() and np.isnan(high).all()

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -68,7 +70,8 @@ def test_improvement_matrix_and_leaderboard() -> None:
     before = leaderboard_markdown(
         summarize_agents(episodes[episodes.columns[:6]], episodes.iloc[:0]), poi, "t", "c", episodes
     )
-    assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0] | 0% | n/a | n/a |" in before  # evaluated before the laps
+    assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0]† | 0% | n/a | n/a |" in before  # evaluated before the laps
+    assert any(line.startswith("† One run: its CI redraws the tracks") for line in lines)
     assert "| | a | b |" in lines and "| a | - | 0.75 |" in lines and "| b | 0.25 | - |" in lines
 
 
@@ -85,7 +88,7 @@ def test_curve_table_hand_worked() -> None:
         [("a", 0, 100, 5, 0.0), ("a", 0, 100, 6, 10.0), ("a", 1, 100, 5, 2.0), ("a", 1, 100, 6, 20.0)],
         columns=["agent", "seed", "frames", "track_seed", "return"],
     )
-    assert curve_table(scores).values.tolist() == [["a", 100, 2, 8.0, 5.0, 11.0]]
+    assert curve_table(scores).values.tolist() == [["a", 100, 2, 8.0, 5.0, 11.0, "runs"]]
 
 
 def test_binned_curves() -> None:
@@ -111,3 +114,62 @@ def test_atomic_write_keeps_the_old_file_on_error(tmp_path: Path) -> None:
         raise RuntimeError("killed")
     assert path.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+def test_atomic_writers_of_one_path_do_not_share_a_temporary_file(tmp_path: Path) -> None:
+    """Issue 27: the temporary name was fixed (summary.tmp.md), so a second writer of the same
+    path wrote into the first one's file and the first one's rename then failed."""
+    path = tmp_path / "summary.md"
+    with atomic_path(path) as first:
+        first.write_text("first")
+        with atomic_path(path) as second:
+            assert second != first and second.parent == first.parent == tmp_path
+            assert first.suffix == second.suffix == ".md"  # libraries that add a missing suffix keep the name
+            second.write_text("second")
+        assert path.read_text() == "second" and first.read_text() == "first"
+    assert path.read_text() == "first"
+    assert [p.name for p in tmp_path.iterdir()] == ["summary.md"]
+
+
+def test_atomic_write_syncs_the_file_before_renaming_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Renamed before its data reached the disk, a file may be empty after a power loss."""
+    events: list[tuple[str, str]] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append(("fsync", Path(os.readlink(f"/proc/self/fd/{fd}")).name))
+        real_fsync(fd)
+
+    def replace(source: Any, target: Any) -> None:
+        events.append(("replace", Path(target).name))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write_text(tmp_path / "note.txt", "hello\n")
+    assert (tmp_path / "note.txt").read_text() == "hello\n"
+    (written,) = [name for kind, name in events if kind == "fsync" and name != tmp_path.name]
+    assert events.index(("fsync", written)) < events.index(("replace", "note.txt"))
+    assert written != "note.txt" and written.endswith(".txt")
+    assert events[-1] == ("fsync", tmp_path.name)  # the folder, so the rename itself is durable
+
+
+def test_one_episode_agents_get_no_interval_and_no_probability() -> None:
+    """An agent with one episode (one run, one track) shows n/a, never a point as a CI; so does
+    its P(improvement) against another single episode; a one-seed curve is marked."""
+    rows = [
+        ("a", 0, "standard", 10, 800.0, 1000, 0.9, False, None),
+        ("b", 0, "standard", 10, 50.0, 1000, 0.1, False, None),
+    ]
+    episodes = pd.DataFrame(rows, columns=SUITE_EPISODE_COLUMNS)
+    summary = summarize_agents(episodes, episodes.iloc[:0])
+    poi = improvement_matrix(episodes)
+    assert pd.isna(poi.loc["a", "b"])
+    lines = leaderboard_markdown(summary, poi, "t", "c", episodes).splitlines()
+    assert any(line.startswith("| a | 1 | 800.0 ± 0.0 | 800.0 | 800.0 n/a |") for line in lines), lines
+    assert "| a | - | n/a |" in lines
+    scores = pd.DataFrame({"agent": "a", "seed": 0, "frames": [100, 100, 200], "track_seed": [1, 2, 1],
+                           "return": [1.0, 3.0, 5.0]})  # fmt: skip
+    table = curve_table(scores, reps=50).set_index("frames")
+    assert table.loc[100, "ci_over"] == "tracks" and table.loc[200, "ci_over"] == "n/a"
+    assert pd.isna(table.loc[200, "ci_low"])

@@ -418,7 +418,7 @@ def test_a_bug_of_ours_stops_the_study_but_a_library_error_fails_one_trial(
 
     monkeypatch.setattr(tuning, "train", buggy)
     bug = _settings(tmp_path, trials=2, study_name="bug")
-    with pytest.raises(ValueError, match="must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="must be >= 1, got -1"):
         tuning.tune(bug)
     (trial,) = _study(bug).trials
     assert trial.state == optuna.trial.TrialState.FAIL
@@ -512,3 +512,23 @@ def test_a_study_keeps_its_pruner(tmp_path: Path) -> None:
 def test_replay_pruners_needs_a_study(tmp_path: Path) -> None:
     code, _, err = run_cli(["tune", "ppo", "--replay-pruners", "--results-dir", str(tmp_path)])
     assert code == 2 and "no study ppo" in err and err.count("\n") == 1
+
+
+def test_a_storage_password_is_never_printed(tmp_path: Path) -> None:
+    """A storage URL's password is masked in the error line (and in the command cr-bench saves)."""
+    url = "postgresql://tune:s3cret-pw@127.0.0.1:9/optuna"  # nothing listens on port 9
+    code, out, err = run_cli(["tune", "ppo", "--trials", "1", "--storage", url, "--results-dir", str(tmp_path)])
+    assert code == 2 and err.startswith("cr-bench: error:") and len(err.splitlines()) == 1, err
+    assert "s3cret-pw" not in out + err and "tune:***@127.0.0.1" in err
+
+
+def test_a_device_this_machine_lacks_is_refused_before_the_study_starts(tmp_path: Path) -> None:
+    """--device cuda on a machine without CUDA: one line, exit 2, and no study (no failed trial
+    counts toward --trials)."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    code, _, err = run_cli(["tune", "ppo", "--trials", "2", "--device", "cuda", "--results-dir", str(tmp_path)])
+    assert code == 2 and "no CUDA device" in err and len(err.splitlines()) == 1, err
+    assert not list(tmp_path.rglob("journal.log"))

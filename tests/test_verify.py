@@ -67,7 +67,7 @@ def test_evaluation_is_bit_for_bit_repeatable(trained_run: str) -> None:
     config = run.read_config()
 
     def play() -> list[object]:
-        model = load_model(config.agent, str(run.model))
+        model = load_model(config, str(run.model))
         tracks = EvalConfig(episodes=2, track_seed_start=1_000_000, backend="envpool", n_envs=2)
         return list(evaluate(model, config.env, tracks))
 
@@ -147,7 +147,7 @@ def test_committed_model_is_intact(folder: Path) -> None:
     read_published(folder)
     config = RunDir(folder).read_config()
     resolve_config(config.agent, to_dict(config))
-    model = load_model(config.agent, str(folder / "model.zip"))
+    model = load_model(config, str(folder / "model.zip"))
     env = make_env(config.env, training=False)
     try:
         check_model_fits(model, env)

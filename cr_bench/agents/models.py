@@ -5,8 +5,9 @@ Which agents exist and what their configs hold is :mod:`cr_bench.agents.registry
 
 from __future__ import annotations
 
+import inspect
 import json
-import warnings
+import re
 import zipfile
 from pickle import UnpicklingError
 from typing import Any
@@ -15,8 +16,7 @@ import gymnasium as gym
 import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.policies import BasePolicy
-from stable_baselines3.common.save_util import json_to_data
-from stable_baselines3.common.utils import LinearSchedule
+from stable_baselines3.common.utils import FloatSchedule, LinearSchedule
 
 from cr_bench.agents.algorithms import FrameProgress
 from cr_bench.agents.levers import LeverPPO, uses_levers
@@ -92,49 +92,147 @@ def policy_class(spec: AgentSpec) -> type[BasePolicy]:
     return spec.policy
 
 
-def saved_policy_class(path: str) -> type:
-    """The policy class recorded in a saved SB3 model, read from the zip's ``data`` JSON alone.
+def read_saved_data(path: str) -> dict[str, Any]:
+    """The ``data`` JSON of a saved SB3 model, as plain JSON: nothing in it is unpickled.
 
-    No parameters, buffers or algorithm are built, so this is cheap whatever the file holds.
+    SB3 stores some fields as pickles (``":serialized:"``) beside a readable description of
+    them; this reads the JSON only.
 
     :raises CrBenchError: if ``path`` is not a readable SB3 model (empty, truncated, not a zip).
     """
-    unreadable = (OSError, EOFError, KeyError, TypeError, ValueError, ImportError, zipfile.BadZipFile, UnpicklingError)
     try:
         with zipfile.ZipFile(path) as archive:
-            entry = json.loads(archive.read("data"))["policy_class"]
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # SB3 warns and drops a class it cannot rebuild: refused below
-            saved = json_to_data(json.dumps({"policy_class": entry})).get("policy_class")
-    except unreadable as error:
+            data = json.loads(archive.read("data"))
+    except (OSError, EOFError, KeyError, ValueError, zipfile.BadZipFile) as error:
         raise CrBenchError(f"{path} is not a saved model ({error})".splitlines()[0]) from None
-    if not isinstance(saved, type):
-        raise CrBenchError(f"{path} is not a saved model (its policy class cannot be read)")
-    return saved
+    if not isinstance(data, dict) or not isinstance(data.get("policy_class"), dict):
+        raise CrBenchError(f"{path} is not a saved model (no policy class)")
+    return data
+
+
+def saved_policy_name(data: dict[str, Any]) -> str | None:
+    """``module.Class`` of the policy class a saved model names, from its readable description
+    (the module and the class's own methods, ``<function Class.method at ...>``); None if unreadable."""
+    entry = data["policy_class"]
+    methods = re.findall(r"<function (\w+)\.", " ".join(str(value) for value in entry.values()))
+    module = entry.get("__module__")
+    return f"{module}.{methods[0]}" if isinstance(module, str) and methods else None
+
+
+def _qualified(cls: type) -> str:
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def check_saved_agent(data: dict[str, Any], spec: AgentSpec, path: str) -> None:
+    """Refuse a model file whose policy class is not ``spec``'s, naming the agent that saved it.
+
+    :raises CrBenchError: in one line.
+    """
+    saved = saved_policy_name(data)
+    if saved == _qualified(policy_class(spec)):
+        return
+    owners = [other.name for other in AGENTS.values() if _qualified(policy_class(other)) == saved]
+    saved_by = f"agent {owners[0]}" if owners else f"a {saved} policy" if saved else "an unknown policy"
+    raise CrBenchError(f"{path} was saved by {saved_by}, not {spec.name}")
+
+
+_SAFE_CLASSES = {repr(cls): cls for cls in [*FEATURE_EXTRACTORS.values(), *ACTIVATIONS.values(), th.optim.Adam]}
+"""The classes a saved ``policy_kwargs`` may name (by their repr), and nothing else."""
+
+
+def _saved_policy_kwargs(data: dict[str, Any], path: str) -> dict[str, Any]:
+    """The saved ``policy_kwargs`` from their readable description: JSON values as they are,
+    classes only from :data:`_SAFE_CLASSES` (so a model loads with exactly the kwargs it was
+    trained with, and no pickle runs)."""
+    entry = data.get("policy_kwargs") or {}
+    if not isinstance(entry, dict):
+        raise CrBenchError(f"{path}: unreadable policy_kwargs")
+    kwargs = {}
+    for key, value in entry.items():
+        if key.startswith(":"):
+            continue  # the pickle and its type: not read
+        if isinstance(value, str) and value.startswith("<class "):
+            if value not in _SAFE_CLASSES:
+                raise CrBenchError(f"{path}: policy_kwargs.{key} names {value}, which cr-bench does not load")
+            value = _SAFE_CLASSES[value]
+        kwargs[key] = value
+    return kwargs
+
+
+def _spaces(config: RunConfig) -> tuple[gym.Space, gym.Space]:
+    """The observation and action spaces of the run's pipeline (built, not read from a file)."""
+    from cr_bench.envs.make import make_env  # the env layer, only to read its spaces
+
+    env = make_env(config.env, training=False)
+    try:
+        return env.observation_space, env.action_space
+    finally:
+        env.close()
+
+
+def _check_saved_space(data: dict[str, Any], name: str, space: gym.Space, path: str) -> None:
+    """Refuse a file whose recorded space (shape, dtype) is not the config's."""
+    entry = data.get(name)
+    if not isinstance(entry, dict):
+        return
+    shape, dtype = entry.get("_shape"), entry.get("dtype")
+    expected = list(space.shape or ())
+    if (shape is not None and list(shape) != expected) or (dtype is not None and dtype != str(space.dtype)):
+        raise CrBenchError(
+            f"{path} does not fit its run's config: its {name} is {dtype} {shape}, "
+            f"the config's {space.dtype} {expected}"
+        )
+
+
+def safe_custom_objects(config: RunConfig, data: dict[str, Any], path: str) -> dict[str, Any]:
+    """What replaces every pickled field of a saved model, rebuilt from the run's config (or,
+    for ``policy_kwargs``, from their readable description): SB3 then unpickles nothing.
+
+    Buffers, the last observations and episode statistics start empty (a resumed training
+    resets its envs); schedules and buffer classes are rebuilt by the algorithm's own setup.
+    """
+    spec = get_agent(config.agent)
+    observation_space, action_space = _spaces(config)
+    _check_saved_space(data, "observation_space", observation_space, path)
+    _check_saved_space(data, "action_space", action_space, path)
+    algo = {key: parse_schedule(value, key) if key in SCHEDULES else value for key, value in config.algo.items()}
+    defaults = inspect.signature(spec.algorithm.__init__).parameters
+    rebuilt: dict[str, Any] = {
+        "policy_class": policy_class(spec),
+        "policy_kwargs": _saved_policy_kwargs(data, path),
+        "observation_space": observation_space,
+        "action_space": action_space,
+    }
+    for name in ("learning_rate", "clip_range", "clip_range_vf", "train_freq"):
+        if name in defaults:
+            rebuilt[name] = algo.get(name, defaults[name].default)
+    rebuilt["lr_schedule"] = FloatSchedule(rebuilt["learning_rate"])
+    pickled = [key for key, value in data.items() if isinstance(value, dict) and ":serialized:" in value]
+    return {key: rebuilt.get(key) for key in pickled}  # anything else pickled: None, set up afresh
 
 
 def load_model(
-    agent: str, path: str, env: Any | None = None, device: str = "auto", levers: bool = False
+    config: RunConfig, path: str, env: Any | None = None, device: str = "auto", levers: bool = False
 ) -> BaseAlgorithm:
-    """Load a saved model of ``agent`` (optionally attached to ``env``; ``levers``: as the
-    bench's :class:`~cr_bench.agents.levers.LeverPPO`, to resume a run that uses them).
+    """Load a saved model of the run ``config`` describes (optionally attached to ``env``;
+    ``levers``: as the bench's :class:`~cr_bench.agents.levers.LeverPPO`, to resume a run that uses them).
 
-    The file's policy class is checked first, so a model of another agent is refused in one
-    line before SB3 builds anything (DQN loading a ppo file would allocate a 34 GiB replay
-    buffer for its observations). The model loads on ``device`` (:func:`resolve_device`),
-    whatever device it was saved from.
+    Nothing in the file is unpickled: its pickled fields are rebuilt from ``config``
+    (:func:`safe_custom_objects`) and the weights load with ``torch.load(weights_only=True)``,
+    so a crafted file cannot run code. Its policy class is checked first, from the file's
+    JSON, so a model of another agent is refused in one line before SB3 builds anything (DQN
+    loading a ppo file would allocate a 34 GiB replay buffer). The model loads on ``device``
+    (:func:`resolve_device`), whatever device it was saved from.
 
-    :raises CrBenchError: if ``path`` is not a readable model of ``agent``.
+    :raises CrBenchError: if ``path`` is not a readable model of the config's agent.
     """
-    spec = get_agent(agent)
-    saved = saved_policy_class(path)
-    if saved is not policy_class(spec):
-        owners = [other.name for other in AGENTS.values() if policy_class(other) is saved]
-        saved_by = f"agent {owners[0]}" if owners else f"a {saved.__module__}.{saved.__qualname__} policy"
-        raise CrBenchError(f"{path} was saved by {saved_by}, not {spec.name}")
+    spec = get_agent(config.agent)
+    data = read_saved_data(path)
+    check_saved_agent(data, spec, path)
+    custom_objects = safe_custom_objects(config, data, path)
     try:
         algorithm: type[BaseAlgorithm] = LeverPPO if levers else spec.algorithm
-        return algorithm.load(path, env=env, device=resolve_device(device))
+        return algorithm.load(path, env=env, device=resolve_device(device), custom_objects=custom_objects)
     except (OSError, EOFError, KeyError, ValueError, RuntimeError, zipfile.BadZipFile, UnpicklingError) as error:
         raise CrBenchError(f"cannot load {path}: {error}".splitlines()[0]) from None
 

@@ -7,8 +7,9 @@ read it (a published model folder is one too, marked by :data:`PUBLISHED_MARKER`
     versions.yaml    library versions
     command.txt      the command line(s) that produced it
     model.zip        the latest model (final, checkpoint or interrupted)
-    reward_normalization.pkl  VecNormalize statistics, when rewards are normalised
-    replay_buffer.pkl         off-policy agents' replay buffer, to resume
+    reward_normalization.npz  reward-normalization statistics, when rewards are normalised
+    replay_buffer.npz         off-policy agents' replay buffer, to resume
+                     (both data, not pickles: :mod:`cr_bench.agents.run_state`)
     checkpoints/     frames-<N>.zip and .json (frames, wall seconds) at each scheduled
                      checkpoint, when keep_checkpoints is set
     train.lock       while a process trains the run: its pid and host (see training_lock)
@@ -34,8 +35,9 @@ from typing import IO, Any
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cr_bench.agents.registry import saved_run_config
+from cr_bench.agents.run_state import legacy, save_reward_stats
 from cr_bench.errors import CrBenchError
-from cr_bench.io import atomic_path, atomic_write_text
+from cr_bench.io import atomic_path, atomic_write_text, is_temporary
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import RunConfig
 
@@ -53,14 +55,22 @@ class RunDir:
 
     config = property(lambda self: self.path / "config.yaml")
     model = property(lambda self: self.path / "model.zip")
-    replay_buffer = property(lambda self: self.path / "replay_buffer.pkl")
+    replay_buffer = property(lambda self: self.path / "replay_buffer.npz")
     progress = property(lambda self: self.path / "progress.json")
     curve = property(lambda self: self.path / "curve.csv")
     tensorboard = property(lambda self: self.path / "tb")
     eval_dir = property(lambda self: self.path / "eval")
     checkpoints = property(lambda self: self.path / "checkpoints")
-    reward_stats = property(lambda self: self.path / "reward_normalization.pkl")
+    reward_stats = property(lambda self: self.path / "reward_normalization.npz")
     lock = property(lambda self: self.path / "train.lock")
+
+    def holds_other_files(self) -> bool:
+        """Whether the folder holds files but no cr-bench run: neither config.yaml nor
+        progress.json, and more than a run killed in its first seconds leaves (its
+        ``train.lock``, a temporary file of :func:`~cr_bench.io.atomic_path`)."""
+        if not self.path.is_dir() or self.config.exists() or self.progress.exists():
+            return False
+        return any(item != self.lock and not is_temporary(item) for item in self.path.iterdir())
 
     def read_config(self) -> RunConfig:
         if not self.path.is_dir():
@@ -85,9 +95,9 @@ class RunDir:
         with atomic_path(self.model) as model_tmp:
             model.save(model_tmp)
             normalizer = model.get_vec_normalize_env()
-            if normalizer is not None:
-                with atomic_path(self.reward_stats) as stats_tmp:  # in place before the model that needs it
-                    normalizer.save(str(stats_tmp))
+            if normalizer is not None:  # in place before the model that needs it
+                save_reward_stats(normalizer, self.reward_stats)
+                legacy(self.reward_stats).unlink(missing_ok=True)
 
     def checkpoint(self, model: BaseAlgorithm, wall_seconds: float, finished: bool) -> None:
         """Save the model (with its reward statistics), then the progress that goes with it."""
@@ -131,7 +141,8 @@ class RunDir:
         """Remove what a training stopped before its first checkpoint wrote: with no model
         there is nothing to continue, and a restart must not append to its curve or logs."""
         for path in (self.config, self.path / "versions.yaml", self.path / "command.txt", self.progress,
-                     self.curve, self.reward_stats, self.replay_buffer):  # fmt: skip
+                     self.curve, self.reward_stats, self.replay_buffer,
+                     legacy(self.reward_stats), legacy(self.replay_buffer)):  # fmt: skip
             path.unlink(missing_ok=True)
         shutil.rmtree(self.tensorboard, ignore_errors=True)
 

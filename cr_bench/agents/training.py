@@ -28,6 +28,7 @@ from cr_bench import progress
 from cr_bench.agents.algorithms import FrameProgress
 from cr_bench.agents.levers import uses_levers
 from cr_bench.agents.models import build_model, load_model, set_torch_threads
+from cr_bench.agents.run_state import legacy, load_replay_buffer, load_reward_stats, save_replay_buffer
 from cr_bench.agents.rundir import CURVE_COLUMNS, PUBLISHED_MARKER, RunDir, training_lock
 from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
@@ -193,10 +194,13 @@ def train(config: RunConfig, run_dir: str | Path, command: str = "", callbacks: 
     :param command: the command line, appended to command.txt.
     :param callbacks: extra SB3 callbacks, called after the frame counter (so they can read
         ``model.frames_done``); returning False stops training early.
-    :raises CrBenchError: if ``run_dir`` already holds a run, or a live process trains it.
+    :raises CrBenchError: if ``run_dir`` already holds a run or files that are not a run, or a
+        live process trains it.
     :raises KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
     run = RunDir(run_dir)
+    if run.holds_other_files():  # a training would add its files to someone else's
+        raise CrBenchError(f"{run.path} holds files and is not a cr-bench run; train into an empty or new folder")
     _refuse_trained(run)
     run.path.mkdir(parents=True, exist_ok=True)
     with training_lock(run):
@@ -258,7 +262,7 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
         env = _normalize_rewards(env, run, float(config.algo.get("gamma", 0.99)), resume)
     try:
         if resume:
-            model = load_model(config.agent, str(run.model), env=env, device=config.device, levers=uses_levers(config))
+            model = load_model(config, str(run.model), env=env, device=config.device, levers=uses_levers(config))
             assert isinstance(model, FrameProgress)
             model.configure(config)  # the settings a saved model does not hold
             _restore_replay_buffer(model, run)
@@ -298,11 +302,8 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
 
 def _normalize_rewards(env: VecEnv, run: RunDir, gamma: float, resume: bool) -> VecNormalize:
     """Reward-only VecNormalize; a resumed run continues with its saved statistics."""
-    if resume and run.reward_stats.is_file():
-        try:
-            normalizer = VecNormalize.load(str(run.reward_stats), env)
-        except Exception as error:  # a truncated or foreign pickle: any unpickling error
-            raise CrBenchError(f"cannot read {run.reward_stats}: {error}".splitlines()[0]) from None
+    if resume and (run.reward_stats.is_file() or legacy(run.reward_stats).is_file()):
+        normalizer = load_reward_stats(run.reward_stats, env)
         normalizer.training = True
         return normalizer
     if resume:
@@ -312,20 +313,21 @@ def _normalize_rewards(env: VecEnv, run: RunDir, gamma: float, resume: bool) -> 
 
 def _save_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
     """Saved on interruption only: a full buffer is gigabytes (50,000 x 2 stacked frames)."""
-    if isinstance(model, OffPolicyAlgorithm):
-        model.save_replay_buffer(run.replay_buffer)
+    if isinstance(model, OffPolicyAlgorithm) and model.replay_buffer is not None:
+        save_replay_buffer(model.replay_buffer, run.replay_buffer)
 
 
 def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
-    if not isinstance(model, OffPolicyAlgorithm):
+    if not isinstance(model, OffPolicyAlgorithm) or model.replay_buffer is None:
         return
-    if run.replay_buffer.is_file():
-        model.load_replay_buffer(run.replay_buffer)
-        run.replay_buffer.unlink()  # a later hard kill must not bring this old buffer back
-    else:
-        # Killed before it could save its buffer: refill it before learning again.
+    saved = run.replay_buffer.is_file() or legacy(run.replay_buffer).is_file()
+    if saved and load_replay_buffer(model.replay_buffer, run.replay_buffer):
+        for path in (run.replay_buffer, legacy(run.replay_buffer)):  # a later hard kill must not bring it back
+            path.unlink(missing_ok=True)
+        return
+    if not saved:  # killed before it could save its buffer
         print(f"cr-bench: no replay buffer in {run.path}; refilling it before training resumes", file=sys.stderr)
-        model.learning_starts = model.num_timesteps + model.learning_starts
+    model.learning_starts = model.num_timesteps + model.learning_starts
 
 
 def _close_quietly(env: Any) -> None:

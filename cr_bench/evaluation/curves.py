@@ -58,7 +58,7 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
         frames = grid_frames(checkpoint["frames_done"], settings.every_frames)
         if frames in done or frames == 0:
             continue
-        model = load_model(config.agent, str(checkpoint["path"]))
+        model = load_model(config, str(checkpoint["path"]))
         results = evaluate(model, config.env, tracks)
         rows = pd.DataFrame([[frames, r.track_seed, r.true_return] for r in results], columns=SCORE_COLUMNS)
         scores = pd.concat([scores, rows], ignore_index=True)

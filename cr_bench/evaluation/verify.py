@@ -114,7 +114,7 @@ def verify(
         )
     on_tracks = published.set_index("track_seed").loc[range(start, start + count), "return"]
     returns = on_tracks.to_numpy(dtype=np.float64)
-    model = load_model(config.agent, str(run.require_model()))
+    model = load_model(config, str(run.require_model()))
     set_torch_threads(int(record["torch_threads"]))
     log(f"verifying {run.path} on {record['backend']} tracks {start}..{start + count - 1}, as published")
     settings = EvalConfig(

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from cr_bench.io import atomic_path
-from cr_bench.results.stats import SUCCESS_RETURN, bootstrap_band, performance_profile
+from cr_bench.results.stats import CI_OVER_RUNS, SUCCESS_RETURN, bootstrap_band, performance_profile
 
 if TYPE_CHECKING:
     import optuna
@@ -49,8 +49,8 @@ def plot_learning_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path:
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
     for agent, (frames, per_run) in curves.items():
-        mean, low, high = bootstrap_band(per_run)
-        axes.plot(frames, mean, label=agent)
+        mean, low, high = bootstrap_band(per_run)  # one run: no band
+        axes.plot(frames, mean, label=agent if len(per_run) > 1 else f"{agent} (1 run, no band)")
         axes.fill_between(frames, low, high, alpha=0.25)
     axes.set_xlabel("env frames")
     axes.set_ylabel("true return (training episodes)")
@@ -79,12 +79,14 @@ def plot_score_distributions(returns: dict[str, np.ndarray], path: Path) -> None
 def plot_score_vs_frames(table: pd.DataFrame, path: Path) -> None:
     """Mean score vs env frames with its 95% CI band, one line per agent.
 
-    :param table: :func:`cr_bench.results.tables.curve_table`'s columns ``agent, frames, mean, ci_low, ci_high``.
+    :param table: :func:`cr_bench.results.tables.curve_table`'s columns ``agent, frames, mean, ci_low, ci_high,
+        ci_over``.
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for agent, group in table.groupby("agent", sort=False):
-        axes.plot(group["frames"], group["mean"], marker="o", label=str(agent))
+        one_run = "" if (group["ci_over"] == CI_OVER_RUNS).all() else " (1 run: band over tracks)"
+        axes.plot(group["frames"], group["mean"], marker="o", label=f"{agent}{one_run}")
         axes.fill_between(group["frames"], group["ci_low"], group["ci_high"], alpha=0.2)
     axes.set_xlabel("env frames")
     axes.set_ylabel("mean raw return (95% CI over seeds and tracks)")

@@ -109,7 +109,7 @@ def publish(
         rows = _score_checkpoints(run, config, settings, progress["frames_done"], curve_points, curve_episodes, log)
         # Reload the slimmed copy: the published figures are those of the published file.
         log(f"evaluating the published model on {episodes} {settings.backend} tracks")
-        final = _evaluate(load_model(config.agent, str(staged.model)), config.env, settings, episodes)
+        final = _evaluate(load_model(config, str(staged.model)), config.env, settings, episodes)
         summary = write_episodes(staged.eval_dir / "episodes.csv", final, settings.backend)
         atomic_write_text(staged.eval_dir / "command.txt", command + "\n")
         for count in sorted({curve_episodes, episodes}):
@@ -162,7 +162,7 @@ def _staging(out: Path) -> Iterator[Path]:
 
 def _copy_run(run: RunDir, staged: RunDir, config: RunConfig, command: str) -> None:
     """The slimmed model, the config to publish, the run's records and the publish command."""
-    slim_model(load_model(config.agent, str(run.model)), staged.model)
+    slim_model(load_model(config, str(run.model)), staged.model)
     write_yaml(staged.config, to_dict(config))
     for name in COPIED_FILES:
         if (run.path / name).is_file():
@@ -192,7 +192,7 @@ def _score_checkpoints(
     for checkpoint in pick_checkpoints(earlier, points):
         name = checkpoint["path"].name
         log(f"evaluating {name} on {episodes} {settings.backend} tracks")
-        results = _evaluate(load_model(config.agent, str(checkpoint["path"])), config.env, settings, episodes)
+        results = _evaluate(load_model(config, str(checkpoint["path"])), config.env, settings, episodes)
         rows.append(_checkpoint_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
         log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
     return rows

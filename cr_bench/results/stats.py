@@ -100,7 +100,7 @@ def success_rate(returns: np.ndarray) -> float:
 
 def summarize_scores(
     scores: np.ndarray, reps: int = 2000, confidence: float = 0.95, random_state: int | np.random.Generator = 0
-) -> dict[str, float]:
+) -> dict[str, Any]:
     """Everything a results table shows of one agent's scores, shape ``(n_runs, n_tracks)``.
 
     :func:`summarize` of all the episodes, their :func:`success_rate`, and the IQM's
@@ -113,8 +113,50 @@ def summarize_scores(
     (500.0, 0.5, 500.0)
     """
     scores = np.asarray(scores, dtype=np.float64)
-    low, high = stratified_bootstrap_ci(scores, iqm, reps=reps, confidence=confidence, random_state=random_state)
-    return {**summarize(scores), "success_rate": success_rate(scores), "iqm_ci_low": low, "iqm_ci_high": high}
+    low, high, over = supported_ci(scores, iqm, reps=reps, confidence=confidence, random_state=random_state)
+    return {
+        **summarize(scores),
+        "success_rate": success_rate(scores),
+        "iqm_ci_low": low,
+        "iqm_ci_high": high,
+        "ci_over": over,
+    }
+
+
+CI_OVER_RUNS, CI_OVER_TRACKS, NO_CI = "runs", "tracks", "n/a"
+"""What a confidence interval redraws (:func:`supported_ci`): the runs of each track, the
+tracks of a single run, or nothing (no interval)."""
+
+
+def supported_ci(
+    scores: np.ndarray,
+    statistic: Callable[[np.ndarray], float] = iqm,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator = 0,
+) -> tuple[float, float, str]:
+    """The confidence interval of ``statistic`` that ``scores`` (shape ``(n_runs, n_tracks)``)
+    can support, and what it redraws.
+
+    Several runs: rliable's stratified bootstrap over runs (:data:`CI_OVER_RUNS`). One run on
+    several tracks: a bootstrap over its tracks (:data:`CI_OVER_TRACKS`; it says nothing of
+    the spread between training seeds, so tables mark it). One episode: no interval
+    (NaN, :data:`NO_CI`), never a zero-width one.
+
+    >>> supported_ci(np.array([[1.0, 9.0]]), np.mean, reps=200)[2]
+    'tracks'
+    >>> supported_ci(np.array([[692.0]]))
+    (nan, nan, 'n/a')
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.size == 0:
+        raise ValueError(f"scores must have shape (n_runs, n_tracks), got {scores.shape}")
+    n_runs, n_tracks = scores.shape
+    if n_runs >= 2:
+        return (*stratified_bootstrap_ci(scores, statistic, reps, confidence, random_state), CI_OVER_RUNS)
+    if n_tracks >= 2:
+        return (*stratified_bootstrap_ci(scores.T, statistic, reps, confidence, random_state), CI_OVER_TRACKS)
+    return math.nan, math.nan, NO_CI
 
 
 def stratified_bootstrap_ci(
@@ -176,7 +218,8 @@ def bootstrap_band(
     :param curves: shape ``(n_runs, n_points)``; NaN where a run has no value at a point
         (ignored by the means).
     :return: ``(mean, low, high)``, each of shape ``(n_points,)``. Each bootstrap sample
-        redraws the runs (whole curves) with replacement and takes their NaN-mean per point.
+        redraws the runs (whole curves) with replacement and takes their NaN-mean per point;
+        a single run has no band (``low`` and ``high`` NaN).
 
     >>> mean, low, high = bootstrap_band(np.array([[1.0, 2.0], [3.0, np.nan]]), reps=50)
     >>> mean.tolist(), high.tolist()
@@ -187,6 +230,9 @@ def bootstrap_band(
         raise ValueError(f"curves must have shape (n_runs, n_points), got {curves.shape}")
     rng = np.random.default_rng(random_state)
     n_runs = len(curves)
+    if n_runs < 2:  # nothing to redraw: the curve, and no band
+        nothing = np.full(curves.shape[1], np.nan)
+        return curves[0].copy(), nothing, nothing.copy()
     with warnings.catch_warnings():  # a point that no run reached, or no redrawn run, is NaN
         warnings.simplefilter("ignore", RuntimeWarning)
         mean = np.nanmean(curves, axis=0)
@@ -213,11 +259,13 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     """P(X > Y), rliable's definition: the Mann-Whitney statistic per track, averaged over tracks.
 
     :param x: shape ``(n_runs_x, n_tracks)``; :param y: shape ``(n_runs_y, n_tracks)``.
-    Ties count one half.
+    Ties count one half. NaN for one episode against one (a comparison, not a probability).
     """
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
         raise ValueError(f"need (runs, tracks) arrays with the same tracks, got {x.shape} and {y.shape}")
+    if x.size == 1 and y.size == 1:
+        return math.nan  # one episode against one: no probability to estimate
     greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
     ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
     return float(np.mean(greater + 0.5 * ties))

@@ -18,12 +18,15 @@ import pandas as pd
 from cr_bench.evaluation.episodes import CONDITIONS
 from cr_bench.io import write_csv
 from cr_bench.results.stats import (
+    CI_OVER_RUNS,
+    CI_OVER_TRACKS,
+    NO_CI,
     SUCCESS_RETURN,
     lap_summary,
     probability_of_improvement,
     score_matrix,
-    stratified_bootstrap_ci,
     summarize_scores,
+    supported_ci,
 )
 
 if TYPE_CHECKING:
@@ -31,8 +34,9 @@ if TYPE_CHECKING:
 
 CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
 """checkpoints.csv of a published model: one row per scored checkpoint."""
-CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high"]
-"""curve.csv of a suite: mean score and its 95% CI per agent and frame count."""
+CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high", "ci_over"]
+"""curve.csv of a suite: mean score and its 95% CI per agent and frame count (``ci_over``: what
+the CI redraws, :func:`cr_bench.results.stats.supported_ci`)."""
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]], align: str) -> list[str]:
@@ -71,7 +75,7 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             matrix = score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
             summary = summarize_scores(matrix, reps=reps, random_state=0)
             suffix = "" if condition == "standard" else "_randomized"
-            for key in ("mean", "std", "median", "iqm", "iqm_ci_low", "iqm_ci_high", "success_rate"):
+            for key in ("mean", "std", "median", "iqm", "iqm_ci_low", "iqm_ci_high", "ci_over", "success_rate"):
                 row[key + suffix] = summary[key]
             row[f"mean_length{suffix}"] = part["length"].mean()
             for key, value in table_laps(part).items():
@@ -84,6 +88,24 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             row["frames_per_s"] = float((trained["frames"] / trained["wall_seconds"]).mean())
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+CI_FOOTNOTE = (
+    "† One run: its CI redraws the tracks it played, not training runs (it says nothing of the "
+    "spread between seeds). n/a: one episode, no interval."
+)
+
+
+def interval(low: float, high: float, over: str | None = CI_OVER_RUNS) -> str:
+    """A confidence interval as a table shows it: ``[low, high]``, marked ``†`` when it redraws
+    one run's tracks (:func:`cr_bench.results.stats.supported_ci`), ``n/a`` when there is none.
+
+    >>> interval(1.0, 2.0), interval(1.0, 2.0, "tracks"), interval(float("nan"), float("nan"), "n/a")
+    ('[1.0, 2.0]', '[1.0, 2.0]†', 'n/a')
+    """
+    if over == NO_CI or pd.isna(low) or pd.isna(high):
+        return "n/a"
+    return f"[{low:.1f}, {high:.1f}]" + ("†" if over == CI_OVER_TRACKS else "")
 
 
 def table_laps(episodes: pd.DataFrame) -> dict[str, float]:
@@ -138,8 +160,14 @@ def leaderboard_markdown(
     lines += markdown_table(
         header, map(_leaderboard_row, summary.sort_values("iqm", ascending=False).to_dict("records")), "l" + "r" * 12
     )
-    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks.", ""]
-    poi_rows = [[agent, *("-" if pd.isna(v) else f"{v:.2f}" for v in row)] for agent, row in poi.iterrows()]
+    if (summary.get("ci_over", pd.Series(dtype=object)) != CI_OVER_RUNS).any():
+        lines += ["", CI_FOOTNOTE]
+    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks (n/a: one episode "
+              "against one).", ""]  # fmt: skip
+    poi_rows = [
+        [agent, *("-" if agent == other else "n/a" if pd.isna(v) else f"{v:.2f}" for other, v in row.items())]
+        for agent, row in poi.iterrows()
+    ]
     lines += markdown_table(["", *poi.columns], poi_rows, "l" + "r" * len(poi.columns))
     lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
     return "\n".join(lines)
@@ -148,7 +176,8 @@ def leaderboard_markdown(
 def _leaderboard_row(r: dict[str, Any]) -> list[str]:
     if pd.notna(r.get("iqm_randomized")):
         randomized = [
-            f"{r['iqm_randomized']:.1f} [{r['iqm_ci_low_randomized']:.1f}, {r['iqm_ci_high_randomized']:.1f}]",
+            f"{r['iqm_randomized']:.1f} "
+            + interval(r["iqm_ci_low_randomized"], r["iqm_ci_high_randomized"], r.get("ci_over_randomized")),
             f"{r['success_rate_randomized']:.0%}",
         ]
     else:
@@ -162,7 +191,7 @@ def _leaderboard_row(r: dict[str, Any]) -> list[str]:
         str(r["runs"]),
         f"{r['mean']:.1f} ± {r['std']:.1f}",
         f"{r['median']:.1f}",
-        f"{r['iqm']:.1f} [{r['iqm_ci_low']:.1f}, {r['iqm_ci_high']:.1f}]",
+        f"{r['iqm']:.1f} " + interval(r["iqm_ci_low"], r["iqm_ci_high"], r.get("ci_over")),
         f"{r['success_rate']:.0%}",
         percent(r.get("lap_rate", np.nan)),
         percent(r.get("tile_fraction", np.nan), 1),
@@ -204,8 +233,8 @@ def curve_table(scores: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
     rows = []
     for (agent, frames), group in scores.groupby(["agent", "frames"], sort=True):
         matrix = group.pivot_table(index="seed", columns="track_seed", values="return").dropna(axis=1)
-        low, high = stratified_bootstrap_ci(matrix.to_numpy(), statistic=np.mean, reps=reps)
-        rows.append([agent, int(frames), len(matrix), float(matrix.to_numpy().mean()), low, high])
+        low, high, over = supported_ci(matrix.to_numpy(), statistic=np.mean, reps=reps)
+        rows.append([agent, int(frames), len(matrix), float(matrix.to_numpy().mean()), low, high, over])
     return pd.DataFrame(rows, columns=CURVE_TABLE_COLUMNS)
 
 
@@ -221,10 +250,12 @@ def curve_markdown(table: pd.DataFrame, settings: CurveSettings) -> list[str]:
         "",
     ]
     rows = [
-        [r.agent, f"{r.frames:,}", r.seeds, f"{r.mean:.1f} [{r.ci_low:.1f}, {r.ci_high:.1f}]"]
+        [r.agent, f"{r.frames:,}", r.seeds, f"{r.mean:.1f} " + interval(r.ci_low, r.ci_high, r.ci_over)]
         for r in table.itertuples()
     ]
     lines += markdown_table(["agent", "frames", "seeds", "mean [95% CI]"], rows, "lrrr")
+    if (table["ci_over"] != CI_OVER_RUNS).any():
+        lines += ["", CI_FOOTNOTE]
     lines += ["", "![score vs frames](score_vs_frames.png)", ""]
     return lines
 

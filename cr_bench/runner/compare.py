@@ -122,7 +122,7 @@ def _evaluate_in(folder: str, job: Job, condition: str) -> str:
     """An evaluation task: the episodes (CSV text) of the model in ``folder`` under ``condition``."""
     run = RunDir(folder)
     set_torch_threads(job.config.torch_threads)
-    model = load_model(job.config.agent, str(run.model), device=job.config.device)
+    model = load_model(run.read_config(), str(run.model), device=job.config.device)
     saved_env = run.read_config().env  # the pipeline the model was trained with
     env = dataclasses.replace(saved_env, domain_randomize=CONDITIONS[condition])
     return episode_table_text(evaluate(model, env, job.eval), EPISODE_COLUMNS)

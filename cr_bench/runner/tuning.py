@@ -37,10 +37,10 @@ from optuna.trial import TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 
 from cr_bench import progress
-from cr_bench.agents.models import threads_per_job
+from cr_bench.agents.models import resolve_device, threads_per_job
 from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.training import train
-from cr_bench.errors import CrBenchError, raised_by_library
+from cr_bench.errors import CrBenchError, mask_secrets, raised_by_library
 from cr_bench.evaluation.episodes import episodes_at_once, evaluate
 from cr_bench.results.tune_report import check_some_trial_ran, write_outputs
 from cr_bench.runner.executor import run_tasks
@@ -243,7 +243,7 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
     except TRIAL_ERRORS as error:
-        trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:500])
+        trial.set_user_attr("error", mask_secrets(f"{type(error).__name__}: {error}")[:500])
         study.tell(trial, state=TrialState.FAIL)
         if not (isinstance(error, CrBenchError) or raised_by_library(error)):
             raise  # a bug of ours: the study stops with its traceback
@@ -317,6 +317,8 @@ def tune(settings: TuneSettings) -> optuna.Study:
     """
     n_jobs = settings.n_jobs
     settings.space()  # fail fast on a bad space
+    if settings.executor == "local":  # a device this machine lacks: refused before the study records a trial
+        resolve_device(settings.resolved_base().device)
     study = open_study(settings)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(settings.out_dir / ".ask.lock"):

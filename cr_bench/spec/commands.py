@@ -31,17 +31,33 @@ def non_negative(value: int) -> int:
 
 def positive(value: int) -> int:
     """An integer >= 1 (a count)."""
-    if non_negative(value) == 0:
-        raise ValueError("must be > 0, got 0")
+    if value < 1:
+        raise ValueError(f"must be >= 1, got {value}")
     return value
 
 
 def frame_budget(value: int) -> int:
     """A budget in env frames, 1 to :data:`cr_bench.spec.run.MAX_FRAMES`."""
     try:
-        return check_frames(positive(value), "the budget")
+        return check_frames(value, "the budget")
     except CrBenchError as error:
         raise ValueError(str(error)) from None
+
+
+def folder_name(value: str) -> str:
+    """A plain folder name, made inside the folder an output belongs in: one path component,
+    not hidden, so neither ``..`` nor ``a/b`` can lead elsewhere.
+
+    >>> folder_name("ppo-vs-dqn")
+    'ppo-vs-dqn'
+    >>> folder_name("../x")
+    Traceback (most recent call last):
+    ...
+    ValueError: must be a plain folder name (one path component, not starting with a dot), got '../x'
+    """
+    if not value or value.startswith(".") or any(separator in value for separator in ("/", "\\", "\0")):
+        raise ValueError(f"must be a plain folder name (one path component, not starting with a dot), got {value!r}")
+    return value
 
 
 def return_points(value: float) -> float:
@@ -55,6 +71,7 @@ Frames = Annotated[int, frame_budget]
 Count = Annotated[int, positive]
 Index = Annotated[int, non_negative]
 Points = Annotated[float, return_points]
+FolderName = Annotated[str, folder_name]
 Override = Annotated[dict[str, Any], "override"]
 """``--set KEY=VALUE``: a dotted key and a YAML value, read as ``{"a": {"b": value}}``."""
 
@@ -244,7 +261,7 @@ class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption, Exec
     """Suite YAML, e.g. benchmarks/smoke.yaml."""
     workers: Count = 1
     """(agent, seed) jobs run in parallel."""
-    name: str = "compare"
+    name: FolderName = "compare"
     """RUN_DIRs: output folder name under RESULTS_DIR."""
     human: list[str] = field(default_factory=list, metadata={"metavar": "PLAY_DIR"})
     """RUN_DIRs: a `cr-bench play --out` folder whose episodes join the table as agent `human`
@@ -255,7 +272,7 @@ class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption, Exec
 class PublishArgs(ResultsOptions):
     run_dir: str = field(metadata={"positional": True, "metavar": "RUN_DIR"})
     """A trained run."""
-    name: str = field(metadata={"required": True})
+    name: FolderName = field(metadata={"required": True})
     """Folder name under RESULTS_DIR/models."""
     episodes: Count = 100
     """Held-out test tracks for the final model."""

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from cr_bench.envs import wrappers
 from cr_bench.errors import CrBenchError
-from cr_bench.spec.loader import read_yaml
+from cr_bench.spec.loader import from_dict, read_yaml
 from custom_policies.extractors import Precision
 
 Backend = Literal["gymnasium", "envpool"]
@@ -312,8 +312,19 @@ def read_config_file(path: str | Path | None, agent: str, keep_frames: bool = Fa
     """A ``--config`` file (a run's config.yaml or a tuned best.yaml) as overrides for runs of
     ``agent``: ``agent`` defaults to the one asked for, and its ``frames`` is dropped unless
     ``keep_frames`` (tune and compare set the budget themselves; ``train`` takes the file's).
-    No file: no overrides."""
-    data = read_yaml(path) if path is not None else {}
+    No file: no overrides.
+
+    The file is checked on its own (keys, types, its frame budget), before flags override any
+    of its values: a bad value is an error even where a flag replaces it.
+
+    :raises CrBenchError: naming the file and the bad key.
+    """
+    if path is None:
+        return {"agent": agent}
+    data = read_yaml(path)
+    frames = from_dict(RunConfig, data, str(path)).frames  # partial: the defaults fill the rest
+    if "frames" in data:
+        check_frames(frames, f"{path}: frames")
     if not keep_frames:
         data.pop("frames", None)
     data.setdefault("agent", agent)

@@ -15,6 +15,7 @@ from typing import Any
 from cr_bench.agents.registry import get_agent, resolve_config
 from cr_bench.envs.baselines import BASELINES
 from cr_bench.errors import CrBenchError
+from cr_bench.spec.commands import folder_name
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import (
     BACKENDS,
@@ -100,6 +101,12 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
     check_eval_config(suite.eval, f"{path}: eval")
     if min(suite.seeds) < 0 or any(a.seeds is not None and (not a.seeds or min(a.seeds) < 0) for a in suite.agents):
         raise CrBenchError(f"{path}: seeds must be >= 0 (and an agent's seeds list not empty)")
+    _check_no_repeats(suite.seeds, f"{path}: seeds")
+    _check_folder_name(suite.name, f"{path}: name")
+    for agent in suite.agents:
+        _check_folder_name(agent.name, f"{path}: agent name")
+        if agent.seeds is not None:
+            _check_no_repeats(agent.seeds, f"{path}: {agent.name}'s seeds")
     names = [a.name for a in suite.agents]
     if len(set(names)) != len(names) or set(names) & set(BASELINES):
         raise CrBenchError(f"{path}: agent names must be unique and not {', '.join(BASELINES)}")
@@ -123,3 +130,18 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
             check_held_out(last_seed, suite.curve.track_seed_start, f"the curve tracks of {path}")
         configs[entry.name] = config
     return suite, configs
+
+
+def _check_no_repeats(seeds: list[int], where: str) -> None:
+    """Each seed once: a run is one (agent, seed) folder, so a repeated seed is one run counted twice."""
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise CrBenchError(f"{where} list seed {repeated[0]} twice; each seed is one run")
+
+
+def _check_folder_name(name: str, where: str) -> None:
+    """Suite and agent names are folders under --runs-dir and --results-dir."""
+    try:
+        folder_name(name)
+    except ValueError as error:
+        raise CrBenchError(f"{where} {error}") from None

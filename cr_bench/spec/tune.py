@@ -29,6 +29,7 @@ from cr_bench.spec.commands import (
     RunsOptions,
     check_executor,
     check_fields,
+    folder_name,
 )
 from cr_bench.spec.loader import from_dict, read_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, check_held_out, read_config_file
@@ -259,6 +260,10 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
         if self.device is not None:
             self.base_config["device"] = self.device
         self.study_name = self.study_name or self.agent
+        try:
+            folder_name(self.study_name)  # the study's folder under RESULTS_DIR/tune and RUNS_DIR/tune
+        except ValueError as error:
+            raise CrBenchError(f"study_name {error}") from None
         base = self.resolved_base()  # validates the base config now, not in the first trial
         self.eval_backend = self.eval_backend or typing.cast(Backend, base.env.backend)
         if not 1 <= self.value_evals <= self.evals_per_trial:
