@@ -154,3 +154,26 @@ def test_runs_cross_as_archives(tmp_path: Path) -> None:
     (target / "stale.txt").write_text("old")
     unpack(pack(source), target)
     assert sorted(str(p.relative_to(target)) for p in target.rglob("*")) == ["eval", "eval/a.csv", "model.zip"]
+
+
+def _listening_ports() -> set[str]:
+    """The local address:port (hex) of every listening TCP socket of this machine."""
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        if os.path.exists(table):
+            with open(table) as handle:
+                ports |= {line.split()[1] for line in handle.readlines()[1:] if line.split()[3] == "0A"}
+    return ports
+
+
+def test_cr_bench_starts_no_ray_of_its_own(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --ray-address or RAY_ADDRESS, --executor ray is a one-line error, and no server
+    was started: the machine listens on the same sockets as before (Ray binds every interface)."""
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)  # as a fresh driver (the module's head may run)
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    before = _listening_ports()
+    for argv in (["compare", "--suite", str(_suite(tmp_path))], ["tune", "ppo", "--trials", "1"]):
+        code, _, err = run_cli([*argv, "--executor", "ray", "--results-dir", str(tmp_path / "results")])
+        assert code == 2 and len(err.splitlines()) == 1, err
+        assert "--executor ray needs a Ray cluster" in err and "cr-bench starts no Ray of its own" in err
+    assert _listening_ports() <= before

@@ -35,14 +35,31 @@ def import_ray() -> Any:
     return ray
 
 
+NO_CLUSTER = (
+    "--executor ray needs a Ray cluster: start one (`ray start --head`, on the network you choose) and give "
+    "--ray-address HOST:PORT or RAY_ADDRESS; cr-bench starts no Ray of its own, since Ray binds its services "
+    "on every network interface (or use --workers: local processes, no server)"
+)
+
+
 @contextmanager
 def ray_session(address: str | None) -> Iterator[Any]:
-    """Connect to the cluster at ``address`` (None: ``RAY_ADDRESS``, else a new local one on this
-    machine); disconnect at the end. An already connected driver (a test, a notebook) is reused."""
+    """Connect to the cluster at ``address`` (None: ``RAY_ADDRESS``); disconnect at the end. An
+    already connected driver (a test, a notebook) is reused.
+
+    cr-bench never starts a Ray instance itself: the Ray it supports binds its GCS, raylet and
+    workers on every interface, even with a node address of 127.0.0.1, so a local instance
+    would be a service reachable from the network. Nothing listens unless the user starts it.
+
+    :raises CrBenchError: without an address, or for one that cannot be reached.
+    """
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
-        check_reachable(address or os.environ.get("RAY_ADDRESS"))
+        address = address or os.environ.get("RAY_ADDRESS")
+        if not address:
+            raise CrBenchError(NO_CLUSTER)
+        check_reachable(address)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
