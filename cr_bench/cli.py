@@ -31,11 +31,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 import yaml
 
 from cr_bench import progress
-from cr_bench.agents.models import load_model, set_torch_threads
+from cr_bench.agents.models import load_model, resolve_device, set_torch_threads
 from cr_bench.agents.registry import AGENTS, get_agent, resolve_config
 from cr_bench.envs.wrappers import MAX_EPISODE_FRAMES
 from cr_bench.errors import CrBenchError, mask_secrets
-from cr_bench.io import atomic_write_text
+from cr_bench.io import atomic_write_text, folders_removed_on_error
 from cr_bench.results.stats import format_summary
 from cr_bench.spec.commands import (
     BenchArgs,
@@ -51,7 +51,14 @@ from cr_bench.spec.commands import (
     optional_of,
 )
 from cr_bench.spec.loader import parse_yaml
-from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, read_config_file
+from cr_bench.spec.run import (
+    VALIDATION_TRACK_START,
+    EvalConfig,
+    RunConfig,
+    check_eval_config,
+    check_held_out,
+    read_config_file,
+)
 from cr_bench.spec.suite import suite_eval
 from cr_bench.spec.tune import TuneSettings
 
@@ -335,41 +342,30 @@ def _train(args: TrainArgs, command: str) -> None:
         out, verb = default_run_dir(config) if args.out is None else Path(args.out), "training"
         frames = config.frames
         start = functools.partial(train, config, out, command=command)
-    created = _missing_folders(out)
+    resolve_device(config.device)  # a device this machine lacks: refused before any folder exists
     try:
-        _writable_dir(out)
-        _announce_training(config, max(0, frames), verb)
-        run = start()
+        # Refused or stopped before it saved anything, a training leaves no folder that looks like a run.
+        with folders_removed_on_error(out):
+            _writable_dir(out)
+            _announce_training(config, max(0, frames), verb)
+            run = start()
     except KeyboardInterrupt:
-        raise _Interrupted(_after_interrupted_training(RunDir(out), args.agent, command, created)) from None
+        raise _Interrupted(_after_interrupted_training(RunDir(out), args.agent, command)) from None
     print(f"run saved in {run.path}")
 
 
-def _missing_folders(path: Path) -> list[Path]:
-    """``path`` and those of its parents that do not exist yet, deepest first."""
-    missing = []
-    while not path.exists() and path != path.parent:
-        missing.append(path)
-        path = path.parent
-    return missing
-
-
-def _after_interrupted_training(run: RunDir, agent: str, command: str, created: list[Path]) -> str:
+def _after_interrupted_training(run: RunDir, agent: str, command: str) -> str:
     """What works after Ctrl-C stopped a training: resuming what it saved, or, when it saved
-    nothing (stopped before its env and model existed), the same command. Folders the command
-    created and left empty are removed, so nothing looks like a run that is not one."""
+    nothing (stopped before its env and model existed), the same command."""
     if run.model.is_file():
         again = shlex.join(["cr-bench", "train", agent, "--out", str(run.path), "--resume"])
         return f"the run is saved in {run.path}: continue it with `{again}`"
-    for folder in created:  # deepest first: a folder that is not empty keeps its parents
-        with contextlib.suppress(OSError):
-            folder.rmdir()
     return f"nothing was saved, and `{command}` starts the training again"
 
 
 def _announce_training(config: RunConfig, frames: int, verb: str) -> None:
     backend = config.env.backend
-    fps = progress.training_fps(get_agent(config.agent).name, backend)
+    fps = progress.training_fps(config)
     progress.say(f"{verb} {config.agent} seed {config.seed} on {backend}: {progress.estimate(frames, fps)}")
 
 
@@ -388,22 +384,26 @@ def _eval(args: EvalArgs, command: str) -> None:
             f"{published} is a published model folder and keeps its published evaluation; "
             f"`cr-bench verify {published}` re-checks it, --out DIR writes a new evaluation elsewhere"
         )
-    _writable_dir(out)
-    model = load_model(config, str(run.require_model()), device=args.device or "auto")
-    set_torch_threads(config.torch_threads)
     settings = merge_eval(config.eval, args)
     if args.stochastic:
         settings = dataclasses.replace(settings, deterministic=False)
-    last = settings.track_seeds[-1]
-    fps = progress.evaluation_fps(settings.backend, settings.n_envs)
-    frames = settings.episodes * MAX_EPISODE_FRAMES  # episodes may end sooner
-    print(
-        f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "
-        + progress.estimate(frames, fps)
-    )
-    results = evaluate(model, config.env, settings, on_episode=print_episode)
-    summary = write_episodes(out / "episodes.csv", results, settings.backend)
-    atomic_write_text(out / "command.txt", command + "\n")
+    check_eval_config(settings)
+    check_held_out(config.training_seeds, settings.track_seeds, f"evaluating {run.path}")
+    # Everything that can refuse comes before the output folder exists (and a failure removes it).
+    model = load_model(config, str(run.require_model()), device=args.device or "auto")
+    set_torch_threads(config.torch_threads)
+    with folders_removed_on_error(out):
+        _writable_dir(out)
+        last = settings.track_seeds[-1]
+        fps = progress.evaluation_fps(settings.backend, settings.n_envs)
+        frames = settings.episodes * MAX_EPISODE_FRAMES  # episodes may end sooner
+        print(
+            f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "
+            + progress.estimate(frames, fps)
+        )
+        results = evaluate(model, config.env, settings, on_episode=print_episode)
+        summary = write_episodes(out / "episodes.csv", results, settings.backend)
+        atomic_write_text(out / "command.txt", command + "\n")
     print(f"score: {format_summary(summary)}")
     print(f"episodes written to {out / 'episodes.csv'}")
 
@@ -426,17 +426,19 @@ def _verify(args: VerifyArgs, command: str) -> int:
 
 def _record(args: RecordArgs, command: str) -> None:
     from cr_bench.agents.rundir import RunDir
-    from cr_bench.evaluation.recording import record
+    from cr_bench.evaluation.recording import check_video_path, record
 
     run = RunDir(args.run_dir)
     config = run.read_config()
     out = Path(args.out)
-    _writable_dir(out.parent)
+    check_video_path(out, "--out")
     model = load_model(config, str(run.require_model()))
     track_seed = config.eval.track_seed_start if args.track_seed is None else args.track_seed
     backend = config.eval.backend if args.backend is None else args.backend
-    result = record(model, config.env, out, track_seed, fps=args.fps, every=args.every, backend=backend)
-    atomic_write_text(out.with_name(out.name + ".txt"), command + "\n")
+    with folders_removed_on_error(out.parent):
+        _writable_dir(out.parent)
+        result = record(model, config.env, out, track_seed, fps=args.fps, every=args.every, backend=backend)
+        atomic_write_text(out.with_name(out.name + ".txt"), command + "\n")
     print(f"track {track_seed}: return {result.true_return:.1f} in {result.length} frames; wrote {out}")
 
 

@@ -15,6 +15,9 @@ never a mix, even after a power loss.
 ['a,b', '1,2']
 >>> sorted(p.name for p in folder.iterdir())
 ['note.txt', 'table.csv']
+
+A command refused or failing part-way leaves no empty folder of its own behind
+(:func:`folders_removed_on_error`).
 """
 
 from __future__ import annotations
@@ -109,3 +112,37 @@ def write_dataframe(path: str | Path, frame: pd.DataFrame) -> None:
     """Write ``frame`` as CSV, without its index, atomically."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+@contextlib.contextmanager
+def folders_removed_on_error(path: str | Path) -> Iterator[Path]:
+    """Yield ``path``; if the block raises, remove the folders on the way to it (``path`` and
+    its parents) that did not exist before the block and are still empty, deepest first.
+
+    A refused or failed command so leaves nothing that looks like an output, and never
+    touches a folder it did not create or one that holds anything (another process's file).
+
+    >>> import tempfile
+    >>> root = Path(tempfile.mkdtemp())
+    >>> try:
+    ...     with folders_removed_on_error(root / "results" / "eval") as out:
+    ...         out.mkdir(parents=True)
+    ...         raise ValueError("refused")
+    ... except ValueError:
+    ...     pass
+    >>> list(root.iterdir())
+    []
+    """
+    path = Path(path)
+    created = []
+    folder = path
+    while not folder.exists() and folder != folder.parent:
+        created.append(folder)
+        folder = folder.parent
+    try:
+        yield path
+    except BaseException:
+        for folder in created:  # deepest first: one that is not empty keeps its parents
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise

@@ -17,6 +17,7 @@ from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps
+from cr_bench.spec.run import RunConfig
 
 _show_bars = True
 
@@ -44,12 +45,50 @@ def library_logs_above_bars() -> Iterator[None]:
         yield
 
 
-def training_fps(agent: str, backend: str, table: Path = DEFAULT_TABLE) -> float | None:
-    """Measured training frames/s: ``ppo``'s own row on EnvPool; on gymnasium, where the env
-    dominates whatever the agent, the rl-zoo3 reference's (8 gymnasium envs)."""
-    if backend == "envpool":
-        return measured_fps(TRAIN, "envpool", table) if agent == "ppo" else None
-    return measured_fps(REFERENCE, "gymnasium", table)
+def training_fps(config: RunConfig, table: Path = DEFAULT_TABLE) -> float | None:
+    """Expected training frames/s of ``config`` on this machine, from the measured table.
+
+    On EnvPool, PPO's family is scaled from the default ``ppo``'s measured row (``bench``
+    trains today's default): a frame costs the pipeline's time per frame (its measured row)
+    plus the agent's work, which grows with agent steps per frame (``1 / action_repeat``),
+    passes over each sample (one forward to act, ``n_epochs`` forward-and-backward passes of
+    about three forwards each to learn) and pixels (``obs_size**2``):
+
+        seconds/frame = 1/pipeline + (1/train - 1/pipeline) * work(config) / work(default)
+
+    So a config at action repeat 4 with 7 epochs costs about twice the default's frame at
+    repeat 8 with 4. Other agents on EnvPool are not measured (None: no guess); on gymnasium,
+    where the env dominates whatever the agent, the rl-zoo3 reference's row is used.
+    """
+    if config.env.backend != "envpool":
+        return measured_fps(REFERENCE, "gymnasium", table)
+    train, pipeline = measured_fps(TRAIN, "envpool", table), measured_fps(PIPELINE, "envpool", table)
+    if train is None or not _on_policy(config):
+        return None
+    if pipeline is None or pipeline <= train:
+        return train
+    from cr_bench.agents.registry import resolve_config  # the default ppo the table measured
+
+    ratio = agent_work(config) / agent_work(resolve_config("ppo"))
+    return 1.0 / (1.0 / pipeline + (1.0 / train - 1.0 / pipeline) * ratio)
+
+
+def _on_policy(config: RunConfig) -> bool:
+    from cr_bench.agents.algorithms import RolloutThreads
+    from cr_bench.agents.registry import get_agent
+
+    return issubclass(get_agent(config.agent).algorithm, RolloutThreads)
+
+
+def agent_work(config: RunConfig) -> float:
+    """The agent's work per env frame, in forward passes over a 96-pixel sample (see :func:`training_fps`).
+
+    >>> from cr_bench.agents.registry import resolve_config
+    >>> agent_work(resolve_config("ppo", {"env": {"action_repeat": 4}, "algo": {"n_epochs": 7}}))
+    5.5
+    """
+    epochs = int(config.algo.get("n_epochs", 10))  # SB3 PPO's default
+    return (1 + 3 * epochs) / config.env.action_repeat * (config.env.obs_size / 96) ** 2
 
 
 def evaluation_fps(backend: str, workers: int, table: Path = DEFAULT_TABLE) -> float | None:

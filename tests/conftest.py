@@ -7,10 +7,14 @@ import io
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from cr_bench.agents.registry import resolve_config
+from cr_bench.agents.rundir import RunDir
 from cr_bench.cli import main
+from cr_bench.spec.loader import to_dict, write_yaml
 from tests.fake_env import TINY_ENV
 
 # Per-agent overrides that make a real run take a few seconds on one core.
@@ -36,6 +40,24 @@ def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
         except SystemExit as exit_:
             code = int(exit_.code or 0)
     return code, out.getvalue(), err.getvalue()
+
+
+def listing(folder: Path) -> list[str]:
+    """Every file and folder under ``folder``, relative: a refused command leaves it as it was."""
+    return sorted(str(path.relative_to(folder)) for path in folder.rglob("*"))
+
+
+def untrained_run(folder: Path, model: bytes | None = None, **changes: Any) -> Path:
+    """A finished-looking ppo run folder without a real model: its resolved config (800 frames,
+    seed 0 and 4 envs, so training seeds 0..3, and ``changes``), a progress.json of those frames
+    and, if given, ``model`` as model.zip. Enough for what commands check before they load a model."""
+    run = RunDir(folder)
+    run.path.mkdir(parents=True)
+    write_yaml(run.config, to_dict(resolve_config("ppo", {"frames": 800, "seed": 0, "n_envs": 4, **changes})))
+    run.write_progress(800, 1.0, finished=True)
+    if model is not None:
+        run.model.write_bytes(model)
+    return run.path
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import ONE_ENV, TINY, run_cli
+from tests.conftest import ONE_ENV, TINY, listing, run_cli, untrained_run
 
 
 def _rows(path: Path) -> list[dict[str, str]]:
@@ -53,6 +53,37 @@ def test_eval_is_deterministic_on_held_out_tracks(trained_run: str) -> None:
     summary = yaml.safe_load((Path(trained_run) / "eval" / "summary.yaml").read_text())
     assert summary["episodes"] == 2
     assert summary["mean"] == pytest.approx(sum(float(r["return"]) for r in first) / 2, abs=1e-3)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--track-seed-start", "0", "--episodes", "2"], "track seeds 0..1 overlap the training seeds 0..3"),
+        (["--track-seed-start", "3", "--out", "new/eval"], "track seeds 3..12 overlap the training seeds 0..3"),
+        (["--track-seed-start", "2", "--episodes", "1"], "track seed 2 overlaps the training seeds 0..3"),
+        (
+            ["--track-seed-start", "2000000"],
+            "track seeds 2,000,000..2,000,009 reach the validation tracks (2,000,000+), kept for choices "
+            "(tune, a suite's curve); a test figure plays the test tracks, 1,000,000 to 1,999,999",
+        ),
+        (["--track-seed-start", "1999999", "--episodes", "2", "--out", "new/eval"], "reach the validation tracks"),
+        # Held-out tracks, but no model: refused before the output folder is made, too.
+        ([], "no model.zip in"),
+        (["--out", "new/eval"], "no model.zip in"),
+    ],
+)
+def test_eval_plays_only_held_out_test_tracks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    """Issue 27: `eval RUN --track-seed-start S` scored a run on its own training tracks (S within
+    seed .. seed + n_envs - 1) and on the validation tracks; refused in one line, leaving nothing."""
+    monkeypatch.chdir(tmp_path)
+    run = untrained_run(tmp_path / "run")
+    before = listing(tmp_path)
+    code, out, err = run_cli(["eval", str(run), *argv])
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert "Traceback" not in out + err
+    assert listing(tmp_path) == before
 
 
 def test_record_writes_a_gif(trained_run: str, tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
@@ -21,7 +22,7 @@ from cr_bench.results.stats import iqm, probability_of_improvement, score_matrix
 from cr_bench.runner.compare import compare_suite, seed_major
 from cr_bench.spec.run import TEST_TRACK_START, EvalConfig, envpool_available
 from cr_bench.spec.suite import load_suite
-from tests.conftest import run_cli
+from tests.conftest import listing, run_cli, untrained_run
 from tests.fake_env import TINY_ENV_ID
 
 TINY_SET = {
@@ -92,7 +93,23 @@ def test_score_matrix_needs_the_same_tracks() -> None:
         ({"eval": {"backend": "envpool", "randomized": True}}, "randomized needs backend gymnasium"),
         ({"baselines": ["human"]}, "unknown baseline"),
         ({"colour": "red"}, "unknown key(s) colour"),
-        ({"seeds": [1_000_000]}, "reach the evaluation tracks"),
+        # Issue 27: one held-out rule (spec.run.check_held_out). Each run's training seeds
+        # (seed .. seed + n_envs - 1) never overlap its tracks, and the final eval, a test figure,
+        # is not on the validation tracks (the curve may be: it chooses).
+        ({"seeds": [1_000_000]}, "eval of beta seed 1000000: track seeds 1,000,000..1,000,001 overlap the"),
+        (
+            {"eval": {"episodes": 2, "track_seed_start": 1, "backend": BACKEND}},
+            "eval of beta seed 1: track seeds 1..2 overlap the training seeds 1..1",
+        ),
+        (
+            {"eval": {"episodes": 2, "track_seed_start": 2_000_000, "backend": BACKEND}},
+            "track seeds 2,000,000..2,000,001 reach the validation tracks (2,000,000+), kept for choices",
+        ),
+        (
+            {"curve": {"track_seed_start": 0, "episodes": 2, "backend": BACKEND}},
+            "curve of beta seed 0: track seeds 0..1 overlap the training seeds 0..0",
+        ),
+        ({"curve": {"track_seed_start": -1, "backend": BACKEND}}, "track_seed_start >= 0"),
         ({"agents": [{"name": "beta", "agent": "ppo", "frames": 0}]}, "beta's frames must be between 1 and"),
         ({"eval": {"n_envs": 0}}, "eval.n_envs must be >= 1, got 0"),
         # Issue 27: duplicate seeds trained, then failed with a traceback; a name with a path
@@ -110,12 +127,56 @@ def test_score_matrix_needs_the_same_tracks() -> None:
 )
 def test_malformed_suites_are_refused(tmp_path: Path, changes: dict, message: str) -> None:
     path = _suite(tmp_path, **changes)
-    with pytest.raises(CrBenchError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(CrBenchError, match=re.escape(message)):
         load_suite(path)
+    before = listing(tmp_path)
     code, _, err = run_cli(["compare", "--suite", str(path), "--results-dir", str(tmp_path / "results"),
                             "--runs-dir", str(tmp_path / "runs")])  # fmt: skip
-    assert code == 2 and err.count("\n") == 1
-    assert not (tmp_path / "results").exists() and not (tmp_path / "runs").exists()
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize("start", [2_000_000, 1_000_000])
+def test_a_curve_may_play_validation_or_test_tracks(tmp_path: Path, start: int) -> None:
+    """A curve chooses (a checkpoint, a budget): validation tracks are its default and the test
+    tracks are allowed too; only the training seeds are not."""
+    curve = {"every_frames": 40, "episodes": 2, "track_seed_start": start, "backend": BACKEND}
+    suite, _ = load_suite(_suite(tmp_path, curve=curve))
+    assert suite.curve is not None and list(suite.curve.track_seeds) == [start, start + 1]
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_a_suite_on_a_device_this_machine_lacks_leaves_nothing(tmp_path: Path) -> None:
+    """Issue 27: --device cuda trained into new run folders, then failed every task; now refused
+    in one line before any folder exists."""
+    path = _suite(tmp_path)
+    before = listing(tmp_path)
+    code, _, err = run_cli(["compare", "--suite", str(path), "--device", "cuda", "--results-dir",
+                            str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs")])  # fmt: skip
+    assert code == 2 and err.count("\n") == 1 and "device cuda: this machine has no CUDA device" in err, err
+    assert listing(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--track-seed-start", "2", "--episodes", "5"], "track seeds 2..6 overlap the training seeds 0..3"),
+        (["--track-seed-start", "2000000"], "reach the validation tracks (2,000,000+)"),
+        pytest.param(
+            ["--device", "cuda"],
+            "device cuda: this machine has no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device"),
+        ),
+    ],
+)
+def test_compare_runs_only_on_held_out_test_tracks(tmp_path: Path, argv: list[str], message: str) -> None:
+    """Issue 27: `compare RUN_DIR... --track-seed-start S` evaluated runs on their own training
+    tracks; refused in one line, as a suite's eval is, before anything is written."""
+    run = untrained_run(tmp_path / "run", model=b"not played")
+    before = listing(tmp_path)
+    code, _, err = run_cli(["compare", str(run), "--results-dir", str(tmp_path / "results"), *argv])
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert listing(tmp_path) == before
 
 
 def test_an_agent_may_have_its_own_budget(tmp_path: Path) -> None:

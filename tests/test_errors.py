@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+import yaml
 
 import cr_bench.agents.training
 from cr_bench.agents.algorithms import FrameDQN
 from cr_bench.agents.rundir import RunDir
-from tests.conftest import ONE_ENV, TINY, run_cli
+from tests.conftest import ONE_ENV, TINY, listing, run_cli, untrained_run
 
 MODELS = Path(__file__).parent.parent / "results" / "models"
 
@@ -212,3 +214,43 @@ def test_a_config_file_is_checked_before_flags_override_it(
     assert_one_line_error(result, str(path))
     assert_one_line_error(result, message)
     assert not (tmp_path / "run").exists()
+
+
+NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        pytest.param(["train", "ppo", "--device", "cuda", "--out", "new/run"], "no CUDA device", marks=NO_CUDA),
+        (["eval", "{run}", "--out", "new/eval"], "model.zip is not a saved model"),
+        (["record", "{run}", "--out", "new/lap.avi"], "--out must end in .gif or .mp4, got lap.avi"),
+        (["record", "{run}", "--out", "new/lap.gif"], "model.zip is not a saved model"),
+        (["publish", "{run}", "--name", "tiny", "--results-dir", "new/results"], "model.zip is not a saved model"),
+        pytest.param(["compare", "{run}", "--device", "cuda", "--results-dir", "new"], "no CUDA device", marks=NO_CUDA),
+    ],
+)
+def test_refused_commands_leave_nothing_behind(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], message: str
+) -> None:
+    """Issue 27: refused after they had made their output folders, these commands left them
+    behind, empty (train, eval and record made theirs before checking the device, the model or
+    the file name; publish made results/models before loading the model)."""
+    monkeypatch.chdir(tmp_path)
+    run = untrained_run(tmp_path / "run", model=b"")
+    before = listing(tmp_path)
+    assert_one_line_error(run_cli([arg.format(run=run) for arg in argv]), message)
+    assert listing(tmp_path) == before
+
+
+def test_publish_plays_only_held_out_test_tracks(tmp_path: Path) -> None:
+    """Issue 27's one held-out rule in publish: a run whose config evaluates on its training seeds
+    (a config.yaml edited by hand) is refused before anything is written."""
+    run = untrained_run(tmp_path / "run", model=b"")
+    config = yaml.safe_load((run / "config.yaml").read_text())
+    config["eval"]["track_seed_start"] = 2
+    (run / "config.yaml").write_text(yaml.safe_dump(config))
+    before = listing(tmp_path)
+    argv = ["publish", str(run), "--name", "tiny", "--results-dir", str(tmp_path / "results"), "--episodes", "3"]
+    assert_one_line_error(run_cli(argv), f"publishing {run}: track seeds 2..4 overlap the training seeds 0..3")
+    assert listing(tmp_path) == before

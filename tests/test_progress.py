@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from cr_bench import progress
+from cr_bench.agents.registry import resolve_config
 from cr_bench.results.throughput import measured_fps
 from cr_bench.runner.bench import Measurement, write_results
 from tests.conftest import ONE_ENV, TINY, run_cli
@@ -31,9 +32,10 @@ def _throughput(folder: Path) -> None:
 def test_speeds_come_from_the_bench_table(tmp_path: Path) -> None:
     _throughput(tmp_path)
     table = tmp_path / "results" / "throughput.csv"
-    assert progress.training_fps("ppo", "envpool", table) == 1000.0
-    assert progress.training_fps("dqn", "envpool", table) is None  # not measured: no guess
-    assert progress.training_fps("dqn", "gymnasium", table) == 100.0
+    on_pool, on_gym = {"env": {"backend": "envpool"}}, {"env": {"backend": "gymnasium"}}
+    assert progress.training_fps(resolve_config("ppo", on_pool), table) == pytest.approx(1000.0)
+    assert progress.training_fps(resolve_config("dqn", on_pool), table) is None  # not measured: no guess
+    assert progress.training_fps(resolve_config("dqn", on_gym), table) == 100.0
     assert progress.evaluation_fps("envpool", 2, table) == 2000.0
     assert progress.evaluation_fps("gymnasium", 1, table) == 100.0
     assert measured_fps("raw env", "gymnasium", table) == 125.0
@@ -63,3 +65,21 @@ def test_workers_show_no_bars(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not progress.bar(10, "frame", file=_Terminal()).disable
     progress.quiet()
     assert progress.bar(10, "frame", file=_Terminal()).disable
+
+
+def test_the_estimate_follows_what_a_config_costs_per_frame(tmp_path: Path) -> None:
+    """The study's tuned config (action repeat 4, 7 epochs) was announced at the default's speed
+    and took about three times as long: the estimate scales the agent's share of a frame.
+
+    The table: the pipeline alone at 2,000 frames/s (0.5 ms a frame), ppo's default at 1,000
+    (1 ms): half of a default frame is the agent's work, (1 + 3 x 4) / 8 forward passes. The
+    tuned config does (1 + 3 x 7) / 4: 3.38x that work, so 0.5 + 0.5 x 3.38 ms a frame.
+    """
+    _throughput(tmp_path)
+    table = tmp_path / "results" / "throughput.csv"
+    tuned = resolve_config("ppo", {"env": {"backend": "envpool", "action_repeat": 4}, "algo": {"n_epochs": 7}})
+    expected = 1000 / (0.5 + 0.5 * (22 / 4) / (13 / 8))
+    assert progress.training_fps(tuned, table) == pytest.approx(expected)
+    assert expected < 1000 / 2  # more than twice the default's time per frame
+    smaller = resolve_config("ppo", {"env": {"backend": "envpool", "obs_size": 48}})
+    assert progress.training_fps(smaller, table) > 1000  # a quarter of the pixels: faster than the default

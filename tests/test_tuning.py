@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
+import re
+import socket
 import time
+import types
 import typing
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +27,7 @@ from cr_bench.runner import pruner_replay, tuning
 from cr_bench.runner import study as optuna_study
 from cr_bench.spec import tune as spec_tune
 from cr_bench.spec.commands import positive
-from tests.conftest import run_cli
+from tests.conftest import listing, run_cli
 from tests.fake_env import TINY_ENV_ID
 
 BACKEND = "gymnasium"  # TinyCarRacing runs on gymnasium
@@ -213,6 +218,66 @@ def test_cli_tune_with_bad_input(tmp_path: Path) -> None:
     assert code == 2 and "config file not found" in err
     code, _, err = run_cli(["tune", "ppo", "--storage", "nosuchdb://x", "--trials", "1"])
     assert code == 2 and "cannot open storage" in err and err.count("\n") == 1
+
+
+def _closed_port() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"127.0.0.1:{probe.getsockname()[1]}"  # closed again when the block ends
+
+
+@pytest.mark.parametrize(
+    ("argv", "environ", "message"),
+    [
+        (["--executor", "ray"], {"RAY_ADDRESS": "garbage"}, "got 'garbage'"),
+        (["--executor", "ray", "--ray-address", "nowhere"], {}, "--ray-address must be HOST:PORT"),
+        (["--executor", "ray", "--ray-address", "{closed}"], {}, "cannot reach the Ray cluster at 127.0.0.1:"),
+        (["--storage", "sqlite:///no/such/folder/study.db"], {}, "cannot open storage"),
+    ],
+)
+def test_a_refused_start_leaves_no_study(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, argv: list[str], environ: dict[str, str], message: str
+) -> None:
+    """Issue 27: `RAY_ADDRESS=garbage cr-bench tune ppo --trials 1 --executor ray` opened the study
+    (journal.log, its queued trial 0) and wrote trials.csv and summary.md before the executor
+    refused the address. Now the address, the cluster and the storage are checked first."""
+    if "--executor" in argv:
+        ray = pytest.importorskip("ray", reason="Ray is not installed (the cluster extra)")
+        monkeypatch.setattr(ray, "is_initialized", lambda: False)  # a fresh driver, whatever ran before
+    monkeypatch.chdir(tmp_path)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    argv = [arg.format(closed=_closed_port()) for arg in argv]
+    code, out, err = run_cli(["tune", "ppo", "--trials", "1", *argv])
+    assert code == 2 and len(err.splitlines()) == 1 and message in err, err
+    assert "Traceback" not in out + err
+    assert listing(tmp_path) == []
+
+
+@pytest.mark.parametrize(
+    ("nodes", "base", "message"),
+    [
+        ([{"Alive": True, "Resources": {"CPU": 2.0}}] * 3, {}, "3-node cluster: workers on other machines"),
+        ([{"Alive": True, "Resources": {"CPU": 2.0}}], {"device": "cuda"}, "no node of the Ray cluster has a GPU"),
+    ],
+)
+def test_a_cluster_that_cannot_run_the_study_is_refused_before_it_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, nodes: list[dict], base: dict, message: str
+) -> None:
+    """A cluster whose nodes cannot share the default journal, or without the GPU the config asks
+    for, is refused before the study exists (the storage check came after it was opened)."""
+
+    @contextlib.contextmanager
+    def cluster(address: str | None) -> Iterator[Any]:
+        yield types.SimpleNamespace(nodes=lambda: nodes, cluster_resources=lambda: {"CPU": 2.0})
+
+    monkeypatch.setattr("cr_bench.runner.ray_executor.ray_session", cluster)
+    settings = _settings(tmp_path, trials=1, executor="ray")
+    settings = dataclasses.replace(settings, base_config={**settings.base_config, **base})
+    before = listing(tmp_path)
+    with pytest.raises(CrBenchError, match=re.escape(message)):
+        tuning.tune(settings)
+    assert listing(tmp_path) == before
 
 
 POSTGRES_URL = os.environ.get("CR_BENCH_TEST_POSTGRES", "")
@@ -532,3 +597,19 @@ def test_a_device_this_machine_lacks_is_refused_before_the_study_starts(tmp_path
     code, _, err = run_cli(["tune", "ppo", "--trials", "2", "--device", "cuda", "--results-dir", str(tmp_path)])
     assert code == 2 and "no CUDA device" in err and len(err.splitlines()) == 1, err
     assert not list(tmp_path.rglob("journal.log"))
+
+
+def test_the_study_says_how_long_it_has_left_from_its_own_trials() -> None:
+    """Before a trial ends: the model's estimate at the full budget per trial, as an upper
+    bound; after: each finished trial's measured wall time (pruned ones count as they ran)."""
+    from cr_bench.runner.study import expected_left
+
+    study = optuna.create_study(direction="maximize")
+    assert expected_left(study, 4, 1, 1000.0, 300_000) == "at most 20 min left (estimated)"
+    for wall, frames in ((600.0, 300_000), (120.0, 60_000)):
+        study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"wall_seconds": wall, "frames": frames}))
+    # 2 left at the mean of 360 s each, on 2 workers: 6 min; 360,000 frames in 720 s.
+    assert (
+        expected_left(study, 4, 2, 1000.0, 300_000)
+        == "about 6 min left (measured on 2 trial(s), 500 frames/s a worker)"
+    )

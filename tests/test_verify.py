@@ -120,6 +120,19 @@ def test_verify_bad_input(published: Path, argv: list[str], message: str) -> Non
     assert code == 2 and message in err and err.count("\n") == 1, err
 
 
+def test_verify_refuses_tracks_the_model_trained_on(tmp_path: Path) -> None:
+    """Issue 27's one held-out rule in verify: published tracks that overlap the training seeds
+    (a config.yaml edited by hand) are no test figure to check; refused before any episode."""
+    folder = tmp_path / "model"
+    shutil.copytree(COMMITTED[0], folder)
+    config = yaml.safe_load((folder / "config.yaml").read_text())
+    config["seed"] = 1_000_000 - config["n_envs"] + 2  # its last env seeds track 1,000,001
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))
+    code, out, err = run_cli(["verify", str(folder), "--episodes", "2"])
+    assert code == 2 and err.count("\n") == 1 and not out, err
+    assert f"verifying {folder}: track seeds 1,000,000..1,000,001 overlap the training seeds" in err
+
+
 def test_verify_needs_an_intact_published_folder(published_copy: Path, tmp_path: Path) -> None:
     code, _, err = run_cli(["verify", str(tmp_path / "missing")])
     assert code == 2 and "run directory not found" in err

@@ -260,8 +260,8 @@ def validate_run_config(config: RunConfig) -> None:
         raise CrBenchError(f"checkpoint_every_seconds must be > 0, got {config.checkpoint_every_seconds}")
     if config.seed < 0:
         raise CrBenchError(f"seed must be >= 0, got {config.seed}")
-    check_held_out(config.seed + config.n_envs - 1, config.eval.track_seed_start, "eval.track_seed_start")
     check_eval_config(config.eval)
+    check_held_out(config.training_seeds, config.eval.track_seeds, "eval.track_seed_start")
     if config.policy.features_extractor not in FEATURE_EXTRACTORS:
         raise CrBenchError(
             f"policy.features_extractor: unknown {config.policy.features_extractor!r}; "

@@ -23,7 +23,7 @@ from cr_bench.evaluation.episodes import RETURN_DECIMALS, EpisodeResult, evaluat
 from cr_bench.results.publish import read_published
 from cr_bench.results.stats import episodes_ci
 from cr_bench.spec.commands import VerifyArgs
-from cr_bench.spec.run import EvalConfig
+from cr_bench.spec.run import EvalConfig, check_held_out
 
 DEFAULT_MARGIN = VerifyArgs.margin
 """Return points added to each side of the published 95% CI (``cr-bench verify --margin``)."""
@@ -112,6 +112,7 @@ def verify(
             f"{run.path} was published on tracks {first}..{last}; "
             "--track-seed-start and --episodes must choose tracks among them"
         )
+    check_held_out(config.training_seeds, range(start, start + count), f"verifying {run.path}")
     on_tracks = published.set_index("track_seed").loc[range(start, start + count), "return"]
     returns = on_tracks.to_numpy(dtype=np.float64)
     model = load_model(config, str(run.require_model()))

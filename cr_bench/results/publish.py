@@ -38,12 +38,12 @@ from cr_bench.agents.models import load_model, set_torch_threads
 from cr_bench.agents.rundir import PUBLISHED_MARKER, RunDir
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation.episodes import EpisodeResult, episode_laps, evaluate, write_episodes
-from cr_bench.io import atomic_write_text
+from cr_bench.io import atomic_write_text, folders_removed_on_error
 from cr_bench.results.plots import plot_training_curve
 from cr_bench.results.stats import success_rate, summarize, summarize_scores
 from cr_bench.results.tables import checkpoint_row, table_laps, write_checkpoint_table
 from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
-from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig, resolve_backend
+from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig, check_held_out, resolve_backend
 
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
 
@@ -103,7 +103,9 @@ def publish(
         n_envs=n_envs or config.eval.n_envs,
         backend=resolve_backend(config.eval.backend),
     )
-    with _staging(out) as staging:
+    check_held_out(config.training_seeds, settings.track_seeds, f"publishing {run.path}")
+    # A publish refused part-way (a model that does not load) leaves no results folder of its own.
+    with folders_removed_on_error(out.parent), _staging(out) as staging:
         staged = RunDir(staging)
         _copy_run(run, staged, dataclasses.replace(config, eval=settings), command)
         rows = _score_checkpoints(run, config, settings, progress["frames_done"], curve_points, curve_episodes, log)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from cr_bench import progress
-from cr_bench.agents.models import load_model, set_torch_threads, threads_per_job
+from cr_bench.agents.models import load_model, resolve_device, set_torch_threads, threads_per_job
 from cr_bench.agents.rundir import RunDir
 from cr_bench.agents.training import resume, train
 from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
@@ -50,7 +51,7 @@ from cr_bench.results.tables import (
 from cr_bench.runner.executor import run_tasks
 from cr_bench.runner.task import Task
 from cr_bench.spec.loader import read_yaml
-from cr_bench.spec.run import Device, EvalConfig, RunConfig
+from cr_bench.spec.run import Device, EvalConfig, RunConfig, check_held_out
 from cr_bench.spec.suite import CurveSettings, Suite, SuiteAgent, load_suite
 
 
@@ -222,6 +223,7 @@ def compare_suite(
     suite, configs = load_suite(path)
     if device is not None:
         configs = {name: dataclasses.replace(config, device=device) for name, config in configs.items()}
+    check_devices(configs.values(), executor)
     root = runs_dir / "compare" / suite.name
     # Parallel jobs share the cores: oversubscribed torch threads spin and slow every job.
     threads = threads_per_job(os.cpu_count() or 1, workers)
@@ -247,6 +249,17 @@ def compare_suite(
     return summary
 
 
+def check_devices(configs: Iterable[RunConfig], executor: str) -> None:
+    """Refuse, before any run trains, a device this machine lacks (local workers; on Ray the
+    executor refuses a GPU no node has before it submits a task).
+
+    :raises CrBenchError: naming the device.
+    """
+    if executor == "local":
+        for config in configs:
+            resolve_device(config.device)
+
+
 def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
     """The suite's (agent, seed) runs, every agent's first seed before any agent's second: a
     suite stopped part-way has compared every agent on as many seeds as it could."""
@@ -257,16 +270,13 @@ def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
 
 def _announce(jobs: list[Job]) -> None:
     """How long the training still to do takes (the workers share the cores: frames add up)."""
-    left: dict[tuple[str, str], int] = {}
+    left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
     for job in jobs:
-        key = (job.config.agent, job.config.env.backend)
-        left[key] = left.get(key, 0) + max(
-            0, job.config.frames - int(RunDir(job.run_dir).read_progress()["frames_done"])
-        )
-    for (agent, backend), frames in left.items():
+        frames = max(0, job.config.frames - int(RunDir(job.run_dir).read_progress()["frames_done"]))
+        left[job.name] = (left.get(job.name, (0, None))[0] + frames, progress.training_fps(job.config))
+    for name, (frames, fps) in left.items():
         if frames:
-            fps = progress.training_fps(agent, backend)
-            progress.say(f"  training {agent} on {backend}: {progress.estimate(frames, fps)}")
+            progress.say(f"  training {name}: {progress.estimate(frames, fps)}")
 
 
 def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None:
@@ -308,7 +318,9 @@ def compare_runs(
             raise CrBenchError(f"run {path} is not finished; finish it with cr-bench train --resume")
         if any(job.name == config.agent and job.seed == config.seed for job in jobs):
             raise CrBenchError(f"two runs of {config.agent} with seed {config.seed}; compare one of them")
+        check_held_out(config.training_seeds, settings.track_seeds, f"comparing {path}")
         jobs.append(Job(config.agent, config.seed, str(path), dataclasses.replace(config, device=device), settings))
+    check_devices([job.config for job in jobs], executor)
     _run_jobs(jobs, 1, executor, ray_address)
     suite = Suite(name=out_dir.name, frames=0, seeds=sorted({j.seed for j in jobs}), agents=[], eval=settings)
     suite.baselines = baselines

@@ -28,6 +28,7 @@ from optuna.storages import JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
+from cr_bench import progress
 from cr_bench.errors import CrBenchError
 from cr_bench.spec.tune import DEFAULT_PRUNER, TuneSettings, default_params
 
@@ -261,3 +262,23 @@ def best_text(study: optuna.Study) -> str:
         return f"{study.best_value:.1f}"
     except ValueError:
         return "-"
+
+
+def expected_left(study: optuna.Study, trials: int, workers: int, fps: float | None, frames_per_trial: int) -> str:
+    """How long the study's remaining trials should take, kept current as trials finish: from
+    the finished trials' own frames and wall seconds (pruning included) once there are any,
+    else from ``fps`` (the estimate for its base config) and the full ``frames_per_trial``.
+
+    >>> expected_left(optuna.create_study(), 10, 2, 500.0, 300_000)
+    'at most 50 min left (estimated)'
+    """
+    finished = [t for t in counted(study) if t.state in FINISHED and t.user_attrs.get("wall_seconds")]
+    left = max(0, trials - finished_count(study))
+    if finished:
+        frames = sum(float(t.user_attrs.get("frames", 0)) for t in finished)
+        seconds = sum(float(t.user_attrs["wall_seconds"]) for t in finished)
+        return f"about {progress.duration(left * seconds / len(finished) / max(1, workers))} left " \
+            f"(measured on {len(finished)} trial(s), {frames / seconds:,.0f} frames/s a worker)"  # fmt: skip
+    if not fps:
+        return f"{left} trial(s) left"
+    return f"at most {progress.duration(left * frames_per_trial / fps / max(1, workers))} left (estimated)"

@@ -49,6 +49,7 @@ from cr_bench.runner.study import (
     best_text,
     counted,
     enqueue_default,
+    expected_left,
     fail_dead_trials,
     file_lock,
     finished_count,
@@ -232,6 +233,7 @@ def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
             _run_trial(study, trial, settings, space)
             bar.n = min(settings.trials, finished_count(study))
             bar.set_postfix(best=best_text(study), refresh=True)
+            progress.say(f"  trial {trial.number} ended; study: {_left(study, settings)}")
     finally:
         bar.close()
 
@@ -253,6 +255,12 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
         raise
     else:
         study.tell(trial, value)
+
+
+def _left(study: optuna.Study, settings: TuneSettings) -> str:
+    """The study's expected time left (:func:`cr_bench.runner.study.expected_left`)."""
+    fps = progress.training_fps(settings.resolved_base())
+    return expected_left(study, settings.trials, settings.n_jobs, fps, settings.frames_per_trial)
 
 
 def _worker_task(settings: TuneSettings) -> int:
@@ -280,24 +288,37 @@ def _run_workers(settings: TuneSettings, study: optuna.Study) -> None:
         with progress.bar(settings.trials, "trial") as bar:
 
             def tick() -> None:
-                bar.n = min(settings.trials, finished_count(study))
-                bar.set_postfix(best=best_text(study), refresh=True)
+                finished = finished_count(study)
+                if finished != bar.n:
+                    bar.n = min(settings.trials, finished)
+                    bar.set_postfix(best=best_text(study), refresh=True)
+                    progress.say(f"  {finished} trial(s) ended; study: {_left(study, settings)}")
 
             run_tasks(tasks, lambda task, value: [], settings.executor, settings.n_jobs, settings.ray_address, tick)
 
 
-def _for_ray(settings: TuneSettings) -> TuneSettings:
-    """The settings of Ray workers: a storage they all reach, each worker's share of the cluster's
-    CPUs as torch threads, and every path absolute (a task's working directory is not the driver's).
+def _check_cluster(settings: TuneSettings, ray: Any) -> None:
+    """Refuse a Ray cluster that cannot run the study: one whose nodes cannot share its storage,
+    or one without a GPU for a base config on ``cuda``.
 
-    :raises CrBenchError: for a storage the cluster's nodes cannot share.
+    :raises CrBenchError: naming what the cluster lacks.
     """
-    from cr_bench.runner.ray_executor import absolute_sqlite, check_storage_reachable, node_capacity, ray_session
+    from cr_bench.runner.ray_executor import check_storage_reachable, node_capacity
+
+    alive = [node for node in ray.nodes() if node.get("Alive")]
+    via_client = (settings.ray_address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://")
+    check_storage_reachable(settings.storage, len(alive), through_client=via_client)
+    if settings.resolved_base().device == "cuda" and node_capacity(ray)[1] == 0:
+        raise CrBenchError("device cuda: no node of the Ray cluster has a GPU; use --device auto or cpu")
+
+
+def _for_ray(settings: TuneSettings) -> TuneSettings:
+    """The settings of Ray workers (on a cluster :func:`_check_cluster` accepted): each worker's
+    share of the cluster's CPUs as torch threads, and every path absolute (a task's working
+    directory is not the driver's)."""
+    from cr_bench.runner.ray_executor import absolute_sqlite, node_capacity, ray_session
 
     with ray_session(settings.ray_address) as ray:
-        alive = [node for node in ray.nodes() if node.get("Alive")]
-        via_client = (settings.ray_address or os.environ.get("RAY_ADDRESS") or "").startswith("ray://")
-        check_storage_reachable(settings.storage, len(alive), through_client=via_client)
         cpus, _ = node_capacity(ray)
         total = int(ray.cluster_resources().get("CPU", 1))
     return dataclasses.replace(
@@ -313,23 +334,39 @@ def _for_ray(settings: TuneSettings) -> TuneSettings:
 def tune(settings: TuneSettings) -> optuna.Study:
     """Run ``settings.n_jobs`` worker processes (or this process for 1), then write the outputs.
 
-    :raises CrBenchError: when every finished trial failed (with the first errors).
+    A start that cannot run is refused before the study is opened, so it leaves no study behind
+    (no journal, trials.csv or summary.md): a bad space, a device this machine lacks, a Ray
+    address that is missing, malformed or unreachable, a cluster without the storage or GPU the
+    study needs. A storage that cannot be opened fails in :func:`~cr_bench.runner.study.open_study`.
+
+    :raises CrBenchError: for a refused start, or when every finished trial failed (with the first errors).
     """
-    n_jobs = settings.n_jobs
     settings.space()  # fail fast on a bad space
-    if settings.executor == "local":  # a device this machine lacks: refused before the study records a trial
+    if settings.executor == "local":
         resolve_device(settings.resolved_base().device)
+        return _run_study(settings)
+    from cr_bench.runner.ray_executor import ray_session
+
+    with ray_session(settings.ray_address) as ray:  # one session: the workers' and the executor's reuse it
+        _check_cluster(settings, ray)
+        return _run_study(settings)
+
+
+def _run_study(settings: TuneSettings) -> optuna.Study:
+    """Open (or continue) the study, run its trials, then write the outputs."""
+    n_jobs = settings.n_jobs
     study = open_study(settings)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     with file_lock(settings.out_dir / ".ask.lock"):
         enqueue_default(study, settings)
     left = max(0, settings.trials - len(counted(study)))
     backend = settings.resolved_base().env.backend
-    fps = progress.training_fps(settings.agent, backend)
+    fps = progress.training_fps(settings.resolved_base())
     progress.say(
         f"study {settings.study_name}: {left} trial(s) to run, each training up to {settings.frames_per_trial:,} "
         f"frames on {backend} (pruning stops many early); training alone takes "
         + progress.estimate(left * settings.frames_per_trial, fps, bound="at most")
+        + f" on one worker; study: {_left(study, settings)}"
     )
     try:
         if settings.executor == "local" and n_jobs == 1:

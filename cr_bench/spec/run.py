@@ -129,7 +129,7 @@ class EvalConfig:
     episodes: int = 10
     """Number of evaluation episodes, one track each."""
     track_seed_start: int = TEST_TRACK_START
-    """Episode i runs on track seed ``track_seed_start + i``; training seeds stay below it."""
+    """Episode i runs on track seed ``track_seed_start + i``; never one of the training seeds."""
     deterministic: bool = True
     """Act with the policy's deterministic action."""
     backend: Backend = "gymnasium"
@@ -215,6 +215,11 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     """Evaluation settings."""
 
+    @property
+    def training_seeds(self) -> range:
+        """The seeds of the training envs, ``seed .. seed + n_envs - 1``: never evaluation tracks."""
+        return range(self.seed, self.seed + self.n_envs)
+
 
 BACKENDS: tuple[Backend, ...] = typing.get_args(Backend)
 """The simulators' names."""
@@ -250,20 +255,59 @@ def resolve_env_backend(config: EnvConfig) -> Backend:
     return resolve_backend(config.backend)
 
 
-def check_held_out(last_seed: int, tracks_start: int, tracks: str) -> None:
-    """Training env seeds (up to ``last_seed``) stay below the held-out ``tracks``.
+TrackUse = Literal["test", "choice"]
+"""What an evaluation's scores are for: ``test``, a figure people cite; ``choice``, a score
+that chooses something (a checkpoint, a hyperparameter). :func:`check_held_out` holds both."""
 
-    A run with seed ``s`` and ``n`` envs seeds its envs ``s .. s + n - 1``; tuning trials and
-    suite runs use several seeds. Every input that trains checks its highest one here.
 
-    >>> check_held_out(7, 1_000_000, "the test tracks")
-    >>> check_held_out(1_000_000, 1_000_000, "the test tracks")
+def check_held_out(training_seeds: range, tracks: range, where: str, use: TrackUse = "test") -> None:
+    """The held-out rule: every command that scores a model checks its tracks here, and only here.
+
+    1. **Evaluation tracks never overlap the training seeds.** A run with seed ``s`` and ``n``
+       envs seeds its envs ``s .. s + n - 1`` (:attr:`RunConfig.training_seeds`), and an env's
+       first track is the track of its seed: an evaluation there would score tracks the model
+       trained on. ``cr-bench eval``, ``compare`` (a suite's ``eval`` and ``curve``, and
+       RUN_DIRs), ``publish``, ``verify`` and every resolved config check each run's seeds;
+       ``tune`` checks the seeds of its trials against its validation tracks.
+    2. **A test figure is not on validation tracks.** ``use="test"`` (``cr-bench eval``, a
+       suite's ``eval``, ``compare RUN_DIR...``, ``publish``, ``verify``: the tables people cite)
+       must play tracks below :data:`VALIDATION_TRACK_START`, by default the test tracks
+       1,000,000+: the validation tracks (2,000,000+) are where choices are made, so a figure
+       there is the score of its own selection. ``use="choice"`` (a suite's ``curve``, tune's
+       trials) may play the validation tracks, as it is meant to, or the test tracks.
+
+    :param training_seeds: the env seeds of one run (or of every trial of a study).
+    :param tracks: the track seeds the evaluation plays.
+    :param where: what is evaluated, to begin the error with.
+    :raises CrBenchError: one line naming the tracks and the range to use instead.
+
+    >>> check_held_out(range(0, 4), range(1_000_000, 1_000_020), "eval")
+    >>> check_held_out(range(0, 4), range(2_000_000, 2_000_010), "curve", use="choice")
+    >>> check_held_out(range(0, 4), range(3, 13), "eval")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    cr_bench.errors.CrBenchError: training seeds (up to 1,000,000) reach the test tracks (1,000,000+)
+    cr_bench.errors.CrBenchError: eval: track seeds 3..12 overlap the training seeds 0..3; evaluate on other tracks...
+    >>> check_held_out(range(0, 4), range(1_999_990, 2_000_010), "eval")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    cr_bench.errors.CrBenchError: eval: track seeds 1,999,990..2,000,009 reach the validation tracks (2,000,000+)...
     """
-    if last_seed >= tracks_start:
-        raise CrBenchError(f"training seeds (up to {last_seed:,}) reach {tracks} ({tracks_start:,}+)")
+    if not tracks:
+        return
+    test_tracks = f"{TEST_TRACK_START:,} to {VALIDATION_TRACK_START - 1:,}"
+    one = len(tracks) == 1
+    shown = f"track seed {tracks[0]:,}" if one else f"track seeds {tracks[0]:,}..{tracks[-1]:,}"
+    if training_seeds and tracks[0] <= training_seeds[-1] and training_seeds[0] <= tracks[-1]:
+        raise CrBenchError(
+            f"{where}: {shown} {'overlaps' if one else 'overlap'} the training seeds "
+            f"{training_seeds[0]:,}..{training_seeds[-1]:,}; evaluate on other tracks (the test tracks are "
+            f"{test_tracks}) or train on other seeds"
+        )
+    if use == "test" and tracks[-1] >= VALIDATION_TRACK_START:
+        raise CrBenchError(
+            f"{where}: {shown} {'reaches' if one else 'reach'} the validation tracks ({VALIDATION_TRACK_START:,}+), "
+            f"kept for choices (tune, a suite's curve); a test figure plays the test tracks, {test_tracks}"
+        )
 
 
 def check_env_config(config: EnvConfig) -> None:

@@ -8,6 +8,7 @@ tracks in standard and randomized colours) and optionally a score-vs-frames ``cu
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +59,15 @@ class CurveSettings:
     episodes: int = 10
     """Tracks per checkpoint score."""
     track_seed_start: int = VALIDATION_TRACK_START
-    """First track: validation tracks by default, since a curve justifies choices."""
+    """First track: validation tracks by default, since a curve justifies choices (the test tracks
+    are allowed too; never the training seeds: :func:`~cr_bench.spec.run.check_held_out`)."""
     backend: Backend = "envpool"
     """Simulator of the checkpoint episodes (the same for every agent of the suite)."""
+
+    @property
+    def track_seeds(self) -> range:
+        """The track seeds each checkpoint plays."""
+        return range(self.track_seed_start, self.track_seed_start + self.episodes)
 
 
 def suite_eval() -> EvalConfig:
@@ -111,9 +118,14 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
     if len(set(names)) != len(names) or set(names) & set(BASELINES):
         raise CrBenchError(f"{path}: agent names must be unique and not {', '.join(BASELINES)}")
     if suite.curve is not None and (
-        suite.curve.every_frames < 1 or suite.curve.episodes < 1 or suite.curve.backend not in BACKENDS
+        min(suite.curve.every_frames, suite.curve.episodes) < 1
+        or suite.curve.track_seed_start < 0
+        or suite.curve.backend not in BACKENDS
     ):
-        raise CrBenchError(f"{path}: curve needs every_frames >= 1, episodes >= 1 and backend gymnasium or envpool")
+        raise CrBenchError(
+            f"{path}: curve needs every_frames >= 1, episodes >= 1, track_seed_start >= 0 "
+            "and backend gymnasium or envpool"
+        )
     unknown = set(suite.baselines) - set(BASELINES)
     if unknown:
         raise CrBenchError(f"{path}: unknown baseline(s) {', '.join(sorted(unknown))}; known: {', '.join(BASELINES)}")
@@ -124,10 +136,12 @@ def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
         curve = {"checkpoint_every_frames": suite.curve.every_frames, "keep_checkpoints": True} if suite.curve else {}
         frames = suite.frames if entry.frames is None else entry.frames
         config = resolve_config(entry.agent, base, entry.set, {"frames": frames, **curve})
-        last_seed = max(entry.seeds or suite.seeds) + config.n_envs - 1
-        check_held_out(last_seed, suite.eval.track_seed_start, f"the evaluation tracks of {path}")
-        if suite.curve is not None:
-            check_held_out(last_seed, suite.curve.track_seed_start, f"the curve tracks of {path}")
+        for seed in entry.seeds or suite.seeds:
+            run = dataclasses.replace(config, seed=seed)
+            check_held_out(run.training_seeds, suite.eval.track_seeds, f"{path}: eval of {entry.name} seed {seed}")
+            if suite.curve is not None:
+                where = f"{path}: curve of {entry.name} seed {seed}"
+                check_held_out(run.training_seeds, suite.curve.track_seeds, where, use="choice")
         configs[entry.name] = config
     return suite, configs
 

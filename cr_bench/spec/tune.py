@@ -268,8 +268,11 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
         self.eval_backend = self.eval_backend or typing.cast(Backend, base.env.backend)
         if not 1 <= self.value_evals <= self.evals_per_trial:
             raise CrBenchError(f"value_evals must be in [1, evals_per_trial={self.evals_per_trial}]")
-        last_seed = self.seed + self.seeds_per_trial - 1 + base.n_envs - 1
-        check_held_out(last_seed, VALIDATION_TRACK_START, "the validation tracks")
+        # A trial's k-th seed seeds its envs seed + k .. seed + k + n_envs - 1.
+        seeds = range(self.seed, self.seed + self.seeds_per_trial + base.n_envs - 1)
+        played = max(self.eval_episodes, self.final_eval_episodes)
+        tracks = range(VALIDATION_TRACK_START, VALIDATION_TRACK_START + played)
+        check_held_out(seeds, tracks, "tune's validation tracks", use="choice")
 
     @property
     def out_dir(self) -> Path:
