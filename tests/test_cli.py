@@ -156,6 +156,10 @@ def test_help_shows_a_percent_sign_as_written() -> None:
         (["train", "dqn", "--set", "rollout_threads=1"], "rollout_threads applies to on-policy agents"),
         (["train", "ppo", "--set", "checkpoint_every_seconds=0"], "checkpoint_every_seconds must be > 0"),
         (["train", "ppo", "--set", "env.obs_size=4"], "env.obs_size must be >= 8"),
+        (
+            ["train", "ppo", "--set", "env.backend=gymnasium", "--set", "env.id=NoSuchEnv-v0"],
+            "env.id: no gymnasium environment 'NoSuchEnv-v0' is registered",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_non_zero(argv: list[str], message: str) -> None:

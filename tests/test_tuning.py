@@ -229,7 +229,11 @@ def _closed_port() -> str:
 @pytest.mark.parametrize(
     ("argv", "environ", "message"),
     [
-        (["--executor", "ray"], {"RAY_ADDRESS": "garbage"}, "got 'garbage'"),
+        (
+            ["--executor", "ray"],
+            {"RAY_ADDRESS": "garbage"},
+            "RAY_ADDRESS must be HOST:PORT or ray://HOST:PORT, got 'garbage'",
+        ),
         (["--executor", "ray", "--ray-address", "nowhere"], {}, "--ray-address must be HOST:PORT"),
         (["--executor", "ray", "--ray-address", "{closed}"], {}, "cannot reach the Ray cluster at 127.0.0.1:"),
         (["--storage", "sqlite:///no/such/folder/study.db"], {}, "cannot open storage"),
@@ -613,3 +617,29 @@ def test_the_study_says_how_long_it_has_left_from_its_own_trials() -> None:
         expected_left(study, 4, 2, 1000.0, 300_000)
         == "about 6 min left (measured on 2 trial(s), 500 frames/s a worker)"
     )
+
+
+@pytest.mark.skipif(
+    not POSTGRES_URL, reason="CR_BENCH_TEST_POSTGRES is not set: .ci/run installs and starts PostgreSQL"
+)
+def test_a_storage_password_is_kept_nowhere(tmp_path: Path) -> None:
+    """A study on a PostgreSQL URL with a password: the password is in no file the study
+    writes (summary.md's command, a trial run's command.txt) nor in the study's own records."""
+    space, base = tmp_path / "space.yaml", tmp_path / "base.yaml"
+    space.write_text(yaml.safe_dump(SMALL_SPACE))
+    base.write_text(yaml.safe_dump({"agent": "ppo", **TINY_BASE}))
+    name = f"secret-{os.getpid()}"
+    code, out, err = run_cli(["tune", "ppo", "--trials", "1", "--frames-per-trial", "160", "--evals-per-trial", "1",
+                              "--value-evals", "1", "--eval-episodes", "1", "--final-eval-episodes", "1",
+                              "--space", str(space), "--config", str(base), "--storage", POSTGRES_URL,
+                              "--study-name", name, "--results-dir", str(tmp_path / "results"),
+                              "--runs-dir", str(tmp_path / "runs")])  # fmt: skip
+    assert code == 0, err
+    password = POSTGRES_URL.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    written = [
+        p.read_text() for p in tmp_path.rglob("*") if p.is_file() and p.suffix in {".md", ".txt", ".csv", ".yaml"}
+    ]
+    assert written and all(f":{password}@" not in text for text in [*written, out, err])
+    assert ":***@" in (tmp_path / "results" / "tune" / name / "summary.md").read_text()
+    study = optuna.load_study(study_name=name, storage=POSTGRES_URL)
+    assert f":{password}@" not in repr([study.user_attrs, *(t.user_attrs for t in study.trials)])

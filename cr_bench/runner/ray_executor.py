@@ -56,10 +56,11 @@ def ray_session(address: str | None) -> Iterator[Any]:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
+        source = "--ray-address" if address else "RAY_ADDRESS"
         address = address or os.environ.get("RAY_ADDRESS")
         if not address:
             raise CrBenchError(NO_CLUSTER)
-        check_reachable(address)
+        check_reachable(address, source=source)
         try:
             ray.init(address=address, include_dashboard=False, log_to_driver=False)
         except (ConnectionError, ValueError, RuntimeError) as error:
@@ -71,7 +72,7 @@ def ray_session(address: str | None) -> Iterator[Any]:
             ray.shutdown()
 
 
-def check_reachable(address: str | None, timeout: float = 5.0) -> None:
+def check_reachable(address: str | None, timeout: float = 5.0, source: str = "--ray-address") -> None:
     """Fail in seconds, in one line, where Ray would retry an unreachable address for minutes.
 
     ``HOST:PORT`` and ``ray://HOST:PORT`` are probed with a TCP connection; ``auto``,
@@ -83,7 +84,7 @@ def check_reachable(address: str | None, timeout: float = 5.0) -> None:
         return
     host, _, port = address.removeprefix("ray://").rpartition(":")
     if not host or not port.isdigit():
-        raise CrBenchError(f"--ray-address must be HOST:PORT or ray://HOST:PORT, got {address!r}")
+        raise CrBenchError(f"{source} must be HOST:PORT or ray://HOST:PORT, got {address!r}")
     try:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as error:

@@ -9,10 +9,13 @@ the track-seed rule every input obeys is :func:`check_held_out`.
 
 from __future__ import annotations
 
+import importlib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+
+import gymnasium as gym
 
 from cr_bench.envs import wrappers
 from cr_bench.errors import CrBenchError
@@ -316,6 +319,15 @@ def check_env_config(config: EnvConfig) -> None:
         raise CrBenchError(f"env.backend: unknown {config.backend!r}; known: auto, {', '.join(BACKENDS)}")
     if config.backend == "envpool" and config.id != ENV_ID:
         raise CrBenchError(f"env.id: the envpool backend runs {ENV_ID} only, not {config.id!r}")
+    module, _, name = config.id.rpartition(":")  # "module:Name-v0": gym.make imports the module first
+    try:
+        if module:
+            importlib.import_module(module)
+        gym.spec(name)
+    except (gym.error.Error, ImportError):
+        raise CrBenchError(
+            f"env.id: no gymnasium environment {config.id!r} is registered (cr-bench runs {ENV_ID})"
+        ) from None
     if config.backend == "envpool" and config.domain_randomize:
         raise CrBenchError("env.domain_randomize is not available on the envpool backend")
     for name in ("action_repeat", "frame_stack", "obs_size"):
