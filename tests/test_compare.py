@@ -393,3 +393,22 @@ def test_a_suite_trains_every_agents_first_seed_before_any_second(tmp_path: Path
     suite, _ = load_suite(_suite(tmp_path, agents=agents, seeds=[0, 1, 2]))
     order = [(entry.name, seed) for entry, seed in seed_major(suite)]
     assert order == [("a", 0), ("b", 5), ("a", 1), ("a", 2)]
+
+
+def test_a_carried_suite_continues_on_a_fresh_machine(tmp_path: Path) -> None:
+    """With carry: true, a suite's runs travel in results/<suite>/carry (no logs); the same
+    command with an empty runs/ (a fresh clone) retrains nothing and replays no evaluation."""
+    curve = {"every_frames": 40, "episodes": 1, "track_seed_start": 2_000_000, "backend": BACKEND}
+    suite = _suite(tmp_path, seeds=[0], baselines=[], curve=curve, carry=True)
+    results = tmp_path / "results"
+    compare_suite(suite, 1, results, tmp_path / "runs", "first")
+    carried = results / "tiny" / "carry" / "beta" / "seed-0"
+    assert (carried / "model.zip").is_file() and not (carried / "tb").exists()
+    assert not (carried / "checkpoints").exists()  # every checkpoint is scored: its score travels instead
+    fresh = tmp_path / "fresh-runs"
+    compare_suite(suite, 1, results, fresh, "again")
+    run = fresh / "compare" / "tiny" / "beta" / "seed-0"
+    assert (run / "command.txt").read_text().splitlines() == ["cr-bench compare"]  # not trained again
+    assert not (run / "tb").exists()  # no training ran here
+    first = pd.read_csv(tmp_path / "runs" / "compare" / "tiny" / "beta" / "seed-0" / f"curve-{BACKEND}-2000000-1.csv")
+    pd.testing.assert_frame_equal(pd.read_csv(run / f"curve-{BACKEND}-2000000-1.csv"), first)

@@ -48,6 +48,7 @@ from cr_bench.results.tables import (
     leaderboard_markdown,
     summarize_agents,
 )
+from cr_bench.runner.carry import carry_folder, restore_baselines, restore_carry, save_baselines, save_carry
 from cr_bench.runner.executor import run_tasks
 from cr_bench.runner.task import Task
 from cr_bench.spec.loader import read_yaml
@@ -240,9 +241,23 @@ def compare_suite(
     ]
     budgets = " or ".join(f"{frames:,}" for frames in sorted({job.config.frames for job in jobs}))
     print(f"suite {suite.name}: {len(jobs)} runs of {budgets} frames, {workers} worker(s)")
+    carried = carry_folder(results_dir, suite.name)
+    if suite.carry:
+        restore_baselines(carried, root)
+        restored = [job for job in jobs if restore_carry(carried / job.name / f"seed-{job.seed}", Path(job.run_dir))]
+        if restored:
+            progress.say(f"  {len(restored)} run(s) continue from {carried}")
     _announce(jobs)
-    _run_jobs(jobs, workers, executor, ray_address)
+    try:
+        _run_jobs(jobs, workers, executor, ray_address)
+    finally:
+        if suite.carry:  # however compare ends (but kill -9): the next machine continues from here
+            every = suite.curve.every_frames if suite.curve else None
+            for job in jobs:
+                save_carry(Path(job.run_dir), carried / job.name / f"seed-{job.seed}", every)
     episodes = _gather(jobs, suite, root)
+    if suite.carry:
+        save_baselines(root, carried)
     summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
     if suite.curve is not None:
         write_curve(jobs, suite.curve, results_dir / suite.name)

@@ -94,6 +94,9 @@ class Suite:
     """Policies that do not learn, shown in every table: random and scripted."""
     curve: CurveSettings | None = None
     """Also score each run's checkpoints every ``curve.every_frames`` (score vs env frames)."""
+    carry: bool = False
+    """Keep what each run needs to continue in RESULTS_DIR/<name>/carry/ (for git: a suite that
+    spans sessions on fresh machines continues from it; :mod:`cr_bench.runner.carry`)."""
 
 
 def load_suite(path: Path) -> tuple[Suite, dict[str, RunConfig]]:
