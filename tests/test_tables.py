@@ -173,3 +173,25 @@ def test_one_episode_agents_get_no_interval_and_no_probability() -> None:
     table = curve_table(scores, reps=50).set_index("frames")
     assert table.loc[100, "ci_over"] == "tracks" and table.loc[200, "ci_over"] == "n/a"
     assert pd.isna(table.loc[200, "ci_low"])
+
+
+def test_report_rerenders_a_suite_written_before_honest_intervals(tmp_path: Path) -> None:
+    """A suite summary.md with a one-run agent shown as [x, x] (as results/early had): report
+    re-renders it from its episodes.csv with the interval marked, its cost columns kept."""
+    from cr_bench.results.report import refresh_suite
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    episodes = _episodes()[SUITE_EPISODE_COLUMNS[:6]]  # before the lap metrics
+    episodes.to_csv(folder / "episodes.csv", index=False)
+    pd.DataFrame({"agent": ["a", "b"], "training_frames": [200.0, None], "wall_seconds": [10.0, None],
+                  "frames_per_s": [20.0, None]}).to_csv(folder / "summary.csv", index=False)  # fmt: skip
+    (folder / "summary.md").write_text("# old: leaderboard\n\nProduced by `cr-bench compare --suite x.yaml`.\n"
+                                       "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0] | 0% |\n")  # fmt: skip
+    refresh_suite(folder)
+    text = (folder / "summary.md").read_text()
+    assert "Produced by `cr-bench compare --suite x.yaml`" in text and "[50.0, 50.0] |" not in text
+    assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0]† | 0% | n/a | n/a |" in text
+    assert (
+        "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | n/a | n/a | - | - | 200 | 0.00 | 20 |" in text
+    )

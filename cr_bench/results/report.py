@@ -6,13 +6,24 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from cr_bench.agents.registry import get_agent
-from cr_bench.io import atomic_write_text
+from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.results.publish import published_models
-from cr_bench.results.tables import checkpoints_markdown, markdown_table, percent
+from cr_bench.results.stats import CI_OVER_RUNS, NO_CI
+from cr_bench.results.tables import (
+    checkpoints_markdown,
+    curve_markdown,
+    improvement_matrix,
+    leaderboard_markdown,
+    markdown_table,
+    percent,
+    summarize_agents,
+)
 from cr_bench.results.throughput import MARKDOWN_NAME
+from cr_bench.spec.suite import CurveSettings
 
 # Quoted from their sources, not produced by cr-bench. All are on CarRacing-v0, an older
 # version of the task (Gymnasium has since changed how a lap completes), so they are a
@@ -50,6 +61,7 @@ def build_report(results_dir: Path, command: str) -> Path:
     lines += headline_section(results_dir)
     suites = sorted(p.parent for p in results_dir.glob("*/summary.md") if p.parent.name != "tune")
     for folder in suites:
+        refresh_suite(folder)
         lines += [_relink(_demote((folder / "summary.md").read_text()), folder.name), ""]
         data = [f"[{folder.name}/{name}]({folder.name}/{name})" for name in ("episodes.csv", "summary.csv")]
         lines += ["Data: " + ", ".join(data) + ".", ""]
@@ -154,3 +166,46 @@ def headline_section(results_dir: Path) -> list[str]:
             "",
         ]
     return lines
+
+
+def refresh_suite(folder: Path) -> None:
+    """Re-render a suite's ``summary.csv``, ``summary.md`` and ``curve.csv`` from the data beside
+    them, with today's statistics: its ``episodes.csv`` (every episode compare played) and the
+    training cost and curve means compare wrote. A suite written before a statistic changed (a
+    CI a single run cannot support, the lap metrics) then reads as a new one would.
+
+    A curve's per-track scores stay in the runs, so a one-seed curve point written before its
+    CI was marked gets none (n/a) rather than the zero-width interval it had.
+    """
+    old_text = (folder / "summary.md").read_text()
+    produced = re.search(r"Produced by `([^`]*)`", old_text)
+    command = produced.group(1) if produced else "cr-bench compare"
+    episodes = pd.read_csv(folder / "episodes.csv")
+    old = pd.read_csv(folder / "summary.csv")
+    summary = summarize_agents(episodes, pd.DataFrame(columns=["agent", "seed", "frames", "wall_seconds"]))
+    cost = [column for column in ("training_frames", "wall_seconds", "frames_per_s") if column in old.columns]
+    summary = summary.merge(old[["agent", *cost]], on="agent", how="left")
+    text = leaderboard_markdown(summary, improvement_matrix(episodes), folder.name, command, episodes)
+    curve_section = old_text.find("## Score vs env frames")
+    if (folder / "curve.csv").is_file() and curve_section >= 0:
+        table = pd.read_csv(folder / "curve.csv")
+        if "ci_over" not in table.columns:  # written before: only several seeds' CIs stand
+            several = table["seeds"] >= 2
+            table["ci_over"] = np.where(several, CI_OVER_RUNS, NO_CI)
+            table.loc[~several, ["ci_low", "ci_high"]] = np.nan
+        settings = _curve_settings(old_text[curve_section:])
+        text += "\n" + "\n".join(curve_markdown(table, settings))
+        write_dataframe(folder / "curve.csv", table)
+    write_dataframe(folder / "summary.csv", summary.round(3))
+    atomic_write_text(folder / "summary.md", text)
+
+
+def _curve_settings(section: str) -> CurveSettings:
+    """The curve settings a summary's "Score vs env frames" section states."""
+    found = re.search(
+        r"checkpoint every ([\d,]+) frames.*? on (\d+) validation tracks \((\d+)\.\.\d+, (\w+)\)", section, re.S
+    )
+    if found is None:
+        return CurveSettings()
+    every, episodes, start, backend = found.groups()
+    return CurveSettings(int(every.replace(",", "")), int(episodes), int(start), backend)  # type: ignore[arg-type]
