@@ -412,3 +412,18 @@ def test_a_carried_suite_continues_on_a_fresh_machine(tmp_path: Path) -> None:
     assert not (run / "tb").exists()  # no training ran here
     first = pd.read_csv(tmp_path / "runs" / "compare" / "tiny" / "beta" / "seed-0" / f"curve-{BACKEND}-2000000-1.csv")
     pd.testing.assert_frame_equal(pd.read_csv(run / f"curve-{BACKEND}-2000000-1.csv"), first)
+
+
+def test_report_puts_the_standard_leaderboard_first_beside_the_literature(tmp_path: Path) -> None:
+    """results/README.md leads with the standard suite, then the literature's figures and what
+    differs from them, then the other suites."""
+    for name in ("aaa", "standard"):
+        folder = tmp_path / name
+        folder.mkdir()
+        pd.DataFrame({"agent": ["x"] * 2, "seed": [0, 1], "condition": "standard", "track_seed": [1, 1],
+                      "return": [1.0, 2.0], "length": 1000}).to_csv(folder / "episodes.csv", index=False)  # fmt: skip
+        pd.DataFrame({"agent": ["x"]}).to_csv(folder / "summary.csv", index=False)
+        (folder / "summary.md").write_text(f"# {name}: leaderboard\n\nProduced by `cr-bench compare`.\n")
+    text = build_report(tmp_path, "cr-bench report").read_text()
+    standard, literature, other = (text.index(s) for s in ("## standard: leaderboard", "What differs", "## aaa:"))
+    assert standard < literature < other
