@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import platform
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import optuna
+import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from cr_bench.errors import CrBenchError
-from cr_bench.io import atomic_write_text, write_csv
-from cr_bench.results.plots import plot_optimization_history
-from cr_bench.results.tables import markdown_table
+from cr_bench.io import atomic_write_text, write_csv, write_dataframe
+from cr_bench.results.plots import plot_optimization_history, plot_score_vs_frames
+from cr_bench.results.tables import curve_table, interval, markdown_table
 from cr_bench.runner.study import FINISHED, counted
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START
@@ -47,15 +51,23 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
         ),
     )
     complete = sorted((t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -(t.value or 0.0))
+    confirmation = Confirmation.read(study, out)
+    if confirmation is not None and len(confirmation.table):
+        write_dataframe(out / "confirm_curve.csv", confirmation.table.round(2))
+        plot_score_vs_frames(confirmation.table, out / "confirm.png")
+    chosen = confirmation.winner() if confirmation is not None else None
     if complete:
-        best = complete[0]
+        best = next(t for t in trials if t.number == chosen) if chosen is not None else complete[0]
         config = dict(best.user_attrs["config"])
         config.pop("frames", None)  # the budget is the user's choice when training the best config
         write_yaml(out / "best.yaml", config)
     importances = _importances(study)
     if importances:
         write_csv(out / "importances.csv", ["parameter", "importance"], importances.items())
-    atomic_write_text(out / "summary.md", _summary(settings, trials, complete, importances))
+    text = _summary(settings, trials, complete, importances, chosen)
+    if confirmation is not None:
+        text += "\n".join(confirmation.markdown(trials, complete)) + "\n"
+    atomic_write_text(out / "summary.md", text)
     if len(complete) >= 1:
         plot_optimization_history(study, out / "history.png")
 
@@ -76,7 +88,11 @@ def _wall_hours(trials: list[FrozenTrial]) -> float:
 
 
 def _summary(
-    settings: TuneSettings, trials: list[FrozenTrial], complete: list[FrozenTrial], importances: dict[str, float]
+    settings: TuneSettings,
+    trials: list[FrozenTrial],
+    complete: list[FrozenTrial],
+    importances: dict[str, float],
+    chosen: int | None = None,
 ) -> str:
     states = {state.name: sum(1 for t in trials if t.state == state) for state in FINISHED}
     frames = sum(int(t.user_attrs.get("frames", 0)) for t in trials)
@@ -103,7 +119,9 @@ def _summary(
         names = sorted(complete[0].params)
         rows = [[t.number, f"{t.value:.1f}", *(t.params.get(n, "") for n in names)] for t in complete[:5]]
         lines += ["## Best trials", "", *markdown_table(["trial", "value", *names], rows, "rr" + "l" * len(names))]
-        lines += ["", f"`best.yaml` holds trial {complete[0].number}'s config: `cr-bench train {settings.agent} "
+        number = complete[0].number if chosen is None else chosen
+        why = "" if chosen is None else ", chosen by the confirmation below"
+        lines += ["", f"`best.yaml` holds trial {number}'s config{why}: `cr-bench train {settings.agent} "
                   f"--config {settings.out_dir / 'best.yaml'} --frames N`.", ""]  # fmt: skip
         if importances:
             rows = [[name, f"{value:.3f}"] for name, value in importances.items()]
@@ -123,3 +141,101 @@ def _importances(study: optuna.Study) -> dict[str, float]:
         return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
     except (ValueError, RuntimeError, ZeroDivisionError):
         return {}  # too few or too uniform trials
+
+
+@dataclass
+class Confirmation:
+    """A study's confirmation (:mod:`cr_bench.runner.confirm`) as its report reads it: the rules
+    the study recorded and the scores in ``confirm.csv``."""
+
+    rules: dict[str, Any]
+    """The study's ``confirmation`` attribute: frames, seeds, trials, trial_frames, every_frames, episodes."""
+    scores: pd.DataFrame
+    """``confirm.csv``: trial, seed, frames, track_seed, return."""
+    table: pd.DataFrame
+    """:func:`~cr_bench.results.tables.curve_table` of the scores, one "agent" per trial."""
+
+    @classmethod
+    def read(cls, study: optuna.Study, out: Path) -> Confirmation | None:
+        """The study's confirmation, or None if it never ran one."""
+        rules = study.user_attrs.get("confirmation")
+        if rules is None or not (out / "confirm.csv").is_file():
+            return None
+        scores = pd.read_csv(out / "confirm.csv")
+        scores = scores[scores["trial"].isin(rules["trials"]) & scores["seed"].isin(rules["seeds"])]
+        table = curve_table(scores.assign(agent=[f"trial {n}" for n in scores["trial"]])) if len(scores) else scores
+        return cls(rules, scores, table)
+
+    def finished(self) -> bool:
+        """Whether every candidate has every seed scored at the confirmation budget."""
+        last = self.scores[self.scores["frames"] == self.rules["frames"]]
+        runs = set(zip(last["trial"], last["seed"], strict=True))
+        return all((trial, seed) in runs for trial in self.rules["trials"] for seed in self.rules["seeds"])
+
+    def winner(self) -> int | None:
+        """The candidate with the best mean at the confirmation budget, once it is finished."""
+        if not self.finished():
+            return None
+        last = self.scores[self.scores["frames"] == self.rules["frames"]]
+        return int(last.groupby("trial")["return"].mean().idxmax())
+
+    def cell(self, trial: int, frames: int) -> str:
+        """``mean [CI] (n seeds)`` of ``trial`` at ``frames``, or a dash where not scored yet."""
+        row = self.table[(self.table["agent"] == f"trial {trial}") & (self.table["frames"] == frames)]
+        if row.empty:
+            return "-"
+        r = row.iloc[0]
+        return f"{r['mean']:.1f} {interval(r['ci_low'], r['ci_high'], r['ci_over'])} ({r['seeds']})"
+
+    def apart(self, a: int, b: int, frames: int) -> bool:
+        """Whether the CIs of trials ``a`` and ``b`` at ``frames`` exist and do not overlap."""
+        rows = self.table[self.table["frames"] == frames].set_index("agent")
+        low_a, high_a = rows.loc[f"trial {a}", ["ci_low", "ci_high"]]
+        low_b, high_b = rows.loc[f"trial {b}", ["ci_low", "ci_high"]]
+        return bool(high_b < low_a or high_a < low_b)  # False when either is NaN (no CI)
+
+    def markdown(self, trials: list[FrozenTrial], complete: list[FrozenTrial]) -> list[str]:
+        """The summary's "Confirmation on fresh seeds" section."""
+        rules, values = self.rules, {t.number: t for t in trials}
+        trial_frames, frames = int(rules["trial_frames"]), int(rules["frames"])
+        lines = [
+            "## Confirmation on fresh seeds",
+            "",
+            f"The top configs and the base config, trained again on seeds {rules['seeds']} (no trial used them) "
+            f"to {frames:,} frames, a checkpoint every {int(rules['every_frames']):,}; each checkpoint scored "
+            f"deterministically on {rules['episodes']} validation tracks ({VALIDATION_TRACK_START:,}+). Mean over "
+            "seeds and tracks, 95% stratified bootstrap CI over seeds († over tracks: one seed so far), seeds "
+            "scored in brackets (`confirm.csv`, `confirm_curve.csv`, `confirm.png`).",
+            "",
+        ]
+        rows = []
+        for number in rules["trials"]:
+            trial = values.get(number)
+            label = f"{number} (base)" if trial is not None and trial.user_attrs.get("default") else str(number)
+            value = "-" if trial is None or trial.value is None else f"{trial.value:.1f}"
+            rows.append([label, value, self.cell(number, trial_frames), self.cell(number, frames)])
+        lines += markdown_table(
+            ["trial", "study value", f"at {trial_frames:,} frames", f"at {frames:,} frames"], rows, "rrrr"
+        )
+        winner = self.winner()
+        if winner is None:
+            lines += ["", f"In progress: `best.yaml` is the study's best trial until every config has all its seeds "
+                      f"scored at {frames:,} frames (the same command continues).", ""]  # fmt: skip
+            return lines
+        study_best = complete[0].number if complete else None
+        lines += [
+            "",
+            f"`best.yaml` is trial {winner}'s config: the best mean at {frames:,} frames, the budget users "
+            f"train at (the study's own best at {trial_frames:,} frames was trial {study_best}).",
+        ]
+        base = next((n for n in rules["trials"] if values.get(n) and values[n].user_attrs.get("default")), None)
+        if base == winner:
+            lines += [f"Tuning did not beat the base config at {frames:,} frames: its confirmed mean is the best."]
+        elif base is not None:
+            apart = self.apart(winner, base, frames)
+            lines += [
+                f"Trial {winner}'s confirmed mean is above the base config's at {frames:,} frames; their CIs "
+                + ("do not overlap." if apart else "overlap, so these seeds do not tell them apart.")
+            ]
+        lines += ["", "![confirmation curves](confirm.png)", ""]
+        return lines

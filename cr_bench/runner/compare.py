@@ -65,7 +65,8 @@ class Job:
     seed: int
     run_dir: str
     config: RunConfig
-    eval: EvalConfig
+    eval: EvalConfig | None
+    """The test evaluation (None: none; tune's confirmation scores validation tracks only)."""
     curve: CurveSettings | None = None
 
 
@@ -93,6 +94,7 @@ def run_eval_file(job: Job, condition: str) -> Path:
     """Where the episodes of the run's model as it is now are cached: a run trained further
     (a suite's budget raised) is scored again, never reported with its shorter training's scores."""
     run = RunDir(job.run_dir)
+    assert job.eval is not None, "a run without a test evaluation has no episodes file"
     return eval_file(run.eval_dir, job.eval, condition, frames=int(run.read_progress()["frames_done"]))
 
 
@@ -123,6 +125,7 @@ def _train_in(folder: str, job: Job) -> None:
 def _evaluate_in(folder: str, job: Job, condition: str) -> str:
     """An evaluation task: the episodes (CSV text) of the model in ``folder`` under ``condition``."""
     run = RunDir(folder)
+    assert job.eval is not None, "evaluation tasks are made for runs with a test evaluation"
     set_torch_threads(job.config.torch_threads)
     model = load_model(run.read_config(), str(run.model), device=job.config.device)
     saved_env = run.read_config().env  # the pipeline the model was trained with
@@ -148,7 +151,8 @@ def conditions(settings: EvalConfig) -> list[str]:
     return ["standard", "randomized"] if settings.randomized else ["standard"]
 
 
-def _train_task(job: Job) -> Task:
+def train_task(job: Job) -> Task:
+    """The task that trains (or resumes) ``job``'s run and scores its new checkpoints."""
     return Task(
         _train_in,
         (job,),
@@ -162,6 +166,8 @@ def _train_task(job: Job) -> Task:
 
 def _evaluation_tasks(job: Job) -> list[Task]:
     """The evaluations the trained run still lacks, one task each."""
+    if job.eval is None:
+        return []
     workers = episodes_at_once(job.eval.backend, job.eval.episodes, job.eval.n_envs)
     return [
         Task(
@@ -183,7 +189,7 @@ def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_addres
     :func:`cr_bench.runner.executor.run_tasks` (``workers`` processes here, or Ray tasks)."""
     first: list[Task] = []
     for job in jobs:  # training also scores a curve's new checkpoints
-        first += [_train_task(job)] if needs_training(job) or job.curve is not None else _evaluation_tasks(job)
+        first += [train_task(job)] if needs_training(job) or job.curve is not None else _evaluation_tasks(job)
     bar = progress.bar(len(first), "task")  # the workers show none: their bars would share the lines
 
     def on_result(task: Task, value: Any) -> list[Task]:
@@ -382,6 +388,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
     """All episodes of all runs and baselines, one row each (:data:`SUITE_EPISODE_COLUMNS`)."""
     frames = []
     for job in jobs:
+        assert job.eval is not None, "compare's jobs all have a test evaluation"
         for condition in conditions(job.eval):
             table = pd.read_csv(run_eval_file(job, condition))
             frames.append(table.assign(agent=job.name, seed=job.seed, condition=condition))

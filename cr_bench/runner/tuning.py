@@ -43,6 +43,7 @@ from cr_bench.agents.training import train
 from cr_bench.errors import CrBenchError, mask_secrets, raised_by_library
 from cr_bench.evaluation.episodes import episodes_at_once, evaluate
 from cr_bench.results.tune_report import check_some_trial_ran, write_outputs
+from cr_bench.runner.confirm import confirm
 from cr_bench.runner.executor import run_tasks
 from cr_bench.runner.study import (
     HEARTBEAT_SECONDS,
@@ -368,6 +369,14 @@ def _run_study(settings: TuneSettings) -> optuna.Study:
         + progress.estimate(left * settings.frames_per_trial, fps, bound="at most")
         + f" on one worker; study: {_left(study, settings)}"
     )
+    if settings.confirm:
+        runs = (settings.confirm + 1) * settings.confirm_seeds
+        progress.say(
+            f"then the confirmation: up to {settings.confirm} config(s) and the base config x "
+            f"{settings.confirm_seeds} fresh seed(s), {runs * settings.confirm_frames:,} frames at most; "
+            + progress.estimate(runs * settings.confirm_frames // max(1, n_jobs), fps, bound="about")
+            + f" at the base config's speed on {n_jobs} worker(s)"
+        )
     try:
         if settings.executor == "local" and n_jobs == 1:
             with progress.library_logs_above_bars():
@@ -377,4 +386,9 @@ def _run_study(settings: TuneSettings) -> optuna.Study:
     finally:
         write_outputs(study, settings)
     check_some_trial_ran(study)
+    if settings.confirm:
+        try:
+            confirm(settings, study)
+        finally:
+            write_outputs(study, settings)
     return study
