@@ -42,14 +42,14 @@ def test_yaml_float_budget_is_an_int() -> None:
 
 
 def test_agent_defaults_come_from_the_seeds() -> None:
-    """ppo-beta follows seed 000, dqn follows seed 002."""
+    """ppo-beta follows seed 000; dqn follows the Nature DQN settings on the env's 5 actions."""
     beta = resolve_config("ppo-beta")
     assert (beta.env.action_repeat, beta.env.frame_stack, beta.env.obs_size) == (8, 4, 96)
     assert beta.env.shaping.grass_penalty == 0.05 and beta.env.shaping.no_progress_window == 100
     assert beta.policy.features_extractor == "six_conv"
     dqn = resolve_config("dqn")
-    assert (dqn.env.action_repeat, dqn.env.frame_stack, dqn.env.discrete_actions) == (2, 3, "seed002")
-    assert dqn.algo["gamma"] == 0.95
+    assert (dqn.env.action_repeat, dqn.env.frame_stack, dqn.env.discrete_actions) == (2, 4, "gymnasium")
+    assert dqn.algo["gamma"] == 0.99 and dqn.env.shaping == resolve_config("ppo-gaussian").env.shaping  # none
 
 
 def test_overrides_merge_in_order() -> None:

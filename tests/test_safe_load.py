@@ -76,7 +76,7 @@ def test_a_crafted_model_file_runs_no_code(agent: str, tmp_path: Path) -> None:
     model = load_model(config, str(path))
     assert not marker.exists()
     assert model.observation_space.shape == model.policy.observation_space.shape
-    assert model.lr_schedule(1.0) == pytest.approx(3e-4 if agent == "ppo" else 1e-3)  # rebuilt from the config
+    assert model.lr_schedule(1.0) == pytest.approx(3e-4 if agent == "ppo" else config.algo["learning_rate"])  # rebuilt
 
 
 def test_a_model_of_another_agent_or_shape_is_refused_in_one_line(tmp_path: Path) -> None:
