@@ -494,11 +494,12 @@ def _tune(settings: TuneSettings, command: str) -> None:
     from cr_bench.runner.tuning import tune
 
     settings.command = command
-    if settings.replay_pruners:
-        from cr_bench.runner.pruner_replay import write_replay
+    if settings.replay_pruners or settings.replay_samplers:
+        from cr_bench.runner import pruner_replay, sampler_replay
         from cr_bench.runner.study import open_existing_study
 
-        print(write_replay(open_existing_study(settings), settings))
+        replay = pruner_replay if settings.replay_pruners else sampler_replay
+        print(replay.write_replay(open_existing_study(settings), settings))
         return
     study = tune(settings)
     print((settings.out_dir / "summary.md").read_text())

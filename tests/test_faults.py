@@ -333,7 +333,7 @@ def _tune_argv(tmp_path: Path) -> list[str]:
     return ["tune", "ppo", "--trials", "2", "--frames-per-trial", "160", "--evals-per-trial", "1",
             "--value-evals", "1", "--eval-episodes", "1", "--final-eval-episodes", "1", "--space", str(space),
             "--config", str(base), "--results-dir", str(tmp_path / "results"), "--runs-dir", str(tmp_path / "runs"),
-            "--study-name", "faults"]  # fmt: skip
+            "--study-name", "faults", "--n-jobs", "1"]  # fmt: skip
 
 
 def _tune_trials(tmp_path: Path) -> list[Any]:

@@ -66,6 +66,7 @@ def _settings(tmp_path: Path, trials: int, **changes: Any) -> spec_tune.TuneSett
         space_file=str(space),
         base_config={"agent": "ppo-beta", **TINY_BASE},
         command="cr-bench tune ppo-beta --trials 3",
+        n_jobs=1,  # in this process: tests patch what a trial runs
     )
     return dataclasses.replace(settings, **changes)
 
