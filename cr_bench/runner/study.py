@@ -12,14 +12,11 @@ on a new storage race to create it, and the loser retries (:func:`open_study`).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import random
 import socket
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import optuna
@@ -235,16 +232,6 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
-
-
-@contextlib.contextmanager
-def file_lock(path: Path) -> Iterator[None]:
-    with path.open("a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def counted(study: optuna.Study) -> list[FrozenTrial]:

@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 import optuna
+from filelock import FileLock
 from optuna.trial import TrialState
 from stable_baselines3.common.callbacks import BaseCallback
 
@@ -52,7 +53,6 @@ from cr_bench.runner.study import (
     enqueue_default,
     expected_left,
     fail_dead_trials,
-    file_lock,
     finished_count,
     open_study,
     retry_later,
@@ -223,7 +223,7 @@ def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
     bar = progress.bar(settings.trials, "trial", initial=finished_count(study))
     try:
         while True:
-            with file_lock(settings.out_dir / ".ask.lock"):
+            with FileLock(settings.out_dir / ".ask.lock"):
                 fail_dead_trials(study)
                 if len(counted(study)) >= settings.trials:  # running ones included
                     break
@@ -358,7 +358,7 @@ def _run_study(settings: TuneSettings) -> optuna.Study:
     n_jobs = settings.n_jobs
     study = open_study(settings)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    with file_lock(settings.out_dir / ".ask.lock"):
+    with FileLock(settings.out_dir / ".ask.lock"):
         enqueue_default(study, settings)
     left = max(0, settings.trials - len(counted(study)))
     backend = settings.resolved_base().env.backend
