@@ -23,6 +23,7 @@ import sys
 import tempfile
 import textwrap
 import threading
+import types
 import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -88,6 +89,22 @@ def _number(text: str) -> float:
         raise ValueError(f"expected a number, got {text!r}") from None
 
 
+def _words_or(kind: Any) -> Callable[[str], Any]:
+    """The parser of ``int | Literal[word, ...]`` (``--curve-points N|all``): a word as written, else an integer."""
+    literals = [option for option in typing.get_args(kind) if typing.get_origin(option) is Literal]
+    words = [word for literal in literals for word in typing.get_args(literal)]
+
+    def parse(text: str) -> Any:
+        if text in words:
+            return text
+        try:
+            return _integer(text)
+        except ValueError:
+            raise ValueError(f"expected an integer or {' or '.join(words)}, got {text!r}") from None
+
+    return parse
+
+
 def _override(text: str) -> dict[str, Any]:
     """``a.b=value`` -> ``{"a": {"b": value}}`` with value parsed as YAML (a number, list, ...)."""
     key, sep, raw = text.partition("=")
@@ -126,7 +143,10 @@ def _parser_of(annotation: Any) -> Callable[[str], Any]:
         parse: Callable[[str], Any] = _override
     else:
         kind = typing.get_args(base)[0] if typing.get_origin(base) is Annotated else base
-        parse = {int: _integer, float: _number}.get(kind, str)
+        if typing.get_origin(kind) in (typing.Union, types.UnionType):
+            parse = _words_or(kind)
+        else:
+            parse = {int: _integer, float: _number}.get(kind, str)
     check = checker(annotation)
 
     def convert(text: str) -> Any:
@@ -282,9 +302,11 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
             _publish,
             "publish a trained run to results/models/NAME with its evaluation",
             "Copy a trained run to RESULTS_DIR/models/NAME (model without optimizer state, config, training "
-            "curve, commands), evaluate it on held-out tracks, and score its kept checkpoints on the first "
-            "--curve-episodes of them (score vs env frames and wall hours). The folder is a run directory; "
-            "`cr-bench verify RESULTS_DIR/models/NAME` re-checks the published evaluation.",
+            "curve, commands), evaluate it on --episodes held-out test tracks (the published figure), and again "
+            "there in randomized colours (unless --no-randomized). Score its kept checkpoints and the final model "
+            f"on --curve-episodes validation tracks ({VALIDATION_TRACK_START}+): a validation curve vs env frames "
+            "and wall hours, and the time to 800 and 900 (the first scored point to reach it). The folder is a "
+            "run directory; `cr-bench verify RESULTS_DIR/models/NAME` re-checks the published evaluation.",
         ),
         "report": (
             ReportArgs,
@@ -485,6 +507,7 @@ def _publish(args: PublishArgs, command: str) -> None:
         command=command,
         n_envs=args.n_envs,
         force=args.force,
+        randomized=not args.no_randomized,
     )
     print(f"check it with: cr-bench verify {out}")
 

@@ -73,12 +73,11 @@ def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_
     assert [r["track_seed"] for r in published] == ["1000000", "1000001"]
     scores = _rows(folder / "checkpoints.csv")
     # Kept checkpoints near 200, 400, 600 and 800 (= the final model): two of the first three
-    # spread over training, then the final model on the first track and on both.
-    assert [r["model"][:7] for r in scores] == ["frames-", "frames-", "model.z", "model.z"]
+    # spread over training, then the final model, each on one validation track.
+    assert [r["model"][:7] for r in scores] == ["frames-", "frames-", "model.z"]
     assert 200 <= int(scores[0]["frames"]) < 208 and 600 <= int(scores[1]["frames"]) < 608
-    assert [r["episodes"] for r in scores] == ["1", "1", "1", "2"]
+    assert [r["episodes"] for r in scores] == ["1", "1", "1"]
     assert scores[-1]["frames"] == str(json.loads((checkpointed_run / "progress.json").read_text())["frames_done"])
-    assert float(scores[-1]["mean"]) == pytest.approx(sum(float(r["return"]) for r in published) / 2, abs=0.01)
 
     # eval writes elsewhere; the published config evaluates the same 2 tracks, bit for bit.
     code, _, err = run_cli(["eval", str(folder), "--out", str(tmp_path / "replay")])

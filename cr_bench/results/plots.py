@@ -97,10 +97,11 @@ def plot_score_vs_frames(table: pd.DataFrame, path: Path) -> None:
 
 def plot_training_curve(curve: pd.DataFrame | None, checkpoints: pd.DataFrame, path: Path) -> None:
     """A published model's curve.png: rolling mean of the training episodes' true return, and
-    the checkpoint scores on the first held-out tracks.
+    the scores of the checkpoints and the final model on validation tracks.
 
     :param curve: the run's curve.csv (:data:`cr_bench.agents.rundir.CURVE_COLUMNS`), if any.
-    :param checkpoints: checkpoints.csv (:data:`cr_bench.results.tables.CHECKPOINT_COLUMNS`).
+    :param checkpoints: checkpoints.csv (:data:`cr_bench.results.tables.CHECKPOINT_COLUMNS`),
+        every row on the same validation tracks.
     """
     plt = _pyplot()
     figure, axes = plt.subplots(figsize=(7, 4))
@@ -108,14 +109,13 @@ def plot_training_curve(curve: pd.DataFrame | None, checkpoints: pd.DataFrame, p
         rolling = curve["true_return"].rolling(TRAINING_SMOOTHING, min_periods=1).mean()
         label = f"training episodes (rolling mean of {TRAINING_SMOOTHING}, true return)"
         axes.plot(curve["frames"] / 1e6, rolling, lw=1, label=label)
-    scores = checkpoints[checkpoints["episodes"] == checkpoints["episodes"].min()]
     axes.errorbar(
-        scores["frames"] / 1e6,
-        scores["mean"],
-        yerr=scores["std"],
+        checkpoints["frames"] / 1e6,
+        checkpoints["mean"],
+        yerr=checkpoints["std"],
         fmt="o",
         capsize=3,
-        label=f"held-out tracks (first {scores['episodes'].min()}), mean ± std",
+        label=f"checkpoints on {checkpoints['episodes'].min()} validation tracks, mean ± std",
     )
     axes.axhline(SUCCESS_RETURN, color="grey", ls="--", lw=1, label=f"solved ({SUCCESS_RETURN:.0f})")
     axes.set_xlabel("env frames (millions)")

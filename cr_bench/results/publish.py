@@ -10,13 +10,24 @@ re-evaluates it elsewhere (eval never writes inside a published folder)::
     command.txt        the training command(s), resumed segments included
     progress.json      frames done and wall seconds of the training
     versions.yaml      library versions of the training
-    eval/              episodes.csv and summary.yaml on the held-out tracks
-    checkpoints.csv    score of kept checkpoints vs env frames and wall hours
-    curve.png          training curve with the checkpoint scores
+    eval/              episodes.csv and summary.yaml on the held-out test tracks: the
+                       published figure
+    eval/randomized/   the same on the same tracks with domain_randomize=True (unless
+                       ``--no-randomized``, or evaluated on EnvPool, which has none)
+    checkpoints.csv    validation curve: score of kept checkpoints and of the final model
+                       (last row) on validation tracks, vs env frames and wall hours
+    curve.png          training curve with the validation scores
     publish.txt        the publish command
-    published.yaml     the published figures, evaluation settings and a hash of
-                       eval/episodes.csv (the report refuses a folder whose evaluation
-                       no longer matches; ``--resume`` refuses the folder)
+    published.yaml     the published figures (test tracks, and randomized colours), the
+                       validation curve's tracks and grid, the time to 800 and 900, the
+                       evaluation settings and hashes of the episodes files (the report
+                       refuses a folder whose evaluation no longer matches; ``--resume``
+                       refuses the folder)
+
+Checkpoints are scored on validation tracks (seeds 2,000,000+), like every score that
+justifies a choice: the test tracks give the published figure only. The time to a score is
+the first scored point, in frames order, whose validation mean reaches it, so it is only as
+fine as the grid ``--curve-points`` picks (``all``: every kept checkpoint).
 """
 
 from __future__ import annotations
@@ -28,7 +39,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -41,11 +52,15 @@ from cr_bench.evaluation.episodes import EpisodeResult, episode_laps, evaluate, 
 from cr_bench.io import atomic_write_text, folders_removed_on_error
 from cr_bench.results.plots import plot_training_curve
 from cr_bench.results.stats import success_rate, summarize, summarize_scores
-from cr_bench.results.tables import checkpoint_row, table_laps, write_checkpoint_table
+from cr_bench.results.tables import checkpoint_row, table_laps, time_to, time_to_text, write_checkpoint_table
 from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
-from cr_bench.spec.run import EnvConfig, EvalConfig, RunConfig, check_held_out, resolve_backend
+from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, check_held_out, resolve_backend
 
 COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
+RANDOMIZED_EPISODES = Path("eval") / "randomized" / "episodes.csv"
+"""The final model on the published test tracks with domain_randomize=True, in a published folder."""
+FIGURES = ("mean", "std", "iqm", "success_rate", "lap_rate", "tile_fraction")
+"""The figures a published evaluation is summed up by (:func:`published_models`)."""
 
 
 def slim_model(model: BaseAlgorithm, path: Path) -> None:
@@ -61,12 +76,13 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def pick_checkpoints(kept: list[dict[str, Any]], points: int) -> list[dict[str, Any]]:
-    """At most ``points`` kept checkpoints, evenly spread over training, the last one included."""
-    if points < 1 or not kept:
-        return []
-    if len(kept) <= points:
+def pick_checkpoints(kept: list[dict[str, Any]], points: int | Literal["all"]) -> list[dict[str, Any]]:
+    """At most ``points`` kept checkpoints, evenly spread over training, the last one included
+    (``all``: every one)."""
+    if isinstance(points, str) or len(kept) <= points:  # "all"
         return kept
+    if points < 1:
+        return []
     indices = np.unique(np.round(np.linspace(len(kept) - 1, 0, points)).astype(int))
     return [kept[i] for i in indices]
 
@@ -75,27 +91,30 @@ def publish(
     run_dir: str | Path,
     out_dir: str | Path,
     episodes: int,
-    curve_points: int,
+    curve_points: int | Literal["all"],
     curve_episodes: int,
     command: str,
     n_envs: int | None = None,
     force: bool = False,
+    randomized: bool = True,
     log: Callable[[str], None] = print,
 ) -> Path:
     """Copy ``run_dir`` to ``out_dir`` and evaluate it there (see the module docstring).
 
-    The final model is evaluated on ``episodes`` held-out tracks; up to ``curve_points``
-    kept checkpoints on the first ``curve_episodes`` of the same tracks.
+    The final model is evaluated on ``episodes`` held-out test tracks (the published figure),
+    and again on them in randomized colours if ``randomized`` (gymnasium only: EnvPool has no
+    domain_randomize, so an evaluation there has none). Up to ``curve_points`` kept
+    checkpoints (``all``: every one) and the final model are scored on ``curve_episodes``
+    validation tracks: the validation curve and the time to 800 and 900.
 
-    :raises CrBenchError: if ``run_dir`` is not a trained run or ``out_dir`` exists
-        (without ``force``).
+    :raises CrBenchError: if ``run_dir`` is not a trained run, ``out_dir`` exists (without
+        ``force``) or the tracks are not held out.
     """
     run, out = RunDir(run_dir), Path(out_dir)
     config = run.read_config()
     run.require_model()
     _check_request(run, out, episodes, curve_points, curve_episodes, force)
     progress = run.read_progress()
-    curve_episodes = min(curve_episodes, episodes)  # checkpoints play the first of the same tracks
     set_torch_threads(config.torch_threads)
     settings = dataclasses.replace(
         config.eval,
@@ -103,32 +122,64 @@ def publish(
         n_envs=n_envs or config.eval.n_envs,
         backend=resolve_backend(config.eval.backend),
     )
+    validation = dataclasses.replace(settings, episodes=curve_episodes, track_seed_start=VALIDATION_TRACK_START)
     check_held_out(config.training_seeds, settings.track_seeds, f"publishing {run.path}")
+    check_held_out(config.training_seeds, validation.track_seeds, f"scoring {run.path}'s checkpoints", use="choice")
+    if randomized and settings.backend != "gymnasium":  # as compare RUN_DIR... does
+        log(f"no randomized colours: {settings.backend} has no domain_randomize (eval.backend gymnasium has)")
+        randomized = False
+    frames_done, wall_seconds = int(progress["frames_done"]), float(progress["wall_seconds"])
     # A publish refused part-way (a model that does not load) leaves no results folder of its own.
     with folders_removed_on_error(out.parent), _staging(out) as staging:
         staged = RunDir(staging)
         _copy_run(run, staged, dataclasses.replace(config, eval=settings), command)
-        rows = _score_checkpoints(run, config, settings, progress["frames_done"], curve_points, curve_episodes, log)
+        kept = [c for c in run.list_checkpoints() if c["frames_done"] < frames_done]  # the final one is model.zip
+        rows = _score_checkpoints(config, validation, pick_checkpoints(kept, curve_points), log)
         # Reload the slimmed copy: the published figures are those of the published file.
-        log(f"evaluating the published model on {episodes} {settings.backend} tracks")
-        final = _evaluate(load_model(config, str(staged.model)), config.env, settings, episodes)
-        summary = write_episodes(staged.eval_dir / "episodes.csv", final, settings.backend)
-        atomic_write_text(staged.eval_dir / "command.txt", command + "\n")
-        for count in sorted({curve_episodes, episodes}):
-            rows.append(_checkpoint_row(final[:count], progress["frames_done"], progress["wall_seconds"], "model.zip"))
+        model = load_model(config, str(staged.model))
+        log(f"scoring the published model on {curve_episodes} {settings.backend} validation tracks")
+        rows.append(_checkpoint_row(evaluate(model, config.env, validation), frames_done, wall_seconds, "model.zip"))
         write_checkpoint_table(staging / "checkpoints.csv", rows)
         curve = pd.read_csv(staged.curve) if staged.curve.is_file() else None
         plot_training_curve(curve, pd.read_csv(staging / "checkpoints.csv"), staging / "curve.png")
-        record = _published_record(run, config, settings, progress, final, staged.eval_dir / "episodes.csv", command)
+
+        log(f"evaluating the published model on {episodes} {settings.backend} test tracks")
+        final = evaluate(model, config.env, settings)
+        summary = write_episodes(staged.eval_dir / "episodes.csv", final, settings.backend)
+        atomic_write_text(staged.eval_dir / "command.txt", command + "\n")
+        colours = None
+        if randomized:
+            log(f"evaluating the published model on the same {episodes} tracks in randomized colours")
+            colours = evaluate(model, dataclasses.replace(config.env, domain_randomize=True), settings)
+            write_episodes(staging / RANDOMIZED_EPISODES, colours, settings.backend)
+        record = {
+            **_published_record(run, config, settings, progress, final, staged.eval_dir / "episodes.csv"),
+            "validation_curve": {
+                "track_seeds": [validation.track_seeds[0], validation.track_seeds[-1]],
+                "episodes": curve_episodes,
+                "backend": validation.backend,
+                "scored": len(rows),
+                "kept": len(kept),
+            },
+            "time_to": time_to(pd.DataFrame(rows)),
+            "randomized": None if colours is None else _figures_record(colours, staging / RANDOMIZED_EPISODES),
+            "command": command,
+        }
         write_yaml(staging / PUBLISHED_MARKER, record)
     log(f"published {out}: mean {summary['mean']:.1f} ± {summary['std']:.1f}, IQM {summary['iqm']:.1f}")
+    if colours is not None:
+        log(f"  randomized colours: mean {record['randomized']['mean']:.1f} ± {record['randomized']['std']:.1f}")
+    for score, reached in record["time_to"].items():
+        log(f"  time to {score} (validation): {time_to_text(reached)}")
     return out
 
 
-def _check_request(run: RunDir, out: Path, episodes: int, curve_points: int, curve_episodes: int, force: bool) -> None:
+def _check_request(
+    run: RunDir, out: Path, episodes: int, curve_points: int | Literal["all"], curve_episodes: int, force: bool
+) -> None:
     """Refuse counts below one, publishing onto the run itself or over a folder, and an untrained run."""
-    if episodes < 1 or curve_episodes < 1 or curve_points < 0:
-        raise CrBenchError("--episodes and --curve-episodes must be >= 1 and --curve-points >= 0")
+    if episodes < 1 or curve_episodes < 1 or (not isinstance(curve_points, str) and curve_points < 0):
+        raise CrBenchError("--episodes and --curve-episodes must be >= 1 and --curve-points >= 0 or all")
     if out.resolve() == run.path.resolve():
         raise CrBenchError(f"cannot publish {run.path} onto itself")
     if out.exists() and not force:
@@ -172,29 +223,19 @@ def _copy_run(run: RunDir, staged: RunDir, config: RunConfig, command: str) -> N
     atomic_write_text(staged.path / "publish.txt", command + "\n")
 
 
-def _evaluate(model: BaseAlgorithm, env: EnvConfig, settings: EvalConfig, count: int) -> list[EpisodeResult]:
-    """``count`` episodes on the first of the published tracks."""
-    return evaluate(model, env, dataclasses.replace(settings, episodes=count))
-
-
 def _score_checkpoints(
-    run: RunDir,
     config: RunConfig,
-    settings: EvalConfig,
-    frames_done: int,
-    points: int,
-    episodes: int,
+    validation: EvalConfig,
+    checkpoints: list[dict[str, Any]],
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """checkpoints.csv rows of up to ``points`` kept checkpoints before ``frames_done``, each
-    on ``episodes`` tracks."""
-    # Checkpoints at the final frames are the final model, evaluated on its own.
-    earlier = [c for c in run.list_checkpoints() if c["frames_done"] < frames_done]
+    """checkpoints.csv rows of ``checkpoints`` (:meth:`RunDir.list_checkpoints` entries), each
+    scored on the ``validation`` tracks."""
     rows = []
-    for checkpoint in pick_checkpoints(earlier, points):
+    for checkpoint in checkpoints:
         name = checkpoint["path"].name
-        log(f"evaluating {name} on {episodes} {settings.backend} tracks")
-        results = _evaluate(load_model(config, str(checkpoint["path"])), config.env, settings, episodes)
+        log(f"scoring {name} on {validation.episodes} {validation.backend} validation tracks")
+        results = evaluate(load_model(config, str(checkpoint["path"])), config.env, validation)
         rows.append(_checkpoint_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
         log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
     return rows
@@ -204,6 +245,27 @@ def _checkpoint_row(results: list[EpisodeResult], frames: int, wall_seconds: flo
     return checkpoint_row(np.array([r.true_return for r in results]), frames, wall_seconds, model)
 
 
+def _figures(results: list[EpisodeResult]) -> dict[str, float]:
+    """The summary of some episodes as published.yaml states it (rounded; no episode count)."""
+    returns = np.array([r.true_return for r in results])
+    summary = {**summarize(returns), **episode_laps(results)}
+    return {
+        **{key: round(float(value), 4) for key, value in summary.items() if key != "episodes"},
+        "success_rate": success_rate(returns),
+    }
+
+
+def _figures_record(results: list[EpisodeResult], episodes_csv: Path) -> dict[str, Any]:
+    """published.yaml's entry of an extra evaluation (randomized colours): its tracks, figures
+    and the hash of ``episodes_csv``, which holds ``results``."""
+    return {
+        "episodes": len(results),
+        "track_seeds": [results[0].track_seed, results[-1].track_seed],
+        **_figures(results),
+        "episodes_sha256": sha256(episodes_csv),
+    }
+
+
 def _published_record(
     run: RunDir,
     config: RunConfig,
@@ -211,11 +273,9 @@ def _published_record(
     progress: dict[str, Any],
     final: list[EpisodeResult],
     episodes_csv: Path,
-    command: str,
 ) -> dict[str, Any]:
-    """published.yaml: the figures, the evaluation settings and the hash of ``episodes_csv``
-    (which holds ``final``)."""
-    summary = {**summarize(np.array([r.true_return for r in final])), **episode_laps(final)}
+    """published.yaml's first entries: the figures, the evaluation settings and the hash of
+    ``episodes_csv`` (which holds ``final``)."""
     return {
         "source_run": str(run.path),
         "agent": config.agent,
@@ -227,10 +287,8 @@ def _published_record(
         "deterministic": settings.deterministic,
         "n_envs": settings.n_envs,
         "torch_threads": config.torch_threads,
-        **{key: round(float(value), 4) for key, value in summary.items() if key != "episodes"},
-        "success_rate": success_rate(np.array([r.true_return for r in final])),
+        **_figures(final),
         "episodes_sha256": sha256(episodes_csv),
-        "command": command,
     }
 
 
@@ -241,26 +299,50 @@ def published_folder(path: Path) -> Path | None:
 
 
 def read_published(folder: Path) -> tuple[dict[str, Any], pd.DataFrame]:
-    """``published.yaml`` and ``eval/episodes.csv`` of a published folder, checked against each other.
+    """``published.yaml`` and ``eval/episodes.csv`` of a published folder, checked against each
+    other (and eval/randomized/episodes.csv against its hash, where one was published).
 
-    :raises CrBenchError: if ``folder`` is not a published model folder, or its
-        eval/episodes.csv is not the one it was published with (edited or overwritten).
+    :raises CrBenchError: if ``folder`` is not a published model folder, or an episodes file
+        is not the one it was published with (edited or overwritten).
     """
     marker = folder / PUBLISHED_MARKER
     if not marker.is_file():
         raise CrBenchError(f"{folder} is not a published model folder (no {PUBLISHED_MARKER}; see cr-bench publish)")
     record = read_yaml(marker)
     episodes_csv = folder / "eval" / "episodes.csv"
-    if not episodes_csv.is_file() or sha256(episodes_csv) != record.get("episodes_sha256"):
+    _check_hash(folder, episodes_csv, record.get("episodes_sha256"))
+    if record.get("randomized"):
+        _check_hash(folder, folder / RANDOMIZED_EPISODES, record["randomized"].get("episodes_sha256"))
+    return record, pd.read_csv(episodes_csv)
+
+
+def _check_hash(folder: Path, episodes_csv: Path, published_sha256: str | None) -> None:
+    if not episodes_csv.is_file() or sha256(episodes_csv) != published_sha256:
         raise CrBenchError(
             f"{episodes_csv} is not the evaluation {folder.name} was published with "
             "(restore it from git, or publish again)"
         )
-    return record, pd.read_csv(episodes_csv)
+
+
+def _table_figures(episodes: pd.DataFrame) -> dict[str, Any]:
+    """:data:`FIGURES` and the IQM's CI of an episodes table, with today's statistics (lap
+    metrics NaN where it predates them)."""
+    # Each episode a run of one track: the IQM's CI redraws episodes (stats.episodes_ci).
+    summary = {
+        **summarize_scores(episodes["return"].to_numpy(dtype=np.float64)[:, None]),
+        **table_laps(episodes),
+    }
+    return {
+        **{key: summary[key] for key in FIGURES},
+        "iqm_ci": (summary["iqm_ci_low"], summary["iqm_ci_high"]),
+    }
 
 
 def published_models(results_dir: Path) -> list[dict[str, Any]]:
-    """The figures of every ``results_dir/models/*`` folder, checked against its evaluation.
+    """The figures of every ``results_dir/models/*`` folder, checked against its evaluation:
+    published.yaml's entries, with :data:`FIGURES` and ``iqm_ci`` of its test tracks (and under
+    ``randomized``, of its randomized colours; None where not evaluated) recomputed from its
+    episodes. ``time_to`` and ``validation_curve`` are missing from folders published before them.
 
     :raises CrBenchError: if a folder's eval/episodes.csv is not the one it was published
         with (edited, or overwritten by an older cr-bench).
@@ -271,19 +353,15 @@ def published_models(results_dir: Path) -> list[dict[str, Any]]:
         if folder.name.startswith("."):
             continue  # a publish in progress or a leftover of one
         record, episodes = read_published(folder)
-        # Each episode a run of one track: the IQM's CI redraws episodes (stats.episodes_ci).
-        summary = {
-            **summarize_scores(episodes["return"].to_numpy(dtype=np.float64)[:, None]),
-            **table_laps(episodes),  # NaN: published before the lap metrics
-        }
+        randomized = record.get("randomized")  # absent: published before; None: --no-randomized
         versions = read_yaml(folder / "versions.yaml") if (folder / "versions.yaml").is_file() else {}
         rows.append(
             {
                 **record,
                 "name": folder.name,
                 "folder": folder,
-                **{key: summary[key] for key in ("mean", "std", "iqm", "success_rate", "lap_rate", "tile_fraction")},
-                "iqm_ci": (summary["iqm_ci_low"], summary["iqm_ci_high"]),
+                **_table_figures(episodes),
+                "randomized": _table_figures(pd.read_csv(folder / RANDOMIZED_EPISODES)) if randomized else None,
                 "cpus": versions.get("cpus"),
             }
         )

@@ -14,6 +14,7 @@ from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.results.publish import published_models
 from cr_bench.results.stats import CI_OVER_RUNS, NO_CI
 from cr_bench.results.tables import (
+    TIME_TO_SCORES,
     checkpoints_markdown,
     curve_markdown,
     improvement_matrix,
@@ -21,6 +22,7 @@ from cr_bench.results.tables import (
     markdown_table,
     percent,
     summarize_agents,
+    time_to_text,
 )
 from cr_bench.results.throughput import MARKDOWN_NAME
 from cr_bench.spec.suite import CurveSettings
@@ -125,7 +127,15 @@ def _headline_row(m: dict[str, Any]) -> list[str]:
         f"{m['success_rate']:.0%}",
         percent(m["lap_rate"]),
         percent(m["tile_fraction"], 1),
+        "n/a" if m["randomized"] is None else f"{m['randomized']['mean']:.1f} ± {m['randomized']['std']:.1f}",
+        *(_time_to_cell(m, score) for score in TIME_TO_SCORES),
     ]
+
+
+def _time_to_cell(m: dict[str, Any], score: int) -> str:
+    """A published model's time to ``score``: n/a where published before cr-bench measured it."""
+    reached = m.get("time_to")
+    return "n/a" if reached is None or score not in reached else time_to_text(reached[score])
 
 
 def headline_section(results_dir: Path) -> list[str]:
@@ -140,12 +150,18 @@ def headline_section(results_dir: Path) -> list[str]:
         "(no shaping, no early termination), one episode per held-out track. Wall hours count training only, on "
         "the CPUs listed (from the run's versions.yaml). IQM's 95% CI is a percentile bootstrap over episodes. "
         "*Laps*: episodes that visited every tile (the env ends the lap there); *tiles*: the mean fraction of the "
-        "track's tiles visited (n/a: published before cr-bench measured them).",
+        "track's tiles visited. *Randomized*: the same tracks with `domain_randomize=True` (colours change every "
+        "episode). *To 800*, *to 900*: the env frames and wall hours of training to the first scored checkpoint "
+        "(the published model included) whose mean on the validation tracks reaches that score, even if a later "
+        "one falls back; only the checkpoints publish scored count (listed under each model: `--curve-points "
+        "all` scores every kept one), so the time is as fine as that grid; not reached: none did. n/a: "
+        "published before cr-bench measured it.",
         "",
     ]
     header = ["model", "agent", "env frames", "wall hours", "CPUs", "tracks", "policy", "mean ± std", "IQM [95% CI]",
-              "success (≥ 900)", "laps", "tiles"]  # fmt: skip
-    lines += markdown_table(header, map(_headline_row, models), "llrrrllrrrrr")
+              "success (≥ 900)", "laps", "tiles", "randomized mean ± std",
+              *(f"to {score}" for score in TIME_TO_SCORES)]  # fmt: skip
+    lines += markdown_table(header, map(_headline_row, models), "llrrrllrrrrrr" + "r" * len(TIME_TO_SCORES))
     lines += ["", *literature_lines()]
     for m in models:
         folder: Path = m["folder"]
@@ -155,13 +171,11 @@ def headline_section(results_dir: Path) -> list[str]:
             lines += [f"![one lap]({rel}/lap.gif)", ""]
         if (folder / "curve.png").is_file():
             lines += [f"![training curve]({rel}/curve.png)", ""]
+        if m["randomized"] is not None:
+            lines += [_randomized_line(m), ""]
         if (folder / "checkpoints.csv").is_file():
             table = pd.read_csv(folder / "checkpoints.csv")
-            lines += [
-                "Score vs env frames and wall hours (kept checkpoints on the first tracks of the same held-out set; "
-                "the last rows are the published model):",
-                "",
-            ]
+            lines += [_checkpoints_caption(m), ""]
             lines += checkpoints_markdown(table)
             lines.append("")
         lines += [
@@ -187,6 +201,36 @@ def headline_section(results_dir: Path) -> list[str]:
             "",
         ]
     return lines
+
+
+def _randomized_line(m: dict[str, Any]) -> str:
+    """A published model's figures in randomized colours, as one sentence."""
+    r = m["randomized"]
+    low, high = r["iqm_ci"]
+    return (
+        f"Randomized colours (`domain_randomize=True`, the same {m['episodes']} test tracks): mean "
+        f"{r['mean']:.1f} ± {r['std']:.1f}, IQM {r['iqm']:.1f} [{low:.1f}, {high:.1f}], success "
+        f"{r['success_rate']:.0%}, laps {percent(r['lap_rate'])}, tiles {percent(r['tile_fraction'], 1)}."
+    )
+
+
+def _checkpoints_caption(m: dict[str, Any]) -> str:
+    """What a published model's checkpoints.csv holds: a validation curve, or (published before
+    it was one) scores on the first test tracks."""
+    curve = m.get("validation_curve")
+    if curve is None:
+        return (
+            "Score vs env frames and wall hours (kept checkpoints on the first tracks of the same held-out set; "
+            "the last rows are the published model):"
+        )
+    first, last = curve["track_seeds"]
+    reached = "; ".join(f"time to {score}: {_time_to_cell(m, score)}" for score in TIME_TO_SCORES)
+    return (
+        f"Validation curve, score vs env frames and wall hours: {curve['scored'] - 1} of the {curve['kept']} kept "
+        f"checkpoints and the published model (last row), each on the {curve['episodes']} validation tracks "
+        f"{first}..{last} ({curve['backend']}), where choices are made (the figures above are on the test tracks). "
+        f"From these rows, {reached}."
+    )
 
 
 def refresh_suite(folder: Path) -> None:

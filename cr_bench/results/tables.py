@@ -33,7 +33,11 @@ if TYPE_CHECKING:
     from cr_bench.spec.suite import CurveSettings
 
 CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", "success_rate", "model"]
-"""checkpoints.csv of a published model: one row per scored checkpoint."""
+"""checkpoints.csv of a published model: one row per scored checkpoint, the final model last
+(``cr-bench publish``: on validation tracks, which its published.yaml names; folders published
+before then scored them on the first test tracks)."""
+TIME_TO_SCORES = (800, 900)
+"""Validation means whose first crossing a published model records (time to 800, time to 900)."""
 CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high", "ci_over"]
 """curve.csv of a suite: mean score and its 95% CI per agent and frame count (``ci_over``: what
 the CI redraws, :func:`cr_bench.results.stats.supported_ci`)."""
@@ -280,6 +284,43 @@ def checkpoint_row(returns: np.ndarray, frames: int, wall_seconds: float, model:
 def write_checkpoint_table(path: Path, rows: list[dict[str, Any]]) -> None:
     """checkpoints.csv: rows of :func:`checkpoint_row`."""
     write_csv(path, CHECKPOINT_COLUMNS, ([row[column] for column in CHECKPOINT_COLUMNS] for row in rows))
+
+
+def time_to(checkpoints: pd.DataFrame, scores: Sequence[int] = TIME_TO_SCORES) -> dict[int, dict[str, Any] | None]:
+    """Time to each score: the env frames and wall hours of the first row, in frames order,
+    whose mean reaches it (``>=``); None where no row does, even if a later one fell back below.
+
+    Only the rows given count, so the answer is as fine as the grid of scored checkpoints.
+
+    :param checkpoints: rows of checkpoints.csv (columns ``frames``, ``wall_hours``, ``mean``).
+
+    >>> table = pd.DataFrame({"frames": [300, 100, 200], "wall_hours": [0.3, 0.1, 0.2], "mean": [905.0, 810.0, 790.0]})
+    >>> time_to(table)
+    {800: {'frames': 100, 'wall_hours': 0.1}, 900: {'frames': 300, 'wall_hours': 0.3}}
+    >>> time_to(table, [950])
+    {950: None}
+    """
+    ordered = checkpoints.sort_values("frames", kind="stable")
+    reached: dict[int, dict[str, Any] | None] = {}
+    for score in scores:
+        first = ordered[ordered["mean"] >= score].head(1)
+        reached[int(score)] = (
+            None
+            if first.empty
+            else {"frames": int(first["frames"].iloc[0]), "wall_hours": float(first["wall_hours"].iloc[0])}
+        )
+    return reached
+
+
+def time_to_text(reached: dict[str, Any] | None) -> str:
+    """One entry of :func:`time_to` as tables show it.
+
+    >>> time_to_text({"frames": 1_200_040, "wall_hours": 0.5}), time_to_text(None)
+    ('1,200,040 frames, 0.50 h', 'not reached')
+    """
+    if reached is None:
+        return "not reached"
+    return f"{reached['frames']:,} frames, {reached['wall_hours']:.2f} h"
 
 
 def checkpoints_markdown(table: pd.DataFrame) -> list[str]:

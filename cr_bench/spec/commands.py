@@ -60,6 +60,19 @@ def folder_name(value: str) -> str:
     return value
 
 
+def checkpoint_count(value: int | str) -> int | str:
+    """A number of checkpoints >= 0, or ``all`` (every one there is).
+
+    >>> checkpoint_count(8), checkpoint_count("all")
+    (8, 'all')
+    """
+    if value == ALL:
+        return value
+    if isinstance(value, str) or value < 0:
+        raise ValueError(f"must be a count >= 0 or {ALL}, got {value}")
+    return value
+
+
 def return_points(value: float) -> float:
     """A finite number of return points >= 0."""
     if not 0 <= value < math.inf:
@@ -67,10 +80,13 @@ def return_points(value: float) -> float:
     return value
 
 
+ALL = "all"
+"""A count that means every item there is (``--curve-points all``)."""
 Frames = Annotated[int, frame_budget]
 Count = Annotated[int, positive]
 Index = Annotated[int, non_negative]
 Points = Annotated[float, return_points]
+CheckpointCount = Annotated[int | typing.Literal["all"], checkpoint_count]
 FolderName = Annotated[str, folder_name]
 Override = Annotated[dict[str, Any], "override"]
 """``--set KEY=VALUE``: a dotted key and a YAML value, read as ``{"a": {"b": value}}``."""
@@ -275,11 +291,16 @@ class PublishArgs(ResultsOptions):
     name: FolderName = field(metadata={"required": True})
     """Folder name under RESULTS_DIR/models."""
     episodes: Count = 100
-    """Held-out test tracks for the final model."""
-    curve_points: Index = 8
-    """Kept checkpoints to score (score vs frames)."""
+    """Held-out test tracks for the final model: the published figure."""
+    curve_points: CheckpointCount = field(default=8, metadata={"metavar": "N|all"})
+    """Kept checkpoints to score on validation tracks, evenly spread, the last included (all:
+    every one; 0: none); the final model is always scored. Time to 800 and 900 is the first
+    scored point to reach it, so this grid is its resolution."""
     curve_episodes: Count = 20
-    """Tracks per checkpoint score."""
+    """Validation tracks (2000000+) per checkpoint score, the final model's included."""
+    no_randomized: bool = False
+    """Skip the evaluation in randomized colours (domain_randomize=True) on the same test tracks
+    (an evaluation on EnvPool, which has no domain_randomize, skips it anyway)."""
     n_envs: Count | None = None
     """Episodes played at once (default: the run's eval.n_envs)."""
     force: bool = False

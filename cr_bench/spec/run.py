@@ -277,7 +277,8 @@ def check_held_out(training_seeds: range, tracks: range, where: str, use: TrackU
        must play tracks below :data:`VALIDATION_TRACK_START`, by default the test tracks
        1,000,000+: the validation tracks (2,000,000+) are where choices are made, so a figure
        there is the score of its own selection. ``use="choice"`` (a suite's ``curve``, tune's
-       trials) may play the validation tracks, as it is meant to, or the test tracks.
+       trials, ``publish``'s checkpoint curve) may play the validation tracks, as it is meant
+       to, or the test tracks.
 
     :param training_seeds: the env seeds of one run (or of every trial of a study).
     :param tracks: the track seeds the evaluation plays.
