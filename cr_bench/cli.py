@@ -536,6 +536,8 @@ def _compare(args: CompareArgs, command: str) -> None:
     if bool(args.suite) == bool(args.run_dirs):
         raise CrBenchError("give either --suite FILE or one or more RUN_DIRs")
     results_dir, runs_dir = Path(args.results_dir), Path(args.runs_dir)
+    if args.report_only and not args.suite:
+        raise CrBenchError("--report-only reports a --suite in progress")
     if args.suite and args.human:
         raise CrBenchError("--human joins a comparison of RUN_DIRs, not a --suite")
     if args.executor == "ray" and args.workers != 1:
@@ -550,6 +552,7 @@ def _compare(args: CompareArgs, command: str) -> None:
             device=args.device,
             executor=args.executor,
             ray_address=args.ray_address,
+            report_only=args.report_only,
         )
     else:
         settings = merge_eval(suite_eval(), args)

@@ -37,6 +37,17 @@ def cache_file(run_dir: Path, settings: CurveSettings) -> Path:
     return run_dir / f"curve-{settings.backend}-{settings.track_seed_start}-{settings.episodes}.csv"
 
 
+def scored_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
+    """The checkpoint scores already in the run's :func:`cache_file`, each on every track of
+    ``settings`` (columns :data:`SCORE_COLUMNS`); nothing is played."""
+    cache = cache_file(Path(run_dir), settings)
+    scores = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
+    tracks = list(settings.track_seeds)
+    done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == tracks}
+    scores = scores[scores["frames"].isin(done)]
+    return scores.astype({"frames": int, "track_seed": int, "return": float})
+
+
 def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
     """Scores of every kept checkpoint of ``run_dir`` (columns :data:`SCORE_COLUMNS`).
 
@@ -51,9 +62,8 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
         backend=settings.backend,
         n_envs=episodes_at_once(settings.backend, settings.episodes, config.eval.n_envs),
     )
-    scores = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
-    done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == list(tracks.track_seeds)}
-    scores = scores[scores["frames"].isin(done)]
+    scores = scored_checkpoints(run.path, settings)
+    done = set(scores["frames"])
     for checkpoint in run.list_checkpoints():
         frames = grid_frames(checkpoint["frames_done"], settings.every_frames)
         if frames in done or frames == 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,7 @@ from cr_bench.agents.training import resume, train
 from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
 from cr_bench.envs.wrappers import CAR_RACING_ACTIONS
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation.curves import score_checkpoints
+from cr_bench.evaluation.curves import score_checkpoints, scored_checkpoints
 from cr_bench.evaluation.episodes import (
     CONDITIONS,
     EPISODE_COLUMNS,
@@ -220,12 +220,15 @@ def compare_suite(
     device: Device | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    report_only: bool = False,
 ) -> Path:
     """Run what is missing of the suite at ``path``, then write its tables and plots.
 
     ``device`` (auto, cpu or cuda) replaces every agent's ``device`` for training and evaluation.
     ``executor`` ``ray`` runs the trainings and evaluations as tasks on the Ray cluster at
     ``ray_address`` (:mod:`cr_bench.runner.ray_executor`); ``local`` runs ``workers`` processes here.
+    ``report_only`` trains and scores nothing: the tables hold the runs finished and evaluated
+    so far, the curve the checkpoints scored so far, and the summary names the runs in progress.
     """
     suite, configs = load_suite(path)
     if device is not None:
@@ -253,6 +256,8 @@ def compare_suite(
         restored = [job for job in jobs if restore_carry(carried / job.name / f"seed-{job.seed}", Path(job.run_dir))]
         if restored:
             progress.say(f"  {len(restored)} run(s) continue from {carried}")
+    if report_only:
+        return _report_in_progress(jobs, suite, root, results_dir / suite.name, command)
     _announce(jobs)
     try:
         _run_jobs(jobs, workers, executor, ray_address)
@@ -267,6 +272,39 @@ def compare_suite(
     summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
     if suite.curve is not None:
         write_curve(jobs, suite.curve, results_dir / suite.name)
+    return summary
+
+
+def _report_in_progress(jobs: list[Job], suite: Suite, root: Path, out_dir: Path, command: str) -> Path:
+    """The tables of the runs finished and evaluated, the curve of the checkpoints scored, and
+    the runs still in progress (``compare --report-only``); nothing trains or plays but the
+    baselines, whose episodes a table needs."""
+    done = [
+        job
+        for job in jobs
+        if (RunDir(job.run_dir).progress.is_file() and not needs_training(job)
+            and all(is_cached(run_eval_file(job, condition)) for condition in conditions(suite.eval)))
+    ]  # fmt: skip
+    if done or suite.baselines:
+        summary = write_outputs(_gather(done, suite, root), _run_info(done), out_dir, suite.name, command)
+    else:  # nothing to rank yet
+        out_dir.mkdir(parents=True, exist_ok=True)
+        summary = out_dir / "summary.md"
+        atomic_write_text(summary, f"# {suite.name}: in progress\n\nProduced by `{command}`.\n")
+    if suite.curve is not None:
+        started = [job for job in jobs if RunDir(job.run_dir).progress.is_file()]
+        write_curve(started, suite.curve, out_dir, scores_of=scored_checkpoints)
+    lines = ["", "## In progress", "",
+             f"Written by `{command}` while the suite runs: the tables above hold the {len(done)} of {len(jobs)} "
+             "runs finished and evaluated; the curve holds every checkpoint scored so far.", ""]  # fmt: skip
+    for job in jobs:
+        if job not in done:
+            frames = int(RunDir(job.run_dir).read_progress()["frames_done"])
+            state = f"{frames:,} of {job.config.frames:,} frames" if frames else "not started"
+            if frames and not needs_training(job):
+                state = f"trained ({frames:,} frames), test evaluation pending"
+            lines.append(f"- {job.name} seed {job.seed}: {state}")
+    atomic_write_text(summary, summary.read_text() + "\n".join(lines) + "\n")
     return summary
 
 
@@ -300,10 +338,16 @@ def _announce(jobs: list[Job]) -> None:
             progress.say(f"  training {name}: {progress.estimate(frames, fps)}")
 
 
-def write_curve(jobs: list[Job], settings: CurveSettings, out_dir: Path) -> None:
-    """curve.csv and score_vs_frames.png, and a section in summary.md: score vs env frames."""
+def write_curve(
+    jobs: list[Job],
+    settings: CurveSettings,
+    out_dir: Path,
+    scores_of: Callable[[Path, CurveSettings], pd.DataFrame] = score_checkpoints,
+) -> None:
+    """curve.csv and score_vs_frames.png, and a section in summary.md: score vs env frames
+    (``scores_of`` a run: its checkpoints scored, those not yet scored played by default)."""
     scores = pd.concat(
-        [score_checkpoints(Path(job.run_dir), settings).assign(agent=job.name, seed=job.seed) for job in jobs],
+        [scores_of(Path(job.run_dir), settings).assign(agent=job.name, seed=job.seed) for job in jobs],
         ignore_index=True,
     )
     table = curve_table(scores)
@@ -421,7 +465,7 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
                 "run_dir": job.run_dir,
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["agent", "seed", "frames", "wall_seconds", "run_dir"])
 
 
 # -- Outputs ------------------------------------------------------------------------------

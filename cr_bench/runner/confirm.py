@@ -33,7 +33,7 @@ from cr_bench.agents.models import threads_per_job
 from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.rundir import RunDir
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation.curves import cache_file
+from cr_bench.evaluation.curves import scored_checkpoints
 from cr_bench.io import write_dataframe
 from cr_bench.runner.carry import restore_carry, save_carry
 from cr_bench.runner.compare import Job, train_task
@@ -183,9 +183,9 @@ def scores(todo: list[Job]) -> pd.DataFrame:
     tables = []
     for job in todo:
         assert job.curve is not None
-        cache = cache_file(Path(job.run_dir), job.curve)
-        if cache.is_file():
-            tables.append(pd.read_csv(cache).assign(trial=int(job.name.removeprefix("trial-")), seed=job.seed))
+        scored = scored_checkpoints(Path(job.run_dir), job.curve)
+        if len(scored):
+            tables.append(scored.assign(trial=int(job.name.removeprefix("trial-")), seed=job.seed))
     if not tables:
         return pd.DataFrame(columns=CONFIRM_COLUMNS)
     rows = pd.concat(tables, ignore_index=True)[CONFIRM_COLUMNS]

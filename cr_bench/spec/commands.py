@@ -277,6 +277,9 @@ class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption, Exec
     """Suite YAML, e.g. benchmarks/smoke.yaml."""
     workers: Count = 1
     """(agent, seed) jobs run in parallel."""
+    report_only: bool = False
+    """--suite: train and evaluate nothing; write the tables from the runs finished and
+    evaluated so far, and the curve from the checkpoints scored so far (a suite in progress)."""
     name: FolderName = "compare"
     """RUN_DIRs: output folder name under RESULTS_DIR."""
     human: list[str] = field(default_factory=list, metadata={"metavar": "PLAY_DIR"})

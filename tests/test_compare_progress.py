@@ -1,0 +1,55 @@
+"""cr-bench compare --suite S --report-only: the tables of a suite in progress, playing nothing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+import cr_bench.evaluation.curves
+from cr_bench.runner import compare
+from cr_bench.runner.compare import compare_suite
+from tests.conftest import run_cli
+from tests.test_compare import TINY_SET, _suite
+
+CURVE = {"every_frames": 40, "episodes": 2, "track_seed_start": 2_000_000, "backend": "gymnasium"}
+
+
+def _forbid_playing(monkeypatch: pytest.MonkeyPatch) -> None:
+    def played(*args: object, **kwargs: object) -> None:
+        raise AssertionError("--report-only trained or played an episode")
+
+    for name in ("train", "resume", "evaluate"):
+        monkeypatch.setattr(compare, name, played)
+    monkeypatch.setattr(cr_bench.evaluation.curves, "evaluate", played)
+
+
+def test_report_only_writes_what_finished_and_names_the_runs_in_progress(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    agents = [{"name": "beta", "agent": "ppo", "set": TINY_SET}]
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    compare_suite(_suite(tmp_path, frames=80, curve=CURVE, agents=agents, baselines=[]), 1, results, runs, "c")
+    _forbid_playing(monkeypatch)
+
+    # A third seed joins: the two finished runs fill the tables, the third is named.
+    suite = _suite(tmp_path, frames=80, seeds=[0, 1, 2], curve=CURVE, agents=agents, baselines=[])
+    summary = compare_suite(suite, 1, results, runs, "cr-bench compare --report-only", report_only=True)
+    text = summary.read_text()
+    assert "## In progress" in text and "2 of 3 runs finished and evaluated" in text
+    assert "- beta seed 2: not started" in text
+    assert set(pd.read_csv(results / "tiny" / "episodes.csv")["seed"]) == {0, 1}
+    curve = pd.read_csv(results / "tiny" / "curve.csv")
+    assert list(curve["frames"]) == [40, 80] and set(curve["seeds"]) == {2}
+
+    # The budget rises: no run is finished, the curve keeps every checkpoint scored so far.
+    suite = _suite(tmp_path, frames=120, seeds=[0, 1], curve=CURVE, agents=agents, baselines=[])
+    text = compare_suite(suite, 1, results, runs, "c", report_only=True).read_text()
+    assert "0 of 2 runs" in text and "- beta seed 0: 80 of 120 frames" in text
+    assert list(pd.read_csv(results / "tiny" / "curve.csv")["frames"]) == [40, 80]
+
+
+def test_report_only_needs_a_suite(tmp_path: Path) -> None:
+    code, _, err = run_cli(["compare", str(tmp_path), "--report-only"])
+    assert code == 2 and err == "cr-bench: error: --report-only reports a --suite in progress\n"
