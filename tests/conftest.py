@@ -4,18 +4,28 @@ from __future__ import annotations
 
 import contextlib
 import io
+import multiprocessing
+import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
+from filelock import FileLock
 
 from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.rundir import RunDir
 from cr_bench.cli import main
 from cr_bench.spec.loader import to_dict, write_yaml
 from tests.fake_env import TINY_ENV
+
+# Worker processes (evaluation, compare, bench, SubprocVecEnv) fork from multiprocessing's fork
+# server, which imports its preload modules once. Under `cr-bench` that is the CLI's __main__,
+# so torch, SB3 and gymnasium are imported already; under pytest the preload would be pytest's,
+# and every worker would import them again (seconds of CPU each). Preload what `cr-bench` does.
+multiprocessing.set_forkserver_preload(["cr_bench.cli"])
 
 # Per-agent overrides that make a real run take a few seconds on one core.
 TINY = {
@@ -29,6 +39,15 @@ REAL_ENV = ["--n-envs", "1", "--set", "vec_env=dummy", "--backend", "gymnasium",
 suite runs on every core at once (pytest-xdist), where a second thread per test only spins."""
 ONE_ENV = [*REAL_ENV, *TINY_ENV, "--set", "eval.n_envs=1"]
 """One :class:`~tests.fake_env.TinyCarRacing` env: for orchestration tests (no Box2D)."""
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> None:
+    """Each test starts on one torch thread, as REAL_ENV's runs do: the suite runs on every core
+    at once (pytest-xdist), where a second intra-op thread per test only spins (test_agents.py
+    spends 6x the CPU on two). A test about threads sets them itself; so does a training, from
+    its config (``torch_threads``, 2 by default)."""
+    torch.set_num_threads(1)
 
 
 def run_cli(argv: Sequence[str]) -> tuple[int, str, str]:
@@ -60,20 +79,40 @@ def untrained_run(folder: Path, model: bytes | None = None, **changes: Any) -> P
     return run.path
 
 
-@pytest.fixture(scope="session")
-def _trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    run_dir = tmp_path_factory.mktemp("runs") / "ppo-beta"
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder ``name`` made by ``build(folder)`` once per test session, whichever
+    pytest-xdist worker asks first; the others wait for it and share it (a session fixture
+    alone runs once per worker). For expensive inputs that tests only read or copy."""
+    basetemp = tmp_path_factory.getbasetemp()
+    # Under xdist each worker's basetemp is a folder of the session's: that one is shared.
+    session = basetemp.parent if os.environ.get("PYTEST_XDIST_WORKER") else basetemp
+    folder, done = session / "built-once" / name, session / "built-once" / f"{name}.done"
+    folder.parent.mkdir(exist_ok=True)
+    with FileLock(session / "built-once" / f"{name}.lock"):
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # what a failed build left
+            build(folder)
+            done.touch()
+    return folder
+
+
+def _train_ppo_beta(run_dir: Path) -> None:
     code, _, err = run_cli(
         ["train", "ppo-beta", "--frames", "800", "--out", str(run_dir), *REAL_ENV, *TINY["ppo-beta"]]
     )
     assert code == 0, err
-    return run_dir
+
+
+@pytest.fixture(scope="session")
+def _trained_once(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return built_once(tmp_path_factory, "ppo-beta", _train_ppo_beta)
 
 
 @pytest.fixture
 def trained_run(_trained_once: Path, tmp_path: Path) -> str:
-    """A ppo-beta run trained on real CarRacing for 800 frames (trained once per session); each
-    test gets its own copy, so what one test writes into it no other test sees."""
+    """A ppo-beta run trained on real CarRacing for 800 frames (trained once per session, by
+    whichever worker needs it first); each test gets its own copy, so what one test writes into
+    it no other test sees."""
     copy = tmp_path / "ppo-beta"
     shutil.copytree(_trained_once, copy)
     return str(copy)

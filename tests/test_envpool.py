@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import threading
 import warnings
+from collections import deque
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -13,6 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.box2d import car_racing
 from stable_baselines3.common import monitor as sb3_monitor
 from stable_baselines3.common.vec_env import vec_monitor as sb3_vec_monitor
 
@@ -30,41 +31,75 @@ GYM = "gymnasium"
 POOL = "envpool"
 
 
-class GymnasiumPool:
-    """Stands in for EnvPool's CarRacing with gymnasium envs, in EnvPool's calling convention.
+class Tape(gym.Wrapper):
+    """Records, in order, what gymnasium's raw CarRacing-v3 (``gym.make``'s env) returned to the
+    pipeline above it: each reset's frame, and each step's action (as the float64 CarRacing
+    steers with) and result. Put under :class:`~cr_bench.envs.wrappers.EpisodeScore` of a
+    gymnasium VecEnv's env by :func:`record_raw_frames`; :class:`ReplayPool` plays it back."""
 
-    Driving EnvPoolVecEnv with the same raw frames as the gymnasium path isolates the
-    batched pipeline (repeat, preprocessing, stacking, shaping, termination, resets) from
-    the simulator, so the two paths must agree exactly. gymnasium's CarRacing (Box2D, pygame)
-    is not thread-safe, EnvPool is: the stand-ins of a VecEnv's pools step one at a time.
+    def __init__(self, env: gym.Env, events: deque[tuple[str, Any, Any]]) -> None:
+        super().__init__(env)
+        self.events = events
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        frame, info = self.env.reset(**kwargs)
+        self.events.append(("reset", None, frame))
+        return frame, info
+
+    def step(self, action: Any) -> tuple[Any, ...]:
+        result = self.env.step(action)
+        self.events.append(("step", np.asarray(action, dtype=np.float64).copy(), result[:4]))
+        return result
+
+
+def record_raw_frames(venv: Any, first_seed: int) -> dict[int, deque[tuple[str, Any, Any]]]:
+    """Tape the raw env of each env of the gymnasium DummyVecEnv ``venv``; its tapes by track seed."""
+    tapes: dict[int, deque[tuple[str, Any, Any]]] = {}
+    for i, env in enumerate(venv.envs):
+        while not isinstance(env, wrappers.EpisodeScore):
+            env = env.env
+        tapes[first_seed + i] = deque()
+        env.env = Tape(env.env, tapes[first_seed + i])
+    return tapes
+
+
+class ReplayPool:
+    """Stands in for EnvPool's CarRacing, in EnvPool's calling convention, by replaying the raw
+    frames the gymnasium path's envs played (their :class:`Tape`), env by env.
+
+    Driving EnvPoolVecEnv with the same raw frames as the gymnasium path isolates the batched
+    pipeline (repeat, preprocessing, stacking, shaping, termination, resets) from the
+    simulator, so the two paths must agree exactly. Each env must be reset and stepped as the
+    gymnasium env was, with the same actions, or the replay fails: the raw calls agree too.
+    Simulating once and replaying costs half of stepping a second set of gymnasium envs.
     """
 
-    lock = threading.Lock()
-
-    def __init__(self, seeds: list[int]) -> None:
-        self.envs = [gym.make("CarRacing-v3") for _ in seeds]
+    def __init__(self, tapes: list[deque[tuple[str, Any, Any]]]) -> None:
+        self.tapes = tapes
         # float64 actions, as gymnasium computes them (EnvPool's own spec is float32).
         self.spec = SimpleNamespace(action_array_spec={"action": SimpleNamespace(dtype=np.float64)})
-        self.seeds: list[int | None] = list(seeds)
+
+    def _replay(self, i: int, kind: str, action: np.ndarray | None = None) -> Any:
+        """Env ``i``'s next recorded call, which must be a ``kind`` (with ``action``)."""
+        assert self.tapes[i], f"env {i}: a {kind} the gymnasium env did not play"
+        recorded_kind, recorded_action, result = self.tapes[i].popleft()
+        assert kind == recorded_kind, f"env {i}: a {kind} where the gymnasium env played a {recorded_kind}"
+        if action is not None:
+            np.testing.assert_array_equal(np.asarray(action, dtype=np.float64), recorded_action)
+        return result
 
     def reset(self, ids: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
-        frames = []
-        for i in ids:
-            with self.lock:
-                frame, _ = self.envs[i].reset(seed=self.seeds[i])
-            self.seeds[i] = None  # later episodes continue the env's own RNG, as DummyVecEnv does
-            frames.append(frame)
+        frames = [self._replay(i, "reset") for i in ids]
         return np.stack(frames), {"env_id": np.asarray(ids)}
 
     def send(self, actions: np.ndarray, ids: np.ndarray | None = None) -> None:
-        ids = np.arange(len(self.envs)) if ids is None else ids
+        ids = np.arange(len(self.tapes)) if ids is None else ids
         self.sent = actions, ids
 
     def recv(self) -> tuple[Any, ...]:
         actions, ids = self.sent
-        with self.lock:
-            results = [self.envs[i].step(a) for a, i in zip(actions, ids, strict=True)]
-        frames, rewards, terminated, truncated, _ = zip(*results, strict=True)
+        results = [self._replay(i, "step", a) for a, i in zip(actions, ids, strict=True)]
+        frames, rewards, terminated, truncated = zip(*results, strict=True)
         return (
             np.stack(frames),
             np.array(rewards),
@@ -74,8 +109,7 @@ class GymnasiumPool:
         )
 
     def close(self) -> None:
-        for env in self.envs:
-            env.close()
+        pass
 
 
 ALL_SHAPING = ShapingConfig(
@@ -139,12 +173,17 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
     clock = FakeClock()
     monkeypatch.setattr(sb3_monitor, "time", clock)
     monkeypatch.setattr(sb3_vec_monitor, "time", clock)
-    monkeypatch.setattr(EnvPoolVecEnv, "_make_pool", lambda self, seeds, threads: GymnasiumPool(seeds))
-    batched = make_vec_env(dataclasses.replace(config, backend=POOL), n, seed=seeds[0], vec_env="dummy")
     reference = make_vec_env(dataclasses.replace(config, backend=GYM), n, seed=seeds[0], vec_env="dummy")
+    tapes = record_raw_frames(reference, seeds[0])
+    monkeypatch.setattr(
+        EnvPoolVecEnv, "_make_pool", lambda self, seeds, threads: ReplayPool([tapes[seed] for seed in seeds])
+    )
+    batched = make_vec_env(dataclasses.replace(config, backend=POOL), n, seed=seeds[0], vec_env="dummy")
     assert batched.observation_space == reference.observation_space
     assert batched.action_space == reference.action_space
-    np.testing.assert_array_equal(batched.reset(), reference.reset())
+    # Each reset and step plays on gymnasium first; the batched path replays its raw frames.
+    ref_obs = reference.reset()
+    np.testing.assert_array_equal(batched.reset(), ref_obs)
     rng = np.random.default_rng(0)
     episodes = 0
     for _ in range(150):
@@ -156,8 +195,8 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
         else:
             actions = np.tile([[0.0, 0.6, 0.0]], (n, 1)) + rng.uniform(-0.4, 0.4, (n, 3))
             actions = np.clip(actions, [-1, 0, 0], [1, 1, 1]).astype(np.float32)
-        obs, rewards, dones, infos = batched.step(actions)
         ref_obs, ref_rewards, ref_dones, ref_infos = reference.step(actions)
+        obs, rewards, dones, infos = batched.step(actions)
         np.testing.assert_array_equal(obs, ref_obs)
         np.testing.assert_allclose(rewards, ref_rewards, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(dones, ref_dones)
@@ -165,6 +204,7 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
             assert_same_info(info, ref)
             episodes += "episode" in ref
     assert episodes >= (2 if config.shaping.no_progress_window else 0)
+    assert not any(tapes.values())  # the batched path played every raw frame the gymnasium envs did
     batched.close()
     reference.close()
 
@@ -183,6 +223,17 @@ def test_backends_have_the_same_spaces(agent: str) -> None:
     assert spaces[0] == spaces[1]
 
 
+def _undrawn_frames(render: Any) -> Any:
+    """CarRacing's ``_render`` with its observations (``state_pixels``) left black, not drawn."""
+
+    def undrawn(self: car_racing.CarRacing, mode: str) -> Any:
+        if mode != "state_pixels":
+            return render(self, mode)
+        return np.zeros((car_racing.STATE_H, car_racing.STATE_W, 3), dtype=np.uint8)
+
+    return undrawn
+
+
 def _play(backend: str, action: list[float], seeds: list[int]) -> list[dict[str, Any]]:
     """Play each env's first episode with a fixed action; return the final infos."""
     config = EnvConfig(backend=backend, action_repeat=4, frame_stack=1, obs_size=32)
@@ -197,13 +248,18 @@ def _play(backend: str, action: list[float], seeds: list[int]) -> list[dict[str,
     return [finals[i] for i in range(len(seeds))]
 
 
-def test_standing_still_truncates_at_1000_frames_with_matching_returns() -> None:
+def test_standing_still_truncates_at_1000_frames_with_matching_returns(monkeypatch: pytest.MonkeyPatch) -> None:
     """A car that never moves is truncated at 1000 frames on both backends, with near-equal returns.
 
     Its return is -0.1 per frame plus the tiles under the car at the start, so it depends
     on the track only through the tile count: the backends' means over 4 tracks agree
     within 2 points (measured on 8 tracks: -93.5 on EnvPool, -93.0 on gymnasium).
+
+    No frame plays a part in this (the evaluation pipeline has no shaping), so gymnasium's
+    CarRacing skips drawing them: its physics, tile contacts, rewards and time limit run as
+    ever, at about 1/100 of the cost (drawing is 6.5 ms of a gymnasium frame's 6.6).
     """
+    monkeypatch.setattr(car_racing.CarRacing, "_render", _undrawn_frames(car_racing.CarRacing._render))
     seeds = list(range(100, 104))
     returns = {}
     for backend in (GYM, POOL):

@@ -13,6 +13,7 @@ Other issues add their cases here, with the same helpers; tune's go in the last 
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import shlex
 import shutil
@@ -88,9 +89,15 @@ def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str], wh
         time.sleep(0.2)
 
 
-def training(run: Path) -> bool:
-    """Whether ``learn`` has got past its start-up: SB3 opens the TensorBoard log after the first reset."""
-    return any((run / "tb").rglob("events.out.tfevents.*"))
+def training(run: Path, sessions: int = 1) -> bool:
+    """Whether ``learn`` has got past its start-up: SB3 opens the TensorBoard log after the first
+    reset, a new file in the run's one folder each time (``sessions``: the how-manieth training)."""
+    return len(list((run / "tb").rglob("events.out.tfevents.*"))) >= sessions
+
+
+def all_training(runs: list[Path], sessions: int = 1) -> bool:
+    """Whether every one of ``runs`` is :func:`training` (its ``sessions``-th training)."""
+    return all(training(run, sessions) for run in runs)
 
 
 def progress(run: Path) -> dict[str, Any]:
@@ -269,48 +276,53 @@ def compare_argv(folder: Path) -> list[str]:
             "--results-dir", str(folder / "results"), "--runs-dir", str(folder / "runs")]  # fmt: skip
 
 
-@pytest.mark.parametrize("fault", ["ctrl-c", "kill -9"])
-def test_compare_workers_stop_with_their_driver_and_a_rerun_resumes(tmp_path: Path, fault: str) -> None:
+def test_compare_workers_stop_with_their_driver_and_a_rerun_resumes(tmp_path: Path) -> None:
     """Issue 10, fault 1: kill -9 of `compare --workers 2` left its workers training as orphans,
     and a rerun trained second copies into the same folders (tb/ppo_1 and tb/ppo_2).
 
     Ctrl-C or kill -9 of the driver stops every worker, each saving its run; the rerun resumes them.
+    Both faults in one sequence, each driver's start-up serving one: Ctrl-C the first driver, kill -9
+    the same command run again once its workers have resumed training, then rerun with a budget.
     """
     write_suite(tmp_path, frames=1_000_000)
     runs = [tmp_path / "runs" / "compare" / "faults" / "tiny" / f"seed-{seed}" for seed in (0, 1)]
-    log = tmp_path / "compare.log"
-    driver = start(compare_argv(tmp_path), log)
-    try:
-        wait_until(lambda: all(training(run) for run in runs), driver, "both workers training")
-        family = descendants(driver.pid)  # workers, their fork server, resource tracker
-        if fault == "ctrl-c":
-            os.killpg(driver.pid, signal.SIGINT)
-            assert driver.wait(timeout=TIMEOUT) == 130, log.read_text()
-            assert "run the same command again to continue" in log.read_text(), log.read_text()
-            assert "--resume" not in log.read_text(), log.read_text()
-        else:
-            driver.kill()
-            driver.wait()
-        orphans = wait_until_gone(family)
-        kill_all(orphans)
-        assert not orphans, "workers outlived their driver"
-        assert "Traceback" not in log.read_text(), log.read_text()
-    finally:
-        if driver.poll() is None:  # failed before the fault
-            kill_tree(driver)
-    saved = [progress(run) for run in runs]
-    assert all((run / "model.zip").is_file() and not done["finished"] for run, done in zip(runs, saved, strict=True))
+    saved: list[dict[str, Any]] = [{"frames_done": 0}] * len(runs)
+    for session, fault in enumerate(["ctrl-c", "kill -9"], start=1):
+        log = tmp_path / f"compare-{session}.log"
+        driver = start(compare_argv(tmp_path), log)
+        try:
+            wait_until(functools.partial(all_training, runs, session), driver, "both workers training")
+            family = descendants(driver.pid)  # workers, their fork server, resource tracker
+            if fault == "ctrl-c":
+                os.killpg(driver.pid, signal.SIGINT)
+                assert driver.wait(timeout=TIMEOUT) == 130, log.read_text()
+                assert "run the same command again to continue" in log.read_text(), log.read_text()
+                assert "--resume" not in log.read_text(), log.read_text()
+            else:
+                driver.kill()
+                driver.wait()
+            orphans = wait_until_gone(family)
+            kill_all(orphans)
+            assert not orphans, f"workers outlived their driver ({fault})"
+            assert "Traceback" not in log.read_text(), log.read_text()
+        finally:
+            if driver.poll() is None:  # failed before the fault
+                kill_tree(driver)
+        before, saved = saved, [progress(run) for run in runs]
+        for run, done in zip(runs, saved, strict=True):
+            assert (run / "model.zip").is_file() and not done["finished"]
+        # The same command again resumed the runs: no frame trained before the fault is lost.
+        assert all(done["frames_done"] >= old["frames_done"] for done, old in zip(saved, before, strict=True))
 
     budget = max(done["frames_done"] for done in saved) + 100
     write_suite(tmp_path, frames=budget)
-    rerun = subprocess.run(
-        [sys.executable, "-m", "cr_bench.cli", *compare_argv(tmp_path)], capture_output=True, text=True, timeout=600
-    )
-    assert rerun.returncode == 0, rerun.stderr
+    code, _, err = run_cli(compare_argv(tmp_path))
+    assert code == 0, err
     for run in runs:
         assert progress(run)["finished"] and progress(run)["frames_done"] >= budget
         assert one_tensorboard_log(run)
-        assert (run / "command.txt").read_text().splitlines() == ["cr-bench compare", "cr-bench compare (resume)"]
+        resumed = ["cr-bench compare (resume)"] * 2
+        assert (run / "command.txt").read_text().splitlines() == ["cr-bench compare", *resumed]
     assert (tmp_path / "results" / "faults" / "summary.csv").is_file()
 
 

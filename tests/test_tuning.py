@@ -439,7 +439,7 @@ def test_a_study_whose_trials_all_failed_is_an_error(tmp_path: Path, monkeypatch
     space.write_text(yaml.safe_dump(SMALL_SPACE))
     code, _, err = run_cli(
         ["tune", "ppo", "--trials", "2", "--space", str(space), "--results-dir", str(tmp_path / "results"),
-         "--runs-dir", str(tmp_path / "runs"), "--study-name", "failing"]
+         "--runs-dir", str(tmp_path / "runs"), "--study-name", "failing", "--n-jobs", "1"]
     )  # fmt: skip
     assert code == 2 and "all 2 trials failed" in err and "concentration1 is nan" in err
     summary = (tmp_path / "results" / "tune" / "failing" / "summary.md").read_text()

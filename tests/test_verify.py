@@ -23,7 +23,7 @@ from cr_bench.evaluation.episodes import check_model_fits, evaluate
 from cr_bench.results.publish import read_published, sha256
 from cr_bench.spec.loader import to_dict
 from cr_bench.spec.run import EvalConfig
-from tests.conftest import REAL_ENV, TINY, run_cli
+from tests.conftest import REAL_ENV, TINY, built_once, run_cli
 
 COMMITTED = sorted(p.parent for p in (Path(__file__).parent.parent / "results" / "models").glob("*/published.yaml"))
 
@@ -37,10 +37,7 @@ def snapshot(folder: Path) -> dict[str, tuple[str, int]]:
     }
 
 
-@pytest.fixture(scope="module")
-def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny ppo run published on 2 EnvPool tracks (fast), without checkpoint scores."""
-    root = tmp_path_factory.mktemp("verify")
+def _train_and_publish(root: Path) -> None:
     run = root / "run"
     argv = ["train", "ppo", "--frames", "400", "--out", str(run), *REAL_ENV, *TINY["ppo"]]
     code, _, err = run_cli([*argv, "--set", "eval.backend=envpool"])
@@ -48,7 +45,13 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = ["publish", str(run), "--name", "tiny", "--results-dir", str(root / "results"), "--episodes", "2"]
     code, _, err = run_cli([*argv, "--curve-points", "0"])
     assert code == 0, err
-    return root / "results" / "models" / "tiny"
+
+
+@pytest.fixture(scope="session")
+def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny ppo run published on 2 EnvPool tracks (fast), without checkpoint scores; made
+    once per session, by whichever worker needs it first. Tests only read it."""
+    return built_once(tmp_path_factory, "verify", _train_and_publish) / "results" / "models" / "tiny"
 
 
 @pytest.fixture
@@ -169,11 +172,12 @@ def test_committed_model_is_intact(folder: Path) -> None:
 
 
 @pytest.mark.parametrize("folder", COMMITTED, ids=[p.name for p in COMMITTED])
-def test_committed_model_verifies_on_two_tracks(folder: Path) -> None:
-    """verify runs end to end on the committed model and touches nothing; whether a two-track
-    mean falls inside the interval depends on the CPU, so either verdict is accepted here."""
+def test_committed_model_verifies_on_a_track(folder: Path) -> None:
+    """verify runs end to end on the committed model and touches nothing; whether a one-track
+    mean falls inside the interval depends on the CPU, so either verdict is accepted here (and
+    a second track would only add its 1000 gymnasium frames)."""
     before = snapshot(folder)
-    code, out, err = run_cli(["verify", str(folder), "--episodes", "2"])
+    code, out, err = run_cli(["verify", str(folder), "--episodes", "1"])
     assert code in (0, 1), err
     assert "published: mean" in out and "new:       mean" in out
     assert out.splitlines()[-1].split(":")[0] in ("verified", "NOT verified")
