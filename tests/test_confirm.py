@@ -26,7 +26,7 @@ from tests.test_tuning import _settings, _study
 def _confirming(tmp_path: Path, trials: int = 2) -> TuneSettings:
     """A tiny study that confirms its best config and the base config on 2 fresh seeds, at
     twice the trial budget (a rollout is 128 frames: checkpoints land on both budgets)."""
-    return _settings(tmp_path, trials=trials, frames_per_trial=256, confirm=1, confirm_seeds=2, confirm_frames=512)
+    return _settings(tmp_path, trials=trials, frames_per_trial=128, confirm=1, confirm_seeds=2, confirm_frames=256)
 
 
 @pytest.fixture(scope="module")
@@ -45,23 +45,23 @@ def test_confirmation_retrains_the_top_configs_on_fresh_seeds_and_chooses_best_y
     base = next(t for t in study.trials if t.user_attrs.get("default"))
     assert rules["trials"][0] == best_trial.number and base.number in rules["trials"]
     # Fresh seeds: the trials trained on env seed 0 (seed 0, one env).
-    assert rules["seeds"] == [1, 2] and rules["every_frames"] == 256
+    assert rules["seeds"] == [1, 2] and rules["every_frames"] == 128
     scores = pd.read_csv(out / "confirm.csv")
     assert list(scores.columns) == confirm.CONFIRM_COLUMNS
     runs = scores.groupby(["trial", "seed"])["frames"].apply(sorted)
-    assert len(runs) == 2 * len(rules["trials"]) and all(frames == [256, 512] for frames in runs)
+    assert len(runs) == 2 * len(rules["trials"]) and all(frames == [128, 256] for frames in runs)
     for number in rules["trials"]:  # each run trained on its own seed, to the confirmation budget
         for seed in rules["seeds"]:
             run = confirmed / f"runs/tune/tiny/confirm/trial-{number}/seed-{seed}"
             config = yaml.safe_load((run / "config.yaml").read_text())
-            assert config["seed"] == seed and config["frames"] == 512
+            assert config["seed"] == seed and config["frames"] == 256
             assert (out / "carry" / f"trial-{number}" / f"seed-{seed}" / "model.zip").is_file()
-    winner = scores[scores.frames == 512].groupby("trial")["return"].mean().idxmax()
+    winner = scores[scores.frames == 256].groupby("trial")["return"].mean().idxmax()
     best = yaml.safe_load((out / "best.yaml").read_text())
     assert best["algo"] == study.trials[winner].user_attrs["config"]["algo"]
     summary = (out / "summary.md").read_text()
     assert "## Confirmation on fresh seeds" in summary and f"`best.yaml` is trial {winner}'s config" in summary
-    assert "at 256 frames" in summary and "at 512 frames" in summary
+    assert "at 128 frames" in summary and "at 256 frames" in summary
     assert (out / "confirm.png").stat().st_size > 1000
 
 
