@@ -31,6 +31,8 @@ def test_report_only_writes_what_finished_and_names_the_runs_in_progress(
     agents = [{"name": "beta", "agent": "ppo", "set": TINY_SET}]
     results, runs = tmp_path / "results", tmp_path / "runs"
     compare_suite(_suite(tmp_path, frames=80, curve=CURVE, agents=agents, baselines=[]), 1, results, runs, "c")
+    cache = pd.read_csv(runs / "compare" / "tiny" / "beta" / "seed-0" / "curve-gymnasium-2000000-2.csv")
+    assert cache["tile_fraction"].between(0, 1).all() and set(cache["lap_completed"]) <= {0.0, 1.0}  # lap metrics
     _forbid_playing(monkeypatch)
 
     # A third seed joins: the two finished runs fill the tables, the third is named.

@@ -88,7 +88,14 @@ def test_curve_table_hand_worked() -> None:
         [("a", 0, 100, 5, 0.0), ("a", 0, 100, 6, 10.0), ("a", 1, 100, 5, 2.0), ("a", 1, 100, 6, 20.0)],
         columns=["agent", "seed", "frames", "track_seed", "return"],
     )
-    assert curve_table(scores).values.tolist() == [["a", 100, 2, 8.0, 5.0, 11.0, "runs"]]
+    table = curve_table(scores)
+    assert table.values.tolist()[0][:7] == ["a", 100, 2, 8.0, 5.0, 11.0, "runs"]
+    assert table[["lap_rate", "tile_fraction"]].isna().all(axis=None)  # scored before the lap metrics
+    # With the lap metrics: 3 of 4 laps completed, tiles (1 + 1 + 1 + 0.6) / 4.
+    laps = scores.assign(lap_completed=[1.0, 1.0, 1.0, 0.0], tile_fraction=[1.0, 1.0, 1.0, 0.6])
+    assert curve_table(laps)[["lap_rate", "tile_fraction"]].values.tolist() == [[0.75, 0.9]]
+    partly = laps.assign(tile_fraction=[1.0, np.nan, 1.0, 0.6])  # one episode predates them: n/a
+    assert np.isnan(curve_table(partly)["tile_fraction"].iloc[0])
 
 
 def test_binned_curves() -> None:

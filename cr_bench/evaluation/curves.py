@@ -20,7 +20,9 @@ from cr_bench.io import write_dataframe
 from cr_bench.spec.run import EvalConfig
 from cr_bench.spec.suite import CurveSettings
 
-SCORE_COLUMNS = ["frames", "track_seed", "return"]
+SCORE_COLUMNS = ["frames", "track_seed", "return", "tile_fraction", "lap_completed"]
+"""A run's cached checkpoint scores: the raw return and the lap metrics of each track (caches
+written before the lap metrics lack the last two: NaN, not played again)."""
 
 
 def grid_frames(frames: int, every: int) -> int:
@@ -42,10 +44,12 @@ def scored_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
     ``settings`` (columns :data:`SCORE_COLUMNS`); nothing is played."""
     cache = cache_file(Path(run_dir), settings)
     scores = pd.read_csv(cache) if cache.is_file() else pd.DataFrame(columns=SCORE_COLUMNS)
+    scores = scores.reindex(columns=SCORE_COLUMNS)
     tracks = list(settings.track_seeds)
     done = {f for f, group in scores.groupby("frames") if sorted(group["track_seed"]) == tracks}
     scores = scores[scores["frames"].isin(done)]
-    return scores.astype({"frames": int, "track_seed": int, "return": float})
+    return scores.astype({"frames": int, "track_seed": int, "return": float, "tile_fraction": float,
+                          "lap_completed": float})  # fmt: skip
 
 
 def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
@@ -70,7 +74,10 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
             continue
         model = load_model(config, str(checkpoint["path"]))
         results = evaluate(model, config.env, tracks)
-        rows = pd.DataFrame([[frames, r.track_seed, r.true_return] for r in results], columns=SCORE_COLUMNS)
+        rows = pd.DataFrame(
+            [[frames, r.track_seed, r.true_return, r.tile_fraction, float(r.lap_frames is not None)] for r in results],
+            columns=SCORE_COLUMNS,
+        )
         scores = pd.concat([scores, rows], ignore_index=True)
         done.add(frames)
         write_dataframe(cache, scores)

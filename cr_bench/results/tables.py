@@ -38,7 +38,7 @@ CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", 
 before then scored them on the first test tracks)."""
 TIME_TO_SCORES = (800, 900)
 """Validation means whose first crossing a published model records (time to 800, time to 900)."""
-CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high", "ci_over"]
+CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high", "ci_over", "lap_rate", "tile_fraction"]
 """curve.csv of a suite: mean score and its 95% CI per agent and frame count (``ci_over``: what
 the CI redraws, :func:`cr_bench.results.stats.supported_ci`)."""
 
@@ -230,15 +230,21 @@ def binned_curves(curves: list[pd.DataFrame], bins: int = 20) -> tuple[np.ndarra
 def curve_table(scores: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
     """Mean score and its 95% CI per agent and frame count, over seeds and tracks.
 
-    :param scores: columns ``agent, seed, frames, track_seed, return``.
+    :param scores: columns ``agent, seed, frames, track_seed, return``, and where measured the
+        lap metrics ``tile_fraction`` and ``lap_completed`` (0 or 1).
     :return: columns :data:`CURVE_TABLE_COLUMNS`; the CI is the stratified bootstrap (runs
-        redrawn per track) of the mean.
+        redrawn per track) of the mean; the lap rate and mean tile fraction are NaN where any
+        episode predates the lap metrics.
     """
     rows = []
+    unknown = pd.Series(np.nan, index=scores.index)
     for (agent, frames), group in scores.groupby(["agent", "frames"], sort=True):
         matrix = group.pivot_table(index="seed", columns="track_seed", values="return").dropna(axis=1)
         low, high, over = supported_ci(matrix.to_numpy(), statistic=np.mean, reps=reps)
-        rows.append([agent, int(frames), len(matrix), float(matrix.to_numpy().mean()), low, high, over])
+        laps = [scores.get(name, unknown).loc[group.index] for name in ("lap_completed", "tile_fraction")]
+        lap_rate, tiles = (float(values.mean()) if values.notna().all() else np.nan for values in laps)
+        mean = float(matrix.to_numpy().mean())
+        rows.append([agent, int(frames), len(matrix), mean, low, high, over, lap_rate, tiles])
     return pd.DataFrame(rows, columns=CURVE_TABLE_COLUMNS)
 
 
@@ -250,14 +256,16 @@ def curve_markdown(table: pd.DataFrame, settings: CurveSettings) -> list[str]:
         "",
         f"Each run's checkpoint every {settings.every_frames:,} frames, deterministic policy, on {settings.episodes} "
         f"validation tracks ({tracks}, {settings.backend}); mean over seeds and tracks with a 95% stratified "
-        "bootstrap CI (`curve.csv`).",
+        "bootstrap CI, the share of laps completed and the mean share of tiles visited (`curve.csv`; n/a: "
+        "scored before the lap metrics).",
         "",
     ]
     rows = [
-        [r.agent, f"{r.frames:,}", r.seeds, f"{r.mean:.1f} " + interval(r.ci_low, r.ci_high, r.ci_over)]
+        [r.agent, f"{r.frames:,}", r.seeds, f"{r.mean:.1f} " + interval(r.ci_low, r.ci_high, r.ci_over),
+         percent(r.lap_rate), percent(r.tile_fraction, 1)]
         for r in table.itertuples()
-    ]
-    lines += markdown_table(["agent", "frames", "seeds", "mean [95% CI]"], rows, "lrrr")
+    ]  # fmt: skip
+    lines += markdown_table(["agent", "frames", "seeds", "mean [95% CI]", "laps", "tiles"], rows, "lrrrrr")
     if (table["ci_over"] != CI_OVER_RUNS).any():
         lines += ["", CI_FOOTNOTE]
     lines += ["", "![score vs frames](score_vs_frames.png)", ""]

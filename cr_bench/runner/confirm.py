@@ -33,7 +33,7 @@ from cr_bench.agents.models import threads_per_job
 from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.rundir import RunDir
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation.curves import scored_checkpoints
+from cr_bench.evaluation.curves import SCORE_COLUMNS, scored_checkpoints
 from cr_bench.io import write_dataframe
 from cr_bench.runner.carry import restore_carry, save_carry
 from cr_bench.runner.compare import Job, train_task
@@ -44,7 +44,7 @@ from cr_bench.spec.run import VALIDATION_TRACK_START, RunConfig, resolve_backend
 from cr_bench.spec.suite import CurveSettings
 from cr_bench.spec.tune import TuneSettings
 
-CONFIRM_COLUMNS = ["trial", "seed", "frames", "track_seed", "return"]
+CONFIRM_COLUMNS = ["trial", "seed", *SCORE_COLUMNS]
 """``confirm.csv``: one row per candidate, seed, scored checkpoint and validation track."""
 
 
