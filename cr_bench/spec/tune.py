@@ -257,8 +257,9 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Retrain the study's top K configs, and the base config as the yardstick, on
     --confirm-seeds seeds no trial used, to --confirm-frames; score every checkpoint on the
     validation tracks and write best.yaml from the confirmed means (0: no confirmation). Off by
-    default: 3 configs and the base on 3 seeds at 2M frames is 24M frames, about ten times a
-    50-trial study; --confirm 3 --confirm-seeds 2 --confirm-frames 1000000 is a third of that."""
+    default: 3 configs and the base on 3 seeds at 2M frames is 24M frames, 3.5 times the 7M
+    a 50-trial study trains with halving pruning (results/tune/ppo/pruners.md); --confirm 3
+    --confirm-seeds 2 --confirm-frames 1000000 is a third of that."""
     confirm_seeds: Count = 3
     """Fresh training seeds per confirmed config."""
     confirm_frames: Frames = 2_000_000
