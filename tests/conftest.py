@@ -116,3 +116,14 @@ def trained_run(_trained_once: Path, tmp_path: Path) -> str:
     copy = tmp_path / "ppo-beta"
     shutil.copytree(_trained_once, copy)
     return str(copy)
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ppo-beta for 800 frames on the tiny env, a checkpoint kept every 200 (4 kept: the last is
+    the final model), evaluated on gymnasium; one per test module."""
+    run = tmp_path_factory.mktemp("runs") / "ppo-beta"
+    argv = ["train", "ppo-beta", "--frames", "800", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
+    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=200", "--set", "eval.backend=gymnasium"])
+    assert code == 0, err
+    return run

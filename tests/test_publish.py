@@ -19,16 +19,6 @@ def _rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
-@pytest.fixture(scope="module")
-def checkpointed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ppo-beta trained for 800 frames with a checkpoint every 200, evaluated on EnvPool (fast)."""
-    run = tmp_path_factory.mktemp("runs") / "ppo-beta"
-    argv = ["train", "ppo-beta", "--frames", "800", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
-    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=200", "--set", "eval.backend=gymnasium"])
-    assert code == 0, err
-    return run
-
-
 def test_scheduled_checkpoints_are_kept_with_frames_and_wall_time(checkpointed_run: Path) -> None:
     kept = RunDir(checkpointed_run).list_checkpoints()
     frames = [k["frames_done"] for k in kept]

@@ -18,7 +18,7 @@ from cr_bench.results.publish import published_models, read_published
 from cr_bench.results.tables import time_to, time_to_text
 from cr_bench.spec.loader import read_yaml, write_yaml
 from cr_bench.spec.run import TEST_TRACK_START, VALIDATION_TRACK_START, EnvConfig, EvalConfig
-from tests.conftest import ONE_ENV, REAL_ENV, TINY, run_cli, untrained_run
+from tests.conftest import REAL_ENV, TINY, run_cli, untrained_run
 
 REPO_MODELS = Path(__file__).resolve().parents[1] / "results" / "models"
 
@@ -58,16 +58,6 @@ def test_time_to_never_reached_is_none() -> None:
 
 
 # -- publish on a tiny run ----------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def checkpointed_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ppo-beta for 800 frames on the tiny env, a checkpoint kept every 200 (4 kept: the last is the final model)."""
-    run = tmp_path_factory.mktemp("runs") / "ppo-beta"
-    argv = ["train", "ppo-beta", "--frames", "800", "--out", str(run), *ONE_ENV, *TINY["ppo-beta"]]
-    code, _, err = run_cli([*argv, "--set", "checkpoint_every_frames=200", "--set", "eval.backend=gymnasium"])
-    assert code == 0, err
-    return run
-
-
 def _recording_evaluate(monkeypatch: pytest.MonkeyPatch) -> list[tuple[range, bool]]:
     """Record the tracks and colours of every evaluation publish runs."""
     calls: list[tuple[range, bool]] = []
