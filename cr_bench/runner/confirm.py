@@ -132,10 +132,6 @@ def _frames_done(job: Job) -> int:
     return int(RunDir(job.run_dir).read_progress()["frames_done"])
 
 
-def _finished(job: Job) -> bool:
-    return _frames_done(job) >= job.config.frames
-
-
 def confirm(settings: TuneSettings, study: optuna.Study) -> pd.DataFrame:
     """Train and score what the confirmation still lacks, write ``confirm.csv`` and return its rows.
 
