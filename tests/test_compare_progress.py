@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
 import cr_bench.evaluation.curves
+from cr_bench.agents.registry import resolve_config
+from cr_bench.agents.training import train
+from cr_bench.evaluation.curves import ScoreAsTheyLand, cache_file, scored_checkpoints
 from cr_bench.runner import compare
 from cr_bench.runner.compare import compare_suite
+from cr_bench.spec.suite import CurveSettings
 from tests.conftest import run_cli
 from tests.test_compare import TINY_SET, _suite
 
@@ -55,3 +60,24 @@ def test_report_only_writes_what_finished_and_names_the_runs_in_progress(
 def test_report_only_needs_a_suite(tmp_path: Path) -> None:
     code, _, err = run_cli(["compare", str(tmp_path), "--report-only"])
     assert code == 2 and err == "cr-bench: error: --report-only reports a --suite in progress\n"
+
+
+def test_checkpoints_are_scored_while_the_run_trains(tmp_path: Path) -> None:
+    """A run's curve grows during its training: a scorer process plays the checkpoints that
+    land, with no pass after the training (so a carried run leaves them behind). Stopped (the
+    training interrupted), it leaves no process and no half-written cache."""
+    settings, run = CurveSettings(**CURVE), tmp_path / "run"
+    config = resolve_config("ppo", {**TINY_SET, "checkpoint_every_frames": 40, "keep_checkpoints": True, "frames": 120})
+    scorer = ScoreAsTheyLand(run, settings)
+    train(config, run, callbacks=[scorer])
+    scorer.wait()
+    scores = scored_checkpoints(run, settings)
+    assert 40 in set(scores["frames"]) and len(scores) % 2 == 0  # whole checkpoints, each on both tracks
+    assert not list(run.glob(".*"))  # no temporary file left
+
+    cache_file(run, settings).unlink()
+    scorer._start_scorer()
+    scorer.stop()
+    assert scorer._scorer is None and not multiprocessing.active_children()
+    assert not list(run.glob(".*"))
+    assert set(scored_checkpoints(run, settings)["frames"]) <= {40, 80, 120}

@@ -216,7 +216,11 @@ def _refuse_trained(run: RunDir) -> None:
 
 
 def resume(
-    run_dir: str | Path, frames: int | None = None, command: str = "", torch_threads: int | None = None
+    run_dir: str | Path,
+    frames: int | None = None,
+    command: str = "",
+    torch_threads: int | None = None,
+    callbacks: Sequence[BaseCallback] = (),
 ) -> RunDir:
     """Continue the run saved in ``run_dir`` up to its budget, or to ``frames`` if given.
 
@@ -224,6 +228,7 @@ def resume(
     from frame 0 with its saved config.
 
     :param torch_threads: learner threads for this session (parallel jobs share the cores).
+    :param callbacks: extra SB3 callbacks, as :func:`train`'s.
 
     :raises CrBenchError: if there is no run to resume, it already reached its budget, or
         a live process trains it.
@@ -238,12 +243,12 @@ def resume(
         config.torch_threads = torch_threads
     with training_lock(run):
         if not run.model.is_file():
-            _learn_afresh(run, config, command)
+            _learn_afresh(run, config, command, callbacks)
             return run
         done = run.read_progress()["frames_done"]
         if done >= config.frames:
             raise CrBenchError(f"run {run.path} already has {done} of {config.frames} frames; pass a larger --frames")
-        _learn(run, config, command, resume=True)
+        _learn(run, config, command, resume=True, callbacks=callbacks)
     return run
 
 

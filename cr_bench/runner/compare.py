@@ -27,7 +27,7 @@ from cr_bench.agents.training import resume, train
 from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
 from cr_bench.envs.wrappers import CAR_RACING_ACTIONS
 from cr_bench.errors import CrBenchError
-from cr_bench.evaluation.curves import score_checkpoints, scored_checkpoints
+from cr_bench.evaluation.curves import ScoreAsTheyLand, score_checkpoints, scored_checkpoints
 from cr_bench.evaluation.episodes import (
     CONDITIONS,
     EPISODE_COLUMNS,
@@ -108,13 +108,21 @@ def train_job(job: Job) -> None:
     run = RunDir(job.run_dir)
     set_torch_threads(job.config.torch_threads)
     if needs_training(job):
-        if run.model.is_file():
-            resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads)
-        else:  # new, or stopped before its first checkpoint (train starts that again)
-            config = dataclasses.replace(job.config, seed=job.seed)
-            train(config, run.path, command="cr-bench compare")
+        scorer = [] if job.curve is None else [ScoreAsTheyLand(run.path, job.curve)]
+        try:
+            if run.model.is_file():
+                resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads, scorer)
+            else:  # new, or stopped before its first checkpoint (train starts that again)
+                config = dataclasses.replace(job.config, seed=job.seed)
+                train(config, run.path, command="cr-bench compare", callbacks=scorer)
+        except BaseException:
+            for callback in scorer:
+                callback.stop()
+            raise
+        for callback in scorer:
+            callback.wait()
     if job.curve is not None:
-        score_checkpoints(run.path, job.curve)  # cached in the run: only new checkpoints play
+        score_checkpoints(run.path, job.curve)  # cached in the run: only what is left plays
 
 
 def _train_in(folder: str, job: Job) -> None:
