@@ -326,6 +326,7 @@ def _commands(agents: str) -> dict[str, tuple[type, Callable[..., Any], str, str
 
 
 def _train(args: TrainArgs, command: str) -> None:
+    from cr_bench.agents.init_from import find_start
     from cr_bench.agents.rundir import RunDir
     from cr_bench.agents.training import default_run_dir, resume, train
 
@@ -363,7 +364,9 @@ def _train(args: TrainArgs, command: str) -> None:
         config = resolve_config(args.agent, file_config, *args.overrides, flags)
         out, verb = default_run_dir(config) if args.out is None else Path(args.out), "training"
         frames = config.frames
-        start = functools.partial(train, config, out, command=command)
+        if args.init_from is not None:
+            frames -= find_start(args.init_from).frames
+        start = functools.partial(train, config, out, command=command, init_from=args.init_from)
     resolve_device(config.device)  # a device this machine lacks: refused before any folder exists
     try:
         # Refused or stopped before it saved anything, a training leaves no folder that looks like a run.

@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from cr_bench import progress
 from cr_bench.agents.algorithms import FrameProgress
+from cr_bench.agents.init_from import Start, check_compatible, find_start, load_weights, read_start, seed_run
 from cr_bench.agents.levers import uses_levers
 from cr_bench.agents.models import build_model, load_model, set_torch_threads
 from cr_bench.agents.run_state import legacy, load_replay_buffer, load_reward_stats, save_replay_buffer
@@ -185,7 +186,13 @@ def default_run_dir(config: RunConfig) -> Path:
     return Path("runs") / f"{config.agent}-seed{config.seed}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def train(config: RunConfig, run_dir: str | Path, command: str = "", callbacks: Sequence[BaseCallback] = ()) -> RunDir:
+def train(
+    config: RunConfig,
+    run_dir: str | Path,
+    command: str = "",
+    callbacks: Sequence[BaseCallback] = (),
+    init_from: str | Path | None = None,
+) -> RunDir:
     """Train ``config`` into a new run directory ``run_dir``.
 
     A folder left by a training stopped before its first checkpoint (a config, no model) is
@@ -194,18 +201,23 @@ def train(config: RunConfig, run_dir: str | Path, command: str = "", callbacks: 
     :param command: the command line, appended to command.txt.
     :param callbacks: extra SB3 callbacks, called after the frame counter (so they can read
         ``model.frames_done``); returning False stops training early.
+    :param init_from: start from this run's model or kept checkpoint, its frames counted as
+        the new run's first (:mod:`cr_bench.agents.init_from`).
     :raises CrBenchError: if ``run_dir`` already holds a run or files that are not a run, or a
-        live process trains it.
+        live process trains it, or ``init_from`` cannot start this config.
     :raises KeyboardInterrupt: after saving a checkpoint, when interrupted.
     """
     run = RunDir(run_dir)
+    start = None if init_from is None else find_start(init_from)
+    if start is not None:
+        check_compatible(start, config)
     if run.holds_other_files():  # a training would add its files to someone else's
         raise CrBenchError(f"{run.path} holds files and is not a cr-bench run; train into an empty or new folder")
     _refuse_trained(run)
     run.path.mkdir(parents=True, exist_ok=True)
     with training_lock(run):
         _refuse_trained(run)  # again, now that no other process can be saving one
-        _learn_afresh(run, config, command, callbacks)
+        _learn_afresh(run, config, command, callbacks, start)
     return run
 
 
@@ -252,19 +264,36 @@ def resume(
     return run
 
 
-def _learn_afresh(run: RunDir, config: RunConfig, command: str, callbacks: Sequence[BaseCallback] = ()) -> None:
-    """Train ``config`` from frame 0 into ``run``, clearing what an unsaved earlier attempt left."""
+def _learn_afresh(
+    run: RunDir,
+    config: RunConfig,
+    command: str,
+    callbacks: Sequence[BaseCallback] = (),
+    start: Start | None = None,
+) -> None:
+    """Train ``config`` from frame 0 (or from ``start``) into ``run``, clearing what an unsaved
+    earlier attempt left; a run that recorded a start starts from it again."""
+    start = start or read_start(run)
     if run.config.exists():
         print(f"cr-bench: {run.path} was stopped before its first checkpoint; training starts again", file=sys.stderr)
         run.discard_unsaved_training()
-    _learn(run, config, command, resume=False, callbacks=callbacks)
+    if start is not None:
+        seed_run(run, start)
+    _learn(run, config, command, resume=False, callbacks=callbacks, start=start)
 
 
-def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks: Sequence[BaseCallback] = ()) -> None:
+def _learn(
+    run: RunDir,
+    config: RunConfig,
+    command: str,
+    resume: bool,
+    callbacks: Sequence[BaseCallback] = (),
+    start: Start | None = None,
+) -> None:
     set_torch_threads(config.torch_threads)
     env: VecEnv = make_vec_env(config.env, config.n_envs, config.seed, training=True, vec_env=config.vec_env)
-    if config.normalize_reward:
-        env = _normalize_rewards(env, run, float(config.algo.get("gamma", 0.99)), resume)
+    if config.normalize_reward:  # a start's statistics were copied into the run
+        env = _normalize_rewards(env, run, float(config.algo.get("gamma", 0.99)), resume or start is not None)
     try:
         if resume:
             model = load_model(config, str(run.model), env=env, device=config.device, levers=uses_levers(config))
@@ -276,11 +305,16 @@ def _learn(run: RunDir, config: RunConfig, command: str, resume: bool, callbacks
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
             assert isinstance(model, FrameProgress)
             model.frames_done = 0
+            if start is not None:
+                load_weights(model, start)
+                model.frames_done = start.frames
         # Written once env and model exist, so a run that cannot start leaves no run behind.
         write_yaml(run.config, to_dict(config))
         write_yaml(run.path / "versions.yaml", library_versions())
         with (run.path / "command.txt").open("a") as handle:
             handle.write(command + "\n")
+        if start is not None:  # from here a resume continues this run's model, not the start's
+            run.checkpoint(model, start.wall_seconds, finished=False)
         monitor = TrainingMonitor(run, config, run.read_progress()["wall_seconds"])
         try:
             # SB3 counts agent steps; each is at least one frame, so this bound never binds

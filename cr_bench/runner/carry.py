@@ -17,11 +17,12 @@ from pathlib import Path
 
 import pandas as pd
 
+from cr_bench.agents.init_from import INIT_FILE
 from cr_bench.agents.rundir import RunDir
 from cr_bench.evaluation.curves import grid_frames
 
 CARRIED = ("config.yaml", "versions.yaml", "command.txt", "progress.json", "curve.csv", "model.zip",
-           "reward_normalization.npz")  # fmt: skip
+           "reward_normalization.npz", INIT_FILE)  # fmt: skip
 """A run's files that travel, besides its cached scores and unscored checkpoints."""
 
 

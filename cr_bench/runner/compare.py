@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from cr_bench import progress
+from cr_bench.agents.init_from import check_compatible, find_start
 from cr_bench.agents.models import load_model, resolve_device, set_torch_threads, threads_per_job
 from cr_bench.agents.rundir import RunDir
 from cr_bench.agents.training import resume, train
@@ -68,6 +69,8 @@ class Job:
     eval: EvalConfig | None
     """The test evaluation (None: none; tune's confirmation scores validation tracks only)."""
     curve: CurveSettings | None = None
+    init_from: str | None = None
+    """The model a new run starts from (:mod:`cr_bench.agents.init_from`; None: from scratch)."""
 
 
 def eval_file(folder: Path, settings: EvalConfig, condition: str, frames: int | None = None) -> Path:
@@ -114,7 +117,7 @@ def train_job(job: Job) -> None:
                 resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads, scorer)
             else:  # new, or stopped before its first checkpoint (train starts that again)
                 config = dataclasses.replace(job.config, seed=job.seed)
-                train(config, run.path, command="cr-bench compare", callbacks=scorer)
+                train(config, run.path, command="cr-bench compare", callbacks=scorer, init_from=job.init_from)
         except BaseException:
             for callback in scorer:
                 callback.stop()
@@ -253,6 +256,7 @@ def compare_suite(
             dataclasses.replace(configs[entry.name], torch_threads=min(threads, configs[entry.name].torch_threads)),
             suite.eval,
             suite.curve,
+            entry.start(path, seed),
         )
         for entry, seed in seed_major(suite)
     ]
@@ -336,10 +340,16 @@ def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
 
 
 def _announce(jobs: list[Job]) -> None:
-    """How long the training still to do takes (the workers share the cores: frames add up)."""
+    """How long the training still to do takes (the workers share the cores: frames add up).
+    A run to start from another's model is checked first: one that cannot is refused here."""
     left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
     for job in jobs:
-        frames = max(0, job.config.frames - int(RunDir(job.run_dir).read_progress()["frames_done"]))
+        done = int(RunDir(job.run_dir).read_progress()["frames_done"])
+        if job.init_from is not None and not done:
+            start = find_start(job.init_from)
+            check_compatible(start, job.config)
+            done = start.frames
+        frames = max(0, job.config.frames - done)
         left[job.name] = (left.get(job.name, (0, None))[0] + frames, progress.training_fps(job.config))
     for name, (frames, fps) in left.items():
         if frames:

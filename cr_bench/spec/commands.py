@@ -208,6 +208,9 @@ class TrainArgs(DeviceOption):
     """Run directory (default runs/AGENT-seedS-TIME)."""
     resume: bool = False
     """Continue the run in --out (after Ctrl-C, or to raise --frames)."""
+    init_from: str | None = None
+    """Start from this run's model (a run folder, or RUN/checkpoints/frames-N.zip) and train on under
+    this command's config (the network and its inputs must match); its frames count in --frames."""
 
 
 @dataclass(kw_only=True)

@@ -48,6 +48,14 @@ class SuiteAgent:
     frames: int | None = None
     """This agent's training budget in env frames (default: the suite's), e.g. to stop a
     control agent early while the others train on."""
+    init_from: str | None = None
+    """Start each run from this run folder or kept checkpoint (``{seed}`` is the run's seed;
+    relative to the suite file), e.g. another suite's carried run: ``cr-bench train
+    --init-from``. Its frames count in the budget."""
+
+    def start(self, suite_file: Path, seed: int) -> str | None:
+        """The model the run of ``seed`` starts from (None: from scratch)."""
+        return None if self.init_from is None else str(suite_file.parent / self.init_from.format(seed=seed))
 
 
 @dataclass
