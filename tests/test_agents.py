@@ -16,6 +16,7 @@ from custom_policies import BetaCnnPolicy
 
 SMALL = {
     "ppo": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
+    "ppo-v1": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "ppo-gaussian": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
     "dqn": {"algo": {"learning_starts": 10, "buffer_size": 500}},
     "recurrent-ppo": {"algo": {"n_steps": 16, "batch_size": 16, "n_epochs": 1}},
@@ -80,13 +81,14 @@ def test_buffers_store_uint8_observations(agent: str, buffer: str) -> None:
     env.close()
 
 
-def test_former_name_ppo_beta_is_an_alias_of_ppo() -> None:
-    """Runs and suites written before the rename load: ppo-beta resolves to ppo's entry."""
-    assert get_agent("ppo-beta") is get_agent("ppo")
-    assert resolve_config("ppo-beta").agent == "ppo"
-    assert resolve_config("ppo", {"agent": "ppo-beta"}).agent == "ppo"
+def test_former_name_ppo_beta_is_the_former_recipe() -> None:
+    """Commands and suites written before the default changed mean what they meant: ppo-beta
+    (the Beta PPO's name then) resolves to ppo-v1, the recipe it trained."""
+    assert get_agent("ppo-beta") is get_agent("ppo-v1")
+    assert resolve_config("ppo-beta").agent == "ppo-v1"
+    assert resolve_config("ppo-v1", {"agent": "ppo-beta"}).agent == "ppo-v1"
     with pytest.raises(CrBenchError, match="names agent 'ppo-beta'"):
-        resolve_config("dqn", {"agent": "ppo-beta"})
+        resolve_config("ppo", {"agent": "ppo-beta"})
 
 
 def test_initial_action_mean_sets_the_untrained_policy_mean() -> None:

@@ -42,11 +42,12 @@ def test_yaml_float_budget_is_an_int() -> None:
 
 
 def test_agent_defaults_come_from_the_seeds() -> None:
-    """ppo-beta follows seed 000; dqn follows the Nature DQN settings on the env's 5 actions."""
-    beta = resolve_config("ppo-beta")
-    assert (beta.env.action_repeat, beta.env.frame_stack, beta.env.obs_size) == (8, 4, 96)
-    assert beta.env.shaping.grass_penalty == 0.05 and beta.env.shaping.no_progress_window == 100
-    assert beta.policy.features_extractor == "six_conv"
+    """ppo-v1 (and its former name ppo-beta) follows seed 000; dqn follows the Nature DQN
+    settings on the env's 5 actions."""
+    v1 = resolve_config("ppo-beta")
+    assert v1.agent == "ppo-v1" and (v1.env.action_repeat, v1.env.frame_stack, v1.env.obs_size) == (8, 4, 96)
+    assert v1.env.shaping.grass_penalty == 0.05 and v1.env.shaping.no_progress_window == 100
+    assert v1.policy.features_extractor == "six_conv" and v1.algo["learning_rate"] == 1e-3
     dqn = resolve_config("dqn")
     assert (dqn.env.action_repeat, dqn.env.frame_stack, dqn.env.discrete_actions) == (2, 4, "gymnasium")
     assert dqn.algo["gamma"] == 0.99 and dqn.env.shaping == resolve_config("ppo-gaussian").env.shaping  # none

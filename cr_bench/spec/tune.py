@@ -125,6 +125,7 @@ SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 SEARCH_SPACES["qrdqn"] = SEARCH_SPACES["dqn"]
+SEARCH_SPACES["ppo-v1"] = SEARCH_SPACES["ppo"]
 """Default search spaces per agent. Names not listed keep the agent's (or --config's) value."""
 
 
