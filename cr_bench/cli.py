@@ -511,6 +511,7 @@ def _publish(args: PublishArgs, command: str) -> None:
         n_envs=args.n_envs,
         force=args.force,
         randomized=not args.no_randomized,
+        model_choice=args.model,
     )
     print(f"check it with: cr-bench verify {out}")
 

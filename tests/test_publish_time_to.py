@@ -144,6 +144,32 @@ def test_curve_points_all_and_no_randomized(checkpointed_run: Path, tmp_path: Pa
     assert row.endswith(f"| n/a | {reached[0]} | {reached[1]} |")
 
 
+def test_model_best_publishes_the_best_validation_point(checkpointed_run: Path, tmp_path: Path) -> None:
+    """--model best: the scored point with the highest validation mean (the earliest of equals),
+    with its frames and wall time; the run's own are recorded beside the choice."""
+    results = tmp_path / "results"
+    argv = ["publish", str(checkpointed_run), "--name", "best", "--results-dir", str(results), "--episodes", "1"]
+    code, out, err = run_cli(
+        [*argv, "--curve-points", "all", "--curve-episodes", "2", "--no-randomized", "--model", "best"]
+    )
+    assert code == 0, err
+    folder = results / "models" / "best"
+    scores = pd.read_csv(folder / "checkpoints.csv")
+    best = scores.loc[scores["mean"] == scores["mean"].max()].iloc[0]  # rows in frames order
+    record = read_yaml(folder / "published.yaml")
+    selected = record["selected"]
+    assert (selected["model"], selected["by"], selected["points"]) == (best["model"], "validation mean", 4)
+    assert selected["run_frames"] == 800 and selected["run_wall_seconds"] >= record["wall_seconds"]
+    assert record["frames"] == best["frames"] and read_yaml(folder / "progress.json")["frames_done"] == best["frames"]
+    assert (pd.read_csv(folder / "curve.csv")["frames"] <= best["frames"]).all()
+    assert f"best on the validation tracks: {best['model']}" in out
+    code, _, err = run_cli(["verify", str(folder)])
+    assert code == 0, err
+    code, _, err = run_cli(["report", "--results-dir", str(results)])
+    assert code == 0, err
+    assert "`cr-bench publish --model best`); the run trained 800 frames" in (results / "README.md").read_text()
+
+
 def test_a_folder_published_before_these_fields_still_reports(checkpointed_run: Path, tmp_path: Path) -> None:
     """Folders without time_to, validation_curve or randomized (results/models/* of before) report n/a."""
     results = tmp_path / "results"

@@ -97,6 +97,7 @@ def publish(
     n_envs: int | None = None,
     force: bool = False,
     randomized: bool = True,
+    model_choice: Literal["final", "best"] = "final",
     log: Callable[[str], None] = print,
 ) -> Path:
     """Copy ``run_dir`` to ``out_dir`` and evaluate it there (see the module docstring).
@@ -105,7 +106,10 @@ def publish(
     and again on them in randomized colours if ``randomized`` (gymnasium only: EnvPool has no
     domain_randomize, so an evaluation there has none). Up to ``curve_points`` kept
     checkpoints (``all``: every one) and the final model are scored on ``curve_episodes``
-    validation tracks: the validation curve and the time to 800 and 900.
+    validation tracks: the validation curve and the time to 800 and 900. ``model_choice``
+    ``best`` publishes the scored point with the highest validation mean (the earliest of
+    equals) instead of the final model, with its frames and wall time; ``selected`` in
+    published.yaml records the choice and the run's own frames and wall time.
 
     :raises CrBenchError: if ``run_dir`` is not a trained run, ``out_dir`` exists (without
         ``force``) or the tracks are not held out.
@@ -137,8 +141,22 @@ def publish(
         rows = _score_checkpoints(config, validation, pick_checkpoints(kept, curve_points), log)
         # Reload the slimmed copy: the published figures are those of the published file.
         model = load_model(config, str(staged.model))
-        log(f"scoring the published model on {curve_episodes} {settings.backend} validation tracks")
+        log(f"scoring the final model on {curve_episodes} {settings.backend} validation tracks")
         rows.append(_checkpoint_row(evaluate(model, config.env, validation), frames_done, wall_seconds, "model.zip"))
+        selected = None
+        if model_choice == "best":
+            best = max(rows, key=lambda row: (row["mean"], -row["frames"]))
+            selected = {"model": best["model"], "by": "validation mean", "points": len(rows),
+                        "run_frames": frames_done, "run_wall_seconds": wall_seconds}  # fmt: skip
+            log(f"best on the validation tracks: {best['model']} ({best['frames']:,} frames, mean {best['mean']:.1f})")
+            if best["model"] != "model.zip":
+                chosen = next(c for c in kept if c["path"].name == best["model"])
+                slim_model(load_model(config, str(chosen["path"])), staged.model)
+                model = load_model(config, str(staged.model))
+                frames_done, wall_seconds = int(chosen["frames_done"]), float(chosen["wall_seconds"])
+                staged.write_progress(frames_done, wall_seconds, finished=True)
+                staged.trim_curve(frames_done)  # the folder is the run as it was at that model
+                progress = staged.read_progress()
         write_checkpoint_table(staging / "checkpoints.csv", rows)
         curve = pd.read_csv(staged.curve) if staged.curve.is_file() else None
         plot_training_curve(curve, pd.read_csv(staging / "checkpoints.csv"), staging / "curve.png")
@@ -162,6 +180,7 @@ def publish(
                 "kept": len(kept),
             },
             "time_to": time_to(pd.DataFrame(rows)),
+            "selected": selected,
             "randomized": None if colours is None else _figures_record(colours, staging / RANDOMIZED_EPISODES),
             "command": command,
         }

@@ -225,12 +225,20 @@ def _checkpoints_caption(m: dict[str, Any]) -> str:
         )
     first, last = curve["track_seeds"]
     reached = "; ".join(f"time to {score}: {_time_to_cell(m, score)}" for score in TIME_TO_SCORES)
-    return (
+    caption = (
         f"Validation curve, score vs env frames and wall hours: {curve['scored'] - 1} of the {curve['kept']} kept "
-        f"checkpoints and the published model (last row), each on the {curve['episodes']} validation tracks "
+        f"checkpoints and the final model (last row), each on the {curve['episodes']} validation tracks "
         f"{first}..{last} ({curve['backend']}), where choices are made (the figures above are on the test tracks). "
         f"From these rows, {reached}."
     )
+    selected = m.get("selected")
+    if selected:
+        caption += (
+            f" The published model is the best of these {selected['points']} rows on the validation tracks "
+            f"(`{selected['model']}`, `cr-bench publish --model best`); the run trained "
+            f"{selected['run_frames']:,} frames in {selected['run_wall_seconds'] / 3600:.2f} wall hours."
+        )
+    return caption
 
 
 def refresh_suite(folder: Path) -> None:

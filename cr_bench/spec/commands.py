@@ -154,6 +154,7 @@ class DeviceOption(Checked):
 
 
 Executor = typing.Literal["local", "ray"]
+ModelChoice = typing.Literal["final", "best"]
 
 
 def check_executor(executor: str, ray_address: str | None) -> None:
@@ -304,6 +305,10 @@ class PublishArgs(ResultsOptions):
     scored point to reach it, so this grid is its resolution."""
     curve_episodes: Count = 20
     """Validation tracks (2000000+) per checkpoint score, the final model's included."""
+    model: ModelChoice = "final"
+    """The model to publish: final (the run's model.zip) or best (the scored point with the highest
+    validation mean, the earliest of equals; with --curve-points all, among every kept checkpoint), as
+    rl-zoo3's best_model. Its frames and wall time are the published ones; the run's are recorded."""
     no_randomized: bool = False
     """Skip the evaluation in randomized colours (domain_randomize=True) on the same test tracks
     (an evaluation on EnvPool, which has no domain_randomize, skips it anyway)."""
