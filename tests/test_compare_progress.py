@@ -62,10 +62,11 @@ def test_report_only_needs_a_suite(tmp_path: Path) -> None:
     assert code == 2 and err == "cr-bench: error: --report-only reports a --suite in progress\n"
 
 
-def test_checkpoints_are_scored_while_the_run_trains(tmp_path: Path) -> None:
+def test_checkpoints_are_scored_while_the_run_trains(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A run's curve grows during its training: a scorer process plays the checkpoints that
     land, with no pass after the training (so a carried run leaves them behind). Stopped (the
     training interrupted), it leaves no process and no half-written cache."""
+    monkeypatch.setattr(cr_bench.evaluation.curves, "LIVE_EVERY_FRAMES", 40)  # this run's checkpoints are 40 apart
     settings, run = CurveSettings(**CURVE), tmp_path / "run"
     config = resolve_config("ppo", {**TINY_SET, "checkpoint_every_frames": 40, "keep_checkpoints": True, "frames": 120})
     scorer = ScoreAsTheyLand(run, settings)

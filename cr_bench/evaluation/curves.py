@@ -29,6 +29,9 @@ from cr_bench.spec.suite import CurveSettings
 
 STOP_SECONDS = 10.0
 """How long an interrupted scorer gets to stop before it is killed."""
+LIVE_EVERY_FRAMES = 10_000
+"""Checkpoints closer than this are scored after the training, not beside it: a scorer process
+costs seconds to start, more than a short training's checkpoints are worth scoring early."""
 SCORE_COLUMNS = ["frames", "track_seed", "return", "tile_fraction", "lap_completed"]
 """A run's cached checkpoint scores: the raw return and the lap metrics of each track (caches
 written before the lap metrics lack the last two: NaN, not played again)."""
@@ -102,7 +105,8 @@ class ScoreAsTheyLand(BaseCallback):
     training by the caller. So a run's curve grows while it trains (``compare --report-only``
     shows it), and a carried run (:mod:`cr_bench.runner.carry`) travels without the
     checkpoints already scored. The scorer shares the cores with the training: the work is
-    the same as scoring after it, done earlier. It ends with its parent, however that ends
+    the same as scoring after it, done earlier. Checkpoints closer than
+    :data:`LIVE_EVERY_FRAMES` are all scored after the training. It ends with its parent, however that ends
     (:mod:`cr_bench.lifeline`); a checkpoint it was playing is scored by the next pass.
     """
 
@@ -118,6 +122,8 @@ class ScoreAsTheyLand(BaseCallback):
         self._next = (frames // self.settings.every_frames + 1) * self.settings.every_frames
 
     def _on_step(self) -> bool:
+        if self.settings.every_frames < LIVE_EVERY_FRAMES:
+            return True
         if int(self.model.frames_done) >= self._next:  # type: ignore[attr-defined]
             self._next += self.settings.every_frames
             if self._scorer is None or not self._scorer.is_alive():
