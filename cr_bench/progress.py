@@ -16,7 +16,7 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps
+from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps, measured_work
 from cr_bench.spec.run import RunConfig
 
 _show_bars = True
@@ -49,10 +49,11 @@ def training_fps(config: RunConfig, table: Path = DEFAULT_TABLE) -> float | None
     """Expected training frames/s of ``config`` on this machine, from the measured table.
 
     On EnvPool, PPO's family is scaled from the default ``ppo``'s measured row (``bench``
-    trains today's default): a frame costs the pipeline's time per frame (its measured row)
-    plus the agent's work, which grows with agent steps per frame (``1 / action_repeat``),
-    passes over each sample (one forward to act, ``n_epochs`` forward-and-backward passes of
-    about three forwards each to learn) and pixels (``obs_size**2``):
+    trains today's default and records its work per frame beside it): a frame costs the
+    pipeline's time per frame (its measured row) plus the agent's work, which grows with agent
+    steps per frame (``1 / action_repeat``), passes over each sample (one forward to act,
+    ``n_epochs`` forward-and-backward passes of about three forwards each to learn) and
+    pixels (``obs_size**2``):
 
         seconds/frame = 1/pipeline + (1/train - 1/pipeline) * work(config) / work(default)
 
@@ -67,9 +68,11 @@ def training_fps(config: RunConfig, table: Path = DEFAULT_TABLE) -> float | None
         return None
     if pipeline is None or pipeline <= train:
         return train
-    from cr_bench.agents.registry import resolve_config  # the default ppo the table measured
+    from cr_bench.agents.registry import resolve_config
 
-    ratio = agent_work(config) / agent_work(resolve_config("ppo"))
+    # The table says what its row trained; one written before it did trained ppo-v1, the default then.
+    measured = measured_work(table) or agent_work(resolve_config("ppo-v1"))
+    ratio = agent_work(config) / measured
     return 1.0 / (1.0 / pipeline + (1.0 / train - 1.0 / pipeline) * ratio)
 
 

@@ -14,14 +14,15 @@ from cr_bench.runner.bench import Measurement, write_results
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 
-def _throughput(folder: Path) -> None:
-    """A bench table where gymnasium runs at 100 frames/s and ppo trains on EnvPool at 1,000."""
+def _throughput(folder: Path, work: float | None = None) -> None:
+    """A bench table where gymnasium runs at 100 frames/s and ppo trains on EnvPool at 1,000
+    (a config of ``work`` per frame; None: a table from before bench recorded it)."""
     write_results(
         [
             Measurement("raw env", "gymnasium", 1, 1, 1000, 8.0),
             Measurement("cr-bench pipeline", "gymnasium", 1, 1, 1000, 10.0),
             Measurement("cr-bench pipeline", "envpool", 8, 2, 4000, 2.0),
-            Measurement("train cr-bench ppo", "envpool", 8, 2, 10_000, 10.0),
+            Measurement("train cr-bench ppo", "envpool", 8, 2, 10_000, 10.0, agent_work=work),
             Measurement("train SB3 PPO rl-zoo3 recipe", "gymnasium", 8, 2, 1000, 10.0),
         ],
         folder / "results",
@@ -83,3 +84,17 @@ def test_the_estimate_follows_what_a_config_costs_per_frame(tmp_path: Path) -> N
     assert expected < 1000 / 2  # more than twice the default's time per frame
     smaller = resolve_config("ppo", {"env": {"backend": "envpool", "obs_size": 48}})
     assert progress.training_fps(smaller, table) > 1000  # a quarter of the pixels: faster than the default
+
+
+def test_the_estimate_scales_from_the_config_the_table_trained(tmp_path: Path) -> None:
+    """A table records the work per frame of the default it trained: a config of that work is
+    estimated at the row's speed, whatever ppo's default is now; ppo-v1, 0.30x that work, faster.
+    A table without the column trained ppo-v1 (the default when it was written)."""
+    _throughput(tmp_path, work=22 / 4)
+    table = tmp_path / "results" / "throughput.csv"
+    study = resolve_config("ppo", {"env": {"backend": "envpool", "action_repeat": 4}, "algo": {"n_epochs": 7}})
+    assert progress.training_fps(study, table) == pytest.approx(1000.0)
+    v1 = resolve_config("ppo-v1", {"env": {"backend": "envpool"}})
+    assert progress.training_fps(v1, table) == pytest.approx(1000 / (0.5 + 0.5 * (13 / 8) / (22 / 4)))
+    _throughput(tmp_path)
+    assert progress.training_fps(v1, table) == pytest.approx(1000.0)

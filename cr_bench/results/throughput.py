@@ -24,17 +24,29 @@ DEFAULT_TABLE = Path("results") / CSV_NAME
 """Where ``cr-bench bench`` writes by default, relative to the working directory."""
 
 
-def measured_fps(measurement: str, backend: str, table: Path = DEFAULT_TABLE) -> float | None:
-    """Frames/s of one row of the table (``None`` if there is no table or no such row)."""
+def measured_row(measurement: str, backend: str, table: Path = DEFAULT_TABLE) -> dict[str, str] | None:
+    """One row of the table (``None`` if there is no table or no such row)."""
     try:
         with table.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
     except OSError:
         return None
-    for row in rows:
-        if row.get("measurement") == measurement and row.get("backend") == backend:
-            try:
-                return float(row["frames_per_s"])
-            except (KeyError, ValueError):
-                return None
-    return None
+    return next((r for r in rows if r.get("measurement") == measurement and r.get("backend") == backend), None)
+
+
+def measured_fps(measurement: str, backend: str, table: Path = DEFAULT_TABLE) -> float | None:
+    """Frames/s of one row of the table (``None`` if there is no table or no such row)."""
+    return _number(measured_row(measurement, backend, table), "frames_per_s")
+
+
+def measured_work(table: Path = DEFAULT_TABLE) -> float | None:
+    """The agent work per frame (:func:`cr_bench.progress.agent_work`) of the config the
+    :data:`TRAIN` row trained (``None``: a table written before bench recorded it)."""
+    return _number(measured_row(TRAIN, "envpool", table), "agent_work")
+
+
+def _number(row: dict[str, str] | None, column: str) -> float | None:
+    try:
+        return None if row is None else float(row[column])
+    except (KeyError, ValueError, TypeError):
+        return None

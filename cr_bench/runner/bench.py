@@ -32,6 +32,7 @@ from cr_bench.envs.envpool_backend import EnvPoolVecEnv
 from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv
+from cr_bench.progress import agent_work
 from cr_bench.results.tables import markdown_table
 from cr_bench.results.throughput import (
     CSV_NAME,
@@ -60,6 +61,7 @@ COLUMNS = [
     "ratio",
     "ratio_to",
     "peak_rss_mb",
+    "agent_work",
 ]
 
 
@@ -80,6 +82,9 @@ class Measurement:
     """Seconds per phase of a training (:class:`PhaseTimer`), empty for other rows."""
     baseline: Measurement | None = None
     """A lever's: the default training timed just before and just after it (summed), its ratio's base."""
+    agent_work: float | None = None
+    """The default training's: its config's work per frame (:func:`cr_bench.progress.agent_work`),
+    which the time estimates scale other configs from."""
 
     @property
     def frames_per_s(self) -> float:
@@ -417,6 +422,9 @@ def run_bench(
             rows.append(row)
         if label in (TRAIN_FIRST, TRAIN_AGAIN, TRAIN_AFTER_LEVER):
             last_ppo = row
+    for row in rows:
+        if row.measurement == TRAIN:  # what the estimates scale from (_train_cr_bench trains it)
+            row.agent_work = agent_work(resolve_config("ppo"))
     _add_ratios(rows)
     return rows
 
@@ -485,7 +493,8 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
         COLUMNS,
         [
             [r.measurement, r.backend, r.envs, r.threads, r.frames, round(r.seconds, 2), round(r.frames_per_s, 1),
-             "" if r.ratio is None else r.ratio, r.ratio_to, "" if r.peak_rss_mb is None else r.peak_rss_mb]
+             "" if r.ratio is None else r.ratio, r.ratio_to, "" if r.peak_rss_mb is None else r.peak_rss_mb,
+             "" if r.agent_work is None else round(r.agent_work, 4)]
             for r in rows
         ],
     )  # fmt: skip
