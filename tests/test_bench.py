@@ -12,7 +12,9 @@ from types import SimpleNamespace
 
 import pytest
 
+from cr_bench.agents.registry import resolve_config
 from cr_bench.errors import CrBenchError
+from cr_bench.progress import agent_work
 from cr_bench.runner import bench
 from cr_bench.runner.bench import (
     COLUMNS,
@@ -202,7 +204,8 @@ def test_raw_gymnasium_times_the_budget_and_writes_its_row(monkeypatch: pytest.M
     with csv_path.open() as handle:
         assert list(csv.DictReader(handle)) == [
             {"measurement": "raw env", "backend": "gymnasium", "envs": "1", "threads": "1", "frames": "50",
-             "seconds": "2.5", "frames_per_s": "20.0", "ratio": "", "ratio_to": "", "peak_rss_mb": ""}
+             "seconds": "2.5", "frames_per_s": "20.0", "ratio": "", "ratio_to": "", "peak_rss_mb": "",
+             "agent_work": ""}
         ]  # fmt: skip
     assert md_path.read_text().splitlines()[6] == "| raw env | gymnasium | 1 | 1 | 50 | 2.5 | 20 |  |  |  |"
 
@@ -293,6 +296,7 @@ def test_ppo_is_timed_on_both_sides_of_the_reference(monkeypatch: pytest.MonkeyP
     (train,) = [row for row in rows if row.measurement == bench.TRAIN]
     assert (train.frames, train.seconds, train.peak_rss_mb, train.phases) == (2000, 30.0, 3, {"learner": 2.0})
     assert train.ratio == round((2000 / 30) / (1000 / 100), 2)
+    assert train.agent_work == agent_work(resolve_config("ppo"))  # what the time estimates scale from
     _, md_path = write_results(rows, tmp_path, "cr-bench bench")
     assert "is timed twice, just before and just after the reference" in md_path.read_text()
 
