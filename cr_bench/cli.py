@@ -33,7 +33,7 @@ import yaml
 
 from cr_bench import progress
 from cr_bench.agents.models import load_model, resolve_device, set_torch_threads
-from cr_bench.agents.registry import AGENTS, get_agent, resolve_config
+from cr_bench.agents.registry import AGENTS, resolve_config, same_model
 from cr_bench.envs.wrappers import MAX_EPISODE_FRAMES
 from cr_bench.errors import CrBenchError, mask_secrets
 from cr_bench.io import atomic_write_text, folders_removed_on_error
@@ -342,7 +342,7 @@ def _train(args: TrainArgs, command: str) -> None:
                 f"--resume continues the saved config; only --frames may change, not {', '.join(ignored)}"
             )
         saved = RunDir(args.out).read_config()
-        if get_agent(saved.agent) is not get_agent(args.agent):  # a former name is the same agent
+        if not same_model(saved.agent, args.agent):  # a former name, or ppo-v1 for ppo: the same model
             raise CrBenchError(f"{args.out} holds a {saved.agent} run, not {args.agent}")
         out, config, verb = Path(args.out), saved, "resuming"
         frames = (args.frames or saved.frames) - int(RunDir(out).read_progress()["frames_done"])

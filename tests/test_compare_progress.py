@@ -10,6 +10,7 @@ import pytest
 
 import cr_bench.evaluation.curves
 from cr_bench.agents.registry import resolve_config
+from cr_bench.agents.rundir import RunDir
 from cr_bench.agents.training import train
 from cr_bench.evaluation.curves import ScoreAsTheyLand, cache_file, scored_checkpoints
 from cr_bench.runner import compare
@@ -82,3 +83,19 @@ def test_checkpoints_are_scored_while_the_run_trains(tmp_path: Path, monkeypatch
     assert scorer._scorer is None and not multiprocessing.active_children()
     assert not list(run.glob(".*"))
     assert set(scored_checkpoints(run, settings)["frames"]) <= {40, 80, 120}
+
+
+def test_a_scorer_that_cannot_start_leaves_the_training_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No process to spare (EMFILE, a broken fork server): the training goes on and its
+    checkpoints are scored after it, as before live scoring."""
+    monkeypatch.setattr(cr_bench.evaluation.curves, "LIVE_EVERY_FRAMES", 40)
+
+    def cannot_start(self: ScoreAsTheyLand) -> None:
+        raise OSError("Too many open files")
+
+    monkeypatch.setattr(ScoreAsTheyLand, "_start_scorer", cannot_start)
+    settings, run = CurveSettings(**CURVE), tmp_path / "run"
+    config = resolve_config("ppo", {**TINY_SET, "checkpoint_every_frames": 40, "keep_checkpoints": True, "frames": 80})
+    scorer = ScoreAsTheyLand(run, settings)
+    train(config, run, callbacks=[scorer])
+    assert RunDir(run).read_progress()["finished"] and not scorer._live

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 
-from cr_bench.agents.init_from import INIT_FILE, find_start, load_weights
+from cr_bench.agents.init_from import INIT_FILE, find_start, load_weights, read_weights
 from cr_bench.agents.models import build_model, load_model
 from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.rundir import RunDir
@@ -34,7 +35,7 @@ def test_a_run_starts_from_another_and_counts_its_frames(checkpointed_run: Path,
     new_config = resolve_config("ppo", {"n_envs": 1, "vec_env": "dummy", "env": {"backend": "gymnasium"}})
     env = make_vec_env(new_config.env, 1, seed=0, vec_env="dummy")
     model = build_model(new_config, env)
-    load_weights(model, start)
+    load_weights(model, read_weights(start), start)
     saved = load_model(start.config, str(start.model))
     assert all(torch.equal(value, _weights(saved.policy)[name]) for name, value in _weights(model.policy).items())
     env.close()
@@ -96,6 +97,19 @@ def test_a_start_that_cannot_continue_is_refused(
     code, _, err = run_cli([*argv, *FORK, *extra])
     assert code == 2 and err.startswith("cr-bench: error: ") and message in err and err.count("\n") == 1
     assert listing(tmp_path) == []
+
+
+def test_a_run_in_progress_is_no_start_and_ppo_v1_continues_ppo(checkpointed_run: Path, tmp_path: Path) -> None:
+    """A run still training moves its model.zip on (its kept checkpoints do not). ppo-v1 and ppo
+    differ only in defaults: one continues the other's run (here a ppo-beta, i.e. ppo-v1, run)."""
+    running = tmp_path / "running"
+    shutil.copytree(checkpointed_run, running)
+    RunDir(running).write_progress(800, 1.0, finished=False)
+    argv = ["train", "ppo", "--init-from", str(running), "--frames", "1000", "--out", str(tmp_path / "f"), *FORK]
+    code, _, err = run_cli(argv)
+    assert code == 2 and "the run is not finished (800 of 800 frames)" in err
+    code, _, err = run_cli([*argv[:3], str(checkpointed_run), *argv[4:]])
+    assert code == 0, err
 
 
 def test_init_from_needs_a_model(tmp_path: Path) -> None:

@@ -167,6 +167,7 @@ def test_model_best_publishes_the_best_validation_point(checkpointed_run: Path, 
     assert code == 0, err
     code, _, err = run_cli(["report", "--results-dir", str(results)])
     assert code == 0, err
+    assert "the run's own 4 scored points" in (results / "README.md").read_text()
     assert "`cr-bench publish --model best`); the run trained 800 frames" in (results / "README.md").read_text()
 
 

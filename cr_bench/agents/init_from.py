@@ -23,12 +23,12 @@ import pandas as pd
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from cr_bench.agents.models import load_model
-from cr_bench.agents.registry import get_agent
+from cr_bench.agents.registry import same_model
 from cr_bench.agents.rundir import RunDir
 from cr_bench.errors import CrBenchError
 from cr_bench.io import write_dataframe
 from cr_bench.spec.loader import from_dict, read_yaml, to_dict, write_yaml
-from cr_bench.spec.run import RunConfig
+from cr_bench.spec.run import RunConfig, check_held_out
 
 PIPELINE_FIELDS = ("frame_stack", "grayscale", "crop_bottom_bar", "obs_size", "discrete_actions", "throttle_axis")
 """Env settings the network's input and output depend on: the same in both runs."""
@@ -61,8 +61,13 @@ def find_start(path: str | Path) -> Start:
         run = RunDir(path)
         if not run.model.is_file():
             raise CrBenchError(f"--init-from {path}: no model.zip (a run folder or RUN/checkpoints/frames-N.zip)")
-        saved = run.read_progress()
-        return Start(path, run.model, int(saved["frames_done"]), float(saved["wall_seconds"]), run.read_config())
+        saved, config = run.read_progress(), run.read_config()
+        if not saved["finished"]:  # its model.zip moves on while it trains; a kept checkpoint does not
+            raise CrBenchError(
+                f"--init-from {path}: the run is not finished ({saved['frames_done']:,} of {config.frames:,} "
+                "frames); finish it, or start from one of its kept checkpoints"
+            )
+        return Start(path, run.model, int(saved["frames_done"]), float(saved["wall_seconds"]), config)
     if path.suffix == ".zip" and path.parent.name == "checkpoints" and path.with_suffix(".json").is_file():
         saved = json.loads(path.with_suffix(".json").read_text())
         config = RunDir(path.parent.parent).read_config()
@@ -76,8 +81,9 @@ def check_compatible(start: Start, config: RunConfig) -> None:
     :raises CrBenchError: in one line, naming what differs.
     """
     source = start.config
-    if get_agent(source.agent) is not get_agent(config.agent):
+    if not same_model(source.agent, config.agent):
         raise CrBenchError(f"--init-from {start.source} holds a {source.agent} run, not {config.agent}")
+    check_held_out(source.training_seeds, config.eval.track_seeds, f"--init-from {start.source}: eval.track_seed_start")
     differ = [f"env.{name}" for name in PIPELINE_FIELDS if getattr(source.env, name) != getattr(config.env, name)]
     differ += [f"policy.{name}" for name, value in to_dict(source.policy).items()
                if to_dict(config.policy)[name] != value]  # fmt: skip
@@ -123,15 +129,34 @@ def read_start(run: RunDir) -> Start | None:
     return Start(Path(data["source"]), Path(data["model"]), int(data["frames"]), float(data["wall_seconds"]), config)
 
 
-def load_weights(model: BaseAlgorithm, start: Start) -> None:
-    """Put the start's network weights (and optimizer state, where saved) into ``model``."""
+Weights = tuple[dict[str, Any], dict[str, Any]]
+"""A policy's state dict and its optimizer's."""
+
+
+def read_weights(start: Start) -> Weights:
+    """The start's network weights and optimizer state (read before the run is seeded, so a
+    start that cannot load leaves nothing behind)."""
     if not start.model.is_file():
         raise CrBenchError(f"the model this run starts from is gone: {start.model}")
     source = load_model(dataclasses.replace(start.config, device="cpu"), str(start.model), device="cpu")
+    return source.policy.state_dict(), source.policy.optimizer.state_dict()
+
+
+def load_weights(model: BaseAlgorithm, weights: Weights, start: Start) -> None:
+    """Put ``weights`` (read from ``start``) into ``model``: the policy, and the optimizer's
+    state where one was saved (a published model has none: the optimizer starts afresh)."""
+    policy, optimizer = weights
     try:
-        model.policy.load_state_dict(source.policy.state_dict())
-    except RuntimeError as error:
-        raise CrBenchError(f"--init-from {start.model}: {error}".splitlines()[0]) from None
-    optimizer = source.policy.optimizer.state_dict()
-    if optimizer["state"]:  # a published model has none: the optimizer starts afresh
+        model.policy.load_state_dict(policy)
+    except RuntimeError as error:  # torch's first line is a header; the second names the tensor
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        raise CrBenchError(f"--init-from {start.model}: {' '.join(lines[:2])}") from None
+    if optimizer["state"]:
         model.policy.optimizer.load_state_dict(optimizer)
+
+
+def config_at(run: RunDir, frames: int) -> RunConfig:
+    """The config the run's model at ``frames`` was trained under: the start's for the frames
+    a run started from another counts as its own (its copied checkpoints), else the run's."""
+    start = read_start(run)
+    return start.config if start is not None and frames <= start.frames else run.read_config()

@@ -242,6 +242,13 @@ def get_agent(name: str) -> AgentSpec:
     return spec
 
 
+def same_model(agent: str, other: str) -> bool:
+    """Whether two agents (or former names) build the same algorithm and policy classes, so
+    one's saved model is the other's (``ppo`` and ``ppo-v1`` differ only in defaults)."""
+    spec, other_spec = get_agent(agent), get_agent(other)
+    return spec.algorithm is other_spec.algorithm and spec.policy is other_spec.policy
+
+
 def resolve_config(agent: str, *overrides: dict[str, Any]) -> RunConfig:
     """Agent defaults, then each override mapping in turn, as a validated RunConfig."""
     spec = get_agent(agent)

@@ -26,7 +26,16 @@ from tqdm import tqdm
 
 from cr_bench import progress
 from cr_bench.agents.algorithms import FrameProgress
-from cr_bench.agents.init_from import Start, check_compatible, find_start, load_weights, read_start, seed_run
+from cr_bench.agents.init_from import (
+    Start,
+    Weights,
+    check_compatible,
+    find_start,
+    load_weights,
+    read_start,
+    read_weights,
+    seed_run,
+)
 from cr_bench.agents.levers import uses_levers
 from cr_bench.agents.models import build_model, load_model, set_torch_threads
 from cr_bench.agents.run_state import legacy, load_replay_buffer, load_reward_stats, save_replay_buffer
@@ -274,12 +283,13 @@ def _learn_afresh(
     """Train ``config`` from frame 0 (or from ``start``) into ``run``, clearing what an unsaved
     earlier attempt left; a run that recorded a start starts from it again."""
     start = start or read_start(run)
+    weights = None if start is None else read_weights(start)
     if run.config.exists():
         print(f"cr-bench: {run.path} was stopped before its first checkpoint; training starts again", file=sys.stderr)
         run.discard_unsaved_training()
     if start is not None:
         seed_run(run, start)
-    _learn(run, config, command, resume=False, callbacks=callbacks, start=start)
+    _learn(run, config, command, resume=False, callbacks=callbacks, start=start, weights=weights)
 
 
 def _learn(
@@ -289,6 +299,7 @@ def _learn(
     resume: bool,
     callbacks: Sequence[BaseCallback] = (),
     start: Start | None = None,
+    weights: Weights | None = None,
 ) -> None:
     set_torch_threads(config.torch_threads)
     env: VecEnv = make_vec_env(config.env, config.n_envs, config.seed, training=True, vec_env=config.vec_env)
@@ -305,8 +316,8 @@ def _learn(
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
             assert isinstance(model, FrameProgress)
             model.frames_done = 0
-            if start is not None:
-                load_weights(model, start)
+            if start is not None and weights is not None:
+                load_weights(model, weights, start)
                 model.frames_done = start.frames
         # Written once env and model exist, so a run that cannot start leaves no run behind.
         write_yaml(run.config, to_dict(config))
@@ -344,6 +355,7 @@ def _normalize_rewards(env: VecEnv, run: RunDir, gamma: float, resume: bool) -> 
     if resume and (run.reward_stats.is_file() or legacy(run.reward_stats).is_file()):
         normalizer = load_reward_stats(run.reward_stats, env)
         normalizer.training = True
+        normalizer.gamma = gamma  # the run's (a run started from another may discount otherwise)
         return normalizer
     if resume:
         print(f"cr-bench: no {run.reward_stats.name} in {run.path}; reward statistics start afresh", file=sys.stderr)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import sys
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ from typing import Any
 import pandas as pd
 from stable_baselines3.common.callbacks import BaseCallback
 
+from cr_bench.agents.init_from import config_at
 from cr_bench.agents.models import load_model, set_torch_threads
 from cr_bench.agents.rundir import RunDir
 from cr_bench.evaluation.episodes import episodes_at_once, evaluate
@@ -84,8 +86,9 @@ def score_checkpoints(run_dir: Path, settings: CurveSettings) -> pd.DataFrame:
         frames = grid_frames(checkpoint["frames_done"], settings.every_frames)
         if frames in done or frames == 0:
             continue
-        model = load_model(config, str(checkpoint["path"]))
-        results = evaluate(model, config.env, tracks)
+        trained = config_at(run, checkpoint["frames_done"])  # a copied start's checkpoint: the start's config
+        model = load_model(trained, str(checkpoint["path"]))
+        results = evaluate(model, trained.env, tracks)
         rows = pd.DataFrame(
             [[frames, r.track_seed, r.true_return, r.tile_fraction, float(r.lap_frames is not None)] for r in results],
             columns=SCORE_COLUMNS,
@@ -116,18 +119,23 @@ class ScoreAsTheyLand(BaseCallback):
         self._next = 0
         self._scorer: Any = None
         self._lifeline: Connection | None = None
+        self._live = True
 
     def _on_training_start(self) -> None:
         frames = int(self.model.frames_done)  # type: ignore[attr-defined]
         self._next = (frames // self.settings.every_frames + 1) * self.settings.every_frames
 
     def _on_step(self) -> bool:
-        if self.settings.every_frames < LIVE_EVERY_FRAMES:
+        if not self._live or self.settings.every_frames < LIVE_EVERY_FRAMES:
             return True
         if int(self.model.frames_done) >= self._next:  # type: ignore[attr-defined]
             self._next += self.settings.every_frames
             if self._scorer is None or not self._scorer.is_alive():
-                self._start_scorer()
+                try:
+                    self._start_scorer()
+                except Exception as error:  # no process to spare: the pass after training scores them
+                    print(f"cr-bench: checkpoints are scored after the training ({error})", file=sys.stderr)
+                    self._live = False
         return True
 
     def _start_scorer(self) -> None:

@@ -45,6 +45,7 @@ import numpy as np
 import pandas as pd
 from stable_baselines3.common.base_class import BaseAlgorithm
 
+from cr_bench.agents.init_from import config_at, read_start
 from cr_bench.agents.models import load_model, set_torch_threads
 from cr_bench.agents.rundir import PUBLISHED_MARKER, RunDir
 from cr_bench.errors import CrBenchError
@@ -138,15 +139,17 @@ def publish(
         staged = RunDir(staging)
         _copy_run(run, staged, dataclasses.replace(config, eval=settings), command)
         kept = [c for c in run.list_checkpoints() if c["frames_done"] < frames_done]  # the final one is model.zip
-        rows = _score_checkpoints(config, validation, pick_checkpoints(kept, curve_points), log)
+        rows = _score_checkpoints(run, validation, pick_checkpoints(kept, curve_points), log)
         # Reload the slimmed copy: the published figures are those of the published file.
         model = load_model(config, str(staged.model))
         log(f"scoring the final model on {curve_episodes} {settings.backend} validation tracks")
         rows.append(_checkpoint_row(evaluate(model, config.env, validation), frames_done, wall_seconds, "model.zip"))
         selected = None
         if model_choice == "best":
-            best = max(rows, key=lambda row: (row["mean"], -row["frames"]))
-            selected = {"model": best["model"], "by": "validation mean", "points": len(rows),
+            start = read_start(run)  # the models a run started from another copied are that run's
+            own = [row for row in rows if start is None or row["frames"] > start.frames]
+            best = max(own, key=lambda row: (row["mean"], -row["frames"]))
+            selected = {"model": best["model"], "by": "validation mean", "points": len(own),
                         "run_frames": frames_done, "run_wall_seconds": wall_seconds}  # fmt: skip
             log(f"best on the validation tracks: {best['model']} ({best['frames']:,} frames, mean {best['mean']:.1f})")
             if best["model"] != "model.zip":
@@ -243,7 +246,7 @@ def _copy_run(run: RunDir, staged: RunDir, config: RunConfig, command: str) -> N
 
 
 def _score_checkpoints(
-    config: RunConfig,
+    run: RunDir,
     validation: EvalConfig,
     checkpoints: list[dict[str, Any]],
     log: Callable[[str], None],
@@ -254,7 +257,8 @@ def _score_checkpoints(
     for checkpoint in checkpoints:
         name = checkpoint["path"].name
         log(f"scoring {name} on {validation.episodes} {validation.backend} validation tracks")
-        results = evaluate(load_model(config, str(checkpoint["path"])), config.env, validation)
+        trained = config_at(run, checkpoint["frames_done"])  # a copied start's checkpoint: the start's config
+        results = evaluate(load_model(trained, str(checkpoint["path"])), trained.env, validation)
         rows.append(_checkpoint_row(results, checkpoint["frames_done"], checkpoint["wall_seconds"], name))
         log(f"  {rows[-1]['frames']} frames: mean {rows[-1]['mean']:.1f}, IQM {rows[-1]['iqm']:.1f}")
     return rows

@@ -195,8 +195,8 @@ def headline_section(results_dir: Path) -> list[str]:
             "To train it again from its resolved config (defaults may have changed since):",
             "",
             "```",
-            f"cr-bench train {m['agent']} --config {folder}/config.yaml --frames {m['frames']} "
-            f"--out runs/{folder.name}",
+            f"cr-bench train {m['agent']} --config {folder}/config.yaml "
+            f"--frames {(m.get('selected') or {}).get('run_frames', m['frames'])} --out runs/{folder.name}",
             "```",
             "",
         ]
@@ -234,7 +234,8 @@ def _checkpoints_caption(m: dict[str, Any]) -> str:
     selected = m.get("selected")
     if selected:
         caption += (
-            f" The published model is the best of these {selected['points']} rows on the validation tracks "
+            f" The published model is the best of the run's own {selected['points']} scored points on the "
+            "validation tracks "
             f"(`{selected['model']}`, `cr-bench publish --model best`); the run trained "
             f"{selected['run_frames']:,} frames in {selected['run_wall_seconds'] / 3600:.2f} wall hours."
         )

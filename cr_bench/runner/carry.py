@@ -44,9 +44,9 @@ def save_carry(run_dir: Path, carried: Path, every_frames: int | None) -> None:
         if (run.path / name).is_file():
             shutil.copy2(run.path / name, staging / name)
     scored: set[int] = set()
-    for cache in run.path.glob("curve-*.csv"):
+    for cache in run.path.glob("curve-*.csv"):  # the copy says what is scored (a scorer may write on)
         shutil.copy2(cache, staging / cache.name)
-        scored |= {int(frames) for frames in pd.read_csv(cache)["frames"]}
+        scored |= {int(frames) for frames in pd.read_csv(staging / cache.name)["frames"]}
     if run.eval_dir.is_dir():
         shutil.copytree(run.eval_dir, staging / "eval", ignore=shutil.ignore_patterns(".*"))
     for checkpoint in run.list_checkpoints():

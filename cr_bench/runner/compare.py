@@ -118,12 +118,12 @@ def train_job(job: Job) -> None:
             else:  # new, or stopped before its first checkpoint (train starts that again)
                 config = dataclasses.replace(job.config, seed=job.seed)
                 train(config, run.path, command="cr-bench compare", callbacks=scorer, init_from=job.init_from)
-        except BaseException:
+            for callback in scorer:
+                callback.wait()
+        except BaseException:  # Ctrl-C or the driver's stop, during the training or the wait
             for callback in scorer:
                 callback.stop()
             raise
-        for callback in scorer:
-            callback.wait()
     if job.curve is not None:
         score_checkpoints(run.path, job.curve)  # cached in the run: only what is left plays
 
@@ -260,6 +260,8 @@ def compare_suite(
         )
         for entry, seed in seed_major(suite)
     ]
+    if executor == "ray" and any(job.init_from for job in jobs):
+        raise CrBenchError("init_from reads the runs it starts from on this machine: use --executor local")
     budgets = " or ".join(f"{frames:,}" for frames in sorted({job.config.frames for job in jobs}))
     print(f"suite {suite.name}: {len(jobs)} runs of {budgets} frames, {workers} worker(s)")
     carried = carry_folder(results_dir, suite.name)
