@@ -29,7 +29,7 @@ def test_train_writes_a_complete_run_directory(trained_run: str) -> None:
     run = Path(trained_run)
     assert (run / "model.zip").is_file()
     config = yaml.safe_load((run / "config.yaml").read_text())
-    assert config["agent"] == "ppo" and config["frames"] == 800 and config["algo"]["n_steps"] == 16
+    assert config["agent"] == "ppo-v1" and config["frames"] == 800 and config["algo"]["n_steps"] == 16
     assert "torch" in yaml.safe_load((run / "versions.yaml").read_text())
     assert (run / "command.txt").read_text().startswith("cr-bench train ppo-beta --frames 800")
     assert list((run / "tb").rglob("events.out.tfevents.*"))
@@ -196,7 +196,7 @@ def test_missing_model_and_existing_run(trained_run: str, tmp_path: Path) -> Non
     code, _, err = run_cli(["train", "ppo-beta", "--out", trained_run, "--resume"])
     assert code == 2 and "already has" in err
     code, _, err = run_cli(["train", "ppo-gaussian", "--out", trained_run, "--resume"])
-    assert code == 2 and "holds a ppo run" in err
+    assert code == 2 and "holds a ppo-v1 run, not ppo-gaussian" in err
 
 
 def test_sigterm_saves_like_ctrl_c(tmp_path: Path) -> None:

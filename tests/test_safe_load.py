@@ -83,7 +83,7 @@ def test_a_model_of_another_agent_or_shape_is_refused_in_one_line(tmp_path: Path
     """The policy class is read from the file's JSON (no unpickling): another agent's model, or
     one whose observations do not fit the config, is a one-line error."""
     config, path = _saved("ppo", tmp_path)
-    with pytest.raises(CrBenchError, match=r"was saved by agent ppo, not dqn$"):
+    with pytest.raises(CrBenchError, match=r"was saved by agent ppo or ppo-v1, not dqn$"):
         load_model(resolve_config("dqn", {"n_envs": 1, "env": {"backend": "gymnasium"}}), str(path))
     other = resolve_config("ppo", {"n_envs": 1, "env": {"backend": "gymnasium", "obs_size": 64}})
     with pytest.raises(CrBenchError, match=r"does not fit its run's config: its observation_space is uint8"):

@@ -341,7 +341,7 @@ def test_trial_0_is_the_base_config(tmp_path: Path) -> None:
     tuning.tune(settings)
     first = _study(settings).trials[0]
     assert first.user_attrs["default"] and first.state == TrialState.COMPLETE
-    base = resolve_config("ppo", settings.base_config)
+    base = resolve_config("ppo-beta", settings.base_config)
     assert first.params == {"learning_rate": base.algo["learning_rate"], "clip_range": base.algo["clip_range"]}
     assert first.user_attrs["config"]["algo"] == {**base.algo}
     assert "The base config (trial 0) scored" in (settings.out_dir / "summary.md").read_text()

@@ -132,7 +132,7 @@ def check_saved_agent(data: dict[str, Any], spec: AgentSpec, path: str) -> None:
     if saved == _qualified(policy_class(spec)):
         return
     owners = [other.name for other in AGENTS.values() if _qualified(policy_class(other)) == saved]
-    saved_by = f"agent {owners[0]}" if owners else f"a {saved} policy" if saved else "an unknown policy"
+    saved_by = f"agent {' or '.join(owners)}" if owners else f"a {saved} policy" if saved else "an unknown policy"
     raise CrBenchError(f"{path} was saved by {saved_by}, not {spec.name}")
 
 
