@@ -13,7 +13,6 @@ shaping, the algorithm's settings, action repeat and the seed may change.
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,10 +67,11 @@ def find_start(path: str | Path) -> Start:
                 "frames); finish it, or start from one of its kept checkpoints"
             )
         return Start(path, run.model, int(saved["frames_done"]), float(saved["wall_seconds"]), config)
-    if path.suffix == ".zip" and path.parent.name == "checkpoints" and path.with_suffix(".json").is_file():
-        saved = json.loads(path.with_suffix(".json").read_text())
-        config = RunDir(path.parent.parent).read_config()
-        return Start(path.parent.parent, path, int(saved["frames_done"]), float(saved["wall_seconds"]), config)
+    if path.suffix == ".zip" and path.parent.name == "checkpoints":
+        run = RunDir(path.parent.parent)
+        kept = next((c for c in run.list_checkpoints() if c["path"] == path), None) if run.config.is_file() else None
+        if kept is not None:
+            return Start(run.path, path, int(kept["frames_done"]), float(kept["wall_seconds"]), run.read_config())
     raise CrBenchError(f"--init-from {path}: not a run folder or a kept checkpoint (RUN/checkpoints/frames-N.zip)")
 
 
