@@ -617,8 +617,16 @@ def _interrupt(signum: int, frame: Any) -> NoReturn:
     raise KeyboardInterrupt
 
 
+WORKER_PRELOAD = ["cr_bench.cli", "torch._dynamo"]
+"""What multiprocessing's fork server imports once for all the workers it forks (evaluation,
+compare, the checkpoint scorer, SubprocVecEnv): the CLI with torch, SB3 and gymnasium, and
+torch's compiler stack, which a process imports when it builds its first optimizer (every
+model load does): 2-5 seconds of CPU per worker otherwise."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    multiprocessing.set_forkserver_preload(WORKER_PRELOAD)
     args = build_parser().parse_args(argv)
     command = mask_secrets(shlex.join(["cr-bench", *argv]))  # it is printed and saved
     # A run in the background (where the shell ignores SIGINT) or under a job scheduler is

@@ -17,15 +17,13 @@ from filelock import FileLock
 
 from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.rundir import RunDir
-from cr_bench.cli import main
+from cr_bench.cli import WORKER_PRELOAD, main
 from cr_bench.spec.loader import to_dict, write_yaml
 from tests.fake_env import TINY_ENV
 
-# Worker processes (evaluation, compare, bench, SubprocVecEnv) fork from multiprocessing's fork
-# server, which imports its preload modules once. Under `cr-bench` that is the CLI's __main__,
-# so torch, SB3 and gymnasium are imported already; under pytest the preload would be pytest's,
-# and every worker would import them again (seconds of CPU each). Preload what `cr-bench` does.
-multiprocessing.set_forkserver_preload(["cr_bench.cli"])
+# Worker processes fork from multiprocessing's fork server, which imports its preload modules
+# once; `cr-bench` sets them in main(). Tests that start workers without main() preload the same.
+multiprocessing.set_forkserver_preload(WORKER_PRELOAD)
 
 # Per-agent overrides that make a real run take a few seconds on one core.
 TINY = {

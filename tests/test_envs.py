@@ -5,6 +5,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
+from gymnasium.envs.box2d import car_racing
 from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -98,3 +99,64 @@ def test_vec_env_seeds_are_reproducible() -> None:
     assert not np.array_equal(observations[0], observations[2])
     for venv in first:
         venv.close()
+
+
+def _find(env: gym.Env, kind: type) -> gym.Env:
+    while not isinstance(env, kind):
+        assert isinstance(env, gym.Wrapper), f"no {kind.__name__} in the stack"
+        env = env.env
+    return env
+
+
+@pytest.mark.parametrize(
+    ("shaping", "training", "draws_every_frame"),
+    [
+        (ALL_SHAPING, False, False),  # evaluation: nothing below the repeat reads a frame
+        (ShapingConfig(no_progress_window=100, cancel_off_playfield_penalty=True), True, False),
+        (ShapingConfig(grass_penalty=0.05), True, True),  # reads each frame's green
+        (ShapingConfig(max_off_track_frames=50), True, True),  # reads the pixels under the car
+    ],
+)
+def test_inner_frames_are_drawn_only_where_a_wrapper_reads_them(
+    shaping: ShapingConfig, training: bool, draws_every_frame: bool
+) -> None:
+    repeat = _find(make_env(EnvConfig(shaping=shaping), training=training), wrappers.ActionRepeat)
+    assert isinstance(repeat, wrappers.ActionRepeat) and repeat.draw_every_frame is draws_every_frame
+
+
+def test_undrawn_inner_frames_play_the_same_episode(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skipping the drawing of the frames a repeat (and SkipZoom) throws away changes nothing an
+    agent or a score sees, on a real track: the same observations, rewards, ends and infos,
+    also when the episode ends inside a repeat (30 frames: 4 zoom no-ops, 8 steps of 3, then 2).
+    Only the frames returned are drawn."""
+    draws: list[str] = []
+    render = car_racing.CarRacing._render
+
+    def counted(self: car_racing.CarRacing, mode: str) -> object:
+        draws.append(mode)
+        return render(self, mode)
+
+    monkeypatch.setattr(car_racing.CarRacing, "_render", counted)
+
+    def play(draw_every_frame: bool) -> list[tuple]:
+        draws.clear()
+        env = gym.make("CarRacing-v3", max_episode_steps=30)
+        env = wrappers.ActionRepeat(wrappers.SkipZoom(wrappers.EpisodeScore(env), 4), 3, draw_every_frame)
+        obs, info = env.reset(seed=7)
+        steps: list[tuple] = [(obs, info)]
+        actions = np.random.default_rng(0).uniform([-1, 0, 0], [1, 1, 0.3], (20, 3)).astype(np.float32)
+        for action in actions:
+            step = env.step(action)
+            steps.append(step)
+            if step[2] or step[3]:
+                break
+        return steps
+
+    drawn = play(draw_every_frame=True)
+    assert len(draws) == 1 + 1 + 26  # reset, SkipZoom's last no-op, every frame
+    undrawn = play(draw_every_frame=False)
+    assert len(draws) == 1 + 1 + 9  # reset, the last no-op, each agent step's last frame
+    assert len(undrawn) == len(drawn) == 1 + 9 and drawn[-1][3]  # truncated at frame 30, inside a repeat
+    for (obs, *rest), (obs_drawn, *rest_drawn) in zip(undrawn, drawn, strict=True):
+        assert np.array_equal(obs, obs_drawn)
+        assert rest == rest_drawn

@@ -41,11 +41,13 @@ def make_env(
     env = wrappers.EpisodeScore(env)
     if config.skip_zoom_frames:
         env = wrappers.SkipZoom(env, config.skip_zoom_frames)
+    inner_frames_read = False
     if training:
         for wrapper, arguments in wrappers.training_wrappers(config.shaping):
             env = wrapper(env, **arguments)
+            inner_frames_read |= wrapper.rule_class.reads_frames
     if config.action_repeat > 1:
-        env = wrappers.ActionRepeat(env, config.action_repeat)
+        env = wrappers.ActionRepeat(env, config.action_repeat, draw_every_frame=inner_frames_read)
     env = wrappers.PreprocessFrame(env, config.grayscale, config.crop_bottom_bar, config.obs_size)
     env = wrappers.FrameStack(env, config.frame_stack)
     if config.discrete_actions is not None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, SupportsFloat
 import cv2
 import gymnasium as gym
 import numpy as np
+from gymnasium.envs.box2d.car_racing import CarRacing
 
 if TYPE_CHECKING:
     from cr_bench.spec.run import ShapingConfig
@@ -162,10 +163,60 @@ class EpisodeScore(gym.Wrapper, gym.utils.RecordConstructorArgs):
         return obs, reward, terminated, truncated, {**info, **self.counters.info(0)}
 
 
+class ObservationsUndrawn:
+    """Within, CarRacing's steps skip drawing their observation and return a copy of the last one drawn.
+
+    Drawing the 96x96 ``state_pixels`` is almost all of a gymnasium frame's cost (6.5 ms of
+    6.6 here), and nothing in the physics, rewards or time limit reads it. A wrapper that
+    throws a frame's observation away (:class:`ActionRepeat`'s inner frames, :class:`SkipZoom`'s
+    no-ops) steps within this, and :meth:`draw` gives the frame it returns. The other render
+    modes (``rgb_array`` for recording, ``human`` for play) draw as ever. An env that is not
+    CarRacing is stepped unchanged.
+    """
+
+    def __init__(self, env: gym.Env) -> None:
+        car = env.unwrapped
+        self.car = car if isinstance(car, CarRacing) else None
+        self._shown = 0.0
+        """The score the last undrawn frame would show: CarRacing draws before its -0.1."""
+
+    def __enter__(self) -> ObservationsUndrawn:
+        car = self.car
+        if car is not None:
+            draw = car._render
+
+            def undrawn(mode: str) -> Any:
+                if mode != "state_pixels":
+                    return draw(mode)
+                self._shown = car.reward
+                return car.state.copy()
+
+            car._render = undrawn  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.car is not None:
+            del self.car._render
+
+    def draw(self, obs: Any) -> Any:
+        """The last undrawn frame's observation, exactly as CarRacing would have drawn it
+        (drawing reads the state and changes nothing but the observation); ``obs`` for other envs."""
+        car = self.car
+        if car is None:
+            return obs
+        reward, car.reward = car.reward, self._shown
+        try:
+            car.state = type(car)._render(car, "state_pixels")
+        finally:
+            car.reward = reward
+        return car.state
+
+
 class SkipZoom(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Take ``frames`` no-op steps after each reset, skipping CarRacing's zoom-in (seed 004: 50).
 
-    The skipped frames still count in the episode's frames and raw return.
+    The skipped frames still count in the episode's frames and raw return; only the last
+    one's observation is drawn (:class:`ObservationsUndrawn`).
     """
 
     def __init__(self, env: gym.Env, frames: int = 50) -> None:
@@ -175,11 +226,12 @@ class SkipZoom(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
         obs, info = self.env.reset(**kwargs)
-        for _ in range(self.frames):
-            obs, _, terminated, truncated, info = self.env.step(NOOP)
-            if terminated or truncated:  # cannot happen within the 1000-frame limit; be safe
-                obs, info = self.env.reset()
-        return obs, info
+        with ObservationsUndrawn(self.env) as undrawn:
+            for _ in range(self.frames):
+                obs, _, terminated, truncated, info = self.env.step(NOOP)
+                if terminated or truncated:  # cannot happen within the 1000-frame limit; be safe
+                    obs, info = self.env.reset()
+        return undrawn.draw(obs), info
 
 
 def grass_fraction_under_car(frames: np.ndarray) -> np.ndarray:
@@ -261,6 +313,9 @@ class FrameRule(abc.ABC):
     env, EnvPoolVecEnv to its whole batch.
     """
 
+    reads_frames: ClassVar[bool] = False
+    """Whether :meth:`apply` reads ``batch.frames``: then every frame's observation is drawn."""
+
     def __init__(self, n_envs: int) -> None:
         self.n_envs = _positive_int("n_envs", n_envs)
 
@@ -311,6 +366,8 @@ class OffTrackRule(FrameRule):
     State: ``off_track_frames``, ``(n_envs,)`` int, the current run of grass frames.
     """
 
+    reads_frames = True
+
     def __init__(self, n_envs: int, max_frames: int, grass_fraction: float = OFF_TRACK_GRASS_FRACTION) -> None:
         super().__init__(n_envs)
         self.max_frames = _positive_int("max_frames", max_frames)
@@ -338,6 +395,8 @@ class CancelOffPlayfieldRule(FrameRule):
 
 class GrassPenaltyRule(FrameRule):
     """Subtract ``penalty`` from frames whose playfield's mean green channel exceeds ``green_threshold``."""
+
+    reads_frames = True
 
     def __init__(self, n_envs: int, penalty: float, green_threshold: float) -> None:
         super().__init__(n_envs)
@@ -491,20 +550,30 @@ def training_wrappers(shaping: ShapingConfig) -> list[TrainingWrapper]:
 class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Repeat each action for ``repeat`` frames, summing rewards and stopping at episode end.
 
-    The info returned is the last frame's.
+    The observation and info returned are the last frame's. With ``draw_every_frame=False``
+    the frames before the last are not drawn (:class:`ObservationsUndrawn`): ``repeat`` times
+    faster on gymnasium and the same episode, for stacks where no wrapper below reads the
+    inner frames (:func:`cr_bench.envs.make.make_env` decides).
 
     >>> env = ActionRepeat(gym.make("CarRacing-v3"), repeat=8)
     """
 
-    def __init__(self, env: gym.Env, repeat: int) -> None:
-        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat)
+    def __init__(self, env: gym.Env, repeat: int, draw_every_frame: bool = True) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, repeat=repeat, draw_every_frame=draw_every_frame)
         super().__init__(env)
         self.repeat = _positive_int("repeat", repeat)
+        self.draw_every_frame = bool(draw_every_frame)
 
     def step(self, action: Any) -> Step:
         total = 0.0
-        for _ in range(self.repeat):
-            obs, reward, terminated, truncated, info = self.env.step(action)
+        for frame in range(1, self.repeat + 1):
+            if self.draw_every_frame or frame == self.repeat:
+                obs, reward, terminated, truncated, info = self.env.step(action)
+            else:
+                with ObservationsUndrawn(self.env) as undrawn:
+                    obs, reward, terminated, truncated, info = self.env.step(action)
+                if terminated or truncated:
+                    obs = undrawn.draw(obs)
             total += float(reward)
             if terminated or truncated:
                 break
