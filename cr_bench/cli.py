@@ -420,7 +420,7 @@ def _eval(args: EvalArgs, command: str) -> None:
     with folders_removed_on_error(out):
         _writable_dir(out)
         last = settings.track_seeds[-1]
-        fps = progress.evaluation_fps(settings.backend, settings.n_envs)
+        fps = progress.evaluation_fps(settings.backend, settings.n_envs, action_repeat=config.env.action_repeat)
         frames = settings.episodes * MAX_EPISODE_FRAMES  # episodes may end sooner
         print(
             f"evaluating {run.path} on {settings.backend} track seeds {settings.track_seed_start}..{last}: "

@@ -16,7 +16,7 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, REFERENCE, TRAIN, measured_fps, measured_work
+from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, RAW, REFERENCE, TRAIN, measured_fps, measured_work
 from cr_bench.spec.run import RunConfig
 
 _show_bars = True
@@ -94,13 +94,28 @@ def agent_work(config: RunConfig) -> float:
     return (1 + 3 * epochs) / config.env.action_repeat * (config.env.obs_size / 96) ** 2
 
 
-def evaluation_fps(backend: str, workers: int, table: Path = DEFAULT_TABLE) -> float | None:
-    """Measured frames/s of an evaluation: gymnasium's pipeline rate on each worker's core,
-    EnvPool's pipeline rate."""
+def evaluation_fps(backend: str, workers: int, table: Path = DEFAULT_TABLE, *, action_repeat: int) -> float | None:
+    """Measured frames/s of an evaluation at ``action_repeat``: EnvPool's pipeline rate, or
+    gymnasium's on each worker's core.
+
+    On gymnasium a frame costs its physics plus, when drawn, its drawing, and only the last
+    frame of a repeat is drawn: the raw row draws every frame, the pipeline row (ppo's, at its
+    action repeat R) one in R, so their difference is (1 - 1/R) drawings. A table from before
+    frames went undrawn gives no difference: its pipeline rate, whatever the repeat.
+    """
     if backend == "envpool":
         return measured_fps(PIPELINE, "envpool", table)
-    raw = measured_fps(PIPELINE, "gymnasium", table)
-    return None if raw is None else raw * max(1, min(workers, os.cpu_count() or 1))
+    raw, pipeline = measured_fps(RAW, "gymnasium", table), measured_fps(PIPELINE, "gymnasium", table)
+    if pipeline is None:
+        return None
+    from cr_bench.agents.registry import resolve_config
+
+    measured_repeat = resolve_config("ppo").env.action_repeat
+    seconds = 1.0 / pipeline
+    if raw is not None and measured_repeat > 1:
+        drawing = max(0.0, (1.0 / raw - seconds) * measured_repeat / (measured_repeat - 1))
+        seconds += drawing * (1.0 / action_repeat - 1.0 / measured_repeat)
+    return max(1, min(workers, os.cpu_count() or 1)) / seconds
 
 
 def duration(seconds: float) -> str:

@@ -125,10 +125,10 @@ def test_inner_frames_are_drawn_only_where_a_wrapper_reads_them(
 
 
 def test_undrawn_inner_frames_play_the_same_episode(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Skipping the drawing of the frames a repeat (and SkipZoom) throws away changes nothing an
-    agent or a score sees, on a real track: the same observations, rewards, ends and infos,
-    also when the episode ends inside a repeat (30 frames: 4 zoom no-ops, 8 steps of 3, then 2).
-    Only the frames returned are drawn."""
+    """Skipping the drawing of the frames a repeat and SkipZoom throw away changes nothing an
+    agent or a score sees, on a real track: the same observations, rewards, ends and infos as
+    drawing every frame, also when the episode ends inside a repeat (30 frames: 4 zoom no-ops,
+    8 steps of 3, then 2). Only the frames returned are drawn."""
     draws: list[str] = []
     render = car_racing.CarRacing._render
 
@@ -138,10 +138,10 @@ def test_undrawn_inner_frames_play_the_same_episode(monkeypatch: pytest.MonkeyPa
 
     monkeypatch.setattr(car_racing.CarRacing, "_render", counted)
 
-    def play(draw_every_frame: bool) -> list[tuple]:
+    def play() -> list[tuple]:
         draws.clear()
         env = gym.make("CarRacing-v3", max_episode_steps=30)
-        env = wrappers.ActionRepeat(wrappers.SkipZoom(wrappers.EpisodeScore(env), 4), 3, draw_every_frame)
+        env = wrappers.ActionRepeat(wrappers.SkipZoom(wrappers.EpisodeScore(env), 4), 3, draw_every_frame=False)
         obs, info = env.reset(seed=7)
         steps: list[tuple] = [(obs, info)]
         actions = np.random.default_rng(0).uniform([-1, 0, 0], [1, 1, 0.3], (20, 3)).astype(np.float32)
@@ -152,11 +152,45 @@ def test_undrawn_inner_frames_play_the_same_episode(monkeypatch: pytest.MonkeyPa
                 break
         return steps
 
-    drawn = play(draw_every_frame=True)
-    assert len(draws) == 1 + 1 + 26  # reset, SkipZoom's last no-op, every frame
-    undrawn = play(draw_every_frame=False)
+    undrawn = play()
     assert len(draws) == 1 + 1 + 9  # reset, the last no-op, each agent step's last frame
+    with monkeypatch.context() as every_frame:  # the reference: nothing is left undrawn
+        every_frame.setattr(wrappers.ObservationsUndrawn, "__init__", lambda self, env: setattr(self, "car", None))
+        drawn = play()
+    assert len(draws) == 1 + 4 + 26
     assert len(undrawn) == len(drawn) == 1 + 9 and drawn[-1][3]  # truncated at frame 30, inside a repeat
     for (obs, *rest), (obs_drawn, *rest_drawn) in zip(undrawn, drawn, strict=True):
         assert np.array_equal(obs, obs_drawn)
         assert rest == rest_drawn
+
+
+def test_a_late_drawn_frame_shows_the_score_of_its_time() -> None:
+    """CarRacing draws a frame's score before it takes the frame's 0.1 off: a frame drawn after
+    the step (an episode that ends inside a repeat) shows the score it would have shown then.
+    At 100.55 the bar reads 0101, where the score after the step (100.45) reads 0100."""
+    drawn_env, undrawn_env = gym.make("CarRacing-v3"), gym.make("CarRacing-v3")
+    for env in (drawn_env, undrawn_env):
+        env.reset(seed=3)
+        env.unwrapped.reward = env.unwrapped.prev_reward = 100.55
+    reference = drawn_env.step(wrappers.NOOP)[0]
+    with wrappers.ObservationsUndrawn(undrawn_env) as undrawn:
+        stale = undrawn_env.step(wrappers.NOOP)[0]
+    assert not np.array_equal(stale, reference)
+    assert np.array_equal(undrawn.draw(stale), reference)
+
+
+def test_undrawn_contexts_nest_and_restore_drawing() -> None:
+    """A frame left undrawn in an inner context (a repeat inside SkipZoom's no-ops) is drawn
+    exactly by the outer one, score included; each exit restores what it replaced."""
+    drawn_env, env = gym.make("CarRacing-v3"), gym.make("CarRacing-v3")
+    for each in (drawn_env, env):
+        each.reset(seed=5)
+        each.unwrapped.reward = each.unwrapped.prev_reward = 100.55
+    reference = drawn_env.step(wrappers.NOOP)[0]
+    car = env.unwrapped
+    with wrappers.ObservationsUndrawn(env) as outer:
+        with wrappers.ObservationsUndrawn(env):
+            stale = env.step(wrappers.NOOP)[0]
+        assert "_render" in car.__dict__  # the outer context's
+    assert "_render" not in car.__dict__
+    assert np.array_equal(outer.draw(stale), reference)

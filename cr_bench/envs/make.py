@@ -31,7 +31,8 @@ def make_env(
         Evaluation passes False: its reward is the raw return.
     :param render_mode: passed to ``gym.make`` (``"rgb_array"`` for recording).
     :param raw_wrapper: applied to the raw env before anything else (recording uses it
-        to see every frame).
+        to render every frame); it must not read or change observations, which are not drawn
+        on frames the agent does not see.
     :return: an env whose ``info`` carries ``true_return`` and ``episode_frames``.
     """
     check_env_config(config)

@@ -169,33 +169,41 @@ class ObservationsUndrawn:
     Drawing the 96x96 ``state_pixels`` is almost all of a gymnasium frame's cost (6.5 ms of
     6.6 here), and nothing in the physics, rewards or time limit reads it. A wrapper that
     throws a frame's observation away (:class:`ActionRepeat`'s inner frames, :class:`SkipZoom`'s
-    no-ops) steps within this, and :meth:`draw` gives the frame it returns. The other render
-    modes (``rgb_array`` for recording, ``human`` for play) draw as ever. An env that is not
-    CarRacing is stepped unchanged.
+    no-ops) steps within this, and :meth:`draw` gives the frame it returns; no wrapper between
+    it and CarRacing may read or change observations. The other render modes (``rgb_array``
+    for recording, ``human`` for play) draw as ever. An env that is not CarRacing, or renders
+    ``state_pixels`` itself, is stepped unchanged. Contexts nest.
     """
 
     def __init__(self, env: gym.Env) -> None:
         car = env.unwrapped
-        self.car = car if isinstance(car, CarRacing) else None
+        self.car = car if isinstance(car, CarRacing) and car.render_mode != "state_pixels" else None
         self._shown = 0.0
         """The score the last undrawn frame would show: CarRacing draws before its -0.1."""
+        self._outer: Any = None
+        """An enclosing context's ``_render``, restored on exit."""
 
     def __enter__(self) -> ObservationsUndrawn:
         car = self.car
         if car is not None:
             draw = car._render
+            self._outer = car.__dict__.get("_render")
 
             def undrawn(mode: str) -> Any:
                 if mode != "state_pixels":
                     return draw(mode)
                 self._shown = car.reward
-                return car.state.copy()
+                return draw(mode) if self._outer is not None else car.state.copy()
 
             car._render = undrawn  # type: ignore[method-assign]
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.car is not None:
+        if self.car is None:
+            return
+        if self._outer is not None:
+            self.car._render = self._outer  # type: ignore[method-assign]
+        else:
             del self.car._render
 
     def draw(self, obs: Any) -> Any:
@@ -552,8 +560,8 @@ class ActionRepeat(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     The observation and info returned are the last frame's. With ``draw_every_frame=False``
     the frames before the last are not drawn (:class:`ObservationsUndrawn`): ``repeat`` times
-    faster on gymnasium and the same episode, for stacks where no wrapper below reads the
-    inner frames (:func:`cr_bench.envs.make.make_env` decides).
+    faster on gymnasium and the same episode, for stacks where no wrapper below reads or
+    changes observations (:func:`cr_bench.envs.make.make_env` decides).
 
     >>> env = ActionRepeat(gym.make("CarRacing-v3"), repeat=8)
     """
