@@ -19,6 +19,7 @@ from cr_bench.envs.wrappers import (
     FrameStacker,
     GasRewardScale,
     GrassPenalty,
+    LapBonus,
     NoProgressRule,
     NoProgressTermination,
     OffTrackTermination,
@@ -335,6 +336,36 @@ def test_gas_reward_scale_only_when_gas_pressed(action: list[float], reward: flo
     """The reward is multiplied by scale only when action[1] (gas) > 0."""
     env = GasRewardScale(FakeCarRacing([reward]), scale=1.5)
     assert run(env, 1, np.array(action, np.float32))[0][1] == expected
+
+
+@pytest.mark.parametrize(
+    ("fake", "rewards"),
+    [
+        (FakeCarRacing([1.0, 3.0, 1.0], lap_finished_at=2), [1.0, 53.0]),  # the lap's frame gets the bonus
+        (FakeCarRacing([1.0, 1.0, 1.0], off_playfield_at=2), [1.0, -100.0]),  # leaving the playfield: no lap
+        (FakeCarRacing([1.0, 2.0]), [1.0, 2.0]),  # the time limit: no lap
+    ],
+)
+def test_lap_bonus_rewards_only_the_frame_that_completes_a_lap(fake: FakeCarRacing, rewards: list[float]) -> None:
+    steps = run(LapBonus(fake, bonus=50.0), 10)
+    assert [s[1] for s in steps] == rewards
+    assert steps[-1][2] or steps[-1][3]
+
+
+def test_lap_bonus_reads_the_env_s_own_episode_end() -> None:
+    """Innermost of the training rules: an episode a rule ends (no progress here, on the lap's
+    own frame) is not a lap, and the lap it reaches is, whatever the other rules."""
+    shaping = ShapingConfig(lap_bonus=50.0, no_progress_window=2, cancel_off_playfield_penalty=True)
+    assert training_wrappers(shaping)[0][0] is LapBonus
+    env = FakeCarRacing([-0.1, -0.1, 5.0], lap_finished_at=3)
+    for cls, arguments in training_wrappers(shaping):
+        env = cls(env, **arguments)
+    steps = run(env, 10)
+    assert len(steps) == 2 and steps[-1][4]["early_termination"] == "no_progress"
+    env = FakeCarRacing([1.0, 5.0], lap_finished_at=2)
+    for cls, arguments in training_wrappers(shaping):
+        env = cls(env, **arguments)
+    assert [s[1] for s in run(env, 10)] == [1.0, 55.0]
 
 
 # --- ActionRepeat ----------------------------------------------------------------------

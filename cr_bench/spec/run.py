@@ -59,6 +59,8 @@ class ShapingConfig:
     """Threshold for ``no_progress_window`` (seed 000: -0.1)."""
     max_off_track_frames: int = 0
     """End the episode after this many consecutive frames with the car on grass (seed 002's idea); 0 disables."""
+    lap_bonus: float = 0.0
+    """Reward added on the frame that completes a lap (every tile visited); 0 disables."""
 
 
 @dataclass
@@ -346,8 +348,8 @@ def check_env_config(config: EnvConfig) -> None:
     if config.throttle_axis and config.discrete_actions is not None:
         raise CrBenchError("env.throttle_axis applies to continuous actions; remove env.discrete_actions")
     shaping = config.shaping
-    if shaping.grass_penalty < 0 or shaping.gas_reward_scale <= 0:
-        raise CrBenchError("env.shaping: grass_penalty must be >= 0 and gas_reward_scale > 0")
+    if shaping.grass_penalty < 0 or shaping.gas_reward_scale <= 0 or shaping.lap_bonus < 0:
+        raise CrBenchError("env.shaping: grass_penalty and lap_bonus must be >= 0 and gas_reward_scale > 0")
     if shaping.no_progress_window < 0 or shaping.max_off_track_frames < 0:
         raise CrBenchError("env.shaping: no_progress_window and max_off_track_frames must be >= 0")
 
