@@ -6,4 +6,4 @@ bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/python -m pytest -m "not slow" -n auto "$@"
+.venv/bin/python -m pytest -m "not slow" -n auto --dist worksteal "$@"

@@ -202,3 +202,23 @@ def test_report_rerenders_a_suite_written_before_honest_intervals(tmp_path: Path
     assert (
         "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | n/a | n/a | - | - | 200 | 0.00 | 20 |" in text
     )
+
+
+def test_report_rerenders_a_curve_written_before_the_lap_metrics(tmp_path: Path) -> None:
+    """`cr-bench report` died with a traceback on results/early: its curve.csv has no lap_rate
+    or tile_fraction (scored before cr-bench measured them). They read as n/a."""
+    from cr_bench.results.report import refresh_suite
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    _episodes()[SUITE_EPISODE_COLUMNS[:6]].to_csv(folder / "episodes.csv", index=False)
+    pd.DataFrame({"agent": ["a", "b"]}).to_csv(folder / "summary.csv", index=False)
+    pd.DataFrame({"agent": ["a"], "frames": [100], "seeds": [2], "mean": [500.0], "ci_low": [450.0],
+                  "ci_high": [550.0], "ci_over": ["runs"]}).to_csv(folder / "curve.csv", index=False)  # fmt: skip
+    (folder / "summary.md").write_text(
+        "# old: leaderboard\n\nProduced by `cr-bench compare`.\n\n## Score vs env frames\n\n"
+        "Each run's checkpoint every 100 frames, deterministic policy, on 5 validation tracks "
+        "(2000000..2000004, envpool); mean over seeds.\n"
+    )
+    refresh_suite(folder)
+    assert "| a | 100 | 2 | 500.0 [450.0, 550.0] | n/a | n/a |" in (folder / "summary.md").read_text()

@@ -267,6 +267,9 @@ def refresh_suite(folder: Path) -> None:
             several = table["seeds"] >= 2
             table["ci_over"] = np.where(several, CI_OVER_RUNS, NO_CI)
             table.loc[~several, ["ci_low", "ci_high"]] = np.nan
+        for column in ("lap_rate", "tile_fraction"):  # scored before the lap metrics: n/a
+            if column not in table.columns:
+                table[column] = np.nan
         settings = _curve_settings(old_text[curve_section:])
         text += "\n" + "\n".join(curve_markdown(table, settings))
         write_dataframe(folder / "curve.csv", table)
