@@ -222,3 +222,28 @@ def test_report_rerenders_a_curve_written_before_the_lap_metrics(tmp_path: Path)
     )
     refresh_suite(folder)
     assert "| a | 100 | 2 | 500.0 [450.0, 550.0] | n/a | n/a |" in (folder / "summary.md").read_text()
+
+
+def test_a_suite_s_curve_reads_the_same_from_compare_and_from_report(tmp_path: Path) -> None:
+    """compare wrote summary.md's curve from unrounded means and curve.csv rounded to 2 places;
+    report re-renders from curve.csv, so a mean of 524.2534 read 524.3, then 524.2. One table now."""
+    from types import SimpleNamespace
+
+    from cr_bench.results.report import refresh_suite
+    from cr_bench.runner.compare import write_curve
+    from cr_bench.spec.suite import CurveSettings
+
+    folder = tmp_path / "suite"
+    folder.mkdir()
+    _episodes().to_csv(folder / "episodes.csv", index=False)
+    pd.DataFrame({"agent": ["a", "b"]}).to_csv(folder / "summary.csv", index=False)
+    (folder / "summary.md").write_text("# suite: leaderboard\n\nProduced by `cr-bench compare`.\n")
+    jobs = [SimpleNamespace(run_dir=str(tmp_path / f"seed-{seed}"), name="a", seed=seed) for seed in (0, 1)]
+    scores = pd.DataFrame({"frames": [100, 100], "track_seed": [2_000_000, 2_000_001],
+                           "return": [524.2534, 524.2534], "tile_fraction": [0.5, 0.5],
+                           "lap_completed": [0.0, 0.0]})  # fmt: skip
+    write_curve(jobs, CurveSettings(every_frames=100, episodes=2), folder, lambda run, settings: scores)  # type: ignore[arg-type]
+    written = (folder / "summary.md").read_text()
+    refresh_suite(folder)
+    section = written[written.index("## Score vs env frames") :]
+    assert section in (folder / "summary.md").read_text()

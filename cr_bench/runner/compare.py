@@ -370,8 +370,8 @@ def write_curve(
         [scores_of(Path(job.run_dir), settings).assign(agent=job.name, seed=job.seed) for job in jobs],
         ignore_index=True,
     )
-    table = curve_table(scores)
-    write_dataframe(out_dir / "curve.csv", table.round(2))
+    table = curve_table(scores).round(2)  # summary.md shows curve.csv's figures, as report re-renders them
+    write_dataframe(out_dir / "curve.csv", table)
     plot_score_vs_frames(table, out_dir / "score_vs_frames.png")
     summary = out_dir / "summary.md"
     atomic_write_text(summary, summary.read_text() + "\n" + "\n".join(curve_markdown(table, settings)))
