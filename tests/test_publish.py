@@ -83,7 +83,7 @@ def test_publish_writes_a_reproducible_model_folder(checkpointed_run: Path, tmp_
 def test_report_has_the_headline_section(checkpointed_run: Path, tmp_path: Path) -> None:
     results = tmp_path / "results"
     argv = ["publish", str(checkpointed_run), "--name", "beta", "--results-dir", str(results)]
-    assert run_cli([*argv, "--episodes", "1", "--curve-points", "0"])[0] == 0
+    assert run_cli([*argv, "--episodes", "1", "--curve-points", "0", "--curve-episodes", "1"])[0] == 0
     code, _, err = run_cli(["report", "--results-dir", str(results)])
     assert code == 0, err
     text = (results / "README.md").read_text()

@@ -43,13 +43,13 @@ def _train_and_publish(root: Path) -> None:
     code, _, err = run_cli([*argv, "--set", "eval.backend=envpool"])
     assert code == 0, err
     argv = ["publish", str(run), "--name", "tiny", "--results-dir", str(root / "results"), "--episodes", "2"]
-    code, _, err = run_cli([*argv, "--curve-points", "0"])
+    code, _, err = run_cli([*argv, "--curve-points", "0", "--curve-episodes", "1"])
     assert code == 0, err
 
 
 @pytest.fixture(scope="session")
 def published(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny ppo run published on 2 EnvPool tracks (fast), without checkpoint scores; made
+    """A tiny ppo run published on 2 EnvPool tracks (fast), its final model scored on 1 validation track; made
     once per session, by whichever worker needs it first. Tests only read it."""
     return built_once(tmp_path_factory, "verify", _train_and_publish) / "results" / "models" / "tiny"
 
