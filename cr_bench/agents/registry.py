@@ -93,8 +93,9 @@ _PPO_V1 = {
 # action repeat 4, 2 frames, lr 1e-4, clip 0.3, 7 epochs), 3 seeds each to 2M frames, ppo-v1's
 # mean on the 20 validation tracks is 847.9 [840.0, 855.6] at 2M against 779.5 [743.0, 814.5]
 # (the rule set before the third seeds: the higher 3-seed mean at 2M, the CIs apart). The
-# study's config leads early (742.8 against 515.5 at 400k) and falls back after 1.2M on every
-# seed; annealing its lr and clip (one seed) did not stop that.
+# study's config leads early (742.8 against 524.2 at 400k) but swings by up to 195 points between
+# checkpoints 200k apart and does not hold its peaks (seed 1: 875 at 1.2M, 605 at 1.8M); annealing
+# its lr and clip (one seed) did not stop that.
 _PPO = _PPO_V1
 
 # rl-zoo3's CarRacing-v3 PPO recipe (hyperparams/ppo.yml): frame skip 2, 64x64 grayscale,
