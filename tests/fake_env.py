@@ -137,7 +137,7 @@ class FakeCarRacing(gym.Env):
 class TinyCarRacing(gym.Env):
     """A CarRacing-v3 stand-in for orchestration tests (train, eval, tune, compare, publish).
 
-    It has CarRacing's spaces, a 1000-frame limit (registered as ``TinyCarRacing-v0``;
+    It has CarRacing's spaces, a 200-frame limit (registered as ``TinyCarRacing-v0``;
     cr-bench reaches it with ``--set env.id=tests.fake_env:TinyCarRacing-v0``) and runs
     thousands of frames/s without Box2D. A track is a sequence of bends drawn from the
     seed; a frame's reward is ``0.1 * speed - 0.05 * |steer - bend|``, so returns differ
@@ -187,6 +187,10 @@ class TinyCarRacing(gym.Env):
         return np.repeat(np.repeat(self._observation(), 4, axis=0), 6, axis=1)[:400, :600]
 
 
+TINY_EPISODE_FRAMES = 200
+"""Frames of a :class:`TinyCarRacing` episode: a fifth of CarRacing's 1000, so evaluating on it
+(most of an orchestration test's time) is cheap."""
+
 DIE_ONCE_MARKER = "CR_BENCH_TEST_DIE_ONCE"
 """Environment variable naming the marker file of :class:`DieOnceCarRacing`."""
 
@@ -206,11 +210,11 @@ class DieOnceCarRacing(TinyCarRacing):
 
 
 if "DieOnceCarRacing-v0" not in gym.registry:
-    gym.register("DieOnceCarRacing-v0", entry_point=DieOnceCarRacing, max_episode_steps=1000)
+    gym.register("DieOnceCarRacing-v0", entry_point=DieOnceCarRacing, max_episode_steps=TINY_EPISODE_FRAMES)
 DIE_ONCE_ENV_ID = "tests.fake_env:DieOnceCarRacing-v0"
 
 if "TinyCarRacing-v0" not in gym.registry:
-    gym.register("TinyCarRacing-v0", entry_point=TinyCarRacing, max_episode_steps=1000)
+    gym.register("TinyCarRacing-v0", entry_point=TinyCarRacing, max_episode_steps=TINY_EPISODE_FRAMES)
 TINY_ENV_ID = "tests.fake_env:TinyCarRacing-v0"
 """``env.id`` of :class:`TinyCarRacing` (the module registers it on import)."""
 TINY_ENV = ["--set", f"env.id={TINY_ENV_ID}"]

@@ -189,7 +189,7 @@ def test_batched_pipeline_equals_the_wrapper_stack(config: EnvConfig, monkeypatc
     np.testing.assert_array_equal(batched.reset(), ref_obs)
     rng = np.random.default_rng(0)
     episodes = 0
-    for _ in range(100):
+    for _ in range(50):  # 2-3 episodes end in each shaped config: resets and terminal infos agree too
         clock.now += 1.0
         if config.discrete_actions:
             actions = rng.integers(0, batched.action_space.n, size=n)  # type: ignore[attr-defined]
