@@ -41,6 +41,10 @@ def test_report_only_writes_what_finished_and_names_the_runs_in_progress(
     assert cache["tile_fraction"].between(0, 1).all() and set(cache["lap_completed"]) <= {0.0, 1.0}  # lap metrics
     _forbid_playing(monkeypatch)
 
+    # Every run finished: the report is the finished suite's, with nothing said to be in progress.
+    finished = _suite(tmp_path, frames=80, curve=CURVE, agents=agents, baselines=[])
+    assert "progress" not in compare_suite(finished, 1, results, runs, "c", report_only=True).read_text()
+
     # A third seed joins: the two finished runs fill the tables, the third is named.
     suite = _suite(tmp_path, frames=80, seeds=[0, 1, 2], curve=CURVE, agents=agents, baselines=[])
     summary = compare_suite(suite, 1, results, runs, "cr-bench compare --report-only", report_only=True)

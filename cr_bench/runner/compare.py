@@ -308,6 +308,8 @@ def _report_in_progress(jobs: list[Job], suite: Suite, root: Path, out_dir: Path
     if suite.curve is not None:
         started = [job for job in jobs if RunDir(job.run_dir).progress.is_file()]
         write_curve(started, suite.curve, out_dir, scores_of=scored_checkpoints)
+    if len(done) == len(jobs):  # the suite is finished: its report says nothing of progress
+        return summary
     lines = ["", "## In progress", "",
              f"Written by `{command}` while the suite runs: the tables above hold the {len(done)} of {len(jobs)} "
              "runs finished and evaluated; the curve holds every checkpoint scored so far.", ""]  # fmt: skip
