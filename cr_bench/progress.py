@@ -32,6 +32,13 @@ def say(line: str) -> None:
     tqdm.write(line)
 
 
+def log_line(shown: tqdm | None, line: str) -> None:
+    """Print ``line`` where no bar shows the progress (output to a file: a background run's
+    log), unless this process is :func:`quiet`."""
+    if _show_bars and (shown is None or shown.disable):
+        say(line)
+
+
 def quiet() -> None:
     """No bars in this process: a worker's parent shows the progress for all its workers."""
     global _show_bars

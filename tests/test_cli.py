@@ -110,6 +110,16 @@ def test_other_agents_train_and_evaluate(agent: str, tmp_path: Path) -> None:
     assert len(_rows(run / "eval" / "episodes.csv")) == 1
 
 
+def test_a_training_writing_to_a_file_reports_each_checkpoint(tmp_path: Path) -> None:
+    """A background training (`nohup cr-bench train ... > log`, no terminal, so no bar) said
+    nothing between its first line and its end: each scheduled checkpoint is a line instead."""
+    argv = ["train", "ppo", "--frames", "400", "--out", str(tmp_path / "run"), *ONE_ENV, *TINY["ppo"]]
+    code, out, err = run_cli([*argv, "--set", "checkpoint_every_frames=200"])
+    assert code == 0, err
+    lines = [line for line in out.splitlines() if " of 400 frames" in line]
+    assert len(lines) == 2 and lines[0].startswith("checkpoint: 2") and "frames/s" in lines[0], out
+
+
 COMMANDS = ["train", "eval", "verify", "record", "play", "tune", "compare", "publish", "report", "bench"]
 
 

@@ -115,6 +115,7 @@ class TrainingMonitor(BaseCallback):
         self._bar: tqdm | None = None
         self._counter = FrameCounter(0)
         self._next_checkpoint = 0
+        self._frames_at_start = 0
         self._next_timed_checkpoint = self.started + self.checkpoint_every_seconds
 
     @property
@@ -138,6 +139,7 @@ class TrainingMonitor(BaseCallback):
             self._curve.writerow(CURVE_COLUMNS)
         self._counter = FrameCounter(self.training_env.num_envs)
         self._next_checkpoint = (self.frames_done // self.checkpoint_every + 1) * self.checkpoint_every
+        self._frames_at_start = self.frames_done  # this session's speed counts from here
         # leave=None: kept when it is the only bar, cleared under tune's bar of trials
         self._bar = progress.bar(self.budget, "frame", initial=self.frames_done, unit_scale=True, leave=None)
 
@@ -155,9 +157,23 @@ class TrainingMonitor(BaseCallback):
             if self.keep_checkpoints:
                 self.run.keep_checkpoint(self.frames_done, self.wall_seconds())
             self._next_checkpoint += self.checkpoint_every
+            progress.log_line(self._bar, self._checkpoint_line())
         elif time.monotonic() >= self._next_timed_checkpoint:
             self.checkpoint(finished=False)
         return self.frames_done < self.budget
+
+    def _checkpoint_line(self) -> str:
+        """``checkpoint: 400,012 of 6,000,000 frames (7%), 6 min, 1,110 frames/s, true return 310.2 over
+        the last 20 episodes``: what a bar shows, as a line in a log."""
+        seconds = time.monotonic() - self.started
+        fps = (self.frames_done - self._frames_at_start) / max(seconds, 1e-9)
+        n = len(self.recent_true)
+        returns = f"true return {np.mean(self.recent_true):.1f} over the last {n} episode{'s' * (n > 1)}"
+        share = 100 * self.frames_done / self.budget
+        return (
+            f"checkpoint: {self.frames_done:,} of {self.budget:,} frames ({share:.0f}%), "
+            f"{progress.duration(self.wall_seconds())}, {fps:,.0f} frames/s, {returns if n else 'no episode ended yet'}"
+        )
 
     def _record_episode(self, info: dict[str, Any]) -> None:
         true_return = float(info["true_return"])
