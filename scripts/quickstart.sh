@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The first ten minutes on 2 CPU cores, from nothing:
 #   1. set up .venv;
-#   2. score the published ppo agent on 4 held-out test tracks, and record a GIF of it driving;
+#   2. score the best published agent (ppo-annealed) on 4 held-out test tracks, and record a GIF of it driving;
 #   3. run the main job on a small scale: `cr-bench tune ppo` with 3 trials of 20,000 env frames
 #      (trial 0 is the default ppo config, so it is also a short training run of the default agent).
 # The real thing is `cr-bench tune ppo --trials 50` (hours; see README, Tuning).
@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 out="runs/quickstart-$(date +%Y%m%d-%H%M%S)"
-model=results/models/ppo-beta
+model=results/models/ppo-annealed  # the best headline agent (results/README.md)
 
 echo "== the published ppo agent on 4 held-out test tracks (gymnasium, the reference simulator)"
 .venv/bin/cr-bench eval "$model" --episodes 4 --out "$out/eval"

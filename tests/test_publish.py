@@ -96,6 +96,10 @@ def test_report_has_the_headline_section(checkpointed_run: Path, tmp_path: Path)
     assert "World Models" in text and "906 ± 21" in text
     assert "cr-bench train ppo-beta --frames 800" in text and f"cr-bench verify {results}/models/beta" in text
     assert "![training curve](models/beta/curve.png)" in text
+    # Where it fails: its score per track, with the lap metrics of the worst.
+    assert "Score per track: [test tracks](models/beta/eval/episodes.csv)" in text
+    tiles = float(episode["tile_fraction"])
+    assert f"lowest: 1000000 ({float(episode['return']):.1f}, {tiles:.1%} of its tiles)" in text
 
     # Edited, the folder no longer holds its published figures.
     episodes_csv = folder / "eval" / "episodes.csv"

@@ -11,7 +11,7 @@ import pandas as pd
 
 from cr_bench.agents.registry import get_agent
 from cr_bench.io import atomic_write_text, write_dataframe
-from cr_bench.results.publish import published_models
+from cr_bench.results.publish import RANDOMIZED_EPISODES, published_models
 from cr_bench.results.stats import CI_OVER_RUNS, NO_CI
 from cr_bench.results.tables import (
     TIME_TO_SCORES,
@@ -173,6 +173,7 @@ def headline_section(results_dir: Path) -> list[str]:
             lines += [f"![training curve]({rel}/curve.png)", ""]
         if m["randomized"] is not None:
             lines += [_randomized_line(m), ""]
+        lines += [_per_track_line(folder, rel), ""]
         if (folder / "checkpoints.csv").is_file():
             table = pd.read_csv(folder / "checkpoints.csv")
             lines += [_checkpoints_caption(m), ""]
@@ -212,6 +213,43 @@ def _randomized_line(m: dict[str, Any]) -> str:
         f"{r['mean']:.1f} ± {r['std']:.1f}, IQM {r['iqm']:.1f} [{low:.1f}, {high:.1f}], success "
         f"{r['success_rate']:.0%}, laps {percent(r['lap_rate'])}, tiles {percent(r['tile_fraction'], 1)}."
     )
+
+
+def _per_track_line(folder: Path, rel: str) -> str:
+    """Where a published model fails: links to its score per track and, when its episodes have
+    the lap metrics, the laps it completes, the tiles it misses otherwise and its worst tracks."""
+    links = [f"[test tracks]({rel}/eval/episodes.csv)"]
+    if (folder / RANDOMIZED_EPISODES).is_file():
+        links.append(f"[randomized colours]({rel}/{RANDOMIZED_EPISODES.as_posix()})")
+    line = f"Score per track: {', '.join(links)}"
+    table = pd.read_csv(folder / "eval" / "episodes.csv")
+    if "lap_completed" not in table or table["lap_completed"].isna().any():
+        return line + " (return and frames; published before the lap metrics)."
+    lap = table["lap_completed"].astype(bool)
+    laps, rest = table[lap], table[~lap]
+    parts = []
+    if len(laps):
+        parts.append(
+            f"{len(laps)} of {len(table)} tracks end in a lap, scoring {_span(laps['return'], '.1f')} "
+            f"(the lap in {_span(laps['lap_frames'], ',.0f')} frames)"
+        )
+    if len(rest):
+        parts.append(
+            f"{len(rest)} do not: they visit {_span(rest['tile_fraction'], '.1%')} of their tiles and end after "
+            f"{_span(rest['length'], ',')} frames"
+        )
+    worst = table.nsmallest(min(5, len(table)), "return")
+    tracks = [
+        f"{row.track_seed} ({row['return']:.1f}, {row.tile_fraction:.1%} of its tiles)" for _, row in worst.iterrows()
+    ]
+    parts.append("lowest: " + ", ".join(tracks))
+    return f"{line} (return, frames, tiles visited, lap, frames to the lap). Where it fails: {'; '.join(parts)}."
+
+
+def _span(values: pd.Series, spec: str) -> str:
+    """``12 to 15``, or ``12`` when every value is the same, each formatted by ``spec``."""
+    low, high = format(values.min(), spec), format(values.max(), spec)
+    return low if low == high else f"{low} to {high}"
 
 
 def _checkpoints_caption(m: dict[str, Any]) -> str:
