@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from cr_bench.agents.registry import get_agent
+from cr_bench.agents.rundir import RunDir
 from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.results.publish import RANDOMIZED_EPISODES, published_models
 from cr_bench.results.stats import CI_OVER_RUNS, NO_CI
@@ -218,11 +219,12 @@ def _randomized_line(m: dict[str, Any]) -> str:
 def _per_track_line(folder: Path, rel: str) -> str:
     """Where a published model fails: links to its score per track and, when its episodes have
     the lap metrics, the laps it completes, the tiles it misses otherwise and its worst tracks."""
-    links = [f"[test tracks]({rel}/eval/episodes.csv)"]
+    episodes = RunDir(folder).eval_dir / "episodes.csv"
+    links = [f"[test tracks]({rel}/{episodes.relative_to(folder).as_posix()})"]
     if (folder / RANDOMIZED_EPISODES).is_file():
         links.append(f"[randomized colours]({rel}/{RANDOMIZED_EPISODES.as_posix()})")
     line = f"Score per track: {', '.join(links)}"
-    table = pd.read_csv(folder / "eval" / "episodes.csv")
+    table = pd.read_csv(episodes)
     if "lap_completed" not in table or table["lap_completed"].isna().any():
         return line + " (return and frames; published before the lap metrics)."
     lap = table["lap_completed"].astype(bool)
