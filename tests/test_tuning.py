@@ -21,6 +21,8 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from cr_bench import progress
+from cr_bench.agents.models import threads_per_job
 from cr_bench.agents.registry import AGENTS, resolve_config
 from cr_bench.errors import CrBenchError
 from cr_bench.runner import pruner_replay, tuning
@@ -201,15 +203,36 @@ def test_pruned_and_failed_trials_do_not_stop_the_study(tmp_path: Path, monkeypa
 
 
 def test_two_workers_make_exactly_the_asked_trials(tmp_path: Path) -> None:
-    """--n-jobs 2 on one journal: 4 trials in all, each number and run directory once."""
+    """--n-jobs 2 on one journal: 4 trials in all, each number and run directory once. Each
+    worker trains on its share of the cores, but best.yaml keeps the base config's threads: it
+    is for a training that has the machine to itself (a study's best.yaml said 1 on 2 cores)."""
     settings = _settings(tmp_path, trials=4)
-    tuning.tune(dataclasses.replace(settings, n_jobs=2))
+    settings = dataclasses.replace(settings, base_config={**settings.base_config, "torch_threads": 2}, n_jobs=2)
+    tuning.tune(settings)
     trials = _study(settings).trials
     assert len(trials) == 4 and all(t.state == TrialState.COMPLETE for t in trials)
     assert len({t.number for t in trials}) == 4
     assert len({t.user_attrs["pid"] for t in trials}) == 2  # both workers ran trials
     runs = sorted(p.name for p in (tmp_path / "runs" / "tune" / "tiny").iterdir())
     assert runs == [f"trial-{n}" for n in range(4)]
+    share = threads_per_job(os.cpu_count() or 1, 2)
+    assert {t.user_attrs["config"]["torch_threads"] for t in trials} == {share}
+    assert yaml.safe_load((settings.out_dir / "best.yaml").read_text())["torch_threads"] == 2
+
+
+def test_each_finished_trial_is_announced_once(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker process leaves the "trial ended" line to its parent, which prints one per trial
+    (a background study's log showed every trial twice); a worker in the command's own process
+    (--n-jobs 1) prints it itself."""
+    monkeypatch.setattr(progress, "_show_bars", True)  # run_worker(show_progress=False) turns it off
+    settings = _settings(tmp_path, trials=1)
+    tuning.run_worker(settings, show_progress=False)
+    assert _study(settings).trials[0].state == TrialState.COMPLETE
+    assert "ended" not in capsys.readouterr().out
+    tuning.run_worker(dataclasses.replace(settings, trials=2))
+    assert capsys.readouterr().out.count("trial 1 ended") == 1
 
 
 def test_cli_tune_with_bad_input(tmp_path: Path) -> None:

@@ -60,6 +60,8 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
         best = next(t for t in trials if t.number == chosen) if chosen is not None else complete[0]
         config = dict(best.user_attrs["config"])
         config.pop("frames", None)  # the budget is the user's choice when training the best config
+        # Trials train on a worker's share of the cores; a training of the best config has them all.
+        config["torch_threads"] = settings.resolved_base().torch_threads
         write_yaml(out / "best.yaml", config)
     importances = _importances(study)
     if importances:

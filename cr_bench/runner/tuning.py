@@ -234,7 +234,8 @@ def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
             _run_trial(study, trial, settings, space)
             bar.n = min(settings.trials, finished_count(study))
             bar.set_postfix(best=best_text(study), refresh=True)
-            progress.say(f"  trial {trial.number} ended; study: {_left(study, settings)}")
+            if show_progress:  # else the parent says it, once for all its workers
+                progress.say(f"  trial {trial.number} ended; study: {_left(study, settings)}")
     finally:
         bar.close()
 
