@@ -89,7 +89,7 @@ _PPO_V1 = {
 }
 
 # `ppo`: ppo-v1's recipe, every value, chosen by results/recipe (cr-bench compare --suite
-# benchmarks/recipe.yaml): against the 50-trial study's best config (results/tune/ppo/best.yaml:
+# benchmarks/recipe.yaml): against the 50-trial study's best config (results/tune/ppo-old-default/best.yaml:
 # action repeat 4, 2 frames, lr 1e-4, clip 0.3, 7 epochs), 3 seeds each to 2M frames, ppo-v1's
 # mean on the 20 validation tracks is 847.9 [840.0, 855.6] at 2M against 779.5 [743.0, 814.5]
 # (the rule set before the third seeds: the higher 3-seed mean at 2M, the CIs apart). The

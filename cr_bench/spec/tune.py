@@ -44,7 +44,7 @@ MAX_CONFIRM_CHECKPOINTS = 40
 DEFAULT_PRUNER: Pruner = "halving"
 """A new study's pruner: replayed on the published ppo study, successive halving found a
 trial as good as Hyperband's, within the validation noise, for fewer frames
-(results/tune/ppo/pruners.md, ``cr-bench tune --replay-pruners``)."""
+(results/tune/ppo-old-default/pruners.md, ``cr-bench tune --replay-pruners``)."""
 
 
 @dataclass
@@ -98,7 +98,7 @@ _PPO_SPACE: dict[str, dict[str, Any]] = {
 }
 SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # The six-conv network needs the full 96x96 frame, so ppo does not search obs_size. Action
-    # repeat 2 is left out by evidence (results/tune/ppo/trials.csv, the 50-trial study): its 6
+    # repeat 2 is left out by evidence (results/tune/ppo-old-default/trials.csv, the 50-trial study): its 6
     # trials reached 518 at best and trained at a median 350 frames/s against repeat 4's 580,
     # and all 12 best trials used repeat 4.
     "ppo": {**_PPO_SPACE, "action_repeat": {"type": "categorical", "choices": [4, 8]}},
@@ -242,7 +242,7 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Optuna pruner: halving (successive halving), hyperband, median or none. Default: the
     study's own when continuing one (a study keeps its pruner), else halving, which replayed
     on the published ppo study found as good a trial as Hyperband for fewer frames
-    (results/tune/ppo/pruners.md, --replay-pruners)."""
+    (results/tune/ppo-old-default/pruners.md, --replay-pruners)."""
     eval_backend: Backend | None = None
     """Simulator of the validation episodes (default: the training one)."""
     space_file: str | None = field(default=None, metadata={"flag": "--space"})
@@ -253,13 +253,13 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Worker processes on this machine. Two by default: on 2 cores two trainings at once train
     1.20x the frames/s of one (results/throughput.md, "2 trainings at once"), and on a surrogate
     of the published study two workers found configs as good as one, within the spread between
-    studies (results/tune/ppo/samplers.md, --replay-samplers)."""
+    studies (results/tune/ppo-old-default/samplers.md, --replay-samplers)."""
     confirm: Index = 0
     """Retrain the study's top K configs, and the base config as the yardstick, on
     --confirm-seeds seeds no trial used, to --confirm-frames; score every checkpoint on the
     validation tracks and write best.yaml from the confirmed means (0: no confirmation). Off by
     default: 3 configs and the base on 3 seeds at 2M frames is 24M frames, 3.5 times the 7M
-    a 50-trial study trains with halving pruning (results/tune/ppo/pruners.md); --confirm 3
+    a 50-trial study trains with halving pruning (results/tune/ppo-old-default/pruners.md); --confirm 3
     --confirm-seeds 2 --confirm-frames 1000000 is a third of that."""
     confirm_seeds: Count = 3
     """Fresh training seeds per confirmed config."""
