@@ -1,7 +1,7 @@
 """``cr-bench tune --confirm K``: retrain a study's top K configs on fresh seeds, at the budget
 users train at, and choose ``best.yaml`` from what they score there.
 
-A trial's value comes from one short training (``--frames-per-trial``, 300k by default) on the
+A trial's value comes from one short training (``--frames-per-trial``, 150k by default) on the
 seeds every trial shares. A config that wins there is not proven on other seeds (rl-zoo3 #86,
 #314) nor at 1M or 2M frames: a constant learning rate and a wide clip that learn fast early
 can plateau or fall back. So each candidate (the top K complete trials, and the base config as

@@ -101,7 +101,16 @@ SEARCH_SPACES: dict[str, dict[str, dict[str, Any]]] = {
     # repeat 2 is left out by evidence (results/tune/ppo-old-default/trials.csv, the 50-trial study): its 6
     # trials reached 518 at best and trained at a median 350 frames/s against repeat 4's 580,
     # and all 12 best trials used repeat 4.
-    "ppo": {**_PPO_SPACE, "action_repeat": {"type": "categorical", "choices": [4, 8]}},
+    # n_epochs stops at 6 for speed: epochs are the learner's cost per frame, and in
+    # results/tune/ppo-300k/trials.csv (repeat 4, batch 64) 10 epochs trained at 267-310
+    # frames/s per worker against 357-419 at 6. Six epochs lose nothing the validation noise
+    # shows: in results/tune/ppo-old-default 4 of its 5 best trials used 4-6 epochs (best 875 at
+    # 7, 866 at 6, 861 at 4), and in ppo-300k the best 6-epoch trial scored 816 against 861 at 10.
+    "ppo": {
+        **_PPO_SPACE,
+        "action_repeat": {"type": "categorical", "choices": [4, 8]},
+        "n_epochs": {"type": "int", "low": 3, "high": 6},
+    },
     "ppo-gaussian": {**_PPO_SPACE, "obs_size": {"type": "categorical", "choices": [64, 84, 96]}},
     "recurrent-ppo": {
         **_PPO_SPACE,
@@ -217,15 +226,21 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Agent to tune (`cr-bench train --help` lists them)."""
     trials: Count = 50
     """The study's total number of trials (interrupted ones are retried and do not count)."""
-    frames_per_trial: Frames = 300_000
-    """Env frames each trial trains per seed. At this budget the default ppo already drives
-    (results/early/summary.md): trials differ for a reason, not for noise."""
+    frames_per_trial: Frames = 150_000
+    """Env frames each trial trains per seed. Half the 300k of the first two studies, so that 50
+    trials fit in 2 hours on 2 cores: by 150k the configs that learn already drive, and their
+    ranking at 300k is mostly validation noise (in results/tune/ppo-300k its 11 complete trials
+    scored 650-861 at 300k, and the two best there were the two best by the mean of their 75k and
+    150k evaluations).
+    The study picks what learns fast; whether it holds at the budget users train at is what
+    ``--confirm`` measures."""
     eval_episodes: Count = 10
     """Validation tracks at each pruning point."""
     final_eval_episodes: Count = 20
     """Validation tracks at the end of a trial's training."""
-    evals_per_trial: Count = 4
-    """Evaluations per seed, evenly spaced in frames; the last is the final one."""
+    evals_per_trial: Count = 3
+    """Evaluations per seed, evenly spaced in frames; the last is the final one. Three at 150k
+    frames: halving prunes at the first (50k), and the value is read at 100k and 150k."""
     value_evals: Count = 2
     """A trial's value is the mean of its last K evaluations (the final one included)."""
     seeds_per_trial: Count = 1
