@@ -16,7 +16,16 @@ from typing import Any
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from cr_bench.results.throughput import DEFAULT_TABLE, PIPELINE, RAW, REFERENCE, TRAIN, measured_fps, measured_work
+from cr_bench.results.throughput import (
+    DEFAULT_TABLE,
+    PIPELINE,
+    RAW,
+    REFERENCE,
+    TRAIN,
+    measured_fps,
+    measured_work,
+    parallel_ratio,
+)
 from cr_bench.spec.run import RunConfig
 
 _show_bars = True
@@ -81,6 +90,33 @@ def training_fps(config: RunConfig, table: Path = DEFAULT_TABLE) -> float | None
     measured = measured_work(table) or agent_work(resolve_config("ppo-v1"))
     ratio = agent_work(config) / measured
     return 1.0 / (1.0 / pipeline + (1.0 / train - 1.0 / pipeline) * ratio)
+
+
+def shared_fps(config: RunConfig, workers: int, table: Path = DEFAULT_TABLE) -> float | None:
+    """Expected frames/s of each of ``workers`` trainings of ``config`` running at once on this
+    machine: :func:`training_fps` (one training alone), shared.
+
+    ``cr-bench bench`` times two trainings at once: together they train ``ratio`` times the
+    frames/s of one alone (1.20x on 2 cores), so each trains ``ratio / 2`` of it. More workers
+    share the same total. Without that measurement each of ``workers`` gets ``1 / workers``.
+    """
+    fps = training_fps(config, table)
+    if fps is None or workers <= 1:
+        return fps
+    return fps * (parallel_ratio(table) or 1.0) / workers
+
+
+def sharing_text(workers: int, table: Path = DEFAULT_TABLE) -> str:
+    """Where :func:`shared_fps`'s sharing comes from, for an estimate's reader."""
+    ratio = parallel_ratio(table)
+    if workers <= 1:
+        return "1 worker"
+    if ratio is None:
+        return f"{workers} workers, each at 1/{workers} of one training alone (2 at once not measured)"
+    return (
+        f"{workers} workers, each at {ratio / workers:.2f}x one training alone "
+        f"({DEFAULT_TABLE}: 2 trainings at once train {ratio:.2f}x one)"
+    )
 
 
 def _on_policy(config: RunConfig) -> bool:

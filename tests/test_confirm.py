@@ -182,5 +182,16 @@ def test_bad_confirmation_flags_are_one_line_errors(tmp_path: Path, flags: list[
 def test_the_confirmation_seeds_follow_every_trials_env_seeds(tmp_path: Path) -> None:
     settings = dataclasses.replace(_settings(tmp_path, trials=1), seeds_per_trial=2, confirm_seeds=3)
     assert settings.confirm_seed_list() == [2, 3, 4]  # trials: seeds 0 and 1, one env each
-    with pytest.raises(CrBenchError, match="multiple of 300,000"):
+    with pytest.raises(CrBenchError, match="multiple of 150,000"):
         TuneSettings(agent="ppo", confirm=1, confirm_frames=1_000_001)
+
+
+def test_a_confirmation_trains_with_the_base_configs_threads_not_a_trials_share(tmp_path: Path) -> None:
+    # A study run with 2 workers on 2 cores stores torch_threads 1 (its worker's share) in each
+    # trial's config; confirmed alone (--n-jobs 1), the run gets the base config's 2 threads.
+    settings = _confirming(tmp_path, trials=1)
+    settings = dataclasses.replace(settings, base_config={**settings.base_config, "torch_threads": 2})
+    trial = _trial(1, 800.0, 1e-4)
+    trial.user_attrs["config"]["torch_threads"] = 1
+    assert confirm.run_config(settings, trial, seed=5, threads=2).torch_threads == 2
+    assert confirm.run_config(settings, trial, seed=5, threads=1).torch_threads == 1  # 2 workers: 1 each

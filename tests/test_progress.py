@@ -9,12 +9,12 @@ import pytest
 
 from cr_bench import progress
 from cr_bench.agents.registry import resolve_config
-from cr_bench.results.throughput import measured_fps
+from cr_bench.results.throughput import LEVER_PREFIX, PARALLEL_LEVER, measured_fps
 from cr_bench.runner.bench import Measurement, write_results
 from tests.conftest import ONE_ENV, TINY, run_cli
 
 
-def _throughput(folder: Path, work: float | None = None) -> None:
+def _throughput(folder: Path, work: float | None = None, parallel: float | None = None) -> None:
     """A bench table where gymnasium runs at 100 frames/s and ppo trains on EnvPool at 1,000
     (a config of ``work`` per frame; None: a table from before bench recorded it)."""
     write_results(
@@ -24,6 +24,11 @@ def _throughput(folder: Path, work: float | None = None) -> None:
             Measurement("cr-bench pipeline", "envpool", 8, 2, 4000, 2.0),
             Measurement("train cr-bench ppo", "envpool", 8, 2, 10_000, 10.0, agent_work=work),
             Measurement("train SB3 PPO rl-zoo3 recipe", "gymnasium", 8, 2, 1000, 10.0),
+            *(
+                [Measurement(LEVER_PREFIX + PARALLEL_LEVER, "envpool", 16, 2, 12_000, 10.0, ratio=parallel)]
+                if parallel
+                else []
+            ),
         ],
         folder / "results",
         "cr-bench bench",
@@ -118,3 +123,17 @@ def test_the_estimate_scales_from_the_config_the_table_trained(tmp_path: Path) -
     assert progress.training_fps(v1, table) == pytest.approx(1000 / (0.5 + 0.5 * (13 / 8) / (22 / 4)))
     _throughput(tmp_path)
     assert progress.training_fps(v1, table) == pytest.approx(1000.0)
+
+
+def test_workers_at_once_share_the_measured_speed_of_two_trainings(tmp_path: Path) -> None:
+    """Two trainings at once train 1.2x one alone (the bench's lever row), so each of 2 workers
+    trains at 0.6x; a third worker shares the same total. Unmeasured: 1/workers each."""
+    config = resolve_config("ppo", {"env": {"backend": "envpool"}})
+    table = tmp_path / "results" / "throughput.csv"
+    _throughput(tmp_path, parallel=1.2)
+    assert progress.shared_fps(config, 1, table) == pytest.approx(1000.0)
+    assert progress.shared_fps(config, 2, table) == pytest.approx(600.0)
+    assert progress.shared_fps(config, 3, table) == pytest.approx(400.0)
+    assert "each at 0.60x one training alone" in progress.sharing_text(2, table)
+    _throughput(tmp_path)
+    assert progress.shared_fps(config, 2, table) == pytest.approx(500.0)

@@ -633,7 +633,7 @@ def test_the_study_says_how_long_it_has_left_from_its_own_trials() -> None:
     from cr_bench.runner.study import expected_left
 
     study = optuna.create_study(direction="maximize")
-    assert expected_left(study, 4, 1, 1000.0, 300_000) == "at most 20 min left (estimated)"
+    assert expected_left(study, 4, 1, 1000.0, 300_000) == "about 20 min left if none is pruned (estimated)"
     for wall, frames in ((600.0, 300_000), (120.0, 60_000)):
         study.add_trial(optuna.trial.create_trial(value=1.0, user_attrs={"wall_seconds": wall, "frames": frames}))
     # 2 left at the mean of 360 s each, on 2 workers: 6 min; 360,000 frames in 720 s.
@@ -667,3 +667,26 @@ def test_a_storage_password_is_kept_nowhere(tmp_path: Path) -> None:
     assert ":***@" in (tmp_path / "results" / "tune" / name / "summary.md").read_text()
     study = optuna.load_study(study_name=name, storage=POSTGRES_URL)
     assert f":{password}@" not in repr([study.user_attrs, *(t.user_attrs for t in study.trials)])
+
+
+def test_the_start_estimate_costs_the_search_space_on_shared_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 29: the estimate priced every trial as the base config (repeat 8, 4 epochs) trained
+    alone; a study samples repeat 4 and up to 6 epochs, on 2 workers sharing 2 cores. The table:
+    pipeline 0.5 ms a frame, the default 1 ms, two trainings at once 1.2x one (each 0.6x)."""
+    from tests.test_progress import _throughput
+
+    _throughput(tmp_path, work=13 / 8, parallel=1.2)
+    monkeypatch.chdir(tmp_path)
+    settings = spec_tune.TuneSettings(agent="ppo", trials=10)
+    assert settings.n_jobs == 2 and settings.resolved_base().env.backend == "envpool"
+
+    def worker_fps(repeat: int, epochs: int) -> float:
+        return 0.6 * 1000 / (0.5 + 0.5 * ((1 + 3 * epochs) / repeat) / (13 / 8))
+
+    speeds = [worker_fps(repeat, epochs) for repeat in (4, 8) for epochs in range(3, 7)]
+    mean = 1 / float(np.mean([1 / fps for fps in speeds]))
+    assert tuning.space_speeds(settings) == pytest.approx((mean, worker_fps(4, 6)))
+    text = tuning.start_text(optuna.create_study(), settings)
+    frames = 10 * settings.frames_per_trial
+    assert f"if none were pruned, {frames:,} frames: about {progress.duration(frames / mean / 2)}" in text
+    assert f"at its costliest ({worker_fps(4, 6):,.0f})" in text and "each at 0.60x one training alone" in text

@@ -17,6 +17,9 @@ TRAIN = "train cr-bench ppo"
 """End-to-end training of the default ppo agent."""
 LEVER_PREFIX = f"{TRAIN}, lever: "
 """A training of ppo with one speed lever changed (``bench.LEVERS``)."""
+PARALLEL_LEVER = "2 trainings at once, 1 torch thread each (frames/s summed)"
+"""The lever that trains two copies of ppo at once (what ``compare --workers 2`` and ``tune
+--n-jobs 2`` do): its ratio is the two trainings' summed frames/s over one alone's."""
 REFERENCE = "train SB3 PPO rl-zoo3 recipe"
 """rl-zoo3's CarRacing-v3 PPO recipe in plain SB3 on gymnasium: the speed reference."""
 CSV_NAME, MARKDOWN_NAME = "throughput.csv", "throughput.md"
@@ -43,6 +46,12 @@ def measured_work(table: Path = DEFAULT_TABLE) -> float | None:
     """The agent work per frame (:func:`cr_bench.progress.agent_work`) of the config the
     :data:`TRAIN` row trained (``None``: a table written before bench recorded it)."""
     return _number(measured_row(TRAIN, "envpool", table), "agent_work")
+
+
+def parallel_ratio(table: Path = DEFAULT_TABLE) -> float | None:
+    """Summed frames/s of two trainings at once over one alone (:data:`PARALLEL_LEVER`;
+    ``None`` if not measured)."""
+    return _number(measured_row(LEVER_PREFIX + PARALLEL_LEVER, "envpool", table), "ratio")
 
 
 def _number(row: dict[str, str] | None, column: str) -> float | None:

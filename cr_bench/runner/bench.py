@@ -37,6 +37,7 @@ from cr_bench.results.tables import markdown_table
 from cr_bench.results.throughput import (
     CSV_NAME,
     LEVER_PREFIX,
+    PARALLEL_LEVER,
     MARKDOWN_NAME,
     PIPELINE,
     RAW,
@@ -182,7 +183,7 @@ LEVERS: dict[str, Lever] = {
     "2 epochs per rollout instead of 4 (algo.n_epochs: 2)": Lever({"algo": {"n_epochs": 2}}),
     "one EnvPool in lockstep (vec_env: pool, the former layout)": Lever({"vec_env": "pool"}),
     # What `compare --workers 2` and `tune --n-jobs 2` do on 2 cores (agents.threads_per_job).
-    "2 trainings at once, 1 torch thread each (frames/s summed)": Lever({"torch_threads": 1}, copies=2),
+    PARALLEL_LEVER: Lever({"torch_threads": 1}, copies=2),
 }
 """Speed levers measured against the default ppo, by name."""
 

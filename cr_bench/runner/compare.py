@@ -272,7 +272,7 @@ def compare_suite(
             progress.say(f"  {len(restored)} run(s) continue from {carried}")
     if report_only:
         return _report_in_progress(jobs, suite, root, results_dir / suite.name, command)
-    _announce(jobs)
+    _announce(jobs, workers)
     try:
         _run_jobs(jobs, workers, executor, ray_address)
     finally:
@@ -343,9 +343,11 @@ def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
     return [(entry, seed) for _, _, entry, seed in sorted(runs, key=lambda run: run[:2])]
 
 
-def _announce(jobs: list[Job]) -> None:
-    """How long the training still to do takes (the workers share the cores: frames add up).
+def _announce(jobs: list[Job], workers: int) -> None:
+    """How long the training still to do takes: each agent's frames at ``workers`` runs' summed
+    frames/s (they share the cores: :func:`cr_bench.progress.shared_fps`), and the total.
     A run to start from another's model is checked first: one that cannot is refused here."""
+    workers = max(1, min(workers, len(jobs)))
     left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
     for job in jobs:
         done = int(RunDir(job.run_dir).read_progress()["frames_done"])
@@ -354,10 +356,15 @@ def _announce(jobs: list[Job]) -> None:
             check_compatible(start, job.config)
             done = start.frames
         frames = max(0, job.config.frames - done)
-        left[job.name] = (left.get(job.name, (0, None))[0] + frames, progress.training_fps(job.config))
+        fps = progress.shared_fps(job.config, workers)
+        left[job.name] = (left.get(job.name, (0, None))[0] + frames, fps and fps * workers)
     for name, (frames, fps) in left.items():
         if frames:
             progress.say(f"  training {name}: {progress.estimate(frames, fps)}")
+    todo = [(frames, fps) for frames, fps in left.values() if frames]
+    if todo and all(fps for _, fps in todo):
+        seconds = sum(frames / float(fps or 1) for frames, fps in todo)
+        progress.say(f"  training in all: about {progress.duration(seconds)} ({progress.sharing_text(workers)})")
 
 
 def write_curve(

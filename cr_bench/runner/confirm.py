@@ -72,14 +72,15 @@ def curve_settings(settings: TuneSettings) -> CurveSettings:
 
 
 def run_config(settings: TuneSettings, trial: FrozenTrial, seed: int, threads: int) -> RunConfig:
-    """The confirmation run of ``trial``'s config on ``seed``."""
+    """The confirmation run of ``trial``'s config on ``seed``, with ``threads`` torch threads
+    (the worker's share) at most the base config's: a trial stored its own worker's share."""
     saved: dict[str, Any] = dict(trial.user_attrs["config"])
     overrides = {
         "frames": settings.confirm_frames,
         "seed": seed,
         "checkpoint_every_frames": settings.confirm_every(),
         "keep_checkpoints": True,
-        "torch_threads": min(threads, int(saved.get("torch_threads", threads))),
+        "torch_threads": min(threads, settings.resolved_base().torch_threads),
     }
     return resolve_config(settings.agent, saved, overrides)
 
@@ -119,12 +120,12 @@ def cost_text(settings: TuneSettings, study: optuna.Study) -> str:
     )
     if not left:
         return f"{head}: every run is trained"
-    speeds = [progress.training_fps(job.config) for job, _ in left]
     workers = max(1, min(settings.n_jobs, len(left)))
+    speeds = [progress.shared_fps(job.config, workers) for job, _ in left]
     when = "(speed not measured: cr-bench bench measures it)"
     if all(speeds):
         seconds = sum(frames / float(fps or 1) for (_, frames), fps in zip(left, speeds, strict=True))
-        when = f"about {progress.duration(seconds / workers)} on {workers} worker(s), from results/throughput.csv"
+        when = f"about {progress.duration(seconds / workers)} on {progress.sharing_text(workers)}"
     return f"{head}: {len(left)} run(s), {sum(frames for _, frames in left):,} frames left, {when}"
 
 

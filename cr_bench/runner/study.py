@@ -254,10 +254,11 @@ def best_text(study: optuna.Study) -> str:
 def expected_left(study: optuna.Study, trials: int, workers: int, fps: float | None, frames_per_trial: int) -> str:
     """How long the study's remaining trials should take, kept current as trials finish: from
     the finished trials' own frames and wall seconds (pruning included) once there are any,
-    else from ``fps`` (the estimate for its base config) and the full ``frames_per_trial``.
+    else from ``fps`` (each worker's expected frames/s over the search space) and the full
+    ``frames_per_trial``.
 
     >>> expected_left(optuna.create_study(), 10, 2, 500.0, 300_000)
-    'at most 50 min left (estimated)'
+    'about 50 min left if none is pruned (estimated)'
     """
     finished = [t for t in counted(study) if t.state in FINISHED and t.user_attrs.get("wall_seconds")]
     left = max(0, trials - finished_count(study))
@@ -268,4 +269,4 @@ def expected_left(study: optuna.Study, trials: int, workers: int, fps: float | N
             f"(measured on {len(finished)} trial(s), {frames / seconds:,.0f} frames/s a worker)"  # fmt: skip
     if not fps:
         return f"{left} trial(s) left"
-    return f"at most {progress.duration(left * frames_per_trial / fps / max(1, workers))} left (estimated)"
+    return f"about {progress.duration(left * frames_per_trial / fps / max(1, workers))} left if none is pruned (estimated)"

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import socket
@@ -261,8 +262,64 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
 
 def _left(study: optuna.Study, settings: TuneSettings) -> str:
     """The study's expected time left (:func:`cr_bench.runner.study.expected_left`)."""
-    fps = progress.training_fps(settings.resolved_base())
-    return expected_left(study, settings.trials, settings.n_jobs, fps, settings.frames_per_trial)
+    speeds = space_speeds(settings)
+    return expected_left(study, settings.trials, settings.n_jobs, speeds[0] if speeds else None, settings.frames_per_trial)
+
+
+COST_PARAMS = ("action_repeat", "n_epochs", "obs_size")
+"""The searched names that change a config's cost per frame in :func:`cr_bench.progress.agent_work`."""
+
+
+def space_speeds(settings: TuneSettings) -> tuple[float, float] | None:
+    """Each worker's expected frames/s over the search space (:func:`cr_bench.progress.shared_fps`,
+    ``n_jobs`` workers sharing the machine): at the space's mean cost per frame and at its
+    costliest config. The configs are the grid of the :data:`COST_PARAMS` the space searches,
+    the rest at the base config's values; the mean is over time per frame, as a study's wall
+    time adds up. ``None`` when the table has no speed for them.
+    """
+    space = settings.space()
+    axes = {name: _grid(space[name]) for name in COST_PARAMS if name in space}
+    seconds = []
+    for combo in itertools.product(*axes.values()):
+        fps = progress.shared_fps(trial_config(settings, dict(zip(axes, combo, strict=True))), settings.n_jobs)
+        if not fps:
+            return None
+        seconds.append(1.0 / fps)
+    return 1.0 / float(np.mean(seconds)), 1.0 / max(seconds)
+
+
+def _grid(spec: ParamSpec) -> list[Any]:
+    if spec.type == "categorical":
+        return list(spec.choices or [])
+    if spec.type == "int":
+        return list(range(int(spec.low or 0), int(spec.high or 0) + 1))
+    return [spec.low, spec.high]
+
+
+def start_text(study: optuna.Study, settings: TuneSettings) -> str:
+    """What ``tune`` prints before its trials: how many, and how long they should take.
+
+    Before any trial has finished that is every trial to its full budget (an upper bound on
+    the frames: pruning stops many early) at the space's mean cost per frame and at its
+    costliest, each worker at its share of the machine; once trials have finished, what they
+    measured (:func:`cr_bench.runner.study.expected_left`).
+    """
+    left = max(0, settings.trials - len(counted(study)))
+    backend = settings.resolved_base().env.backend
+    head = (
+        f"study {settings.study_name}: {left} trial(s) to run, each training up to "
+        f"{settings.frames_per_trial:,} frames on {backend} (pruning stops many early)"
+    )
+    speeds = space_speeds(settings)
+    if finished_count(study) or not left or speeds is None:
+        return f"{head}; study: {_left(study, settings)}"
+    frames = left * settings.frames_per_trial
+    mean, costliest = (progress.duration(frames / fps / settings.n_jobs) for fps in speeds)
+    return (
+        f"{head}; if none were pruned, {frames:,} frames: about {mean} at the search space's mean cost per "
+        f"frame ({speeds[0]:,.0f} frames/s a worker), {costliest} at its costliest ({speeds[1]:,.0f}); "
+        f"{progress.sharing_text(settings.n_jobs)}; cr-bench bench remeasures"
+    )
 
 
 def _worker_task(settings: TuneSettings) -> int:
@@ -361,22 +418,18 @@ def _run_study(settings: TuneSettings) -> optuna.Study:
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     with FileLock(settings.out_dir / ".ask.lock"):
         enqueue_default(study, settings)
-    left = max(0, settings.trials - len(counted(study)))
-    backend = settings.resolved_base().env.backend
-    fps = progress.training_fps(settings.resolved_base())
-    progress.say(
-        f"study {settings.study_name}: {left} trial(s) to run, each training up to {settings.frames_per_trial:,} "
-        f"frames on {backend} (pruning stops many early); training alone takes "
-        + progress.estimate(left * settings.frames_per_trial, fps, bound="at most")
-        + f" on one worker; study: {_left(study, settings)}"
-    )
+    progress.say(start_text(study, settings))
     if settings.confirm:
         runs = (settings.confirm + 1) * settings.confirm_seeds
+        speeds = space_speeds(settings)
+        when = "speed not measured on this machine yet: cr-bench bench measures it"
+        if speeds is not None:
+            seconds = runs * settings.confirm_frames / speeds[0] / n_jobs
+            when = f"about {progress.duration(seconds)} at the search space's mean cost per frame"
         progress.say(
             f"then the confirmation: up to {settings.confirm} config(s) and the base config x "
-            f"{settings.confirm_seeds} fresh seed(s), {runs * settings.confirm_frames:,} frames at most; "
-            + progress.estimate(runs * settings.confirm_frames // max(1, n_jobs), fps, bound="about")
-            + f" at the base config's speed on {n_jobs} worker(s)"
+            f"{settings.confirm_seeds} fresh seed(s), {runs * settings.confirm_frames:,} frames at most; {when}; "
+            f"{progress.sharing_text(n_jobs)}"
         )
     try:
         if settings.executor == "local" and n_jobs == 1:
