@@ -521,12 +521,16 @@ def _tune(settings: TuneSettings, command: str) -> None:
     from cr_bench.runner.tuning import tune
 
     settings.command = command
-    if settings.replay_pruners or settings.replay_samplers:
+    if settings.replay_pruners or settings.replay_samplers or settings.replay_budgets:
         from cr_bench.runner import pruner_replay, sampler_replay
         from cr_bench.runner.study import open_existing_study
 
-        replay = pruner_replay if settings.replay_pruners else sampler_replay
-        print(replay.write_replay(open_existing_study(settings), settings))
+        study = open_existing_study(settings)
+        if settings.replay_budgets:
+            print(pruner_replay.write_budgets(study, settings))
+        else:
+            replay = pruner_replay if settings.replay_pruners else sampler_replay
+            print(replay.write_replay(study, settings))
         return
     study = tune(settings)
     print((settings.out_dir / "summary.md").read_text())

@@ -602,8 +602,28 @@ def test_a_study_keeps_its_pruner(tmp_path: Path) -> None:
     assert new.pruner == spec_tune.DEFAULT_PRUNER == "halving"
 
 
-def test_replay_pruners_needs_a_study(tmp_path: Path) -> None:
-    code, _, err = run_cli(["tune", "ppo", "--replay-pruners", "--results-dir", str(tmp_path)])
+def test_a_shorter_budget_is_read_from_the_curves_cut_at_its_step(tmp_path: Path) -> None:
+    """A fast starter leads at 200 frames and a late bloomer at 400: cut at 200, the replay
+    ranks the fast starter first and the study's best out of its top 1; each budget costs
+    what halving lets its cut curves train, less than the study's own budget."""
+    settings = _settings(tmp_path, 10, frames_per_trial=400, evals_per_trial=4, value_evals=2)
+    study = _recorded_study(settings)
+    for values in ([880, 890, 500, 500], [100, 150, 900, 950]):  # value 500, then 925: the study's best
+        study.add_trial(optuna.trial.create_trial(value=float(np.mean(values[-2:])), params={}, distributions={},
+                                                  intermediate_values=dict(zip(settings.eval_steps(), values))))  # fmt: skip
+    rows, complete = pruner_replay.replay_budgets(study, settings, orders=5, top=1)
+    assert complete == 12 and [(r.frames_per_trial, r.evals) for r in rows] == [(200, 2), (300, 3), (400, 4)]
+    short, full = rows[0], rows[-1]
+    assert short.pick == 11 and short.pick_value == 500 and not short.best_in_top  # the fast starter
+    assert full.pick == 12 and full.pick_value == 925 and full.best_in_top and full.spearman == pytest.approx(1)
+    assert short.frames < rows[1].frames <= full.frames
+    text = pruner_replay.write_budgets(study, settings, orders=5, top=1)
+    assert "| 200 | 2 |" in text and "11 (500.0)" in text and (settings.out_dir / "budgets.csv").exists()
+
+
+@pytest.mark.parametrize("flag", ["--replay-pruners", "--replay-budgets"])
+def test_a_replay_needs_a_study(tmp_path: Path, flag: str) -> None:
+    code, _, err = run_cli(["tune", "ppo", flag, "--results-dir", str(tmp_path)])
     assert code == 2 and "no study ppo" in err and err.count("\n") == 1
 
 

@@ -1,4 +1,5 @@
-"""``cr-bench tune --replay-pruners``: which pruner a finished study should have used.
+"""``cr-bench tune --replay-pruners`` and ``--replay-budgets``: which pruner, and which frames
+per trial, a finished study should have used.
 
 Each pruner ``--pruner`` accepts is replayed on the study's recorded evaluations, in many
 random orders of its trials: an in-memory Optuna study asks a trial, reports the trial's
@@ -11,6 +12,11 @@ A trial the study pruned has no values past its pruning point. Where a replayed 
 would let it go on, its last recorded value is carried forward (an assumption the output
 states). The sampler is not replayed: a study run with another pruner would have sampled
 other configs from what it saw.
+
+A shorter budget is replayed on the same curves cut at one of their evaluation steps
+(:func:`replay_budgets`): the value rule read there ranks the complete trials, which says
+whether the configs the study found best were already best there, and the default pruner met
+with the cut curves says what the shorter study would cost.
 """
 
 from __future__ import annotations
@@ -202,4 +208,105 @@ def write_replay(study: optuna.Study, settings: TuneSettings, orders: int = 100)
         ]
     )
     atomic_write_text(settings.out_dir / "pruners.md", text)
+    return text
+
+
+@dataclass(frozen=True)
+class BudgetReplay:
+    """The study replayed as if its trials had stopped at an earlier evaluation step."""
+
+    frames_per_trial: int
+    evals: int
+    """Evaluations a trial makes at this budget (the study's steps up to it)."""
+    frames: float
+    """Mean frames trained by a replayed study at this budget under the default pruner."""
+    spearman: float
+    """Rank correlation, over the study's complete trials, of the value at this budget with the study's value."""
+    pick: int
+    """The complete trial with the best value at this budget."""
+    pick_value: float
+    """That trial's value in the study."""
+    best_in_top: bool
+    """The study's best trial is among the best ``top`` at this budget."""
+
+
+def _ranks(values: list[float]) -> np.ndarray:
+    return np.argsort(np.argsort(values)).astype(float)
+
+
+def replay_budgets(
+    study: optuna.Study, settings: TuneSettings, orders: int = 100, top: int = 3
+) -> tuple[list[BudgetReplay], int]:
+    """Each evaluation step of the study (from the second on) taken as the budget, and the
+    number of complete trials the ranks are over. A trial's value at a budget follows the
+    study's rule on the evaluations up to it (the last ``value_evals`` of them, or all)."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    steps, trials = curves(study, settings.value_evals)
+    complete = [c for c in trials if c.finished]
+    if len(complete) < 2:
+        raise CrBenchError(f"study {study.study_name} has fewer than 2 complete trials to rank budgets on")
+    study_values = [c.value for c in complete]
+    best = complete[int(np.argmax(study_values))]
+    default, rest = [c for c in trials if c.default], [c for c in trials if not c.default]
+    rng = random.Random(0)
+    studies = [default + rng.sample(rest, len(rest)) for _ in range(orders)]
+    results = []
+    for k in range(2, len(steps) + 1):
+        cut = steps[:k]
+
+        def at(curve: Curve) -> Curve:
+            values = curve.values[:k]
+            value = float(np.mean(values[-settings.value_evals :]))
+            return dataclasses.replace(curve, values=values, value=value)
+
+        budget = dataclasses.replace(settings, frames_per_trial=cut[-1], evals_per_trial=k, pruner=DEFAULT_PRUNER)
+        frames = [replay(budget, DEFAULT_PRUNER, cut, [at(c) for c in order], seed)[0]
+                  for seed, order in enumerate(studies)]  # fmt: skip
+        values = [at(c).value for c in complete]
+        ranked = sorted(range(len(complete)), key=lambda i: -values[i])
+        spearman = float(np.corrcoef(_ranks(values), _ranks(study_values))[0, 1])
+        pick = complete[ranked[0]]
+        results.append(
+            BudgetReplay(cut[-1], k, float(np.mean(frames)), spearman, pick.number, pick.value,
+                         best in [complete[i] for i in ranked[:top]])  # fmt: skip
+        )
+    return results, len(complete)
+
+
+def write_budgets(study: optuna.Study, settings: TuneSettings, orders: int = 100, top: int = 3) -> str:
+    """Replay shorter budgets; write budgets.csv and budgets.md in the study's folder; return the markdown."""
+    results, complete = replay_budgets(study, settings, orders, top)
+    settings.out_dir.mkdir(parents=True, exist_ok=True)
+    write_csv(settings.out_dir / "budgets.csv", [f.name for f in dataclasses.fields(BudgetReplay)],
+              [[round(x, 3) if isinstance(x, float) else x for x in dataclasses.astuple(r)] for r in results])  # fmt: skip
+    full = results[-1]
+    rows = [
+        [f"{r.frames_per_trial:,}", str(r.evals), f"{r.frames:,.0f}", f"{r.frames / full.frames:.2f}",
+         f"{r.spearman:.2f}", f"{r.pick} ({r.pick_value:.1f})", "yes" if r.best_in_top else "no"]
+        for r in results
+    ]  # fmt: skip
+    header = ["frames a trial", "evaluations", "frames a study", "vs the study's budget",
+              "Spearman", "best trial there (its study value)", f"study's best in its top {top}"]  # fmt: skip
+    text = "\n".join(
+        [
+            f"# Shorter budgets replayed on study `{settings.study_name}`",
+            "",
+            f"Produced by `{settings.command}`.",
+            "",
+            "Each row stops every trial of the study at one of its evaluation steps, as if that had been the "
+            "budget. *Frames a study* is the mean over "
+            f"{orders} replayed orders of the trials, under the default pruner (`{DEFAULT_PRUNER}`, its first rung "
+            "at the study's first evaluation). The value at a budget follows the study's rule on the evaluations "
+            f"up to it (the mean of the last {settings.value_evals}). *Spearman* ranks the study's {complete} "
+            "complete trials by that value against their value in the study; *best trial there* is the one it "
+            f"ranks first, with its value in the study (the study's best is {full.pick}, {full.pick_value:.1f}). "
+            "Trials the study pruned have no value to compare; they compete in the pruning replay only. "
+            "Values at the study's budget are themselves noisy (10-20 validation tracks an evaluation): a "
+            "Spearman near 1 is not expected between configs that differ by less than that noise.",
+            "",
+            *markdown_table(header, rows, "rrrrrrl"),
+            "",
+        ]
+    )
+    atomic_write_text(settings.out_dir / "budgets.md", text)
     return text

@@ -228,12 +228,11 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """The study's total number of trials (interrupted ones are retried and do not count)."""
     frames_per_trial: Frames = 150_000
     """Env frames each trial trains per seed. Half the 300k of the first two studies, so that 50
-    trials fit in 2 hours on 2 cores: by 150k the configs that learn already drive, and their
-    ranking at 300k is mostly validation noise (in results/tune/ppo-300k its 11 complete trials
-    scored 650-861 at 300k, and the two best there were the two best by the mean of their 75k and
-    150k evaluations).
-    The study picks what learns fast; whether it holds at the budget users train at is what
-    ``--confirm`` measures."""
+    trials fit in 2 hours on 2 cores. What it costs in the choice (``--replay-budgets``,
+    results/tune/*/budgets.md): in ppo-300k the value at 150k ranks the complete trials like the
+    value at 300k (Spearman 0.70) and picks the same best; in ppo-old-default it does not (0.21),
+    and its pick scored 817 at 300k against the best's 875. A 150k study picks configs that
+    learn fast; whether they hold at the budget users train at is what ``--confirm`` measures."""
     eval_episodes: Count = 10
     """Validation tracks at each pruning point."""
     final_eval_episodes: Count = 20
@@ -288,6 +287,10 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Run no trial: run many simulated studies against a surrogate of this study's trials, with
     1, 2 and 4 workers at once and random sampling as the floor, and write samplers.md (what
     parallel workers cost the best config found)."""
+    replay_budgets: bool = False
+    """Run no trial: replay the study as if its trials had stopped at each of its earlier
+    evaluation steps, and write budgets.md (frames a study would cost, and how the value there
+    ranks the complete trials against their value in the study)."""
     base_config: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
     """Overrides every trial starts from, on top of ``config_file`` (the agent's defaults below)."""
     command: str = field(default="", metadata={"cli": False})
