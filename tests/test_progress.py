@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import platform
 from pathlib import Path
 
 import pytest
 
 from cr_bench import progress
 from cr_bench.agents.registry import resolve_config
-from cr_bench.results.throughput import LEVER_PREFIX, PARALLEL_LEVER, measured_fps
+from cr_bench.results.throughput import LEVER_PREFIX, PARALLEL_LEVER, cpu_model, measured_fps
 from cr_bench.runner.bench import Measurement, write_results
 from tests.conftest import ONE_ENV, TINY, run_cli
 
@@ -137,3 +138,11 @@ def test_workers_at_once_share_the_measured_speed_of_two_trainings(tmp_path: Pat
     assert "each at 0.60x one training alone" in progress.sharing_text(2, table)
     _throughput(tmp_path)
     assert progress.shared_fps(config, 2, table) == pytest.approx(500.0)
+
+
+def test_the_machine_is_named_by_its_cpu_model(tmp_path: Path) -> None:
+    """Intel and AMD machines of one kind differ by about 20%: a figure names the CPU model."""
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R14\n")
+    assert cpu_model(cpuinfo).startswith("AMD EPYC 9R14, ")
+    assert cpu_model(tmp_path / "missing") == (platform.processor() or platform.machine())

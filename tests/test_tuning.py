@@ -25,6 +25,7 @@ from cr_bench import progress
 from cr_bench.agents.models import threads_per_job
 from cr_bench.agents.registry import AGENTS, resolve_config
 from cr_bench.errors import CrBenchError
+from cr_bench.results.throughput import machine_text
 from cr_bench.runner import pruner_replay, tuning
 from cr_bench.runner import study as optuna_study
 from cr_bench.spec import tune as spec_tune
@@ -130,6 +131,8 @@ def test_study_completes_and_writes_every_output(tmp_path: Path) -> None:
     assert all(int(row.split(",")[-3]) >= 160 for row in rows[1:])
     summary = (out / "summary.md").read_text()
     assert "cr-bench tune ppo-beta --trials 3" in summary and "3 complete" in summary
+    assert f"wall hours on {machine_text()}." in summary  # each trial records its machine
+    assert {t.user_attrs["machine"] for t in _study(settings).trials} == {machine_text()}
     assert (out / "history.png").stat().st_size > 1000
     best = yaml.safe_load((out / "best.yaml").read_text())
     study = _study(settings)
@@ -609,8 +612,9 @@ def test_a_shorter_budget_is_read_from_the_curves_cut_at_its_step(tmp_path: Path
     settings = _settings(tmp_path, 10, frames_per_trial=400, evals_per_trial=4, value_evals=2)
     study = _recorded_study(settings)
     for values in ([880, 890, 500, 500], [100, 150, 900, 950]):  # value 500, then 925: the study's best
-        study.add_trial(optuna.trial.create_trial(value=float(np.mean(values[-2:])), params={}, distributions={},
-                                                  intermediate_values=dict(zip(settings.eval_steps(), values))))  # fmt: skip
+        curve = dict(zip(settings.eval_steps(), values, strict=True))
+        value = float(np.mean(values[-2:]))
+        study.add_trial(optuna.trial.create_trial(value=value, params={}, distributions={}, intermediate_values=curve))
     rows, complete = pruner_replay.replay_budgets(study, settings, orders=5, top=1)
     assert complete == 12 and [(r.frames_per_trial, r.evals) for r in rows] == [(200, 2), (300, 3), (400, 4)]
     short, full = rows[0], rows[-1]
@@ -689,7 +693,9 @@ def test_a_storage_password_is_kept_nowhere(tmp_path: Path) -> None:
     assert f":{password}@" not in repr([study.user_attrs, *(t.user_attrs for t in study.trials)])
 
 
-def test_the_start_estimate_costs_the_search_space_on_shared_cores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_start_estimate_costs_the_search_space_on_shared_cores(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Issue 29: the estimate priced every trial as the base config (repeat 8, 4 epochs) trained
     alone; a study samples repeat 4 and up to 6 epochs, on 2 workers sharing 2 cores. The table:
     pipeline 0.5 ms a frame, the default 1 ms, two trainings at once 1.2x one (each 0.6x)."""

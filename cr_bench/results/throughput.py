@@ -4,6 +4,8 @@ its row names, and reading a measured speed back from it (for the time estimates
 from __future__ import annotations
 
 import csv
+import os
+import platform
 from pathlib import Path
 
 RAW = "raw env"
@@ -25,6 +27,24 @@ REFERENCE = "train SB3 PPO rl-zoo3 recipe"
 CSV_NAME, MARKDOWN_NAME = "throughput.csv", "throughput.md"
 DEFAULT_TABLE = Path("results") / CSV_NAME
 """Where ``cr-bench bench`` writes by default, relative to the working directory."""
+
+
+def cpu_model(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """This machine's CPU model (Linux's ``model name``), else its architecture: figures from
+    Intel and AMD machines of the same kind differ by about 20%."""
+    try:
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and value.strip():
+                return f"{value.strip()}, {platform.machine()}"
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_text() -> str:
+    """``2 CPUs (AMD EPYC, x86_64)``: what a speed or wall time was measured on."""
+    return f"{os.cpu_count()} CPUs ({cpu_model()})"
 
 
 def measured_row(measurement: str, backend: str, table: Path = DEFAULT_TABLE) -> dict[str, str] | None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +14,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv, write_dataframe
 from cr_bench.results.plots import plot_optimization_history, plot_score_vs_frames
 from cr_bench.results.tables import curve_table, interval, markdown_table
+from cr_bench.results.throughput import machine_text
 from cr_bench.runner.study import FINISHED, counted
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START
@@ -89,6 +88,11 @@ def _wall_hours(trials: list[FrozenTrial]) -> float:
     return total / 3600
 
 
+def _machines(trials: list[FrozenTrial]) -> str:
+    """What the trials ran on (each records its machine; older trials: the one writing this)."""
+    return "; ".join(sorted({str(t.user_attrs.get("machine") or machine_text()) for t in trials} or {machine_text()}))
+
+
 def _summary(
     settings: TuneSettings,
     trials: list[FrozenTrial],
@@ -104,8 +108,7 @@ def _summary(
         f"Produced by `{settings.command}`.",
         "",
         f"{len(trials)} trials: {states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed; "
-        f"{frames:,} env frames in {_wall_hours(trials):.2f} wall hours on {os.cpu_count()} CPUs "
-        f"({platform.processor() or platform.machine()}). "
+        f"{frames:,} env frames in {_wall_hours(trials):.2f} wall hours on {_machines(trials)}. "
         f"Each trial trains up to {settings.frames_per_trial:,} env frames per seed on {settings.seeds_per_trial} "
         f"seed(s) with {settings.pruner} pruning and the {settings.sampler} sampler. It is evaluated "
         f"{settings.evals_per_trial} times on validation tracks (seeds {VALIDATION_TRACK_START:,}+, "

@@ -37,13 +37,14 @@ from cr_bench.results.tables import markdown_table
 from cr_bench.results.throughput import (
     CSV_NAME,
     LEVER_PREFIX,
-    PARALLEL_LEVER,
     MARKDOWN_NAME,
+    PARALLEL_LEVER,
     PIPELINE,
     RAW,
     RAW_SHARDED,
     REFERENCE,
     TRAIN,
+    machine_text,
 )
 from cr_bench.spec.loader import from_dict
 from cr_bench.spec.run import ENV_ID, Backend, PolicyConfig, resolve_backend
@@ -502,7 +503,7 @@ def write_results(rows: list[Measurement], out_dir: Path, command: str) -> tuple
     lines = [
         "# Throughput",
         "",
-        f"Produced by `{command}` on {os.cpu_count()} CPU cores, {time.strftime('%Y-%m-%d')}.",
+        f"Produced by `{command}` on {machine_text()}, {time.strftime('%Y-%m-%d')}.",
         "",
     ]
     header = ["measurement", "backend", "envs", "threads", "frames", "seconds", "frames/s", "ratio", "relative to",

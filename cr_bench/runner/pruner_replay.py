@@ -253,32 +253,32 @@ def replay_budgets(
     results = []
     for k in range(2, len(steps) + 1):
         cut = steps[:k]
-
-        def at(curve: Curve) -> Curve:
-            values = curve.values[:k]
-            value = float(np.mean(values[-settings.value_evals :]))
-            return dataclasses.replace(curve, values=values, value=value)
-
         budget = dataclasses.replace(settings, frames_per_trial=cut[-1], evals_per_trial=k, pruner=DEFAULT_PRUNER)
-        frames = [replay(budget, DEFAULT_PRUNER, cut, [at(c) for c in order], seed)[0]
-                  for seed, order in enumerate(studies)]  # fmt: skip
-        values = [at(c).value for c in complete]
+        frames = [
+            replay(budget, DEFAULT_PRUNER, cut, [_cut(c, k, settings.value_evals) for c in order], seed)[0]
+            for seed, order in enumerate(studies)
+        ]
+        values = [_cut(c, k, settings.value_evals).value for c in complete]
         ranked = sorted(range(len(complete)), key=lambda i: -values[i])
         spearman = float(np.corrcoef(_ranks(values), _ranks(study_values))[0, 1])
         pick = complete[ranked[0]]
-        results.append(
-            BudgetReplay(cut[-1], k, float(np.mean(frames)), spearman, pick.number, pick.value,
-                         best in [complete[i] for i in ranked[:top]])  # fmt: skip
-        )
+        in_top = best in [complete[i] for i in ranked[:top]]
+        results.append(BudgetReplay(cut[-1], k, float(np.mean(frames)), spearman, pick.number, pick.value, in_top))
     return results, len(complete)
+
+
+def _cut(curve: Curve, k: int, value_evals: int) -> Curve:
+    """The curve as if the trial had stopped at its ``k``-th evaluation, valued by the study's rule."""
+    values = curve.values[:k]
+    return dataclasses.replace(curve, values=values, value=float(np.mean(values[-value_evals:])))
 
 
 def write_budgets(study: optuna.Study, settings: TuneSettings, orders: int = 100, top: int = 3) -> str:
     """Replay shorter budgets; write budgets.csv and budgets.md in the study's folder; return the markdown."""
     results, complete = replay_budgets(study, settings, orders, top)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(settings.out_dir / "budgets.csv", [f.name for f in dataclasses.fields(BudgetReplay)],
-              [[round(x, 3) if isinstance(x, float) else x for x in dataclasses.astuple(r)] for r in results])  # fmt: skip
+    rounded = [[round(x, 3) if isinstance(x, float) else x for x in dataclasses.astuple(r)] for r in results]
+    write_csv(settings.out_dir / "budgets.csv", [f.name for f in dataclasses.fields(BudgetReplay)], rounded)
     full = results[-1]
     rows = [
         [f"{r.frames_per_trial:,}", str(r.evals), f"{r.frames:,.0f}", f"{r.frames / full.frames:.2f}",

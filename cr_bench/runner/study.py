@@ -269,4 +269,5 @@ def expected_left(study: optuna.Study, trials: int, workers: int, fps: float | N
             f"(measured on {len(finished)} trial(s), {frames / seconds:,.0f} frames/s a worker)"  # fmt: skip
     if not fps:
         return f"{left} trial(s) left"
-    return f"about {progress.duration(left * frames_per_trial / fps / max(1, workers))} left if none is pruned (estimated)"
+    seconds = left * frames_per_trial / fps / max(1, workers)
+    return f"about {progress.duration(seconds)} left if none is pruned (estimated)"

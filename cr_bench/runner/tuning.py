@@ -44,6 +44,7 @@ from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.training import train
 from cr_bench.errors import CrBenchError, mask_secrets, raised_by_library
 from cr_bench.evaluation.episodes import episodes_at_once, evaluate
+from cr_bench.results.throughput import machine_text
 from cr_bench.results.tune_report import check_some_trial_ran, write_outputs
 from cr_bench.runner.confirm import confirm
 from cr_bench.runner.executor import run_tasks
@@ -230,6 +231,7 @@ def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
                     break
                 trial = study.ask()
                 trial.set_user_attr("host", socket.gethostname())
+                trial.set_user_attr("machine", machine_text())
                 trial.set_user_attr("pid", os.getpid())
                 trial.set_user_attr("heartbeat", time.time())
             _run_trial(study, trial, settings, space)
@@ -263,7 +265,8 @@ def _run_trial(study: optuna.Study, trial: optuna.Trial, settings: TuneSettings,
 def _left(study: optuna.Study, settings: TuneSettings) -> str:
     """The study's expected time left (:func:`cr_bench.runner.study.expected_left`)."""
     speeds = space_speeds(settings)
-    return expected_left(study, settings.trials, settings.n_jobs, speeds[0] if speeds else None, settings.frames_per_trial)
+    fps = speeds[0] if speeds else None
+    return expected_left(study, settings.trials, settings.n_jobs, fps, settings.frames_per_trial)
 
 
 COST_PARAMS = ("action_repeat", "n_epochs", "obs_size")
