@@ -525,7 +525,7 @@ def _tune(settings: TuneSettings, command: str) -> None:
         from cr_bench.runner import pruner_replay, sampler_replay
         from cr_bench.runner.study import open_existing_study
 
-        study = open_existing_study(settings)
+        study, settings = open_existing_study(settings)  # under the study's own rules
         if settings.replay_budgets:
             print(pruner_replay.write_budgets(study, settings))
         else:

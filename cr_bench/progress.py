@@ -98,7 +98,9 @@ def shared_fps(config: RunConfig, workers: int, table: Path = DEFAULT_TABLE) -> 
 
     ``cr-bench bench`` times two trainings at once: together they train ``ratio`` times the
     frames/s of one alone (1.20x on 2 cores), so each trains ``ratio / 2`` of it. More workers
-    share the same total. Without that measurement each of ``workers`` gets ``1 / workers``.
+    are taken to share the same total, which holds where two already fill the cores (the
+    2-core machines this project runs on) and underrates a bigger machine. Without that
+    measurement each of ``workers`` gets ``1 / workers``.
     """
     fps = training_fps(config, table)
     if fps is None or workers <= 1:
@@ -124,6 +126,10 @@ def _on_policy(config: RunConfig) -> bool:
     from cr_bench.agents.registry import get_agent
 
     return issubclass(get_agent(config.agent).algorithm, RolloutThreads)
+
+
+COST_PARAMS = ("action_repeat", "n_epochs", "obs_size")
+"""The config values :func:`agent_work` prices."""
 
 
 def agent_work(config: RunConfig) -> float:

@@ -146,3 +146,25 @@ def test_the_machine_is_named_by_its_cpu_model(tmp_path: Path) -> None:
     cpuinfo.write_text("processor\t: 0\nmodel name\t: AMD EPYC 9R14\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 9R14\n")
     assert cpu_model(cpuinfo).startswith("AMD EPYC 9R14, ")
     assert cpu_model(tmp_path / "missing") == (platform.processor() or platform.machine())
+
+
+def test_compare_prices_its_runs_at_the_workers_summed_speed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two runs left on 2 workers train at 2 x 0.6 = 1.2x one alone (1,200 frames/s here); a
+    lone run left trains alone, at 1,000, whatever --workers says."""
+    from cr_bench.runner import compare
+
+    config = resolve_config("ppo", {"env": {"backend": "envpool"}, "frames": 60_000})
+    _throughput(tmp_path, work=progress.agent_work(config), parallel=1.2)  # the table trained this config
+
+    def job(seed: int) -> compare.Job:
+        return compare.Job("ppo", seed, str(tmp_path / "runs" / f"seed-{seed}"), config, None)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)  # the estimates read results/throughput.csv here
+        compare._announce([job(0), job(1)], workers=2)
+        assert "120,000 frames at 1,200 frames/s" in capsys.readouterr().out
+        compare._announce([job(0)], workers=2)
+        out = capsys.readouterr().out
+        assert "60,000 frames at 1,000 frames/s" in out and "about 60 s" in out and "(1 worker)" in out

@@ -14,8 +14,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv, write_dataframe
 from cr_bench.results.plots import plot_optimization_history, plot_score_vs_frames
 from cr_bench.results.tables import curve_table, interval, markdown_table
-from cr_bench.results.throughput import machine_text
-from cr_bench.runner.study import FINISHED, counted
+from cr_bench.runner.study import FINISHED, MACHINE_ATTR, counted
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START
 from cr_bench.spec.tune import TuneSettings
@@ -65,7 +64,7 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
     importances = _importances(study)
     if importances:
         write_csv(out / "importances.csv", ["parameter", "importance"], importances.items())
-    text = _summary(settings, trials, complete, importances, chosen)
+    text = _summary(settings, trials, complete, importances, chosen, _machines(study))
     if confirmation is not None:
         text += "\n".join(confirmation.markdown(trials, complete)) + "\n"
     atomic_write_text(out / "summary.md", text)
@@ -88,9 +87,10 @@ def _wall_hours(trials: list[FrozenTrial]) -> float:
     return total / 3600
 
 
-def _machines(trials: list[FrozenTrial]) -> str:
-    """What the trials ran on (each records its machine; older trials: the one writing this)."""
-    return "; ".join(sorted({str(t.user_attrs.get("machine") or machine_text()) for t in trials} or {machine_text()}))
+def _machines(study: optuna.Study) -> str:
+    """What the study's workers ran on (:func:`cr_bench.runner.study.record_machine`)."""
+    found = sorted(key.removeprefix(MACHINE_ATTR) for key in study.user_attrs if key.startswith(MACHINE_ATTR))
+    return "; ".join(found) or "a machine not recorded"
 
 
 def _summary(
@@ -99,6 +99,7 @@ def _summary(
     complete: list[FrozenTrial],
     importances: dict[str, float],
     chosen: int | None = None,
+    machines: str = "a machine not recorded",
 ) -> str:
     states = {state.name: sum(1 for t in trials if t.state == state) for state in FINISHED}
     frames = sum(int(t.user_attrs.get("frames", 0)) for t in trials)
@@ -108,7 +109,7 @@ def _summary(
         f"Produced by `{settings.command}`.",
         "",
         f"{len(trials)} trials: {states['COMPLETE']} complete, {states['PRUNED']} pruned, {states['FAIL']} failed; "
-        f"{frames:,} env frames in {_wall_hours(trials):.2f} wall hours on {_machines(trials)}. "
+        f"{frames:,} env frames in {_wall_hours(trials):.2f} wall hours on {machines}. "
         f"Each trial trains up to {settings.frames_per_trial:,} env frames per seed on {settings.seeds_per_trial} "
         f"seed(s) with {settings.pruner} pruning and the {settings.sampler} sampler. It is evaluated "
         f"{settings.evals_per_trial} times on validation tracks (seeds {VALIDATION_TRACK_START:,}+, "

@@ -347,23 +347,25 @@ def _announce(jobs: list[Job], workers: int) -> None:
     """How long the training still to do takes: each agent's frames at ``workers`` runs' summed
     frames/s (they share the cores: :func:`cr_bench.progress.shared_fps`), and the total.
     A run to start from another's model is checked first: one that cannot is refused here."""
-    workers = max(1, min(workers, len(jobs)))
-    left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
+    todo: list[tuple[Job, int]] = []
     for job in jobs:
         done = int(RunDir(job.run_dir).read_progress()["frames_done"])
         if job.init_from is not None and not done:
             start = find_start(job.init_from)
             check_compatible(start, job.config)
             done = start.frames
-        frames = max(0, job.config.frames - done)
+        todo.append((job, max(0, job.config.frames - done)))
+    workers = max(1, min(workers, sum(1 for _, frames in todo if frames)))  # runs still to train
+    left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
+    for job, frames in todo:
         fps = progress.shared_fps(job.config, workers)
         left[job.name] = (left.get(job.name, (0, None))[0] + frames, fps and fps * workers)
     for name, (frames, fps) in left.items():
         if frames:
             progress.say(f"  training {name}: {progress.estimate(frames, fps)}")
-    todo = [(frames, fps) for frames, fps in left.values() if frames]
-    if todo and all(fps for _, fps in todo):
-        seconds = sum(frames / float(fps or 1) for frames, fps in todo)
+    agents = [(frames, fps) for frames, fps in left.values() if frames]
+    if agents and all(fps for _, fps in agents):
+        seconds = sum(frames / float(fps or 1) for frames, fps in agents)
         progress.say(f"  training in all: about {progress.duration(seconds)} ({progress.sharing_text(workers)})")
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import optuna
+import pandas as pd
 from optuna.trial import TrialState
 
 from cr_bench.errors import CrBenchError
@@ -231,7 +232,8 @@ class BudgetReplay:
 
 
 def _ranks(values: list[float]) -> np.ndarray:
-    return np.argsort(np.argsort(values)).astype(float)
+    """Ranks with ties averaged, as Spearman's correlation takes them."""
+    return pd.Series(values).rank().to_numpy()
 
 
 def replay_budgets(
@@ -241,7 +243,11 @@ def replay_budgets(
     number of complete trials the ranks are over. A trial's value at a budget follows the
     study's rule on the evaluations up to it (the last ``value_evals`` of them, or all)."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if settings.seeds_per_trial > 1:  # its steps run on through each seed in turn: a cut would mix seeds
+        raise CrBenchError("--replay-budgets replays studies of one seed per trial")
     steps, trials = curves(study, settings.value_evals)
+    if len(steps) < 2:
+        raise CrBenchError(f"study {study.study_name} evaluates its trials once: there is no earlier budget to replay")
     complete = [c for c in trials if c.finished]
     if len(complete) < 2:
         raise CrBenchError(f"study {study.study_name} has fewer than 2 complete trials to rank budgets on")
@@ -253,7 +259,9 @@ def replay_budgets(
     results = []
     for k in range(2, len(steps) + 1):
         cut = steps[:k]
-        budget = dataclasses.replace(settings, frames_per_trial=cut[-1], evals_per_trial=k, pruner=DEFAULT_PRUNER)
+        budget = dataclasses.replace(
+            settings, frames_per_trial=cut[-1], evals_per_trial=k, value_evals=min(k, settings.value_evals), confirm=0
+        )
         frames = [
             replay(budget, DEFAULT_PRUNER, cut, [_cut(c, k, settings.value_evals) for c in order], seed)[0]
             for seed, order in enumerate(studies)

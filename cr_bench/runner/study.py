@@ -12,6 +12,7 @@ on a new storage race to create it, and the loser retries (:func:`open_study`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import random
 import socket
@@ -27,6 +28,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from cr_bench import progress
 from cr_bench.errors import CrBenchError
+from cr_bench.results.throughput import machine_text
 from cr_bench.spec.tune import DEFAULT_PRUNER, TuneSettings, default_params
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -136,8 +138,10 @@ def open_study(settings: TuneSettings) -> optuna.Study:
     return study
 
 
-def open_existing_study(settings: TuneSettings) -> optuna.Study:
-    """Load a study to read it (nothing is created); its rules must be ``settings``'."""
+def open_existing_study(settings: TuneSettings) -> tuple[optuna.Study, TuneSettings]:
+    """Load a study to read it (nothing is created), and ``settings`` under the study's own
+    rules (budget, evaluations, value rule, pruner): a replay reads a study as it was run,
+    whatever today's defaults. The agent must be the study's."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     where = settings.storage or str(settings.out_dir)
     if not settings.storage and not (settings.out_dir / "journal.log").exists():
@@ -146,16 +150,14 @@ def open_existing_study(settings: TuneSettings) -> optuna.Study:
         study = optuna.load_study(study_name=settings.study_name, storage=make_storage(settings))
     except KeyError:
         raise CrBenchError(f"no study {settings.study_name} in {where}: run cr-bench tune first") from None
-    _check_same_rules(study, settings, record=False, pruner=False)
-    return study
+    saved = {key: study.user_attrs[key] for key in _rules(settings) if key in study.user_attrs}
+    _check_same_rules(study, settings, record=False, pruner=False, keys={"agent"})
+    return study, dataclasses.replace(settings, **{key: value for key, value in saved.items() if key != "agent"})
 
 
-def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool, pruner: bool = True) -> None:
-    """Trial values are comparable only for one agent, budget, set of validation tracks and
-    value rule, and pruning decisions only under one pruner (pruners keep their rungs in the
-    trials under the same names, at different steps): a study keeps the ones it was started
-    with (``record``: save them if new; ``pruner``: check the pruner too)."""
-    validation = {
+def _rules(settings: TuneSettings, pruner: bool = True) -> dict[str, Any]:
+    """What makes a study's trial values comparable, as the study records it."""
+    rules = {
         "agent": settings.agent,
         "frames_per_trial": settings.frames_per_trial,
         "evals_per_trial": settings.evals_per_trial,
@@ -166,8 +168,21 @@ def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool,
         "value_evals": settings.value_evals,
     }
     if pruner:
-        validation["pruner"] = settings.pruner
+        rules["pruner"] = settings.pruner
+    return rules
+
+
+def _check_same_rules(
+    study: optuna.Study, settings: TuneSettings, record: bool, pruner: bool = True, keys: set[str] | None = None
+) -> None:
+    """Trial values are comparable only for one agent, budget, set of validation tracks and
+    value rule, and pruning decisions only under one pruner (pruners keep their rungs in the
+    trials under the same names, at different steps): a study keeps the ones it was started
+    with (``record``: save them if new; ``pruner``: check the pruner too; ``keys``: check only these)."""
+    validation = _rules(settings, pruner)
     for key, value in validation.items():
+        if keys is not None and key not in keys:
+            continue
         saved = study.user_attrs.get(key)
         if saved is None:
             if record:
@@ -178,6 +193,18 @@ def _check_same_rules(study: optuna.Study, settings: TuneSettings, record: bool,
                 f"study {settings.study_name} was run with {key}={saved}, not {value}; keep it{keep} "
                 "or start a new study (--study-name)"
             )
+
+
+MACHINE_ATTR = "ran on: "
+"""A study's user attr per kind of machine its workers ran on (+ its CPUs and model): one key
+each, so workers on different machines never overwrite each other (hostnames may repeat)."""
+
+
+def record_machine(study: optuna.Study) -> None:
+    """Record in the study what this machine is (once per kind of machine)."""
+    key = MACHINE_ATTR + machine_text()
+    if key not in study.user_attrs:
+        study.set_user_attr(key, True)
 
 
 def enqueue_default(study: optuna.Study, settings: TuneSettings) -> None:

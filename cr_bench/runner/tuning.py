@@ -44,7 +44,6 @@ from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.training import train
 from cr_bench.errors import CrBenchError, mask_secrets, raised_by_library
 from cr_bench.evaluation.episodes import episodes_at_once, evaluate
-from cr_bench.results.throughput import machine_text
 from cr_bench.results.tune_report import check_some_trial_ran, write_outputs
 from cr_bench.runner.confirm import confirm
 from cr_bench.runner.executor import run_tasks
@@ -57,6 +56,7 @@ from cr_bench.runner.study import (
     fail_dead_trials,
     finished_count,
     open_study,
+    record_machine,
     retry_later,
 )
 from cr_bench.runner.task import Task
@@ -218,6 +218,7 @@ def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
     """
     space = settings.space()
     study = open_study(settings)
+    record_machine(study)
     settings.out_dir.mkdir(parents=True, exist_ok=True)
     if not show_progress:  # a worker process: the parent shows the bar and the best trial
         progress.quiet()
@@ -231,7 +232,6 @@ def run_worker(settings: TuneSettings, show_progress: bool = True) -> None:
                     break
                 trial = study.ask()
                 trial.set_user_attr("host", socket.gethostname())
-                trial.set_user_attr("machine", machine_text())
                 trial.set_user_attr("pid", os.getpid())
                 trial.set_user_attr("heartbeat", time.time())
             _run_trial(study, trial, settings, space)
@@ -269,19 +269,15 @@ def _left(study: optuna.Study, settings: TuneSettings) -> str:
     return expected_left(study, settings.trials, settings.n_jobs, fps, settings.frames_per_trial)
 
 
-COST_PARAMS = ("action_repeat", "n_epochs", "obs_size")
-"""The searched names that change a config's cost per frame in :func:`cr_bench.progress.agent_work`."""
-
-
 def space_speeds(settings: TuneSettings) -> tuple[float, float] | None:
     """Each worker's expected frames/s over the search space (:func:`cr_bench.progress.shared_fps`,
     ``n_jobs`` workers sharing the machine): at the space's mean cost per frame and at its
-    costliest config. The configs are the grid of the :data:`COST_PARAMS` the space searches,
+    costliest config. The configs are the grid of the :data:`~cr_bench.progress.COST_PARAMS` the space searches,
     the rest at the base config's values; the mean is over time per frame, as a study's wall
     time adds up. ``None`` when the table has no speed for them.
     """
     space = settings.space()
-    axes = {name: _grid(space[name]) for name in COST_PARAMS if name in space}
+    axes = {name: _grid(space[name]) for name in progress.COST_PARAMS if name in space}
     seconds = []
     for combo in itertools.product(*axes.values()):
         fps = progress.shared_fps(trial_config(settings, dict(zip(axes, combo, strict=True))), settings.n_jobs)

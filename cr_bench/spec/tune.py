@@ -227,12 +227,14 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     trials: Count = 50
     """The study's total number of trials (interrupted ones are retried and do not count)."""
     frames_per_trial: Frames = 150_000
-    """Env frames each trial trains per seed. Half the 300k of the first two studies, so that 50
-    trials fit in 2 hours on 2 cores. What it costs in the choice (``--replay-budgets``,
-    results/tune/*/budgets.md): in ppo-300k the value at 150k ranks the complete trials like the
-    value at 300k (Spearman 0.70) and picks the same best; in ppo-old-default it does not (0.21),
-    and its pick scored 817 at 300k against the best's 875. A 150k study picks configs that
-    learn fast; whether they hold at the budget users train at is what ``--confirm`` measures."""
+    """Env frames each trial trains per seed. Half the 300k of the first two studies, aiming at
+    50 trials in 2 hours on 2 cores (results/tune/ppo/summary.md says what the study took). What
+    it costs in the choice (``--replay-budgets``, results/tune/*/budgets.md, whose 150k row cuts
+    the recorded curves at their 75k and 150k evaluations, not the 50k/100k/150k of this
+    default): in ppo-300k the value at 150k ranks the complete trials like the value at 300k
+    (Spearman 0.70) and picks the same best; in ppo-old-default it does not (0.21), and its pick
+    scored 817 at 300k against the best's 875. A 150k study picks configs that learn fast;
+    whether they hold at the budget users train at is what ``--confirm`` measures."""
     eval_episodes: Count = 10
     """Validation tracks at each pruning point."""
     final_eval_episodes: Count = 20
