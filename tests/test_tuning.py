@@ -679,7 +679,7 @@ def test_the_study_says_how_long_it_has_left_from_its_own_trials() -> None:
     # 2 left at the mean of 360 s each, on 2 workers: 6 min; 360,000 frames in 720 s.
     assert (
         expected_left(study, 4, 2, 1000.0, 300_000)
-        == "about 6 min left (measured on 2 trial(s), 500 frames/s a worker)"
+        == "about 6 min left, 12 min for the whole study (measured on 2 trial(s), 500 frames/s a worker)"
     )
 
 

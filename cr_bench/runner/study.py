@@ -279,8 +279,8 @@ def best_text(study: optuna.Study) -> str:
 
 
 def expected_left(study: optuna.Study, trials: int, workers: int, fps: float | None, frames_per_trial: int) -> str:
-    """How long the study's remaining trials should take, kept current as trials finish: from
-    the finished trials' own frames and wall seconds (pruning included) once there are any,
+    """How long the study's remaining trials should take (and the whole study), kept current as
+    trials finish: from the finished trials' own frames and wall seconds (pruning included) once there are any,
     else from ``fps`` (each worker's expected frames/s over the search space) and the full
     ``frames_per_trial``.
 
@@ -292,8 +292,11 @@ def expected_left(study: optuna.Study, trials: int, workers: int, fps: float | N
     if finished:
         frames = sum(float(t.user_attrs.get("frames", 0)) for t in finished)
         seconds = sum(float(t.user_attrs["wall_seconds"]) for t in finished)
-        return f"about {progress.duration(left * seconds / len(finished) / max(1, workers))} left " \
-            f"(measured on {len(finished)} trial(s), {frames / seconds:,.0f} frames/s a worker)"  # fmt: skip
+        each = seconds / len(finished) / max(1, workers)  # wall seconds a trial adds to the study
+        return (
+            f"about {progress.duration(left * each)} left, {progress.duration(trials * each)} for the whole "
+            f"study (measured on {len(finished)} trial(s), {frames / seconds:,.0f} frames/s a worker)"
+        )
     if not fps:
         return f"{left} trial(s) left"
     seconds = left * frames_per_trial / fps / max(1, workers)
