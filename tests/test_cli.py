@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cr_bench.results.throughput import machine_text
 from tests.conftest import ONE_ENV, TINY, listing, run_cli, untrained_run
 
 
@@ -30,7 +31,8 @@ def test_train_writes_a_complete_run_directory(trained_run: str) -> None:
     assert (run / "model.zip").is_file()
     config = yaml.safe_load((run / "config.yaml").read_text())
     assert config["agent"] == "ppo-v1" and config["frames"] == 800 and config["algo"]["n_steps"] == 16
-    assert "torch" in yaml.safe_load((run / "versions.yaml").read_text())
+    versions = yaml.safe_load((run / "versions.yaml").read_text())
+    assert "torch" in versions and versions["machines"] == [machine_text()]
     assert (run / "command.txt").read_text().startswith("cr-bench train ppo-beta --frames 800")
     assert list((run / "tb").rglob("events.out.tfevents.*"))
     progress = json.loads((run / "progress.json").read_text())

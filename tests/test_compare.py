@@ -19,6 +19,7 @@ from cr_bench.errors import CrBenchError
 from cr_bench.evaluation.episodes import EpisodeResult, evaluate, write_episodes
 from cr_bench.results.report import build_report
 from cr_bench.results.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
+from cr_bench.results.throughput import machine_text
 from cr_bench.runner.compare import compare_suite, seed_major
 from cr_bench.spec.run import TEST_TRACK_START, EvalConfig, envpool_available
 from cr_bench.spec.suite import load_suite
@@ -235,7 +236,9 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
         assert summary.loc[agent, "lap_rate"] == pytest.approx(part["lap_completed"].mean())
         assert summary.loc[agent, "tile_fraction"] == pytest.approx(part["tile_fraction"].mean(), abs=1e-3)
     assert summary.loc["beta", "training_frames"] >= 120
+    assert summary.loc["beta", "machines"] == machine_text()  # the compute: what the runs trained on
     assert "P(row > column)" in (out / "summary.md").read_text()
+    assert f"| {machine_text()} |" in (out / "summary.md").read_text()
 
     # Interrupt one run (as if killed mid-training); the rerun resumes only that one.
     finished = runs / "compare" / "tiny" / "beta" / "seed-0"

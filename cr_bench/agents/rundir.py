@@ -54,6 +54,7 @@ class RunDir:
         self.path = Path(path)
 
     config = property(lambda self: self.path / "config.yaml")
+    versions = property(lambda self: self.path / "versions.yaml")
     model = property(lambda self: self.path / "model.zip")
     replay_buffer = property(lambda self: self.path / "replay_buffer.npz")
     progress = property(lambda self: self.path / "progress.json")
@@ -78,6 +79,12 @@ class RunDir:
         if not self.config.is_file():
             raise CrBenchError(f"not a cr-bench run directory (no config.yaml): {self.path}")
         return from_dict(RunConfig, saved_run_config(read_yaml(self.config)), str(self.config))
+
+    def machines(self) -> list[str]:
+        """The machines the run trained on (``versions.yaml``; empty: recorded before cr-bench did)."""
+        if not self.versions.is_file():
+            return []
+        return [str(m) for m in read_yaml(self.versions).get("machines") or []]
 
     def read_progress(self) -> dict[str, Any]:
         if not self.progress.is_file():
@@ -140,7 +147,7 @@ class RunDir:
     def discard_unsaved_training(self) -> None:
         """Remove what a training stopped before its first checkpoint wrote: with no model
         there is nothing to continue, and a restart must not append to its curve or logs."""
-        for path in (self.config, self.path / "versions.yaml", self.path / "command.txt", self.progress,
+        for path in (self.config, self.versions, self.path / "command.txt", self.progress,
                      self.curve, self.reward_stats, self.replay_buffer,
                      legacy(self.reward_stats), legacy(self.replay_buffer)):  # fmt: skip
             path.unlink(missing_ok=True)

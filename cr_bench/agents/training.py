@@ -42,6 +42,7 @@ from cr_bench.agents.run_state import legacy, load_replay_buffer, load_reward_st
 from cr_bench.agents.rundir import CURVE_COLUMNS, PUBLISHED_MARKER, RunDir, training_lock
 from cr_bench.envs.make import make_vec_env
 from cr_bench.errors import CrBenchError
+from cr_bench.results.throughput import machine_text
 from cr_bench.spec.loader import to_dict, write_yaml
 from cr_bench.spec.run import RunConfig
 
@@ -337,7 +338,9 @@ def _learn(
                 model.frames_done = start.frames
         # Written once env and model exist, so a run that cannot start leaves no run behind.
         write_yaml(run.config, to_dict(config))
-        write_yaml(run.path / "versions.yaml", library_versions())
+        # A run may train over sessions on several machines: each one is kept.
+        machines = sorted({*run.machines(), machine_text()})
+        write_yaml(run.versions, {**library_versions(), "machines": machines})
         with (run.path / "command.txt").open("a") as handle:
             handle.write(command + "\n")
         if start is not None:  # from here a resume continues this run's model, not the start's

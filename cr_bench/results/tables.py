@@ -67,7 +67,8 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
     over its runs x tracks), training cost.
 
     :param episodes: columns ``SUITE_EPISODE_COLUMNS`` (:mod:`cr_bench.evaluation.episodes`).
-    :param runs: columns ``agent, seed, frames, wall_seconds`` of the trained runs.
+    :param runs: columns ``agent, seed, frames, wall_seconds`` of the trained runs (and
+        ``machines``, ``;``-joined, where recorded).
     """
     rows = []
     for agent in dict.fromkeys(episodes["agent"]):
@@ -90,6 +91,10 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             row["training_frames"] = float(trained["frames"].mean())
             row["wall_seconds"] = float(trained["wall_seconds"].mean())
             row["frames_per_s"] = float((trained["frames"] / trained["wall_seconds"]).mean())
+            named = {
+                m for joined in trained.get("machines", pd.Series(dtype=str)).fillna("") for m in joined.split("; ")
+            }
+            row["machines"] = "; ".join(sorted(named - {""})) or "not recorded"
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -156,13 +161,17 @@ def leaderboard_markdown(
         f"bootstrap CI over runs x tracks; success = return >= {SUCCESS_RETURN:.0f}. *Laps*: episodes that "
         "visited every tile (the env ends the lap there); *tiles*: the mean fraction of the track's tiles "
         "visited (n/a: evaluated before cr-bench measured them). *Randomized*: the same "
-        "tracks with `domain_randomize=True`.",
+        "tracks with `domain_randomize=True`. *Train frames*, *wall h* and *frames/s* are means per run; *CPUs* "
+        "the machines the runs trained on (with `--workers 2` two runs shared them).",
         "",
     ]
     header = ["agent", "runs", "mean ± std", "median", "IQM [95% CI]", "success", "laps", "tiles",
-              "IQM randomized [95% CI]", "success randomized", "train frames", "wall h", "frames/s"]  # fmt: skip
+              "IQM randomized [95% CI]", "success randomized",
+              "train frames", "wall h", "frames/s", "CPUs"]  # fmt: skip
     lines += markdown_table(
-        header, map(_leaderboard_row, summary.sort_values("iqm", ascending=False).to_dict("records")), "l" + "r" * 12
+        header,
+        map(_leaderboard_row, summary.sort_values("iqm", ascending=False).to_dict("records")),
+        "l" + "r" * 12 + "l",
     )
     if (summary.get("ci_over", pd.Series(dtype=object)) != CI_OVER_RUNS).any():
         lines += ["", CI_FOOTNOTE]
@@ -187,9 +196,10 @@ def _leaderboard_row(r: dict[str, Any]) -> list[str]:
     else:
         randomized = ["-", "-"]
     if pd.notna(r.get("training_frames")):
-        cost = [f"{r['training_frames']:,.0f}", f"{r['wall_seconds'] / 3600:.2f}", f"{r['frames_per_s']:,.0f}"]
+        cost = [f"{r['training_frames']:,.0f}", f"{r['wall_seconds'] / 3600:.2f}", f"{r['frames_per_s']:,.0f}",
+                str(r.get("machines") or "not recorded")]  # fmt: skip
     else:
-        cost = ["-", "-", "-"]
+        cost = ["-", "-", "-", "-"]
     return [
         str(r["agent"]),
         str(r["runs"]),

@@ -483,20 +483,22 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
 
 
 def _run_info(jobs: list[Job]) -> pd.DataFrame:
-    """Training frames, wall seconds and the curve of each run."""
+    """Training frames, wall seconds, machines and the curve of each run."""
     rows = []
     for job in jobs:
-        progress = RunDir(job.run_dir).read_progress()
+        run = RunDir(job.run_dir)
+        progress = run.read_progress()
         rows.append(
             {
                 "agent": job.name,
                 "seed": job.seed,
                 "frames": progress["frames_done"],
                 "wall_seconds": progress["wall_seconds"],
+                "machines": "; ".join(run.machines()),
                 "run_dir": job.run_dir,
             }
         )
-    return pd.DataFrame(rows, columns=["agent", "seed", "frames", "wall_seconds", "run_dir"])
+    return pd.DataFrame(rows, columns=["agent", "seed", "frames", "wall_seconds", "machines", "run_dir"])
 
 
 # -- Outputs ------------------------------------------------------------------------------
