@@ -176,8 +176,9 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def estimate(frames: int, fps: float | None, bound: str = "about") -> str:
-    """How long ``frames`` take at ``fps``, saying where the speed comes from.
+def estimate(frames: int, fps: float | None, bound: str = "about", source: str = "") -> str:
+    """How long ``frames`` take at ``fps``, saying where the speed comes from: ``source``, else
+    the bench's table.
 
     >>> estimate(1_000_000, 910.0)
     'about 18 min (1,000,000 frames at 910 frames/s, from results/throughput.csv: cr-bench bench remeasures)'
@@ -186,7 +187,5 @@ def estimate(frames: int, fps: float | None, bound: str = "about") -> str:
     """
     if not fps:
         return f"{frames:,} frames (speed not measured on this machine yet: cr-bench bench measures it)"
-    return (
-        f"{bound} {duration(frames / fps)} ({frames:,} frames at {fps:,.0f} frames/s, "
-        f"from {DEFAULT_TABLE}: cr-bench bench remeasures)"
-    )
+    source = source or f"from {DEFAULT_TABLE}: cr-bench bench remeasures"
+    return f"{bound} {duration(frames / fps)} ({frames:,} frames at {fps:,.0f} frames/s, {source})"

@@ -15,6 +15,7 @@ import yaml
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
+from cr_bench.agents.rundir import RunDir
 from cr_bench.errors import CrBenchError
 from cr_bench.results.tune_report import Confirmation
 from cr_bench.runner import compare, confirm, tuning
@@ -66,7 +67,7 @@ def test_confirmation_retrains_the_top_configs_on_fresh_seeds_and_chooses_best_y
 
 
 def test_a_confirmation_continues_on_a_fresh_clone_without_training_again(
-    confirmed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    confirmed: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     shutil.copytree(confirmed / "results", tmp_path / "results")  # a fresh machine: only results/ travelled
     settings = _confirming(tmp_path)
@@ -77,8 +78,12 @@ def test_a_confirmation_continues_on_a_fresh_clone_without_training_again(
 
     monkeypatch.setattr(compare, "train", no_training)
     monkeypatch.setattr(compare, "resume", no_training)
+    capsys.readouterr()
     tuning.tune(settings)
     pd.testing.assert_frame_equal(pd.read_csv(settings.out_dir / "confirm.csv"), before)
+    said = capsys.readouterr().out
+    assert "every run is trained" in said
+    assert "then the confirmation" not in said  # no trial left: no estimate from the search space
 
 
 def test_an_interrupted_confirmation_keeps_what_finished_and_best_yaml_waits(
@@ -195,3 +200,23 @@ def test_a_confirmation_trains_with_the_base_configs_threads_not_a_trials_share(
     trial.user_attrs["config"]["torch_threads"] = 1
     assert confirm.run_config(settings, trial, seed=5, threads=2).torch_threads == 2
     assert confirm.run_config(settings, trial, seed=5, threads=1).torch_threads == 1  # 2 workers: 1 each
+
+
+def test_the_confirmations_cost_is_each_runs_measured_speed_not_the_bench_model(tmp_path: Path) -> None:
+    # A confirmation trains the very configs its trials trained, so a run is priced at its
+    # trial's frames/s in the study, and a started run at its own. The bench's work model put
+    # trial 17 of results/tune/ppo at 1.8x the speed its confirmation ran at (1.6 h announced).
+    settings = _confirming(tmp_path, trials=1)  # the top 1 and the base, 2 seeds, 256 frames each
+    study = optuna.create_study(direction="maximize")
+    best, base = _trial(1, 800.0, 1e-4), _trial(0, 300.0, 1e-3, default=True)
+    best.user_attrs.update(frames=128, wall_seconds=100.0)  # 1.28 frames/s in the study
+    base.user_attrs.update(frames=128, wall_seconds=50.0)  # 2.56 frames/s
+    for trial in [base, best]:
+        study.add_trial(trial)
+    text = confirm.cost_text(settings, study)
+    assert "1,024 frames left, about 10 min" in text  # 2 x (256 / 1.28 + 256 / 2.56) s
+    assert "measured" in text
+    started = next(job for job in confirm.jobs(settings, study) if job.name == "trial-1")
+    Path(started.run_dir).mkdir(parents=True)
+    RunDir(Path(started.run_dir)).write_progress(128, 1280.0, finished=False)  # 0.1 frames/s so far
+    assert "896 frames left, about 28 min" in confirm.cost_text(settings, study)  # 1280 + 200 + 2 x 100 s

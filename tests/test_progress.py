@@ -168,3 +168,26 @@ def test_compare_prices_its_runs_at_the_workers_summed_speed(
         compare._announce([job(0)], workers=2)
         out = capsys.readouterr().out
         assert "60,000 frames at 1,000 frames/s" in out and "about 60 s" in out and "(1 worker)" in out
+
+
+def test_compare_prices_an_agent_at_its_started_runs_measured_speed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The bench measures no speed for dqn (nor recurrent-ppo, nor qrdqn): once a run of the
+    agent has trained, its frames/s so far price what the agent still has to do, and say so."""
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.runner import compare
+
+    config = resolve_config("dqn", {"env": {"backend": "envpool"}, "frames": 60_000})
+    _throughput(tmp_path, parallel=1.2)
+    jobs = [compare.Job("dqn", seed, str(tmp_path / "runs" / f"seed-{seed}"), config, None) for seed in (0, 1)]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        compare._announce(jobs, workers=2)
+        assert "120,000 frames (speed not measured" in capsys.readouterr().out
+        Path(jobs[0].run_dir).mkdir(parents=True)
+        RunDir(Path(jobs[0].run_dir)).write_progress(20_000, 200.0, finished=False)  # 100 frames/s a worker
+        compare._announce(jobs, workers=2)
+        out = capsys.readouterr().out
+        assert "100,000 frames at 200 frames/s" in out and "measured" in out  # 2 workers at 100 each
+        assert "about 8 min" in out

@@ -91,6 +91,13 @@ class RunDir:
             return {"frames_done": 0, "wall_seconds": 0.0, "finished": False}
         return dict(json.loads(self.progress.read_text()))
 
+    def measured_fps(self) -> float | None:
+        """The frames/s this run has trained at so far (``progress.json``, its resumes included),
+        under whatever shared the machine then; ``None`` before its first checkpoint."""
+        done = self.read_progress()
+        frames, seconds = int(done["frames_done"]), float(done["wall_seconds"])
+        return frames / seconds if frames > 0 and seconds > 0 else None
+
     def write_progress(self, frames_done: int, wall_seconds: float, finished: bool) -> None:
         atomic_write_text(
             self.progress,

@@ -345,7 +345,9 @@ def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
 
 def _announce(jobs: list[Job], workers: int) -> None:
     """How long the training still to do takes: each agent's frames at ``workers`` runs' summed
-    frames/s (they share the cores: :func:`cr_bench.progress.shared_fps`), and the total.
+    frames/s, and the total. A worker's frames/s is what the agent's started runs have trained
+    at so far, else the bench's model shared among the workers
+    (:func:`cr_bench.progress.shared_fps`; it has none for off-policy or recurrent agents).
     A run to start from another's model is checked first: one that cannot is refused here."""
     todo: list[tuple[Job, int]] = []
     for job in jobs:
@@ -360,13 +362,30 @@ def _announce(jobs: list[Job], workers: int) -> None:
     for job, frames in todo:
         fps = progress.shared_fps(job.config, workers)
         left[job.name] = (left.get(job.name, (0, None))[0] + frames, fps and fps * workers)
+    agents = []
     for name, (frames, fps) in left.items():
-        if frames:
-            progress.say(f"  training {name}: {progress.estimate(frames, fps)}")
-    agents = [(frames, fps) for frames, fps in left.values() if frames]
-    if agents and all(fps for _, fps in agents):
-        seconds = sum(frames / float(fps or 1) for frames, fps in agents)
-        progress.say(f"  training in all: about {progress.duration(seconds)} ({progress.sharing_text(workers)})")
+        if not frames:
+            continue
+        measured = _measured_fps([RunDir(Path(job.run_dir)) for job in jobs if job.name == name])
+        source = ""
+        if measured:
+            fps, source = measured * workers, f"{workers} worker(s) at its runs' measured {measured:,.0f} so far"
+        progress.say(f"  training {name}: {progress.estimate(frames, fps, source=source)}")
+        agents.append((frames, fps, source))
+    if agents and all(fps for _, fps, _ in agents):
+        seconds = sum(frames / float(fps or 1) for frames, fps, _ in agents)
+        how = progress.sharing_text(workers)
+        if any(source for _, _, source in agents):
+            how = f"{workers} worker(s); measured speeds where an agent's runs have trained"
+        progress.say(f"  training in all: about {progress.duration(seconds)} ({how})")
+
+
+def _measured_fps(runs: list[RunDir]) -> float | None:
+    """The frames/s a set of runs (one agent's seeds) have trained at so far, together."""
+    done = [run.read_progress() for run in runs if run.measured_fps()]
+    if not done:
+        return None
+    return sum(int(d["frames_done"]) for d in done) / sum(float(d["wall_seconds"]) for d in done)
 
 
 def write_curve(

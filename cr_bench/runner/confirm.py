@@ -111,22 +111,39 @@ def carry_dir(settings: TuneSettings) -> Path:
 
 
 def cost_text(settings: TuneSettings, study: optuna.Study) -> str:
-    """What the confirmation still costs, printed before it starts: frames and expected time."""
+    """What the confirmation still costs, printed before it starts: frames and expected time.
+
+    A confirmation trains the configs its trials trained, so each run is priced at its own
+    frames/s so far, else at its trial's in the study (both measured beside the study's
+    workers), and only a run with neither at the bench's model (:func:`cr_bench.progress.shared_fps`),
+    which put trial 17 of results/tune/ppo at 1.8x the speed it trained at.
+    """
+    trials = {f"trial-{trial.number}": trial for trial in candidates(study, settings.confirm)}
     left = [(job, job.config.frames - _frames_done(job)) for job in jobs(settings, study)]
     left = [(job, frames) for job, frames in left if frames > 0]
     head = (
-        f"confirmation: {len(candidates(study, settings.confirm))} config(s) x {settings.confirm_seeds} fresh "
+        f"confirmation: {len(trials)} config(s) x {settings.confirm_seeds} fresh "
         f"seed(s) {settings.confirm_seed_list()} to {settings.confirm_frames:,} frames"
     )
     if not left:
         return f"{head}: every run is trained"
     workers = max(1, min(settings.n_jobs, len(left)))
-    speeds = [progress.shared_fps(job.config, workers) for job, _ in left]
+    measured = [RunDir(Path(job.run_dir)).measured_fps() or _trial_fps(trials[job.name]) for job, _ in left]
+    speeds = [fps or progress.shared_fps(job.config, workers) for (job, _), fps in zip(left, measured, strict=True)]
     when = "(speed not measured: cr-bench bench measures it)"
     if all(speeds):
         seconds = sum(frames / float(fps or 1) for (_, frames), fps in zip(left, speeds, strict=True))
-        when = f"about {progress.duration(seconds / workers)} on {progress.sharing_text(workers)}"
+        how = "each run at its measured frames/s (so far, else its trial's in the study)"
+        if not all(measured):
+            how += f", else {progress.sharing_text(workers)}"
+        when = f"about {progress.duration(seconds / workers)} on {workers} worker(s), {how}"
     return f"{head}: {len(left)} run(s), {sum(frames for _, frames in left):,} frames left, {when}"
+
+
+def _trial_fps(trial: FrozenTrial) -> float | None:
+    """The frames/s ``trial`` trained (and was scored) at in the study."""
+    frames, seconds = trial.user_attrs.get("frames"), trial.user_attrs.get("wall_seconds")
+    return float(frames) / float(seconds) if frames and seconds else None
 
 
 def _frames_done(job: Job) -> int:

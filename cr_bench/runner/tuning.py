@@ -418,7 +418,7 @@ def _run_study(settings: TuneSettings) -> optuna.Study:
     with FileLock(settings.out_dir / ".ask.lock"):
         enqueue_default(study, settings)
     progress.say(start_text(study, settings))
-    if settings.confirm:
+    if settings.confirm and finished_count(study) < settings.trials:  # else the confirmation prices itself
         runs = (settings.confirm + 1) * settings.confirm_seeds
         speeds = space_speeds(settings)
         when = "speed not measured on this machine yet: cr-bench bench measures it"
