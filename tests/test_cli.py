@@ -316,3 +316,22 @@ def test_a_run_configured_for_cuda_evaluates_on_the_cpu(tmp_path: Path, monkeypa
         ["train", "ppo", "--device", "cuda", "--frames", "64", "--out", str(tmp_path / "gpu"), *ONE_ENV]
     )
     assert code == 2 and err.count("\n") == 1 and "no CUDA device" in err
+
+
+def test_a_resume_without_its_replay_buffer_is_recorded_in_the_run(tmp_path: Path) -> None:
+    """The replay buffer (gigabytes) does not travel between machines: a dqn run resumed
+    without it refills it before learning again, and the run says at which frames, so a table
+    can say which runs did (carried across sessions)."""
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.runner.carry import CARRIED
+
+    run = tmp_path / "dqn"
+    code, _, err = run_cli(["train", "dqn", "--frames", "200", "--out", str(run), *ONE_ENV, *TINY["dqn"]])
+    assert code == 0, err
+    assert RunDir(run).refill_frames() == []
+    done = json.loads((run / "progress.json").read_text())["frames_done"]
+    code, _, err = run_cli(["train", "dqn", "--out", str(run), "--resume", "--frames", str(done + 200)])
+    assert code == 0, err
+    assert "refilling" in err
+    assert RunDir(run).refill_frames() == [done]
+    assert RunDir(run).refills.name in CARRIED

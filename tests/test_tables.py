@@ -248,3 +248,25 @@ def test_a_suite_s_curve_reads_the_same_from_compare_and_from_report(tmp_path: P
     refresh_suite(folder)
     section = written[written.index("## Score vs env frames") :]
     assert section in (folder / "summary.md").read_text()
+
+
+def test_the_leaderboard_says_which_runs_refilled_their_replay_buffer(tmp_path: Path) -> None:
+    """A dqn run resumed on a fresh machine trained on without its replay buffer (it does not
+    travel): the table names the run and the frames, and report's re-rendering keeps it."""
+    from cr_bench.results.report import refresh_suite
+
+    episodes = _episodes()
+    runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [100, 300], "wall_seconds": [10.0, 10.0],
+                         "refills": ["", "200; 250"]})  # fmt: skip
+    summary = summarize_agents(episodes, runs)
+    assert summary.set_index("agent").loc["a", "refills"] == "seed 1 at 200 and 250 frames"
+    text = leaderboard_markdown(summary, improvement_matrix(episodes), "tiny", "cmd", episodes)
+    assert "a: seed 1 at 200 and 250 frames" in text
+    plain = leaderboard_markdown(summarize_agents(episodes, runs.drop(columns="refills")), improvement_matrix(episodes),
+                                 "tiny", "cmd", episodes)  # fmt: skip
+    assert "replay buffer" not in plain
+    episodes.to_csv(tmp_path / "episodes.csv", index=False)
+    summary.to_csv(tmp_path / "summary.csv", index=False)
+    (tmp_path / "summary.md").write_text(text)
+    refresh_suite(tmp_path)
+    assert "a: seed 1 at 200 and 250 frames" in (tmp_path / "summary.md").read_text()

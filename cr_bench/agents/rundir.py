@@ -14,6 +14,8 @@ read it (a published model folder is one too, marked by :data:`PUBLISHED_MARKER`
                      checkpoint, when keep_checkpoints is set
     train.lock       while a process trains the run: its pid and host (see training_lock)
     progress.json    frames done, wall seconds, finished flag
+    replay_refills.json  frames at which an off-policy run resumed without its replay buffer
+                     (it does not travel between machines) and refilled it
     curve.csv        one row per training episode (:data:`CURVE_COLUMNS`)
     eval/            evaluations (episodes.csv, summary.yaml; compare's cached episodes)
     tb/              TensorBoard logs
@@ -57,6 +59,7 @@ class RunDir:
     versions = property(lambda self: self.path / "versions.yaml")
     model = property(lambda self: self.path / "model.zip")
     replay_buffer = property(lambda self: self.path / "replay_buffer.npz")
+    refills = property(lambda self: self.path / "replay_refills.json")
     progress = property(lambda self: self.path / "progress.json")
     curve = property(lambda self: self.path / "curve.csv")
     tensorboard = property(lambda self: self.path / "tb")
@@ -90,6 +93,13 @@ class RunDir:
         if not self.progress.is_file():
             return {"frames_done": 0, "wall_seconds": 0.0, "finished": False}
         return dict(json.loads(self.progress.read_text()))
+
+    def refill_frames(self) -> list[int]:
+        """The frames at which this run resumed without its replay buffer and refilled it."""
+        return [int(frames) for frames in json.loads(self.refills.read_text())] if self.refills.is_file() else []
+
+    def record_refill(self, frames: int) -> None:
+        atomic_write_text(self.refills, json.dumps([*self.refill_frames(), int(frames)]))
 
     def measured_fps(self) -> float | None:
         """The frames/s this run has trained at so far (``progress.json``, its resumes included),

@@ -395,9 +395,10 @@ def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
         for path in (run.replay_buffer, legacy(run.replay_buffer)):  # a later hard kill must not bring it back
             path.unlink(missing_ok=True)
         return
-    if not saved:  # killed before it could save its buffer
+    if not saved:  # killed before it could save its buffer, or resumed on another machine
         print(f"cr-bench: no replay buffer in {run.path}; refilling it before training resumes", file=sys.stderr)
     model.learning_starts = model.num_timesteps + model.learning_starts
+    run.record_refill(int(run.read_progress()["frames_done"]))  # a table says which runs did
 
 
 def _close_quietly(env: Any) -> None:

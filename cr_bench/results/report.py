@@ -297,7 +297,7 @@ def refresh_suite(folder: Path) -> None:
     episodes = pd.read_csv(folder / "episodes.csv")
     old = pd.read_csv(folder / "summary.csv")
     summary = summarize_agents(episodes, pd.DataFrame(columns=["agent", "seed", "frames", "wall_seconds"]))
-    cost = [c for c in ("training_frames", "wall_seconds", "frames_per_s", "machines") if c in old.columns]
+    cost = [c for c in ("training_frames", "wall_seconds", "frames_per_s", "machines", "refills") if c in old.columns]
     summary = summary.merge(old[["agent", *cost]], on="agent", how="left")
     text = leaderboard_markdown(summary, improvement_matrix(episodes), folder.name, command, episodes)
     curve_section = old_text.find("## Score vs env frames")

@@ -68,7 +68,8 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
 
     :param episodes: columns ``SUITE_EPISODE_COLUMNS`` (:mod:`cr_bench.evaluation.episodes`).
     :param runs: columns ``agent, seed, frames, wall_seconds`` of the trained runs (and
-        ``machines``, ``;``-joined, where recorded).
+        ``machines`` and ``refills``, the frames at which a run refilled its replay buffer,
+        ``;``-joined, where recorded).
     """
     rows = []
     for agent in dict.fromkeys(episodes["agent"]):
@@ -95,6 +96,12 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
                 m for joined in trained.get("machines", pd.Series(dtype=str)).fillna("") for m in joined.split("; ")
             }
             row["machines"] = "; ".join(sorted(named - {""})) or "not recorded"
+            refills = trained.get("refills", pd.Series("", index=trained.index)).fillna("")
+            row["refills"] = ", ".join(
+                f"seed {seed} at {' and '.join(f'{int(f):,}' for f in str(joined).split('; '))} frames"
+                for seed, joined in zip(trained["seed"], refills, strict=True)
+                if str(joined)
+            )
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -175,6 +182,11 @@ def leaderboard_markdown(
     )
     if (summary.get("ci_over", pd.Series(dtype=object)) != CI_OVER_RUNS).any():
         lines += ["", CI_FOOTNOTE]
+    refilled = [f"{r['agent']}: {r['refills']}" for r in summary.to_dict("records") if _text(r.get("refills"))]
+    if refilled:
+        lines += ["", "Resumed without the replay buffer (it is gigabytes and does not travel between machines), "
+                  "so it was refilled (`learning_starts` transitions without learning) before training went on: "
+                  + "; ".join(refilled) + "."]  # fmt: skip
     lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks (n/a: one episode "
               "against one).", ""]  # fmt: skip
     poi_rows = [
@@ -184,6 +196,11 @@ def leaderboard_markdown(
     lines += markdown_table(["", *poi.columns], poi_rows, "l" + "r" * len(poi.columns))
     lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
     return "\n".join(lines)
+
+
+def _text(value: Any) -> str:
+    """A table cell's text, empty for a missing value (NaN after a CSV round trip)."""
+    return "" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
 
 
 def _leaderboard_row(r: dict[str, Any]) -> list[str]:

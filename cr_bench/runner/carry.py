@@ -22,7 +22,7 @@ from cr_bench.agents.rundir import RunDir
 from cr_bench.evaluation.curves import grid_frames
 
 CARRIED = ("config.yaml", "versions.yaml", "command.txt", "progress.json", "curve.csv", "model.zip",
-           "reward_normalization.npz", INIT_FILE)  # fmt: skip
+           "reward_normalization.npz", "replay_refills.json", INIT_FILE)  # fmt: skip
 """A run's files that travel, besides its cached scores and unscored checkpoints."""
 
 

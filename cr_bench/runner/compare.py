@@ -502,7 +502,7 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
 
 
 def _run_info(jobs: list[Job]) -> pd.DataFrame:
-    """Training frames, wall seconds, machines and the curve of each run."""
+    """Training frames, wall seconds, machines, replay-buffer refills and the curve of each run."""
     rows = []
     for job in jobs:
         run = RunDir(job.run_dir)
@@ -514,10 +514,11 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
                 "frames": progress["frames_done"],
                 "wall_seconds": progress["wall_seconds"],
                 "machines": "; ".join(run.machines()),
+                "refills": "; ".join(str(frames) for frames in run.refill_frames()),
                 "run_dir": job.run_dir,
             }
         )
-    return pd.DataFrame(rows, columns=["agent", "seed", "frames", "wall_seconds", "machines", "run_dir"])
+    return pd.DataFrame(rows, columns=["agent", "seed", "frames", "wall_seconds", "machines", "refills", "run_dir"])
 
 
 # -- Outputs ------------------------------------------------------------------------------
