@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -365,3 +366,47 @@ def test_the_main_path_is_sb3s_loop_and_levers_are_bench_only() -> None:
     env.close()
     with pytest.raises(CrBenchError, match="levers of PPO; dqn has no such loop"):
         resolve_config("dqn", {"learner_overlap": True})
+
+
+def test_recurrent_ppo_runs_each_training_sequence_in_one_lstm_call_as_sb3_contrib_would() -> None:
+    """sb3-contrib steps the LSTM one frame at a time through any training batch that holds an
+    episode start, though its buffer starts an episode only at a sequence's first step.
+    process_sequence resets those sequences' states first and runs each sequence in one call:
+    the same outputs, states and gradients (to float rounding), in one LSTM call, not one a step."""
+    import torch as th
+    from sb3_contrib.common.recurrent.policies import RecurrentActorCriticPolicy
+
+    from custom_policies.recurrent import process_sequence
+
+    th.manual_seed(0)
+    lstm = th.nn.LSTM(8, 16)
+    calls: list[int] = []
+    lstm.register_forward_hook(lambda *_: calls.append(1))
+    n_seq, length = 4, 6
+    states = (th.randn(1, n_seq, 16), th.randn(1, n_seq, 16))
+    starts = th.zeros(n_seq, length)
+    starts[1, 0] = starts[3, 0] = 1.0  # episodes 1 and 3 start here; 0 and 2 go on from the states
+
+    def run(process: Any, starts: th.Tensor) -> tuple[list[th.Tensor], int]:
+        features = th.randn(n_seq * length, 8, generator=th.Generator().manual_seed(1), requires_grad=True)
+        lstm.zero_grad()
+        calls.clear()
+        out, (hidden, cell) = process(features, states, starts.flatten(), lstm)
+        (out.sum() + hidden.sum() + cell.sum()).backward()
+        assert features.grad is not None
+        return [out, hidden, cell, features.grad, *(p.grad for p in lstm.parameters())], len(calls)
+
+    reference, reference_calls = run(RecurrentActorCriticPolicy._process_sequence, starts)
+    ours, our_calls = run(process_sequence, starts)
+    for expected, got in zip(reference, ours, strict=True):
+        th.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    assert (reference_calls, our_calls) == (length, 1)
+    starts[2, 3] = 1.0  # a start inside a sequence (the buffer makes none): sb3-contrib's own path
+    reference, _ = run(RecurrentActorCriticPolicy._process_sequence, starts)
+    ours, our_calls = run(process_sequence, starts)
+    assert our_calls == length and all(th.equal(a, b) for a, b in zip(reference, ours, strict=True))
+
+    config = resolve_config("recurrent-ppo", {"n_envs": 1, "vec_env": "dummy"}, SMALL["recurrent-ppo"])
+    env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
+    assert build_model(config, env).policy._process_sequence is process_sequence
+    env.close()

@@ -20,6 +20,8 @@ from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.type_aliases import RolloutBufferSamples
 from stable_baselines3.common.vec_env import VecNormalize
 
+from custom_policies.recurrent import process_sequence
+
 if TYPE_CHECKING:
     from cr_bench.spec.run import RunConfig
 
@@ -124,7 +126,13 @@ class FrameDQN(FrameProgress, DQN):
 
 
 class FrameRecurrentPPO(RolloutThreads, FrameProgress, RecurrentPPO):
-    """sb3-contrib RecurrentPPO with frame-based schedules."""
+    """sb3-contrib RecurrentPPO with frame-based schedules, its LSTM run over each training
+    sequence in one call (:func:`custom_policies.recurrent.process_sequence`)."""
+
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        # An instance attribute: the policy's class, and so what a saved model names, stays sb3-contrib's.
+        self.policy._process_sequence = process_sequence  # type: ignore[assignment]
 
 
 class FrameQRDQN(FrameProgress, QRDQN):
