@@ -410,3 +410,26 @@ def test_recurrent_ppo_runs_each_training_sequence_in_one_lstm_call_as_sb3_contr
     env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
     assert build_model(config, env).policy._process_sequence is process_sequence
     env.close()
+
+
+@pytest.mark.parametrize(("agent", "eps"), [("dqn", 1e-8), ("qrdqn", 0.01 / 32)])
+def test_the_dqn_family_steps_a_fused_adam_with_the_librarys_settings(agent: str, eps: float, tmp_path: Path) -> None:
+    """DQN's family takes a gradient step every few transitions, and torch's default Adam on a
+    CPU loops over a dozen tensor ops per parameter in Python: the fused kernel does the same
+    update in one. Its settings stay the library's (QR-DQN's eps 0.01/32), over the online
+    network's parameters only, and a saved run resumes with it."""
+    config = resolve_config(agent, {"n_envs": 1, "vec_env": "dummy", "frames": 200}, SMALL[agent])
+    env = make_vec_env(config.env, 1, seed=0, vec_env="dummy")
+    model = build_model(config, env)
+    (group,) = model.policy.optimizer.param_groups
+    assert group["fused"] and not group["foreach"]
+    assert group["eps"] == pytest.approx(eps) and group["lr"] == pytest.approx(config.algo["learning_rate"])
+    online = model.policy.q_net if agent == "dqn" else model.policy.quantile_net
+    assert {id(p) for p in group["params"]} == {id(p) for p in online.parameters()}
+    model.frames_done = 0  # type: ignore[attr-defined]
+    model.learn(40)
+    model.save(tmp_path / "model.zip")
+    loaded = load_model(config, str(tmp_path / "model.zip"))
+    assert loaded.policy.optimizer.param_groups[0]["fused"]
+    assert loaded.policy.optimizer.state_dict()["state"].keys() == model.policy.optimizer.state_dict()["state"].keys()
+    env.close()

@@ -121,8 +121,30 @@ class FramePPO(RolloutThreads, FrameProgress, PPO):
         super()._setup_model()
 
 
-class FrameDQN(FrameProgress, DQN):
-    """DQN with frame-based schedules."""
+class FusedAdam:
+    """Mixin for DQN's family: the policy's Adam steps in torch's fused kernel.
+
+    These agents take a gradient step every few transitions, and torch's default Adam on a CPU
+    runs a dozen tensor ops per parameter tensor from Python; ``fused=True`` is the same
+    update in one kernel. The optimizer keeps the parameters and settings the library gave it
+    (QR-DQN's eps of 0.01 / batch size). A saved model's optimizer state loads into it, and
+    its saved settings (fused or not) come with it.
+    """
+
+    policy: Any
+
+    def _setup_model(self) -> None:
+        super()._setup_model()  # type: ignore[misc]
+        optimizer = self.policy.optimizer
+        if type(optimizer) is th.optim.Adam:
+            settings = [
+                {k: v for k, v in group.items() if k not in ("fused", "foreach")} for group in optimizer.param_groups
+            ]
+            self.policy.optimizer = th.optim.Adam(settings, fused=True)
+
+
+class FrameDQN(FusedAdam, FrameProgress, DQN):
+    """DQN with frame-based schedules and a fused Adam."""
 
 
 class FrameRecurrentPPO(RolloutThreads, FrameProgress, RecurrentPPO):
@@ -135,5 +157,5 @@ class FrameRecurrentPPO(RolloutThreads, FrameProgress, RecurrentPPO):
         self.policy._process_sequence = process_sequence  # type: ignore[assignment]
 
 
-class FrameQRDQN(FrameProgress, QRDQN):
-    """sb3-contrib QR-DQN with frame-based schedules."""
+class FrameQRDQN(FusedAdam, FrameProgress, QRDQN):
+    """sb3-contrib QR-DQN with frame-based schedules and a fused Adam."""
