@@ -369,7 +369,8 @@ def _announce(jobs: list[Job], workers: int) -> None:
         measured = _measured_fps([RunDir(Path(job.run_dir)) for job in jobs if job.name == name])
         source = ""
         if measured:
-            fps, source = measured * workers, f"{workers} worker(s) at its runs' measured {measured:,.0f} so far"
+            fps = measured * workers
+            source = f"{workers} worker(s) at its runs' measured {measured:,.0f} frames/s so far"
         progress.say(f"  training {name}: {progress.estimate(frames, fps, source=source)}")
         agents.append((frames, fps, source))
     if agents and all(fps for _, fps, _ in agents):
