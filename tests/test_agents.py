@@ -424,6 +424,7 @@ def test_the_dqn_family_steps_a_fused_adam_with_the_librarys_settings(agent: str
     (group,) = model.policy.optimizer.param_groups
     assert group["fused"] and not group["foreach"]
     assert group["eps"] == pytest.approx(eps) and group["lr"] == pytest.approx(config.algo["learning_rate"])
+    assert model.policy.optimizer.defaults["eps"] == pytest.approx(eps)  # a later param group gets them too
     online = model.policy.q_net if agent == "dqn" else model.policy.quantile_net
     assert {id(p) for p in group["params"]} == {id(p) for p in online.parameters()}
     model.frames_done = 0  # type: ignore[attr-defined]

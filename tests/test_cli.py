@@ -334,4 +334,6 @@ def test_a_resume_without_its_replay_buffer_is_recorded_in_the_run(tmp_path: Pat
     assert code == 0, err
     assert "refilling" in err
     assert RunDir(run).refill_frames() == [done]
+    RunDir(run).record_refill(done)  # a resume killed before its next checkpoint refills there again
+    assert RunDir(run).refill_frames() == [done]
     assert RunDir(run).refills.name in CARRIED

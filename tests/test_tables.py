@@ -260,6 +260,8 @@ def test_the_leaderboard_says_which_runs_refilled_their_replay_buffer(tmp_path: 
                          "refills": ["", "200; 250"]})  # fmt: skip
     summary = summarize_agents(episodes, runs)
     assert summary.set_index("agent").loc["a", "refills"] == "seed 1 at 200 and 250 frames"
+    read_back = summarize_agents(episodes, runs.assign(refills=[None, 200.0]))  # as a CSV may give it back
+    assert read_back.set_index("agent").loc["a", "refills"] == "seed 1 at 200 frames"
     text = leaderboard_markdown(summary, improvement_matrix(episodes), "tiny", "cmd", episodes)
     assert "a: seed 1 at 200 and 250 frames" in text
     plain = leaderboard_markdown(summarize_agents(episodes, runs.drop(columns="refills")), improvement_matrix(episodes),

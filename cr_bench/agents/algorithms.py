@@ -140,7 +140,8 @@ class FusedAdam:
             settings = [
                 {k: v for k, v in group.items() if k not in ("fused", "foreach")} for group in optimizer.param_groups
             ]
-            self.policy.optimizer = th.optim.Adam(settings, fused=True)
+            defaults = {k: v for k, v in optimizer.defaults.items() if k not in ("fused", "foreach")}
+            self.policy.optimizer = th.optim.Adam(settings, **defaults, fused=True)
 
 
 class FrameDQN(FusedAdam, FrameProgress, DQN):

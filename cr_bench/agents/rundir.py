@@ -99,7 +99,10 @@ class RunDir:
         return [int(frames) for frames in json.loads(self.refills.read_text())] if self.refills.is_file() else []
 
     def record_refill(self, frames: int) -> None:
-        atomic_write_text(self.refills, json.dumps([*self.refill_frames(), int(frames)]))
+        """Add ``frames`` to the refills, once (a resume killed before its next checkpoint refills there again)."""
+        done = self.refill_frames()
+        if done[-1:] != [int(frames)]:
+            atomic_write_text(self.refills, json.dumps([*done, int(frames)]))
 
     def measured_fps(self) -> float | None:
         """The frames/s this run has trained at so far (``progress.json``, its resumes included),

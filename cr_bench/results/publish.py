@@ -57,7 +57,7 @@ from cr_bench.results.tables import checkpoint_row, table_laps, time_to, time_to
 from cr_bench.spec.loader import read_yaml, to_dict, write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START, EvalConfig, RunConfig, check_held_out, resolve_backend
 
-COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml")
+COPIED_FILES = ("curve.csv", "command.txt", "progress.json", "versions.yaml", "replay_refills.json")
 RANDOMIZED_EPISODES = Path("eval") / "randomized" / "episodes.csv"
 """The final model on the published test tracks with domain_randomize=True, in a published folder."""
 FIGURES = ("mean", "std", "iqm", "success_rate", "lap_rate", "tile_fraction")

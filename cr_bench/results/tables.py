@@ -98,7 +98,7 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             row["machines"] = "; ".join(sorted(named - {""})) or "not recorded"
             refills = trained.get("refills", pd.Series("", index=trained.index)).fillna("")
             row["refills"] = ", ".join(
-                f"seed {seed} at {' and '.join(f'{int(f):,}' for f in str(joined).split('; '))} frames"
+                f"seed {seed} at {' and '.join(f'{int(float(f)):,}' for f in str(joined).split('; '))} frames"
                 for seed, joined in zip(trained["seed"], refills, strict=True)
                 if str(joined)
             )
@@ -184,9 +184,9 @@ def leaderboard_markdown(
         lines += ["", CI_FOOTNOTE]
     refilled = [f"{r['agent']}: {r['refills']}" for r in summary.to_dict("records") if _text(r.get("refills"))]
     if refilled:
-        lines += ["", "Resumed without the replay buffer (it is gigabytes and does not travel between machines), "
-                  "so it was refilled (`learning_starts` transitions without learning) before training went on: "
-                  + "; ".join(refilled) + "."]  # fmt: skip
+        lines += ["", "Resumed without the replay buffer (gigabytes: it does not travel between machines, and "
+                  "a hard kill loses it), so it was refilled (`learning_starts` transitions without learning) "
+                  "before training went on: " + "; ".join(refilled) + "."]  # fmt: skip
     lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks (n/a: one episode "
               "against one).", ""]  # fmt: skip
     poi_rows = [

@@ -370,7 +370,7 @@ def _announce(jobs: list[Job], workers: int) -> None:
         source = ""
         if measured:
             fps = measured * workers
-            source = f"{workers} worker(s) at its runs' measured {measured:,.0f} frames/s so far"
+            source = f"{workers} worker(s) at its runs' {measured:,.0f} frames/s so far, shared as they were then"
         progress.say(f"  training {name}: {progress.estimate(frames, fps, source=source)}")
         agents.append((frames, fps, source))
     if agents and all(fps for _, fps, _ in agents):

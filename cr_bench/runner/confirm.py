@@ -128,20 +128,23 @@ def cost_text(settings: TuneSettings, study: optuna.Study) -> str:
     if not left:
         return f"{head}: every run is trained"
     workers = max(1, min(settings.n_jobs, len(left)))
-    measured = [RunDir(Path(job.run_dir)).measured_fps() or _trial_fps(trials[job.name]) for job, _ in left]
+    measured = [RunDir(Path(job.run_dir)).measured_fps() or _trial_fps(trials.get(job.name)) for job, _ in left]
     speeds = [fps or progress.shared_fps(job.config, workers) for (job, _), fps in zip(left, measured, strict=True)]
     when = "(speed not measured: cr-bench bench measures it)"
     if all(speeds):
         seconds = sum(frames / float(fps or 1) for (_, frames), fps in zip(left, speeds, strict=True))
-        how = "each run at its measured frames/s (so far, else its trial's in the study)"
+        how = "each run at its measured frames/s (so far, else its trial's in the study, evaluations included)"
         if not all(measured):
             how += f", else {progress.sharing_text(workers)}"
         when = f"about {progress.duration(seconds / workers)} on {workers} worker(s), {how}"
     return f"{head}: {len(left)} run(s), {sum(frames for _, frames in left):,} frames left, {when}"
 
 
-def _trial_fps(trial: FrozenTrial) -> float | None:
-    """The frames/s ``trial`` trained (and was scored) at in the study."""
+def _trial_fps(trial: FrozenTrial | None) -> float | None:
+    """The frames/s ``trial`` trained and was scored at in the study (as a confirmation run's
+    checkpoints are scored while it trains)."""
+    if trial is None:
+        return None
     frames, seconds = trial.user_attrs.get("frames"), trial.user_attrs.get("wall_seconds")
     return float(frames) / float(seconds) if frames and seconds else None
 
