@@ -159,6 +159,20 @@ def test_the_report_chooses_by_the_confirmation_budget_and_shows_unsupported_cis
     assert "]†" in text  # one seed: the CI redraws tracks, and says so
 
 
+def test_when_the_base_config_wins_the_report_says_whether_the_best_tuned_config_is_apart(tmp_path: Path) -> None:
+    # Two seeds: the base config leads trial 1 by a point at 200 frames, well inside the spread.
+    rows = [(n, s, f, t, v) for n, v in ((0, 800.0), (1, 799.0)) for s in (5, 6) for f in (100, 200)
+            for t, v in ((0, v - 40.0 + s), (1, v + 40.0 - s))]  # fmt: skip
+    close = "\n".join(_report(tmp_path, rows, seeds=[5, 6]).markdown(list(_study_trials()), []))
+    assert "Tuning did not beat the base config at 200 frames" in close
+    assert "The best tuned config, trial 1, is below it and their CIs overlap, so these seeds do not" in close
+    # One seed each, far apart: the CIs (over tracks, marked) do not overlap.
+    rows = [(0, 5, f, t, 850.0 + t) for f in (100, 200) for t in (0, 1)]
+    rows += [(1, 5, f, t, 500.0 + t) for f in (100, 200) for t in (0, 1)]
+    far = "\n".join(_report(tmp_path, rows, seeds=[5]).markdown(list(_study_trials()), []))
+    assert "The best tuned config, trial 1, is below it and their CIs do not overlap." in far
+
+
 def test_a_confirmation_missing_a_seed_is_in_progress(tmp_path: Path) -> None:
     rows = [(n, 5, 200, 0, 700.0) for n in (0, 1)] + [(1, 6, 200, 0, 800.0)]
     report = _report(tmp_path, rows, seeds=[5, 6])

@@ -180,10 +180,7 @@ class Confirmation:
 
     def winner(self) -> int | None:
         """The candidate with the best mean at the confirmation budget, once it is finished."""
-        if not self.finished():
-            return None
-        last = self.scores[self.scores["frames"] == self.rules["frames"]]
-        return int(last.groupby("trial")["return"].mean().idxmax())
+        return self.best_other(None, int(self.rules["frames"])) if self.finished() else None
 
     def cell(self, trial: int, frames: int) -> str:
         """``mean [CI] (n seeds)`` of ``trial`` at ``frames``, or a dash where not scored yet."""
@@ -192,6 +189,11 @@ class Confirmation:
             return "-"
         r = row.iloc[0]
         return f"{r['mean']:.1f} {interval(r['ci_low'], r['ci_high'], r['ci_over'])} ({r['seeds']})"
+
+    def best_other(self, trial: int | None, frames: int) -> int | None:
+        """The candidate other than ``trial`` (None: any) with the best mean at ``frames``, if any."""
+        last = self.scores[(self.scores["frames"] == frames) & (self.scores["trial"] != trial)]
+        return None if last.empty else int(last.groupby("trial")["return"].mean().idxmax())
 
     def apart(self, a: int, b: int, frames: int) -> bool:
         """Whether the CIs of trials ``a`` and ``b`` at ``frames`` exist and do not overlap."""
@@ -237,6 +239,13 @@ class Confirmation:
         base = next((n for n in rules["trials"] if values.get(n) and values[n].user_attrs.get("default")), None)
         if base == winner:
             lines += [f"Tuning did not beat the base config at {frames:,} frames: its confirmed mean is the best."]
+            runner_up = self.best_other(base, frames)
+            if runner_up is not None:
+                apart = self.apart(base, runner_up, frames)
+                lines[-1] += (
+                    f" The best tuned config, trial {runner_up}, is below it and their CIs "
+                    + ("do not overlap." if apart else "overlap, so these seeds do not tell them apart.")
+                )
         elif base is not None:
             apart = self.apart(winner, base, frames)
             lines += [
