@@ -417,6 +417,19 @@ def test_a_carried_suite_continues_on_a_fresh_machine(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_csv(run / f"curve-{BACKEND}-2000000-1.csv"), first)
 
 
+def test_a_carried_suite_without_a_curve_carries_no_checkpoint(tmp_path: Path) -> None:
+    """No curve scores a checkpoint and a run resumes from its model: results/tuned carried every
+    run's 7 MB checkpoint at 200k frames for nothing."""
+    agents = [{"name": "beta", "agent": "ppo-beta",
+               "set": {**TINY_SET, "checkpoint_every_frames": 32, "keep_checkpoints": True}}]  # fmt: skip
+    suite = _suite(tmp_path, seeds=[0], baselines=[], agents=agents, carry=True)
+    results, runs = tmp_path / "results", tmp_path / "runs"
+    compare_suite(suite, 1, results, runs, "first")
+    assert list((runs / "compare" / "tiny" / "beta" / "seed-0" / "checkpoints").glob("*.zip"))  # kept in runs/
+    carried = results / "tiny" / "carry" / "beta" / "seed-0"
+    assert (carried / "model.zip").is_file() and not (carried / "checkpoints").exists()
+
+
 def test_report_puts_the_standard_leaderboard_first_beside_the_literature(tmp_path: Path) -> None:
     """results/README.md leads with the standard suite, then the literature's figures and what
     differs from them, then the other suites."""

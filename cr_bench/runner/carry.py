@@ -33,7 +33,8 @@ def carry_folder(results_dir: Path, suite: str) -> Path:
 
 def save_carry(run_dir: Path, carried: Path, every_frames: int | None) -> None:
     """Refresh ``carried`` (a run's carry folder) from ``run_dir``: replaced whole, so it holds
-    one consistent state of the run."""
+    one consistent state of the run. A run resumes from its model, so the only checkpoints that
+    travel are those a curve every ``every_frames`` (None: no curve) has still to score."""
     run = RunDir(run_dir)
     if not run.progress.is_file():
         return  # nothing saved yet: nothing to continue
@@ -50,7 +51,7 @@ def save_carry(run_dir: Path, carried: Path, every_frames: int | None) -> None:
     if run.eval_dir.is_dir():
         shutil.copytree(run.eval_dir, staging / "eval", ignore=shutil.ignore_patterns(".*"))
     for checkpoint in run.list_checkpoints():
-        if every_frames is None or grid_frames(checkpoint["frames_done"], every_frames) not in scored:
+        if every_frames is not None and grid_frames(checkpoint["frames_done"], every_frames) not in scored:
             (staging / "checkpoints").mkdir(exist_ok=True)
             for path in (checkpoint["path"], checkpoint["path"].with_suffix(".json")):
                 shutil.copy2(path, staging / "checkpoints" / path.name)
