@@ -242,9 +242,8 @@ class Confirmation:
             runner_up = self.best_other(base, frames)
             if runner_up is not None:
                 apart = self.apart(base, runner_up, frames)
-                lines[-1] += (
-                    f" The best tuned config, trial {runner_up}, is below it and their CIs "
-                    + ("do not overlap." if apart else "overlap, so these seeds do not tell them apart.")
+                lines[-1] += f" The best tuned config, trial {runner_up}, is below it and their CIs " + (
+                    "do not overlap." if apart else "overlap, so these seeds do not tell them apart."
                 )
         elif base is not None:
             apart = self.apart(winner, base, frames)
