@@ -25,6 +25,7 @@ from cr_bench import progress
 from cr_bench.agents.models import threads_per_job
 from cr_bench.agents.registry import AGENTS, resolve_config
 from cr_bench.errors import CrBenchError
+from cr_bench.results import tune_report
 from cr_bench.results.throughput import machine_text
 from cr_bench.runner import pruner_replay, tuning
 from cr_bench.runner import study as optuna_study
@@ -639,6 +640,56 @@ def test_budgets_replay_a_value_rule_longer_than_the_cut_and_refuse_what_has_no_
         pruner_replay.replay_budgets(_recorded_study(once), once)
     with pytest.raises(CrBenchError, match="one seed per trial"):
         pruner_replay.replay_budgets(_recorded_study(settings), dataclasses.replace(settings, seeds_per_trial=2))
+
+
+def _study_with_configs(settings: spec_tune.TuneSettings, rates: list[float]) -> optuna.Study:
+    """A study as ``tune`` records it (agent, trials' configs): trial k trained learning rate rates[k]
+    on a worker's one thread and scored k; the last one failed before it recorded a config."""
+    study = optuna_study.open_study(settings)
+    for k, rate in enumerate(rates):
+        config = resolve_config(settings.agent, settings.base_config, {"algo": {"learning_rate": rate}})
+        attrs = {"config": {**dataclasses.asdict(config), "frames": 160, "torch_threads": 1}}
+        study.add_trial(optuna.trial.create_trial(value=float(k), user_attrs=attrs))
+    study.add_trial(optuna.trial.create_trial(state=TrialState.FAIL, user_attrs={"error": "bad"}))
+    return study
+
+
+def test_any_trial_exports_as_a_config_in_best_yamls_form(tmp_path: Path) -> None:
+    """--export-trial N writes trial N's config beside best.yaml, as best.yaml writes the best
+    one (no budget, the base config's threads), so a suite or a training takes it from the
+    study instead of copying its values by hand."""
+    settings = _settings(tmp_path, trials=3, base_config={"agent": "ppo-beta", **TINY_BASE, "torch_threads": 2})
+    study = _study_with_configs(settings, [3e-4, 5e-4])
+    tune_report.write_outputs(study, settings)
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(settings.base_config))
+    args = ["tune", "ppo-beta", "--study-name", "tiny", "--results-dir", settings.results_dir, "--config", str(base)]
+    code, out, err = run_cli([*args, "--export-trial", "1"])
+    assert code == 0, err
+    exported = settings.out_dir / "trial-1.yaml"
+    assert str(exported) in out and "cr-bench train ppo-v1 --config" in out
+    config = yaml.safe_load(exported.read_text())
+    assert config == yaml.safe_load((settings.out_dir / "best.yaml").read_text())  # trial 1 is the best
+    assert config["algo"]["learning_rate"] == 5e-4 and config["torch_threads"] == 2 and "frames" not in config
+    code, _, err = run_cli([*args, "--export-trial", "0"])
+    assert code == 0, err
+    assert yaml.safe_load((settings.out_dir / "trial-0.yaml").read_text())["algo"]["learning_rate"] == 3e-4
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--export-trial", "7"], "study tiny has no trial 7 (its trials are 0..2)"),
+        (["--export-trial", "2"], "trial 2 of study tiny recorded no config (FAIL)"),
+        (["--export-trial", "1", "--replay-budgets"], "--export-trial and --replay-budgets each run no trial"),
+    ],
+)
+def test_a_trial_that_cannot_be_exported_is_one_line(tmp_path: Path, extra: list[str], message: str) -> None:
+    settings = _settings(tmp_path, trials=3)
+    _study_with_configs(settings, [3e-4, 5e-4])
+    code, _, err = run_cli(["tune", "ppo-beta", "--study-name", "tiny", "--results-dir", settings.results_dir, *extra])
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not list(settings.out_dir.glob("trial-*.yaml"))
 
 
 @pytest.mark.parametrize("flag", ["--replay-pruners", "--replay-budgets"])

@@ -56,11 +56,7 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
     chosen = confirmation.winner() if confirmation is not None else None
     if complete:
         best = next(t for t in trials if t.number == chosen) if chosen is not None else complete[0]
-        config = dict(best.user_attrs["config"])
-        config.pop("frames", None)  # the budget is the user's choice when training the best config
-        # Trials train on a worker's share of the cores; a training of the best config has them all.
-        config["torch_threads"] = settings.resolved_base().torch_threads
-        write_yaml(out / "best.yaml", config)
+        write_yaml(out / "best.yaml", trial_config(best, settings))
     importances = _importances(study)
     if importances:
         write_csv(out / "importances.csv", ["parameter", "importance"], importances.items())
@@ -70,6 +66,33 @@ def write_outputs(study: optuna.Study, settings: TuneSettings) -> None:
     atomic_write_text(out / "summary.md", text)
     if len(complete) >= 1:
         plot_optimization_history(study, out / "history.png")
+
+
+def trial_config(trial: FrozenTrial, settings: TuneSettings) -> dict[str, Any]:
+    """A trial's config as a file to train from (best.yaml's form): no budget, which is the
+    user's choice, and the base config's threads, as a trial trained on a worker's share of
+    the cores and a training of the config has them all."""
+    config = dict(trial.user_attrs["config"])
+    config.pop("frames", None)
+    config["torch_threads"] = settings.resolved_base().torch_threads
+    return config
+
+
+def export_trial(study: optuna.Study, settings: TuneSettings, number: int) -> Path:
+    """``--export-trial N``: write trial N's config to ``trial-N.yaml`` beside best.yaml.
+
+    :raises CrBenchError: when the study has no trial N or it recorded no config.
+    """
+    trials = study.get_trials(deepcopy=False)
+    trial = next((t for t in trials if t.number == number), None)
+    if trial is None:
+        span = f"its trials are 0..{len(trials) - 1}" if trials else "it has none"
+        raise CrBenchError(f"study {settings.study_name} has no trial {number} ({span})")
+    if "config" not in trial.user_attrs:
+        raise CrBenchError(f"trial {number} of study {settings.study_name} recorded no config ({trial.state.name})")
+    path = settings.out_dir / f"trial-{number}.yaml"
+    write_yaml(path, trial_config(trial, settings))
+    return path
 
 
 def _wall_hours(trials: list[FrozenTrial]) -> float:

@@ -293,6 +293,10 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     """Run no trial: replay the study as if its trials had stopped at each of its earlier
     evaluation steps, and write budgets.md (frames a study would cost, and how the value there
     ranks the complete trials against their value in the study)."""
+    export_trial: Index | None = field(default=None, metadata={"metavar": "N"})
+    """Run no trial: write trial N's config to RESULTS_DIR/tune/STUDY/trial-N.yaml in
+    best.yaml's form (no budget, the base config's threads), for ``cr-bench train --config`` or
+    a suite's ``config:`` (benchmarks/tuned.yaml takes the study's best trial that way)."""
     base_config: dict[str, Any] = field(default_factory=dict, metadata={"cli": False})
     """Overrides every trial starts from, on top of ``config_file`` (the agent's defaults below)."""
     command: str = field(default="", metadata={"cli": False})
@@ -301,6 +305,12 @@ class TuneSettings(RunsOptions, ResultsOptions, DeviceOption, ExecutorOptions):
     def __post_init__(self) -> None:
         check_fields(self)
         check_executor(self.executor, self.ray_address)
+        readers = [flag for flag, on in (("--export-trial", self.export_trial is not None),
+                                         ("--replay-pruners", self.replay_pruners),
+                                         ("--replay-samplers", self.replay_samplers),
+                                         ("--replay-budgets", self.replay_budgets)) if on]  # fmt: skip
+        if len(readers) > 1:
+            raise CrBenchError(f"{' and '.join(readers)} each run no trial but read the study: give one")
         self.agent = get_agent(self.agent).name  # a former name tunes (and names) the same study
         self.base_config = {**read_config_file(self.config_file, self.agent), **self.base_config}
         if self.device is not None:
