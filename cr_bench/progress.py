@@ -74,13 +74,15 @@ def training_fps(config: RunConfig, table: Path = DEFAULT_TABLE) -> float | None
         seconds/frame = 1/pipeline + (1/train - 1/pipeline) * work(config) / work(default)
 
     So a config at action repeat 4 with 7 epochs costs about twice the default's frame at
-    repeat 8 with 4. Other agents on EnvPool are not measured (None: no guess); on gymnasium,
-    where the env dominates whatever the agent, the rl-zoo3 reference's row is used.
+    repeat 8 with 4. DQN's family is priced the same way, by its work in the same unit
+    (:func:`agent_work`): a model, which leaves out what the unit does not count (an LSTM,
+    QR-DQN's quantile loss, the replay's sampling). On gymnasium, where the env dominates
+    whatever the agent, the rl-zoo3 reference's row is used.
     """
     if config.env.backend != "envpool":
         return measured_fps(REFERENCE, "gymnasium", table)
     train, pipeline = measured_fps(TRAIN, "envpool", table), measured_fps(PIPELINE, "envpool", table)
-    if train is None or not _on_policy(config):
+    if train is None:
         return None
     if pipeline is None or pipeline <= train:
         return train
@@ -128,19 +130,37 @@ def _on_policy(config: RunConfig) -> bool:
     return issubclass(get_agent(config.agent).algorithm, RolloutThreads)
 
 
-COST_PARAMS = ("action_repeat", "n_epochs", "obs_size")
-"""The config values :func:`agent_work` prices."""
+COST_PARAMS = ("action_repeat", "n_epochs", "obs_size", "train_freq", "gradient_steps", "batch_size")
+"""The config values :func:`agent_work` prices that a tuning study searches."""
 
 
 def agent_work(config: RunConfig) -> float:
     """The agent's work per env frame, in forward passes over a 96-pixel sample (see :func:`training_fps`).
 
+    Per agent step (one every ``action_repeat`` frames), both families act with one forward.
+    PPO's family learns from each sample in ``n_epochs`` forward-and-backward passes of about
+    three forwards each. DQN's family (a replay) does ``gradient_steps`` every ``train_freq``
+    steps of its ``n_envs`` envs (-1: one per transition collected), each a forward and
+    backward on ``batch_size`` samples plus the target net's forward: four forwards a sample.
+
     >>> from cr_bench.agents.registry import resolve_config
     >>> agent_work(resolve_config("ppo", {"env": {"action_repeat": 4}, "algo": {"n_epochs": 7}}))
     5.5
+    >>> agent_work(resolve_config("dqn", {"env": {"obs_size": 96}}))  # (1 + 4 x 32 x 1 / (2 x 2)) / 2
+    16.5
     """
-    epochs = int(config.algo.get("n_epochs", 10))  # SB3 PPO's default
-    return (1 + 3 * epochs) / config.env.action_repeat * (config.env.obs_size / 96) ** 2
+    pixels = (config.env.obs_size / 96) ** 2
+    if _on_policy(config):
+        epochs = int(config.algo.get("n_epochs", 10))  # SB3 PPO's default
+        return (1 + 3 * epochs) / config.env.action_repeat * pixels
+    # SB3's defaults: train_freq 4 (or (4, "step"); a CarRacing episode is 1000 frames), gradient_steps 1,
+    # batch_size 32 (QR-DQN's too).
+    freq = config.algo.get("train_freq", 4)
+    if isinstance(freq, list | tuple):
+        freq = int(freq[0]) * (1000 // config.env.action_repeat if str(freq[1]).startswith("episode") else 1)
+    steps = int(config.algo.get("gradient_steps", 1))
+    per_transition = 1.0 if steps < 0 else steps / (int(freq) * config.n_envs)
+    return (1 + 4 * int(config.algo.get("batch_size", 32)) * per_transition) / config.env.action_repeat * pixels
 
 
 def evaluation_fps(backend: str, workers: int, table: Path = DEFAULT_TABLE, *, action_repeat: int) -> float | None:

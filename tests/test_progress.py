@@ -41,7 +41,7 @@ def test_speeds_come_from_the_bench_table(tmp_path: Path) -> None:
     table = tmp_path / "results" / "throughput.csv"
     on_pool, on_gym = {"env": {"backend": "envpool"}}, {"env": {"backend": "gymnasium"}}
     assert progress.training_fps(resolve_config("ppo", on_pool), table) == pytest.approx(1000.0)
-    assert progress.training_fps(resolve_config("dqn", on_pool), table) is None  # not measured: no guess
+    assert progress.training_fps(resolve_config("dqn", on_pool), table) < 1000.0  # priced by its work per frame
     assert progress.training_fps(resolve_config("dqn", on_gym), table) == 100.0
     assert progress.evaluation_fps("envpool", 2, table, action_repeat=8) == 2000.0
     # A table from before undrawn frames: the pipeline is slower than the raw env, whatever the repeat.
@@ -126,6 +126,28 @@ def test_the_estimate_scales_from_the_config_the_table_trained(tmp_path: Path) -
     assert progress.training_fps(v1, table) == pytest.approx(1000.0)
 
 
+def test_dqns_family_is_priced_by_its_work_per_frame(tmp_path: Path) -> None:
+    """Was: dqn and qrdqn had no estimate ("speed not measured ... cr-bench bench measures it",
+    though bench trains ppo only). A replay learner's frame costs the pipeline's plus its work
+    in the same unit as PPO's: a forward to act per transition, and per gradient step four
+    forwards a sample (the online net's forward and backward, the target net's forward).
+    dqn's default does (1 + 4 x 32 x 1 / (2 x 2)) / 2 x (84/96)^2 = 12.6 a frame."""
+    _throughput(tmp_path)
+    table = tmp_path / "results" / "throughput.csv"
+    on_pool = {"env": {"backend": "envpool"}}
+    dqn = resolve_config("dqn", on_pool)
+    pixels = (84 / 96) ** 2
+    assert progress.agent_work(dqn) == pytest.approx((1 + 4 * 32 / 4) / 2 * pixels)
+    measured = progress.agent_work(resolve_config("ppo-v1"))  # what a table without the column trained
+    assert progress.training_fps(dqn, table) == pytest.approx(1000 / (0.5 + 0.5 * progress.agent_work(dqn) / measured))
+    twice = resolve_config("dqn", {**on_pool, "algo": {"gradient_steps": 2}})
+    assert progress.agent_work(twice) == pytest.approx((1 + 4 * 32 * 2 / 4) / 2 * pixels)
+    every = resolve_config("dqn", {**on_pool, "algo": {"gradient_steps": -1}})  # a step per transition collected
+    assert progress.agent_work(every) == pytest.approx((1 + 4 * 32) / 2 * pixels)
+    assert progress.training_fps(every, table) < progress.training_fps(twice, table) < progress.training_fps(dqn, table)
+    assert progress.agent_work(resolve_config("qrdqn")) == progress.agent_work(resolve_config("dqn"))
+
+
 def test_workers_at_once_share_the_measured_speed_of_two_trainings(tmp_path: Path) -> None:
     """Two trainings at once train 1.2x one alone (the bench's lever row), so each of 2 workers
     trains at 0.6x; a third worker shares the same total. Unmeasured: 1/workers each."""
@@ -173,7 +195,7 @@ def test_compare_prices_its_runs_at_the_workers_summed_speed(
 def test_compare_prices_an_agent_at_its_started_runs_measured_speed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The bench measures no speed for dqn (nor recurrent-ppo, nor qrdqn): once a run of the
+    """The bench prices dqn from ppo's row by its work per frame, a model: once a run of the
     agent has trained, its frames/s so far price what the agent still has to do, and say so."""
     from cr_bench.agents.rundir import RunDir
     from cr_bench.runner import compare
@@ -184,10 +206,29 @@ def test_compare_prices_an_agent_at_its_started_runs_measured_speed(
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(tmp_path)
         compare._announce(jobs, workers=2)
-        assert "120,000 frames (speed not measured" in capsys.readouterr().out
+        assert "120,000 frames at" in capsys.readouterr().out  # from the table
         Path(jobs[0].run_dir).mkdir(parents=True)
         RunDir(Path(jobs[0].run_dir)).write_progress(20_000, 200.0, finished=False)  # 100 frames/s a worker
         compare._announce(jobs, workers=2)
         out = capsys.readouterr().out
         assert "100,000 frames at 200 frames/s" in out and "measured" in out  # 2 workers at 100 each
         assert "about 8 min" in out
+
+
+def test_a_dqn_study_is_priced_from_its_replay_ratio(tmp_path: Path) -> None:
+    """The space's costliest dqn config learns most per frame: one step per vec step of 2 envs
+    (train_freq 1), 4 gradient steps of 128 samples, at repeat 2 on 96 pixels: 1 + 4 x 128 x 4
+    / 2 forwards a step, 512.5 a frame."""
+    from cr_bench.runner.tuning import space_speeds
+    from cr_bench.spec.tune import TuneSettings
+
+    _throughput(tmp_path)
+    settings = TuneSettings(agent="dqn", n_jobs=1, results_dir=str(tmp_path / "results"), runs_dir=str(tmp_path))
+    measured = progress.agent_work(resolve_config("ppo-v1"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)  # the estimates read results/throughput.csv here
+        speeds = space_speeds(settings)
+    assert speeds is not None
+    mean, costliest = speeds
+    assert costliest == pytest.approx(1000 / (0.5 + 0.5 * 512.5 / measured))
+    assert costliest < mean
