@@ -282,8 +282,9 @@ class CompareArgs(TracksOptions, RunsOptions, ResultsOptions, DeviceOption, Exec
     workers: Count = 1
     """(agent, seed) jobs run in parallel."""
     report_only: bool = False
-    """--suite: train and evaluate nothing; write the tables from the runs finished and
-    evaluated so far, and the curve from the checkpoints scored so far (a suite in progress)."""
+    """--suite: train and score no run; write the tables from the runs finished and evaluated
+    so far, and the curve from the checkpoints scored so far (a suite in progress). The
+    baselines play their tracks if they have not yet: a table needs them."""
     name: FolderName = "compare"
     """RUN_DIRs: output folder name under RESULTS_DIR."""
     human: list[str] = field(default_factory=list, metadata={"metavar": "PLAY_DIR"})
