@@ -521,12 +521,12 @@ def _tune(settings: TuneSettings, command: str) -> None:
     from cr_bench.runner.tuning import tune
 
     settings.command = command
-    if settings.export_trial is not None:
+    if (number := settings.export_trial) is not None:
         from cr_bench.results.tune_report import export_trial
         from cr_bench.runner.study import open_existing_study
 
         study, settings = open_existing_study(settings)
-        path = export_trial(study, settings, settings.export_trial)
+        path = export_trial(study, settings, number)
         print(f"wrote {path}: cr-bench train {settings.agent} --config {path} --frames N")
         return
     if settings.replay_pruners or settings.replay_samplers or settings.replay_budgets:
