@@ -153,11 +153,14 @@ def agent_work(config: RunConfig) -> float:
     if _on_policy(config):
         epochs = int(config.algo.get("n_epochs", 10))  # SB3 PPO's default
         return (1 + 3 * epochs) / config.env.action_repeat * pixels
-    # SB3's defaults: train_freq 4 (or (4, "step"); a CarRacing episode is 1000 frames), gradient_steps 1,
-    # batch_size 32 (QR-DQN's too).
+    from cr_bench.envs.wrappers import MAX_EPISODE_FRAMES
+
+    # SB3's defaults: train_freq 4 (or (4, "step"); an episode is at most MAX_EPISODE_FRAMES),
+    # gradient_steps 1, batch_size 32 (QR-DQN's too).
     freq = config.algo.get("train_freq", 4)
     if isinstance(freq, list | tuple):
-        freq = int(freq[0]) * (1000 // config.env.action_repeat if str(freq[1]).startswith("episode") else 1)
+        episode = str(freq[1]).startswith("episode")
+        freq = int(freq[0]) * (MAX_EPISODE_FRAMES // config.env.action_repeat if episode else 1)
     steps = int(config.algo.get("gradient_steps", 1))
     per_transition = 1.0 if steps < 0 else steps / (int(freq) * config.n_envs)
     return (1 + 4 * int(config.algo.get("batch_size", 32)) * per_transition) / config.env.action_repeat * pixels
