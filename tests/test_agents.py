@@ -434,3 +434,26 @@ def test_the_dqn_family_steps_a_fused_adam_with_the_librarys_settings(agent: str
     assert loaded.policy.optimizer.param_groups[0]["fused"]
     assert loaded.policy.optimizer.state_dict()["state"].keys() == model.policy.optimizer.state_dict()["state"].keys()
     env.close()
+
+
+def test_an_interrupt_inside_adams_first_step_leaves_no_half_made_state() -> None:
+    """Was (tests/test_faults.py, Ctrl-C of compare): the interrupt landed while Adam made a
+    parameter's state on its first step (``step`` and ``exp_avg``, no ``exp_avg_sq``); the
+    run saved it, and the resumed run's first step raised KeyError: 'exp_avg_sq'."""
+    import torch as th
+
+    from cr_bench.agents.training import drop_half_made_adam_states
+
+    layer = th.nn.Linear(3, 2)
+    optimizer = th.optim.Adam(layer.parameters(), lr=1e-3)
+    layer(th.ones(1, 3)).sum().backward()
+    optimizer.step()  # complete states for both parameters
+    complete = {name: value.clone() for name, value in optimizer.state[layer.weight].items()}
+    optimizer.state[layer.bias] = {"step": th.tensor(0.0), "exp_avg": th.zeros_like(layer.bias)}  # interrupted
+    with pytest.raises(KeyError, match="exp_avg_sq"):
+        optimizer.step()
+    drop_half_made_adam_states(optimizer)
+    assert layer.bias not in optimizer.state
+    assert all(th.equal(optimizer.state[layer.weight][name], value) for name, value in complete.items())
+    optimizer.step()  # Adam makes the dropped state afresh
+    assert set(optimizer.state[layer.bias]) == {"step", "exp_avg", "exp_avg_sq"}

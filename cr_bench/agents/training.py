@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch as th
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.off_policy_algorithm import OffPolicyAlgorithm
@@ -357,6 +358,7 @@ def _learn(
                 tb_log_name=config.agent,
             )
         except KeyboardInterrupt:
+            drop_half_made_adam_states(model.policy.optimizer)
             # Not monitor.checkpoint: an interrupt during learn's start-up (its first env reset)
             # comes before SB3 hands the model to the callbacks.
             run.checkpoint(model, monitor.wall_seconds(), finished=False)
@@ -379,6 +381,20 @@ def _normalize_rewards(env: VecEnv, run: RunDir, gamma: float, resume: bool) -> 
     if resume:
         print(f"cr-bench: no {run.reward_stats.name} in {run.path}; reward statistics start afresh", file=sys.stderr)
     return VecNormalize(env, norm_obs=False, norm_reward=True, gamma=gamma)
+
+
+def drop_half_made_adam_states(optimizer: Any) -> None:
+    """Drop what an interrupt inside Adam's first step left half made: a parameter's state
+    with ``step`` and ``exp_avg`` but no ``exp_avg_sq``, which the resumed run's first step
+    cannot read (KeyError). That parameter has taken no step, so Adam makes its state afresh."""
+    if not isinstance(optimizer, th.optim.Adam):
+        return
+    for group in optimizer.param_groups:
+        keys = {"step", "exp_avg", "exp_avg_sq"} | ({"max_exp_avg_sq"} if group.get("amsgrad") else set())
+        for param in group["params"]:
+            state = optimizer.state.get(param)
+            if state and not keys <= state.keys():
+                del optimizer.state[param]
 
 
 def _save_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
