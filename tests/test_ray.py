@@ -29,6 +29,7 @@ from cr_bench.runner.ray_executor import check_storage_reachable, pack, unpack  
 from tests.conftest import run_cli  # noqa: E402
 from tests.fake_env import DIE_ONCE_ENV_ID, DIE_ONCE_MARKER  # noqa: E402
 from tests.test_compare import TINY_SET, _suite  # noqa: E402
+from tests.test_executor import run_ordered  # noqa: E402
 from tests.test_tuning import _settings, _study  # noqa: E402
 
 
@@ -77,6 +78,14 @@ def test_a_worker_killed_mid_task_is_retried(cluster: Path, tmp_path: Path) -> N
     assert cluster.exists()  # a worker did die
     episodes = pd.read_csv(tmp_path / "results" / "tiny" / "episodes.csv")
     assert episodes["track_seed"].tolist() == sorted(set(episodes["track_seed"])) and len(episodes) == 2
+
+
+def test_follow_ups_start_on_ray_before_the_tasks_not_yet_started(cluster: Path, tmp_path: Path) -> None:
+    """The local executor's order on the cluster's 2 CPUs: the CPU a short task frees goes to its
+    follow-ups, not to the tasks Ray would otherwise have queued ahead of them."""
+    order = run_ordered(tmp_path / "log", executor="ray")
+    assert sorted(order) == ["a", "a1", "a2", "b", "c", "d"]
+    assert order.index("a") < order.index("a1") < order.index("a2") < order.index("c") < order.index("d")
 
 
 def test_two_ray_workers_make_exactly_the_asked_trials(cluster: Path, tmp_path: Path) -> None:

@@ -196,8 +196,9 @@ def _evaluation_tasks(job: Job) -> list[Task]:
 
 
 def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_address: str | None = None) -> None:
-    """Train the runs that need it, then evaluate what is not evaluated yet, through
-    :func:`cr_bench.runner.executor.run_tasks` (``workers`` processes here, or Ray tasks)."""
+    """Train the runs that need it and evaluate what is not evaluated yet, through
+    :func:`cr_bench.runner.executor.run_tasks` (``workers`` processes here, or Ray tasks): a
+    run's evaluations, its training's follow-ups, start before the trainings not yet started."""
     first: list[Task] = []
     for job in jobs:  # training also scores a curve's new checkpoints
         first += [train_task(job)] if needs_training(job) or job.curve is not None else _evaluation_tasks(job)

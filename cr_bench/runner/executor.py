@@ -7,6 +7,9 @@ The rules, whichever executor runs the tasks:
   follow-up tasks (compare evaluates a run once its training task is back). Only the driver
   writes results; a task that fails is named in one error at the end, after the other tasks
   have run.
+- **Order.** Tasks start in the order given, but follow-ups go ahead of the tasks not yet
+  started: a suite stopped part-way has evaluated the runs it trained, rather than queueing
+  every evaluation behind every training.
 - **Folders.** A task may work in a folder (a run): here it works in place; on Ray it gets a
   copy of the folder (or of the files it names), and when it returns its folder the driver
   swaps it in whole (:func:`cr_bench.runner.ray_executor.unpack`). No shared filesystem needed.
@@ -74,7 +77,7 @@ def _run_here(tasks: list[Task], on_result: OnResult) -> list[str]:
         except CrBenchError as error:
             failed.append(f"{task.label}: {error}")
             continue
-        tasks.extend(on_result(task, value))
+        tasks[:0] = on_result(task, value)
     return failed
 
 
@@ -103,7 +106,7 @@ def _run_in_processes(
             results.close()
             value = values.pop(sentinel, ())
             if process.exitcode == 0 and value:
-                tasks.extend(on_result(task, value[0]))
+                tasks[:0] = on_result(task, value[0])
             elif process.exitcode != 130:  # an interrupted task is resumed by the next run
                 failed.append(f"{task.label} (exit code {process.exitcode})")
 

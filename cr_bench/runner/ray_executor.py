@@ -131,12 +131,22 @@ def _cause(error: Exception) -> str:
     return f"{type(cause).__name__}: {cause}".splitlines()[0]
 
 
+def _alive_resources(ray: Any) -> list[dict[str, float]]:
+    """The resources of each alive node of the cluster."""
+    return [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+
+
 def node_capacity(ray: Any) -> tuple[int, int]:
     """CPUs and GPUs of the largest alive node: no task may ask for more."""
-    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    nodes = _alive_resources(ray)
     cpus = max((int(resources.get("CPU", 0)) for resources in nodes), default=1)
     gpus = max((int(resources.get("GPU", 0)) for resources in nodes), default=0)
     return max(1, cpus), gpus
+
+
+def cluster_cpus(ray: Any) -> int:
+    """CPUs of all alive nodes together: how many a driver's tasks may ask for at once."""
+    return max(1, sum(int(resources.get("CPU", 0)) for resources in _alive_resources(ray)))
 
 
 def _gpus(task: Task, gpus: int) -> int:
@@ -185,14 +195,21 @@ def run_on_ray(tasks: list[Task], on_result: OnResult, address: str | None, on_t
     """
     with ray_session(address) as ray:
         cpus, gpus = node_capacity(ray)
+        total = cluster_cpus(ray)
         remote = ray.remote(max_retries=RAY_RETRIES)(_remote_call)
         pending: dict[Any, Task] = {}
+        waiting = list(tasks)  # submitted only as the cluster has CPUs for them: Ray keeps no order
         failed: list[str] = []
         stopping = False
 
-        def submit(task: Task) -> None:
-            options = {"num_cpus": min(cpus, task.cpus), "num_gpus": _gpus(task, gpus)}
-            pending[remote.options(**options).remote(task, _shipped(task))] = task
+        def asked(task: Task) -> int:
+            return min(cpus, task.cpus)
+
+        def submit_what_fits() -> None:
+            while waiting and (not pending or sum(map(asked, pending.values())) + asked(waiting[0]) <= total):
+                task = waiting.pop(0)
+                options = {"num_cpus": asked(task), "num_gpus": _gpus(task, gpus)}
+                pending[remote.options(**options).remote(task, _shipped(task))] = task
 
         def finish(ref: Any) -> None:
             task = pending.pop(ref)
@@ -204,17 +221,19 @@ def run_on_ray(tasks: list[Task], on_result: OnResult, address: str | None, on_t
             if folder is not None and task.folder is not None:
                 Path(task.folder).parent.mkdir(parents=True, exist_ok=True)
                 unpack(folder, Path(task.folder))
-            for follow_up in on_result(task, value):
-                if not stopping:
-                    submit(follow_up)
+            follow_ups = on_result(task, value)
+            if not stopping:
+                waiting[:0] = follow_ups
 
+        for task in tasks:
+            _gpus(task, gpus)  # a GPU no node has is refused before any task runs
         try:
-            for task in tasks:
-                submit(task)
+            submit_what_fits()
             while pending:
                 done, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
                 for ref in done:
                     finish(ref)
+                submit_what_fits()
                 if on_tick is not None:
                     on_tick()
         except KeyboardInterrupt:
