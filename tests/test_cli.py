@@ -337,3 +337,29 @@ def test_a_resume_without_its_replay_buffer_is_recorded_in_the_run(tmp_path: Pat
     RunDir(run).record_refill(done)  # a resume killed before its next checkpoint refills there again
     assert RunDir(run).refill_frames() == [done]
     assert RunDir(run).refills.name in CARRIED
+
+
+def test_a_second_refill_waits_the_recipes_learning_starts_again(tmp_path: Path) -> None:
+    """Each refill waits the recipe's ``learning_starts`` transitions: a run carried across two
+    machines must not add the first refill's (saved in the model) to the second, which left a
+    dqn run that never learned again."""
+    run = tmp_path / "dqn"
+    code, _, err = run_cli(["train", "dqn", "--frames", "200", "--out", str(run), *ONE_ENV, *TINY["dqn"]])
+    assert code == 0, err
+    for frames in (400, 800):  # resumed twice without the buffer (deleted: another machine)
+        code, _, err = run_cli(["train", "dqn", "--out", str(run), "--resume", "--frames", str(frames)])
+        assert code == 0 and "refilling" in err, err
+        before = _model_data(run)
+    code, _, err = run_cli(["train", "dqn", "--out", str(run), "--resume", "--frames", "1200"])
+    assert code == 0 and "refilling" in err, err
+    after = _model_data(run)
+    assert after["learning_starts"] == before["num_timesteps"] + 50  # the recipe's, from where it resumed
+    assert after["_n_updates"] > before["_n_updates"]  # and it learned again
+
+
+def _model_data(run: Path) -> dict:
+    """The attributes SB3 saved with the run's model (the zip's ``data`` JSON)."""
+    import zipfile
+
+    with zipfile.ZipFile(run / "model.zip") as archive:
+        return json.loads(archive.read("data"))

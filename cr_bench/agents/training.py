@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import inspect
 import os
 import platform
 import sys
@@ -328,7 +329,7 @@ def _learn(
             model = load_model(config, str(run.model), env=env, device=config.device, levers=uses_levers(config))
             assert isinstance(model, FrameProgress)
             model.configure(config)  # the settings a saved model does not hold
-            _restore_replay_buffer(model, run)
+            _restore_replay_buffer(model, run, config)
             run.trim_curve(int(model.frames_done))
         else:
             model = build_model(config, env, tensorboard_log=str(run.tensorboard))
@@ -403,7 +404,7 @@ def _save_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
         save_replay_buffer(model.replay_buffer, run.replay_buffer)
 
 
-def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
+def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir, config: RunConfig) -> None:
     if not isinstance(model, OffPolicyAlgorithm) or model.replay_buffer is None:
         return
     saved = run.replay_buffer.is_file() or legacy(run.replay_buffer).is_file()
@@ -413,8 +414,17 @@ def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir) -> None:
         return
     if not saved:  # killed before it could save its buffer, or resumed on another machine
         print(f"cr-bench: no replay buffer in {run.path}; refilling it before training resumes", file=sys.stderr)
-    model.learning_starts = model.num_timesteps + model.learning_starts
+    # The recipe's learning_starts, not the model's: that holds an earlier refill's end.
+    model.learning_starts = model.num_timesteps + recipe_learning_starts(model, config)
     run.record_refill(int(run.read_progress()["frames_done"]))  # a table says which runs did
+
+
+def recipe_learning_starts(model: OffPolicyAlgorithm, config: RunConfig) -> int:
+    """The transitions the run's recipe collects before learning: its config's
+    ``learning_starts``, else the algorithm's default."""
+    if "learning_starts" in config.algo:
+        return int(config.algo["learning_starts"])
+    return int(inspect.signature(type(model)).parameters["learning_starts"].default)
 
 
 def _close_quietly(env: Any) -> None:
