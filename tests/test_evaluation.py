@@ -86,3 +86,25 @@ class _DiesInWorker:
 def test_a_dead_worker_is_a_one_line_error() -> None:
     with pytest.raises(CrBenchError, match="an evaluation worker died"):
         evaluate(_DiesInWorker(), TINY, _tracks(2, n_envs=2))
+
+
+@pytest.mark.parametrize("agent", ["ppo-gaussian", "recurrent-ppo"])
+def test_a_gsde_model_loaded_from_its_file_plays_in_workers(agent: str, tmp_path: Any) -> None:
+    """rl-zoo3's recipes explore with gSDE: loading draws a noise matrix with gradients (SB3's
+    ``reset_noise``), which cannot be pickled to a worker. It plays there, as it does alone, and
+    the caller's noise keeps its values."""
+    from cr_bench.agents.models import load_model
+
+    config = resolve_config(
+        agent, {"n_envs": 1, "vec_env": "dummy", "env": {"id": TINY_ENV_ID, "backend": "gymnasium"}}
+    )
+    venv = make_vec_env(config.env, 1, seed=0)
+    build_model(config, venv).save(tmp_path / "model.zip")
+    venv.close()
+    model = load_model(config, str(tmp_path / "model.zip"), device="cpu")
+    noise = model.policy.action_dist.exploration_mat.detach().clone()
+    assert model.policy.action_dist.exploration_mat.requires_grad  # what SB3's load leaves
+    alone = evaluate(model, config.env, _tracks(3, n_envs=1))
+    shared = evaluate(model, config.env, _tracks(3, n_envs=2))
+    assert _returns(shared) == _returns(alone)
+    assert th.equal(model.policy.action_dist.exploration_mat, noise)

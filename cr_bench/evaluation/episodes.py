@@ -235,6 +235,7 @@ def _evaluate_in_pool(
     """Play in ``workers`` processes, which exit when this one ends, however it ends
     (:mod:`cr_bench.lifeline`), or when it closes their lifeline after an error or Ctrl-C."""
     policy = model.policy if isinstance(model, BaseAlgorithm) else model
+    _detach_sde_noise(policy)
     context = multiprocessing.get_context("forkserver")
     parent_alive, alive_end = context.Pipe(duplex=False)
     pool = ProcessPoolExecutor(
@@ -244,7 +245,7 @@ def _evaluate_in_pool(
     try:
         try:  # the workers start here, each with a pickled copy of the policy
             futures = [pool.submit(_worker_episode, seed) for seed in seeds]
-        except (pickle.PicklingError, TypeError, AttributeError) as error:
+        except (pickle.PicklingError, TypeError, AttributeError, RuntimeError) as error:
             raise CrBenchError(f"cannot send the policy to evaluation workers: {error}".splitlines()[0]) from None
         for future in as_completed(futures):
             yield future.result()
@@ -256,6 +257,23 @@ def _evaluate_in_pool(
             alive_end.close()  # workers still playing (an error, Ctrl-C) exit now
         pool.shutdown(wait=True, cancel_futures=True)
         alive_end.close()
+
+
+def _detach_sde_noise(policy: Any) -> None:
+    """Make the tensors the policy's action distribution keeps plain ones of the same values.
+    gSDE's noise matrices and their distribution are drawn from ``log_std`` with gradients
+    (SB3's ``reset_noise``, on load and at each rollout), and such a tensor cannot be pickled
+    to a worker; no gradient flows through them, since SB3 acts under ``no_grad``."""
+    _detach_attributes(getattr(policy, "action_dist", None))
+
+
+def _detach_attributes(holder: Any) -> None:
+    """Detach ``holder``'s tensors that carry a gradient, and those of its torch distributions."""
+    for name, value in list(vars(holder).items()) if holder is not None else []:
+        if isinstance(value, th.Tensor) and value.requires_grad and not value.is_leaf:
+            setattr(holder, name, value.detach())
+        elif isinstance(value, th.distributions.Distribution):
+            _detach_attributes(value)
 
 
 _worker: dict[str, Any] = {}
