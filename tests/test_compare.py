@@ -417,6 +417,26 @@ def test_a_carried_suite_continues_on_a_fresh_machine(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(pd.read_csv(run / f"curve-{BACKEND}-2000000-1.csv"), first)
 
 
+def test_a_suite_plays_its_baselines_before_training_and_carries_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every table needs the baselines: they play as the suite's first tasks, so a suite stopped
+    (here: its one training fails) has them, carried for the next machine."""
+    monkeypatch.setattr("cr_bench.runner.compare.BASELINE_ENV", dataclasses.replace(BASELINE_ENV, id=TINY_ENV_ID))
+
+    def fails(job: object) -> None:
+        raise CrBenchError("the training failed")
+
+    monkeypatch.setattr("cr_bench.runner.compare.train_job", fails)
+    suite = _suite(tmp_path, seeds=[0, 1], baselines=["random", "scripted"], carry=True)
+    with pytest.raises(CrBenchError, match="2 task"):
+        compare_suite(suite, 1, tmp_path / "results", tmp_path / "runs", "first")
+    carried = tmp_path / "results" / "tiny" / "carry" / "baselines"
+    played = sorted(str(path.relative_to(carried)) for path in carried.rglob("*.csv"))
+    table = "gymnasium-standard-1000000-2.csv"
+    assert played == [f"random/seed-0/{table}", f"random/seed-1/{table}", f"scripted/seed-0/{table}"]
+
+
 def test_a_carried_suite_without_a_curve_carries_no_checkpoint(tmp_path: Path) -> None:
     """No curve scores a checkpoint and a run resumes from its model: results/tuned carried every
     run's 7 MB checkpoint at 200k frames for nothing."""

@@ -37,7 +37,6 @@ from cr_bench.evaluation.episodes import (
     episode_table_text,
     episodes_at_once,
     evaluate,
-    write_episode_table,
 )
 from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.results.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
@@ -53,7 +52,7 @@ from cr_bench.runner.carry import carry_folder, restore_baselines, restore_carry
 from cr_bench.runner.executor import run_tasks
 from cr_bench.runner.task import Task
 from cr_bench.spec.loader import read_yaml
-from cr_bench.spec.run import Device, EvalConfig, RunConfig, check_held_out
+from cr_bench.spec.run import Device, EnvConfig, EvalConfig, RunConfig, check_held_out
 from cr_bench.spec.suite import CurveSettings, Suite, SuiteAgent, load_suite
 
 
@@ -179,13 +178,12 @@ def _evaluation_tasks(job: Job) -> list[Task]:
     """The evaluations the trained run still lacks, one task each."""
     if job.eval is None:
         return []
-    workers = episodes_at_once(job.eval.backend, job.eval.episodes, job.eval.n_envs)
     return [
         Task(
             _evaluate_in,
             (job, condition),
             f"{job.name} seed {job.seed}: evaluate ({condition})",
-            cpus=workers if job.eval.backend == "gymnasium" else 1,
+            cpus=evaluation_cpus(job.eval),
             gpu=job.config.device == "cuda",
             folder=job.run_dir,
             ships=("model.zip", "config.yaml"),
@@ -195,23 +193,72 @@ def _evaluation_tasks(job: Job) -> list[Task]:
     ]
 
 
-def _run_jobs(jobs: list[Job], workers: int, executor: str = "local", ray_address: str | None = None) -> None:
-    """Train the runs that need it and evaluate what is not evaluated yet, through
-    :func:`cr_bench.runner.executor.run_tasks` (``workers`` processes here, or Ray tasks): a
-    run's evaluations, its training's follow-ups, start before the trainings not yet started."""
-    first: list[Task] = []
+def evaluation_cpus(settings: EvalConfig) -> int:
+    """The CPUs an evaluation task asks for: its worker processes on gymnasium, 1 on EnvPool."""
+    return (
+        episodes_at_once(settings.backend, settings.episodes, settings.n_envs) if settings.backend == "gymnasium" else 1
+    )
+
+
+def baseline_runs(suite: Suite) -> list[tuple[str, int]]:
+    """The baselines' (name, seed) runs: the random policy once per suite seed, the scripted
+    driver (deterministic) once."""
+    return [(name, seed) for name in suite.baselines for seed in (suite.seeds if name == "random" else suite.seeds[:1])]
+
+
+def baseline_file(root: Path, name: str, seed: int, settings: EvalConfig, condition: str) -> Path:
+    """Where a baseline's episodes under ``condition`` are cached (``root``: the suite's runs)."""
+    return eval_file(root / "baselines" / name / f"seed-{seed}", settings, condition)
+
+
+def _evaluate_baseline(name: str, seed: int, condition: str, settings: EvalConfig, env: EnvConfig) -> str:
+    """A baseline's episodes (CSV text) under ``condition``, on ``env`` (the driver's
+    :data:`~cr_bench.envs.baselines.BASELINE_ENV`, which a task on another process cannot see changed)."""
+    env = dataclasses.replace(env, domain_randomize=CONDITIONS[condition])
+    policy = make_baseline(name, copy.deepcopy(CAR_RACING_ACTIONS), seed)  # a copy: RandomPolicy seeds it
+    return episode_table_text(evaluate(policy, env, settings), EPISODE_COLUMNS)
+
+
+def _baseline_tasks(suite: Suite, root: Path) -> list[Task]:
+    """The baselines' evaluations not cached yet, one task each."""
+    return [
+        Task(_evaluate_baseline, (name, seed, condition, suite.eval, BASELINE_ENV),
+             f"{name} seed {seed}: evaluate ({condition})", cpus=evaluation_cpus(suite.eval))
+        for name, seed in baseline_runs(suite)
+        for condition in conditions(suite.eval)
+        if not is_cached(baseline_file(root, name, seed, suite.eval, condition))
+    ]  # fmt: skip
+
+
+def _run_jobs(
+    jobs: list[Job],
+    workers: int,
+    executor: str = "local",
+    ray_address: str | None = None,
+    baselines: tuple[Suite, Path] | None = None,
+) -> None:
+    """Evaluate the ``baselines`` (a suite's, cached under its runs' root) first, since every
+    table needs them; train the runs that need it and evaluate what is not evaluated yet,
+    through :func:`cr_bench.runner.executor.run_tasks` (``workers`` processes here, or Ray
+    tasks): a run's evaluations, its training's follow-ups, start before the trainings not yet
+    started."""
+    first = [] if baselines is None else _baseline_tasks(*baselines)
     for job in jobs:  # training also scores a curve's new checkpoints
         first += [train_task(job)] if needs_training(job) or job.curve is not None else _evaluation_tasks(job)
     bar = progress.bar(len(first), "task")  # the workers show none: their bars would share the lines
 
     def on_result(task: Task, value: Any) -> list[Task]:
-        job: Job = task.args[0]
         bar.update(1)
+        progress.say(f"  {task.label}: done")
+        if task.fn is _evaluate_baseline:
+            assert baselines is not None, "baseline tasks are made for a suite's baselines"
+            name, seed, condition, settings, _ = task.args
+            _keep_episodes(baseline_file(baselines[1], name, seed, settings, condition), value)
+            return []
+        job: Job = task.args[0]
         if task.fn is _evaluate_in:
             _keep_episodes(run_eval_file(job, task.args[1]), value)
-            progress.say(f"  {task.label}: done")
             return []
-        progress.say(f"  {task.label}: done")
         follow = _evaluation_tasks(job)
         bar.total += len(follow)
         return follow
@@ -275,15 +322,14 @@ def compare_suite(
         return _report_in_progress(jobs, suite, root, results_dir / suite.name, command)
     _announce(jobs, workers)
     try:
-        _run_jobs(jobs, workers, executor, ray_address)
+        _run_jobs(jobs, workers, executor, ray_address, baselines=(suite, root))
     finally:
         if suite.carry:  # however compare ends (but kill -9): the next machine continues from here
             every = suite.curve.every_frames if suite.curve else None
             for job in jobs:
                 save_carry(Path(job.run_dir), carried / job.name / f"seed-{job.seed}", every)
+            save_baselines(root, carried)
     episodes = _gather(jobs, suite, root)
-    if suite.carry:
-        save_baselines(root, carried)
     summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
     if suite.curve is not None:
         write_curve(jobs, suite.curve, results_dir / suite.name)
@@ -438,9 +484,9 @@ def compare_runs(
         check_held_out(config.training_seeds, settings.track_seeds, f"comparing {path}")
         jobs.append(Job(config.agent, config.seed, str(path), dataclasses.replace(config, device=device), settings))
     check_devices([job.config for job in jobs], executor)
-    _run_jobs(jobs, 1, executor, ray_address)
     suite = Suite(name=out_dir.name, frames=0, seeds=sorted({j.seed for j in jobs}), agents=[], eval=settings)
     suite.baselines = baselines
+    _run_jobs(jobs, 1, executor, ray_address, baselines=(suite, out_dir))
     episodes = _gather(jobs, suite, out_dir)
     for seed, table in enumerate(played):
         episodes = pd.concat([episodes, table.assign(agent=HUMAN, seed=seed, condition="standard")], ignore_index=True)
@@ -488,18 +534,12 @@ def _gather(jobs: list[Job], suite: Suite, root: Path) -> pd.DataFrame:
         for condition in conditions(job.eval):
             table = pd.read_csv(run_eval_file(job, condition))
             frames.append(table.assign(agent=job.name, seed=job.seed, condition=condition))
-    for name in suite.baselines:
-        seeds = suite.seeds if name == "random" else suite.seeds[:1]  # the scripted driver is deterministic
-        for seed in seeds:
-            for condition in conditions(suite.eval):
-                path = eval_file(root / "baselines" / name / f"seed-{seed}", suite.eval, condition)
-                if not is_cached(path):
-                    env = dataclasses.replace(BASELINE_ENV, domain_randomize=CONDITIONS[condition])
-                    policy = make_baseline(
-                        name, copy.deepcopy(CAR_RACING_ACTIONS), seed
-                    )  # a copy: RandomPolicy seeds it
-                    write_episode_table(path, evaluate(policy, env, suite.eval), EPISODE_COLUMNS)
-                frames.append(pd.read_csv(path).assign(agent=name, seed=seed, condition=condition))
+    for name, seed in baseline_runs(suite):
+        for condition in conditions(suite.eval):
+            path = baseline_file(root, name, seed, suite.eval, condition)
+            if not is_cached(path):  # report-only, or a baseline task that failed: played here
+                _keep_episodes(path, _evaluate_baseline(name, seed, condition, suite.eval, BASELINE_ENV))
+            frames.append(pd.read_csv(path).assign(agent=name, seed=seed, condition=condition))
     return pd.concat(frames, ignore_index=True)[SUITE_EPISODE_COLUMNS]
 
 
