@@ -13,6 +13,7 @@ from cr_bench.agents.registry import resolve_config
 from cr_bench.agents.rundir import RunDir
 from cr_bench.agents.training import train
 from cr_bench.evaluation.curves import ScoreAsTheyLand, cache_file, scored_checkpoints
+from cr_bench.results.report import build_report
 from cr_bench.runner import compare
 from cr_bench.runner.compare import compare_suite
 from cr_bench.spec.suite import CurveSettings
@@ -54,6 +55,10 @@ def test_report_only_writes_what_finished_and_names_the_runs_in_progress(
     assert set(pd.read_csv(results / "tiny" / "episodes.csv")["seed"]) == {0, 1}
     curve = pd.read_csv(results / "tiny" / "curve.csv")
     assert list(curve["frames"]) == [40, 80] and set(curve["seeds"]) == {2}
+    # report re-renders the tables with today's statistics, and keeps saying the suite is in progress.
+    readme = build_report(results, "cr-bench report").read_text()
+    assert "In progress" in readme and "- beta seed 2: not started" in readme
+    assert "## In progress" in (results / "tiny" / "summary.md").read_text()
 
     # The budget rises: no run is finished, the curve keeps every checkpoint scored so far.
     suite = _suite(tmp_path, frames=120, seeds=[0, 1], curve=CURVE, agents=agents, baselines=[])

@@ -15,6 +15,7 @@ from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.results.publish import RANDOMIZED_EPISODES, published_models
 from cr_bench.results.stats import CI_OVER_RUNS, NO_CI
 from cr_bench.results.tables import (
+    IN_PROGRESS_HEADING,
     TIME_TO_SCORES,
     checkpoints_markdown,
     curve_markdown,
@@ -289,7 +290,8 @@ def refresh_suite(folder: Path) -> None:
     CI a single run cannot support, the lap metrics) then reads as a new one would.
 
     A curve's per-track scores stay in the runs, so a one-seed curve point written before its
-    CI was marked gets none (n/a) rather than the zero-width interval it had.
+    CI was marked gets none (n/a) rather than the zero-width interval it had. A suite written
+    in progress (``compare --report-only``) keeps its section naming the runs not in the tables.
     """
     old_text = (folder / "summary.md").read_text()
     produced = re.search(r"Produced by `([^`]*)`", old_text)
@@ -313,6 +315,9 @@ def refresh_suite(folder: Path) -> None:
         settings = _curve_settings(old_text[curve_section:])
         text += "\n" + "\n".join(curve_markdown(table, settings))
         write_dataframe(folder / "curve.csv", table)
+    in_progress = old_text.find(IN_PROGRESS_HEADING)
+    if in_progress >= 0:  # the suite runs on: its tables still hold only the runs named finished
+        text = text.rstrip("\n") + "\n\n" + old_text[in_progress:]
     write_dataframe(folder / "summary.csv", summary.round(3))
     atomic_write_text(folder / "summary.md", text)
 

@@ -38,6 +38,8 @@ CHECKPOINT_COLUMNS = ["frames", "wall_hours", "episodes", "mean", "std", "iqm", 
 before then scored them on the first test tracks)."""
 TIME_TO_SCORES = (800, 900)
 """Validation means whose first crossing a published model records (time to 800, time to 900)."""
+IN_PROGRESS_HEADING = "## In progress"
+"""The section of a suite's summary.md that names its runs still in progress (``compare --report-only``)."""
 CURVE_TABLE_COLUMNS = ["agent", "frames", "seeds", "mean", "ci_low", "ci_high", "ci_over", "lap_rate", "tile_fraction"]
 """curve.csv of a suite: mean score and its 95% CI per agent and frame count (``ci_over``: what
 the CI redraws, :func:`cr_bench.results.stats.supported_ci`)."""

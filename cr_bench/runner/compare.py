@@ -41,6 +41,7 @@ from cr_bench.evaluation.episodes import (
 from cr_bench.io import atomic_write_text, write_dataframe
 from cr_bench.results.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
 from cr_bench.results.tables import (
+    IN_PROGRESS_HEADING,
     binned_curves,
     curve_markdown,
     curve_table,
@@ -357,7 +358,7 @@ def _report_in_progress(jobs: list[Job], suite: Suite, root: Path, out_dir: Path
         write_curve(started, suite.curve, out_dir, scores_of=scored_checkpoints)
     if len(done) == len(jobs):  # the suite is finished: its report says nothing of progress
         return summary
-    lines = ["", "## In progress", "",
+    lines = ["", IN_PROGRESS_HEADING, "",
              f"Written by `{command}` while the suite runs: the tables above hold the {len(done)} of {len(jobs)} "
              "runs finished and evaluated; the curve holds every checkpoint scored so far.", ""]  # fmt: skip
     for job in jobs:
