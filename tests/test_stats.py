@@ -216,3 +216,37 @@ def test_one_run_has_no_band() -> None:
 
     mean, low, high = bootstrap_band(np.array([[1.0, 2.0]]))
     assert mean.tolist() == [1.0, 2.0] and np.isnan(low).all() and np.isnan(high).all()
+
+
+def test_improvement_ci_is_only_what_the_data_supports() -> None:
+    """P(X > Y)'s interval: over runs when both agents have several, over tracks (marked) when
+    one has a single run, none for one track of single runs; all-equal scores: the one value."""
+    from cr_bench.results.stats import improvement_ci, probability_of_improvement
+
+    x, y = np.array([[0.0, 900.0], [100.0, 1000.0]]), np.array([[50.0, 50.0], [60.0, 950.0]])
+    low, high, over = improvement_ci(x, y, reps=500)
+    assert over == "runs" and low <= probability_of_improvement(x, y) <= high and low < high
+    # One run of y: track 10 gives 1/2 (0 < 50 < 100), track 11 gives 1: the tracks redrawn span [1/2, 1].
+    assert improvement_ci(x, y[:1], reps=500) == (0.5, 1.0, "tracks")
+    low, high, over = improvement_ci(x[:1, :1], y[:1, :1])
+    assert over == "n/a" and np.isnan(low) and np.isnan(high)
+    assert improvement_ci(x[:, :1], y[:, :1], reps=200)[2] == "runs"  # one track, several runs each
+    assert improvement_ci(x[:1, :1], y[:, :1])[2] == "n/a"  # one run on one track: nothing to redraw
+    assert improvement_ci(np.full((3, 4), 5.0), np.full((2, 4), 5.0), reps=50) == (0.5, 0.5, "runs")  # all ties
+    with pytest.raises(ValueError, match="same tracks"):
+        improvement_ci(x, np.zeros((2, 3)))
+
+
+def test_profile_band_is_only_what_the_data_supports() -> None:
+    """A score distribution's band: over runs (stratified by track), over tracks for one run
+    (marked), none for one episode; a threshold no redraw can move has a zero-width band."""
+    from cr_bench.results.stats import profile_band
+
+    taus = np.array([-1.0, 50.0, 2000.0])
+    profile, low, high, over = profile_band(np.array([[0.0, 100.0], [100.0, 0.0]]), taus, reps=300)
+    assert over == "runs" and profile.tolist() == [1.0, 0.5, 0.0]
+    assert low.tolist() == [1.0, 0.0, 0.0] and high.tolist() == [1.0, 1.0, 0.0]
+    profile, low, high, over = profile_band(np.array([[0.0, 100.0, 200.0]]), taus, reps=300)
+    assert over == "tracks" and profile[1] == pytest.approx(2 / 3) and low[1] < profile[1] < high[1]
+    profile, low, high, over = profile_band(np.array([[7.0]]), taus)
+    assert over == "n/a" and profile.tolist() == [1.0, 0.0, 0.0] and np.isnan(low).all() and np.isnan(high).all()

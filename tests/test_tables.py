@@ -59,10 +59,14 @@ def test_summarize_agents_hand_worked() -> None:
 
 
 def test_improvement_matrix_and_leaderboard() -> None:
-    """a beats b on track 10 in 1 of 2 pairs (0 < 50 < 100) and on track 11 in both: 0.75."""
+    """a beats b on track 10 in 1 of 2 pairs (0 < 50 < 100) and on track 11 in both: 0.75; b has
+    one run, so the interval redraws the tracks (1/2 or 1 each) and says so."""
     episodes = _episodes()
     poi = improvement_matrix(episodes)
-    assert poi.loc["a", "b"] == 0.75 and poi.loc["b", "a"] == 0.25 and pd.isna(poi.loc["a", "a"])
+    assert list(poi.columns) == ["x", "y", "p", "ci_low", "ci_high", "ci_over"] and len(poi) == 2  # no agent vs itself
+    pairs = poi.set_index(["x", "y"])
+    assert tuple(pairs.loc[("a", "b")]) == (0.75, 0.5, 1.0, "tracks")
+    assert tuple(pairs.loc[("b", "a")]) == (0.25, 0.0, 0.5, "tracks")
     text = leaderboard_markdown(summarize_agents(episodes, episodes.iloc[:0]), poi, "tiny", "cmd", episodes)
     lines = text.splitlines()
     assert lines[0] == "# tiny: leaderboard" and "track seeds 10..11 (2 held-out tracks per run)" in lines[2]
@@ -73,7 +77,11 @@ def test_improvement_matrix_and_leaderboard() -> None:
     )
     assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0]† | 0% | n/a | n/a |" in before  # evaluated before the laps
     assert any(line.startswith("† One run: its CI redraws the tracks") for line in lines)
-    assert "| | a | b |" in lines and "| a | - | 0.75 |" in lines and "| b | 0.25 | - |" in lines
+    assert (
+        "| | a | b |" in lines
+        and "| a | - | 0.75 [0.50, 1.00]† |" in lines
+        and "| b | 0.25 [0.00, 0.50]† | - |" in lines
+    )
 
 
 def test_checkpoint_row_hand_worked() -> None:
@@ -171,9 +179,9 @@ def test_one_episode_agents_get_no_interval_and_no_probability() -> None:
     ]
     episodes = pd.DataFrame(rows, columns=SUITE_EPISODE_COLUMNS)
     summary = summarize_agents(episodes, episodes.iloc[:0])
-    poi = improvement_matrix(episodes)
-    assert pd.isna(poi.loc["a", "b"])
-    lines = leaderboard_markdown(summary, poi, "t", "c", episodes).splitlines()
+    poi = improvement_matrix(episodes).set_index(["x", "y"])
+    assert pd.isna(poi.loc[("a", "b"), "p"]) and poi.loc[("a", "b"), "ci_over"] == "n/a"
+    lines = leaderboard_markdown(summary, poi.reset_index(), "t", "c", episodes).splitlines()
     assert any(line.startswith("| a | 1 | 800.0 ± 0.0 | 800.0 | 800.0 n/a |") for line in lines), lines
     assert "| a | - | n/a |" in lines
     scores = pd.DataFrame({"agent": "a", "seed": 0, "frames": [100, 100, 200], "track_seed": [1, 2, 1],

@@ -6,6 +6,7 @@ from :mod:`cr_bench.results.stats`, tables of scores from :mod:`cr_bench.results
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from cr_bench.io import atomic_path
-from cr_bench.results.stats import CI_OVER_RUNS, SUCCESS_RETURN, bootstrap_band, performance_profile
+from cr_bench.results.stats import CI_OVER_RUNS, CI_OVER_TRACKS, NO_CI, SUCCESS_RETURN, bootstrap_band, profile_band
 
 if TYPE_CHECKING:
     import optuna
@@ -33,6 +34,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def agent_colours(agents: Iterable[str]) -> dict[str, Any]:
+    """One colour per agent, in order (matplotlib's default cycle), so that every figure of a
+    comparison draws an agent alike, whichever of the agents it shows."""
+    cycle = _pyplot().rcParams["axes.prop_cycle"].by_key()["color"]
+    return {agent: cycle[i % len(cycle)] for i, agent in enumerate(dict.fromkeys(agents))}
+
+
 def _save(figure: Any, path: Path) -> None:
     figure.tight_layout()
     with atomic_path(path) as tmp:  # keeps the .png suffix, which names the format
@@ -40,54 +48,74 @@ def _save(figure: Any, path: Path) -> None:
     _pyplot().close(figure)
 
 
-def plot_learning_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
+def plot_learning_curves(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, colours: Mapping[str, Any] | None = None
+) -> None:
     """True training return vs env frames: mean over runs with a 95% bootstrap band.
 
     :param curves: agent -> ``(frames, per_run)``: ``frames`` of shape ``(n_points,)``,
         ``per_run`` of shape ``(n_runs, n_points)`` (see :func:`cr_bench.results.tables.binned_curves`).
+    :param colours: agent -> colour (:func:`agent_colours`; default: the agents in order).
     """
     plt = _pyplot()
+    colours = colours or agent_colours(curves)
     figure, axes = plt.subplots(figsize=(7, 4))
     for agent, (frames, per_run) in curves.items():
         mean, low, high = bootstrap_band(per_run)  # one run: no band
-        axes.plot(frames, mean, label=agent if len(per_run) > 1 else f"{agent} (1 run, no band)")
-        axes.fill_between(frames, low, high, alpha=0.25)
+        label = agent if len(per_run) > 1 else f"{agent} (1 run, no band)"
+        axes.plot(frames, mean, label=label, color=colours[agent])
+        axes.fill_between(frames, low, high, alpha=0.25, color=colours[agent])
     axes.set_xlabel("env frames")
     axes.set_ylabel("true return (training episodes)")
     axes.legend()
     _save(figure, path)
 
 
-def plot_score_distributions(returns: dict[str, np.ndarray], path: Path) -> None:
-    """Score distributions (rliable's performance profiles): P(return > tau) per agent.
+BAND_LABELS = {CI_OVER_RUNS: "", CI_OVER_TRACKS: " (1 run: band over tracks)", NO_CI: " (1 episode, no band)"}
+"""What a plotted band redraws, as a legend names it (:func:`cr_bench.results.stats.supported_ci`)."""
 
-    :param returns: agent -> its episode returns, shape ``(n_episodes,)``.
+
+def plot_score_distributions(
+    scores: dict[str, np.ndarray], path: Path, colours: Mapping[str, Any] | None = None
+) -> None:
+    """Score distributions (rliable's performance profiles): P(return > tau) per agent, with
+    the 95% band its runs support (:func:`cr_bench.results.stats.profile_band`).
+
+    :param scores: agent -> its returns, shape ``(n_runs, n_tracks)``.
+    :param colours: agent -> colour (:func:`agent_colours`; default: the agents in order).
     """
     plt = _pyplot()
-    lowest = min(float(np.min(r)) for r in returns.values())
+    colours = colours or agent_colours(scores)
+    lowest = min(float(np.min(r)) for r in scores.values())
     taus = np.linspace(min(-100.0, lowest), 1000.0, 200)
     figure, axes = plt.subplots(figsize=(7, 4))
-    for agent, agent_returns in returns.items():
-        axes.plot(taus, performance_profile(agent_returns, taus), label=agent)
+    for agent, matrix in scores.items():
+        profile, low, high, over = profile_band(matrix, taus)
+        axes.plot(taus, profile, label=agent + BAND_LABELS[over], color=colours[agent])
+        if over != NO_CI:
+            axes.fill_between(taus, low, high, alpha=0.2, color=colours[agent])
     axes.axvline(SUCCESS_RETURN, color="grey", linestyle=":", linewidth=1)
     axes.set_xlabel("return threshold tau")
-    axes.set_ylabel("fraction of episodes with return > tau")
+    axes.set_ylabel("fraction of episodes with return > tau (95% CI)")
     axes.legend()
     _save(figure, path)
 
 
-def plot_score_vs_frames(table: pd.DataFrame, path: Path) -> None:
+def plot_score_vs_frames(table: pd.DataFrame, path: Path, colours: Mapping[str, Any] | None = None) -> None:
     """Mean score vs env frames with its 95% CI band, one line per agent.
 
     :param table: :func:`cr_bench.results.tables.curve_table`'s columns ``agent, frames, mean, ci_low, ci_high,
         ci_over``.
+    :param colours: agent -> colour (:func:`agent_colours`; default: the agents in order).
     """
     plt = _pyplot()
+    colours = colours or agent_colours(table["agent"])
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for agent, group in table.groupby("agent", sort=False):
-        one_run = "" if (group["ci_over"] == CI_OVER_RUNS).all() else " (1 run: band over tracks)"
-        axes.plot(group["frames"], group["mean"], marker="o", label=f"{agent}{one_run}")
-        axes.fill_between(group["frames"], group["ci_low"], group["ci_high"], alpha=0.2)
+        one_run = "" if (group["ci_over"] == CI_OVER_RUNS).all() else BAND_LABELS[CI_OVER_TRACKS]
+        colour = colours[str(agent)]
+        axes.plot(group["frames"], group["mean"], marker="o", label=f"{agent}{one_run}", color=colour)
+        axes.fill_between(group["frames"], group["ci_low"], group["ci_high"], alpha=0.2, color=colour)
     axes.set_xlabel("env frames")
     axes.set_ylabel("mean raw return (95% CI over seeds and tracks)")
     axes.grid(alpha=0.3)

@@ -266,9 +266,88 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
         raise ValueError(f"need (runs, tracks) arrays with the same tracks, got {x.shape} and {y.shape}")
     if x.size == 1 and y.size == 1:
         return math.nan  # one episode against one: no probability to estimate
-    greater = (x[:, None, :] > y[None, :, :]).mean(axis=(0, 1))
-    ties = (x[:, None, :] == y[None, :, :]).mean(axis=(0, 1))
-    return float(np.mean(greater + 0.5 * ties))
+    return float(np.mean(_mann_whitney(x, y)))
+
+
+def _mann_whitney(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """P(X > Y) per track, ties counting one half: ``x`` of shape ``(..., n_runs_x, n_tracks)``,
+    ``y`` of shape ``(..., n_runs_y, n_tracks)``; returns shape ``(..., n_tracks)``."""
+    pairs = x[..., :, None, :] - y[..., None, :, :]
+    return np.asarray((pairs > 0).mean(axis=(-3, -2)) + 0.5 * (pairs == 0).mean(axis=(-3, -2)))
+
+
+def improvement_ci(
+    x: np.ndarray,
+    y: np.ndarray,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator = 0,
+) -> tuple[float, float, str]:
+    """The confidence interval of :func:`probability_of_improvement` that the runs support, and
+    what it redraws (as :func:`supported_ci`).
+
+    Both agents with several runs: rliable's stratified independent bootstrap, each sample
+    redrawing each agent's runs per track (:data:`CI_OVER_RUNS`). An agent with one run: the
+    tracks redrawn (:data:`CI_OVER_TRACKS`; it says nothing of the spread between training
+    seeds). One track and a single run: no interval (NaN, :data:`NO_CI`).
+
+    :param x: shape ``(n_runs_x, n_tracks)``; :param y: shape ``(n_runs_y, n_tracks)``.
+    """
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or x.size == 0 or y.size == 0:
+        raise ValueError(f"need (runs, tracks) arrays with the same tracks, got {x.shape} and {y.shape}")
+    rng = np.random.default_rng(random_state)
+    (n_x, n_tracks), n_y = x.shape, len(y)
+    if n_x >= 2 and n_y >= 2:
+        columns = np.arange(n_tracks)
+        xs = x[rng.integers(0, n_x, size=(reps, n_x, n_tracks)), columns]  # (reps, n_x, n_tracks)
+        ys = y[rng.integers(0, n_y, size=(reps, n_y, n_tracks)), columns]
+        samples, over = _mann_whitney(xs, ys).mean(axis=-1), CI_OVER_RUNS
+    elif n_tracks >= 2:  # P is the mean over tracks of each track's statistic: redraw those
+        per_track = _mann_whitney(x, y)
+        samples, over = per_track[rng.integers(0, n_tracks, size=(reps, n_tracks))].mean(axis=1), CI_OVER_TRACKS
+    else:
+        return math.nan, math.nan, NO_CI
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
+    return float(low), float(high), over
+
+
+def profile_band(
+    scores: np.ndarray,
+    taus: np.ndarray,
+    reps: int = 2000,
+    confidence: float = 0.95,
+    random_state: int | np.random.Generator = 0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """A score distribution (:func:`performance_profile`) with the band the runs support, as
+    rliable draws it.
+
+    :param scores: shape ``(n_runs, n_tracks)``. :param taus: shape ``(n_taus,)``.
+    :return: ``(profile, low, high, over)``, each array of shape ``(n_taus,)``. Several runs:
+        a stratified bootstrap over runs (:data:`CI_OVER_RUNS`); one run: over its tracks
+        (:data:`CI_OVER_TRACKS`); one episode: no band (NaN, :data:`NO_CI`).
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2 or scores.size == 0:
+        raise ValueError(f"scores must have shape (n_runs, n_tracks), got {scores.shape}")
+    taus = np.asarray(taus, dtype=np.float64)
+    profile = performance_profile(scores, taus)
+    if scores.size == 1:
+        nothing = np.full(len(taus), np.nan)
+        return profile, nothing, nothing.copy(), NO_CI
+    over = CI_OVER_RUNS if len(scores) >= 2 else CI_OVER_TRACKS
+    strata = scores if over == CI_OVER_RUNS else scores.T  # redraw the rows of each column
+    rng = np.random.default_rng(random_state)
+    n_rows, n_columns = strata.shape
+    columns = np.arange(n_columns)
+    samples = np.empty((reps, len(taus)))
+    for rep in range(reps):
+        drawn = np.sort(strata[rng.integers(0, n_rows, size=(n_rows, n_columns)), columns], axis=None)
+        samples[rep] = 1.0 - np.searchsorted(drawn, taus, side="right") / drawn.size
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return profile, low, high, over
 
 
 def score_matrix(returns: np.ndarray, runs: np.ndarray, tracks: np.ndarray) -> np.ndarray:

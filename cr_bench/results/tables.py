@@ -22,6 +22,7 @@ from cr_bench.results.stats import (
     CI_OVER_TRACKS,
     NO_CI,
     SUCCESS_RETURN,
+    improvement_ci,
     lap_summary,
     probability_of_improvement,
     score_matrix,
@@ -80,8 +81,7 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
             part = episodes[(episodes.agent == agent) & (episodes.condition == condition)]
             if part.empty:
                 continue
-            matrix = score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
-            summary = summarize_scores(matrix, reps=reps, random_state=0)
+            summary = summarize_scores(episode_matrix(part), reps=reps, random_state=0)
             suffix = "" if condition == "standard" else "_randomized"
             for key in ("mean", "std", "median", "iqm", "iqm_ci_low", "iqm_ci_high", "ci_over", "success_rate"):
                 row[key + suffix] = summary[key]
@@ -114,7 +114,7 @@ CI_FOOTNOTE = (
 )
 
 
-def interval(low: float, high: float, over: str | None = CI_OVER_RUNS) -> str:
+def interval(low: float, high: float, over: str | None = CI_OVER_RUNS, decimals: int = 1) -> str:
     """A confidence interval as a table shows it: ``[low, high]``, marked ``†`` when it redraws
     one run's tracks (:func:`cr_bench.results.stats.supported_ci`), ``n/a`` when there is none.
 
@@ -123,7 +123,7 @@ def interval(low: float, high: float, over: str | None = CI_OVER_RUNS) -> str:
     """
     if over == NO_CI or pd.isna(low) or pd.isna(high):
         return "n/a"
-    return f"[{low:.1f}, {high:.1f}]" + ("†" if over == CI_OVER_TRACKS else "")
+    return f"[{low:.{decimals}f}, {high:.{decimals}f}]" + ("†" if over == CI_OVER_TRACKS else "")
 
 
 def table_laps(episodes: pd.DataFrame) -> dict[str, float]:
@@ -141,19 +141,30 @@ def percent(value: float, decimals: int = 0) -> str:
     return "n/a" if pd.isna(value) else f"{value:.{decimals}%}"
 
 
-def improvement_matrix(episodes: pd.DataFrame) -> pd.DataFrame:
-    """P(row agent > column agent) on the standard tracks, for every pair."""
+def episode_matrix(episodes: pd.DataFrame) -> np.ndarray:
+    """One agent's episode returns in one condition as runs x tracks (:func:`cr_bench.results.stats.score_matrix`)."""
+    return score_matrix(episodes["return"].to_numpy(), episodes["seed"].to_numpy(), episodes["track_seed"].to_numpy())
+
+
+def standard_matrices(episodes: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Each agent's returns on the standard tracks, runs x tracks, in the table's agent order."""
     standard = episodes[episodes.condition == "standard"]
-    agents = list(dict.fromkeys(standard["agent"]))
-    matrices = {
-        agent: score_matrix(part["return"].to_numpy(), part["seed"].to_numpy(), part["track_seed"].to_numpy())
-        for agent, part in standard.groupby("agent", sort=False)
-    }
-    table = pd.DataFrame(index=agents, columns=agents, dtype=float)
-    for x in agents:
-        for y in agents:
-            table.loc[x, y] = np.nan if x == y else probability_of_improvement(matrices[x], matrices[y])
-    return table
+    return {str(agent): episode_matrix(part) for agent, part in standard.groupby("agent", sort=False)}
+
+
+IMPROVEMENT_COLUMNS = ["x", "y", "p", "ci_low", "ci_high", "ci_over"]
+"""P(x > y) on the standard tracks with its 95% CI (``ci_over``: what the CI redraws,
+:func:`cr_bench.results.stats.improvement_ci`)."""
+
+
+def improvement_matrix(episodes: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
+    """P(x > y) and its CI on the standard tracks for every ordered pair of agents (``IMPROVEMENT_COLUMNS``)."""
+    matrices = standard_matrices(episodes)
+    rows = [
+        (x, y, probability_of_improvement(matrices[x], matrices[y]), *improvement_ci(matrices[x], matrices[y], reps))
+        for x, y in itertools.permutations(matrices, 2)
+    ]
+    return pd.DataFrame(rows, columns=IMPROVEMENT_COLUMNS)
 
 
 def leaderboard_markdown(
@@ -189,15 +200,21 @@ def leaderboard_markdown(
         lines += ["", "Resumed without the replay buffer (gigabytes: it does not travel between machines, and "
                   "a hard kill loses it), so it was refilled (`learning_starts` transitions without learning) "
                   "before training went on: " + "; ".join(refilled) + "."]  # fmt: skip
-    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks (n/a: one episode "
-              "against one).", ""]  # fmt: skip
-    poi_rows = [
-        [agent, *("-" if agent == other else "n/a" if pd.isna(v) else f"{v:.2f}" for other, v in row.items())]
-        for agent, row in poi.iterrows()
-    ]
-    lines += markdown_table(["", *poi.columns], poi_rows, "l" + "r" * len(poi.columns))
+    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks with its 95% CI: a "
+              "stratified bootstrap over both agents' runs; † where one of the two has a single run, so the CI "
+              "redraws the tracks (it says nothing of the spread between seeds); n/a: one episode against one, "
+              "or no interval (one track).", ""]  # fmt: skip
+    agents = list(dict.fromkeys(episodes[episodes.condition == "standard"]["agent"]))
+    cells = {(r["x"], r["y"]): _improvement_cell(r) for r in poi.to_dict("records")}
+    poi_rows = [[x, *(cells.get((x, y), "-") for y in agents)] for x in agents]
+    lines += markdown_table(["", *agents], poi_rows, "l" + "r" * len(agents))
     lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
     return "\n".join(lines)
+
+
+def _improvement_cell(r: dict[str, Any]) -> str:
+    """P(x > y) with its CI, as the matrix shows it (n/a: one episode against one)."""
+    return "n/a" if pd.isna(r["p"]) else f"{r['p']:.2f} " + interval(r["ci_low"], r["ci_high"], r["ci_over"], 2)
 
 
 def _text(value: Any) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +39,12 @@ from cr_bench.evaluation.episodes import (
     evaluate,
 )
 from cr_bench.io import atomic_write_text, write_dataframe
-from cr_bench.results.plots import plot_learning_curves, plot_score_distributions, plot_score_vs_frames
+from cr_bench.results.plots import (
+    agent_colours,
+    plot_learning_curves,
+    plot_score_distributions,
+    plot_score_vs_frames,
+)
 from cr_bench.results.tables import (
     IN_PROGRESS_HEADING,
     binned_curves,
@@ -47,6 +52,7 @@ from cr_bench.results.tables import (
     curve_table,
     improvement_matrix,
     leaderboard_markdown,
+    standard_matrices,
     summarize_agents,
 )
 from cr_bench.runner.carry import carry_folder, restore_baselines, restore_carry, save_baselines, save_carry
@@ -331,10 +337,16 @@ def compare_suite(
                 save_carry(Path(job.run_dir), carried / job.name / f"seed-{job.seed}", every)
             save_baselines(root, carried)
     episodes = _gather(jobs, suite, root)
-    summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command)
+    colours = suite_colours(suite)
+    summary = write_outputs(episodes, _run_info(jobs), results_dir / suite.name, suite.name, command, colours)
     if suite.curve is not None:
-        write_curve(jobs, suite.curve, results_dir / suite.name)
+        write_curve(jobs, suite.curve, results_dir / suite.name, colours=colours)
     return summary
+
+
+def suite_colours(suite: Suite) -> dict[str, Any]:
+    """Each of a suite's agents and baselines in its colour, the same in every figure and at every stage."""
+    return agent_colours([*(entry.name for entry in suite.agents), *suite.baselines])
 
 
 def _report_in_progress(jobs: list[Job], suite: Suite, root: Path, out_dir: Path, command: str) -> Path:
@@ -347,15 +359,16 @@ def _report_in_progress(jobs: list[Job], suite: Suite, root: Path, out_dir: Path
         if (RunDir(job.run_dir).progress.is_file() and not needs_training(job)
             and all(is_cached(run_eval_file(job, condition)) for condition in conditions(suite.eval)))
     ]  # fmt: skip
+    colours = suite_colours(suite)
     if done or suite.baselines:
-        summary = write_outputs(_gather(done, suite, root), _run_info(done), out_dir, suite.name, command)
+        summary = write_outputs(_gather(done, suite, root), _run_info(done), out_dir, suite.name, command, colours)
     else:  # nothing to rank yet
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = out_dir / "summary.md"
         atomic_write_text(summary, f"# {suite.name}: in progress\n\nProduced by `{command}`.\n")
     if suite.curve is not None:
         started = [job for job in jobs if RunDir(job.run_dir).progress.is_file()]
-        write_curve(started, suite.curve, out_dir, scores_of=scored_checkpoints)
+        write_curve(started, suite.curve, out_dir, scores_of=scored_checkpoints, colours=colours)
     if len(done) == len(jobs):  # the suite is finished: its report says nothing of progress
         return summary
     lines = ["", IN_PROGRESS_HEADING, "",
@@ -442,16 +455,18 @@ def write_curve(
     settings: CurveSettings,
     out_dir: Path,
     scores_of: Callable[[Path, CurveSettings], pd.DataFrame] = score_checkpoints,
+    colours: Mapping[str, Any] | None = None,
 ) -> None:
     """curve.csv and score_vs_frames.png, and a section in summary.md: score vs env frames
-    (``scores_of`` a run: its checkpoints scored, those not yet scored played by default)."""
+    (``scores_of`` a run: its checkpoints scored, those not yet scored played by default;
+    ``colours``: agent -> colour, default the agents in order)."""
     scores = pd.concat(
         [scores_of(Path(job.run_dir), settings).assign(agent=job.name, seed=job.seed) for job in jobs],
         ignore_index=True,
     )
     table = curve_table(scores).round(2)  # summary.md shows curve.csv's figures, as report re-renders them
     write_dataframe(out_dir / "curve.csv", table)
-    plot_score_vs_frames(table, out_dir / "score_vs_frames.png")
+    plot_score_vs_frames(table, out_dir / "score_vs_frames.png", colours)
     summary = out_dir / "summary.md"
     atomic_write_text(summary, summary.read_text() + "\n" + "\n".join(curve_markdown(table, settings)))
 
@@ -565,21 +580,28 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
 
 
 # -- Outputs ------------------------------------------------------------------------------
-def write_outputs(episodes: pd.DataFrame, runs: pd.DataFrame, out_dir: Path, name: str, command: str) -> Path:
-    """episodes.csv, summary.csv, summary.md and the two plots; returns summary.md's path."""
+def write_outputs(
+    episodes: pd.DataFrame,
+    runs: pd.DataFrame,
+    out_dir: Path,
+    name: str,
+    command: str,
+    colours: Mapping[str, Any] | None = None,
+) -> Path:
+    """episodes.csv, summary.csv, summary.md and the two plots (``colours``: agent -> colour,
+    default the agents in the table's order); returns summary.md's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_dataframe(out_dir / "episodes.csv", episodes)
     summary = summarize_agents(episodes, runs)
     write_dataframe(out_dir / "summary.csv", summary.round(3))
+    colours = colours or agent_colours(episodes["agent"])
     curves = {}
     for agent, group in runs.groupby("agent", sort=False):
         binned = binned_curves([pd.read_csv(RunDir(d).curve) for d in group["run_dir"]])
         if binned is not None:
             curves[str(agent)] = binned
-    plot_learning_curves(curves, out_dir / "learning_curves.png")
-    standard = episodes[episodes.condition == "standard"]
-    returns = {str(agent): part["return"].to_numpy() for agent, part in standard.groupby("agent", sort=False)}
-    plot_score_distributions(returns, out_dir / "score_distributions.png")
+    plot_learning_curves(curves, out_dir / "learning_curves.png", colours)
+    plot_score_distributions(standard_matrices(episodes), out_dir / "score_distributions.png", colours)
     text = leaderboard_markdown(summary, improvement_matrix(episodes), name, command, episodes)
     atomic_write_text(out_dir / "summary.md", text)
     return out_dir / "summary.md"

@@ -1,0 +1,58 @@
+"""Figures: what each plot draws, read back from the figure before it is saved."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from cr_bench.results import plots
+
+
+@pytest.fixture
+def drawn(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The figures the plots would save, kept open to read their lines and bands."""
+    figures: list[Any] = []
+    monkeypatch.setattr(plots, "_save", lambda figure, path: figures.append(figure))
+    return figures
+
+
+def _lines(figure: Any) -> dict[str, Any]:
+    return {
+        line.get_label(): line.get_color()
+        for line in figure.axes[0].get_lines()
+        if not line.get_label().startswith("_")
+    }
+
+
+def test_an_agent_keeps_its_colour_in_every_plot(drawn: list[Any], tmp_path: Path) -> None:
+    """A suite's figures show different subsets of its agents (no baseline learns; a run in
+    progress has a curve but no score yet): each agent is drawn in the colour the suite gives it."""
+    colours = plots.agent_colours(["ppo", "dqn", "random"])
+    assert len(set(colours.values())) == 3
+    curve = np.array([[1.0, 2.0], [3.0, 4.0]])
+    plots.plot_learning_curves({"dqn": (np.array([1.0, 2.0]), curve)}, tmp_path / "l.png", colours)
+    plots.plot_score_distributions({"random": np.zeros((2, 3)), "dqn": np.ones((2, 3))}, tmp_path / "d.png", colours)
+    table = pd.DataFrame({"agent": ["ppo", "dqn"], "frames": [1, 1], "mean": [1.0, 2.0], "ci_low": [0.0, 1.0],
+                          "ci_high": [2.0, 3.0], "ci_over": ["runs", "runs"]})  # fmt: skip
+    plots.plot_score_vs_frames(table, tmp_path / "s.png", colours)
+    learning, distributions, frames = map(_lines, drawn)
+    assert learning == {"dqn": colours["dqn"]}
+    assert distributions == {"random": colours["random"], "dqn": colours["dqn"]}
+    assert frames == {"ppo": colours["ppo"], "dqn": colours["dqn"]}
+
+
+def test_score_distributions_have_the_band_the_runs_support(drawn: list[Any], tmp_path: Path) -> None:
+    """Several runs: a band; one run: a band over its tracks, named as one; one episode: none."""
+    scores = {
+        "a": np.array([[0.0, 500.0], [100.0, 900.0]]),
+        "b": np.array([[0.0, 500.0, 900.0]]),
+        "c": np.array([[7.0]]),
+    }
+    plots.plot_score_distributions(scores, tmp_path / "d.png")
+    (figure,) = drawn
+    assert list(_lines(figure)) == ["a", "b (1 run: band over tracks)", "c (1 episode, no band)"]
+    assert len(figure.axes[0].collections) == 2  # the bands of a and b
