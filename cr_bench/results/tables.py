@@ -98,11 +98,11 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
                 m for joined in trained.get("machines", pd.Series(dtype=str)).fillna("") for m in joined.split("; ")
             }
             row["machines"] = "; ".join(sorted(named - {""})) or "not recorded"
-            refills = trained.get("refills", pd.Series("", index=trained.index)).fillna("")
+            refills = map(_text, trained.get("refills", pd.Series("", index=trained.index)))
             row["refills"] = ", ".join(
-                f"seed {seed} at {' and '.join(f'{int(float(f)):,}' for f in str(joined).split('; '))} frames"
+                f"seed {seed} at {' and '.join(f'{int(float(f)):,}' for f in joined.split('; '))} frames"
                 for seed, joined in zip(trained["seed"], refills, strict=True)
-                if str(joined)
+                if joined
             )
         rows.append(row)
     return pd.DataFrame(rows)
