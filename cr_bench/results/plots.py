@@ -67,7 +67,8 @@ def plot_learning_curves(
         axes.fill_between(frames, low, high, alpha=0.25, color=colours[agent])
     axes.set_xlabel("env frames")
     axes.set_ylabel("true return (training episodes)")
-    axes.legend()
+    if curves:  # baselines only: nothing trained yet
+        axes.legend()
     _save(figure, path)
 
 
