@@ -302,7 +302,9 @@ def improvement_ci(
         columns = np.arange(n_tracks)
         xs = x[rng.integers(0, n_x, size=(reps, n_x, n_tracks)), columns]  # (reps, n_x, n_tracks)
         ys = y[rng.integers(0, n_y, size=(reps, n_y, n_tracks)), columns]
-        samples, over = _mann_whitney(xs, ys).mean(axis=-1), CI_OVER_RUNS
+        chunks = range(0, reps, 100)  # bounds the (reps, n_x, n_y, n_tracks) comparisons held at once
+        samples = np.concatenate([_mann_whitney(xs[i : i + 100], ys[i : i + 100]).mean(axis=-1) for i in chunks])
+        over = CI_OVER_RUNS
     elif n_tracks >= 2:  # P is the mean over tracks of each track's statistic: redraw those
         per_track = _mann_whitney(x, y)
         samples, over = per_track[rng.integers(0, n_tracks, size=(reps, n_tracks))].mean(axis=1), CI_OVER_TRACKS
