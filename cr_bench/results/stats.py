@@ -183,16 +183,26 @@ def stratified_bootstrap_ci(
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.size == 0:
         raise ValueError(f"scores must have shape (n_runs, n_tracks), got {scores.shape}")
+    low, high = _percentile_interval(_stratified_samples(scores, statistic, reps, random_state), confidence)
+    return float(low), float(high)
+
+
+def _stratified_samples(
+    scores: np.ndarray, statistic: Callable[[np.ndarray], Any], reps: int, random_state: int | np.random.Generator
+) -> np.ndarray:
+    """``statistic`` of ``reps`` redraws of ``scores`` (``(n_runs, n_tracks)``), each redrawing
+    the runs of every track with replacement; shape ``(reps, *statistic's shape)``."""
     rng = np.random.default_rng(random_state)
     n_runs, n_tracks = scores.shape
     columns = np.arange(n_tracks)
-    samples = np.empty(reps)
-    for rep in range(reps):
-        rows = rng.integers(0, n_runs, size=(n_runs, n_tracks))
-        samples[rep] = statistic(scores[rows, columns])
+    return np.array([statistic(scores[rng.integers(0, n_runs, size=(n_runs, n_tracks)), columns]) for _ in range(reps)])
+
+
+def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[Any, Any]:
+    """The percentile interval of bootstrap ``samples`` (along their first axis)."""
     alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
-    return float(low), float(high)
+    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return low, high
 
 
 def episodes_ci(
@@ -261,12 +271,18 @@ def probability_of_improvement(x: np.ndarray, y: np.ndarray) -> float:
     :param x: shape ``(n_runs_x, n_tracks)``; :param y: shape ``(n_runs_y, n_tracks)``.
     Ties count one half. NaN for one episode against one (a comparison, not a probability).
     """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1]:
-        raise ValueError(f"need (runs, tracks) arrays with the same tracks, got {x.shape} and {y.shape}")
+    x, y = _score_pair(x, y)
     if x.size == 1 and y.size == 1:
         return math.nan  # one episode against one: no probability to estimate
     return float(np.mean(_mann_whitney(x, y)))
+
+
+def _score_pair(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Two agents' scores as float arrays of shape ``(n_runs, n_tracks)`` on the same tracks."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or x.size == 0 or y.size == 0:
+        raise ValueError(f"need (runs, tracks) arrays with the same tracks, got {x.shape} and {y.shape}")
+    return x, y
 
 
 def _mann_whitney(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -293,9 +309,7 @@ def improvement_ci(
 
     :param x: shape ``(n_runs_x, n_tracks)``; :param y: shape ``(n_runs_y, n_tracks)``.
     """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.ndim != 2 or y.ndim != 2 or x.shape[1] != y.shape[1] or x.size == 0 or y.size == 0:
-        raise ValueError(f"need (runs, tracks) arrays with the same tracks, got {x.shape} and {y.shape}")
+    x, y = _score_pair(x, y)
     rng = np.random.default_rng(random_state)
     (n_x, n_tracks), n_y = x.shape, len(y)
     if n_x >= 2 and n_y >= 2:
@@ -310,8 +324,7 @@ def improvement_ci(
         samples, over = per_track[rng.integers(0, n_tracks, size=(reps, n_tracks))].mean(axis=1), CI_OVER_TRACKS
     else:
         return math.nan, math.nan, NO_CI
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)])
+    low, high = _percentile_interval(samples, confidence)
     return float(low), float(high), over
 
 
@@ -340,15 +353,8 @@ def profile_band(
         return profile, nothing, nothing.copy(), NO_CI
     over = CI_OVER_RUNS if len(scores) >= 2 else CI_OVER_TRACKS
     strata = scores if over == CI_OVER_RUNS else scores.T  # redraw the rows of each column
-    rng = np.random.default_rng(random_state)
-    n_rows, n_columns = strata.shape
-    columns = np.arange(n_columns)
-    samples = np.empty((reps, len(taus)))
-    for rep in range(reps):
-        drawn = np.sort(strata[rng.integers(0, n_rows, size=(n_rows, n_columns)), columns], axis=None)
-        samples[rep] = 1.0 - np.searchsorted(drawn, taus, side="right") / drawn.size
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.percentile(samples, [100 * alpha, 100 * (1 - alpha)], axis=0)
+    samples = _stratified_samples(strata, lambda drawn: performance_profile(drawn, taus), reps, random_state)
+    low, high = _percentile_interval(samples, confidence)
     return profile, low, high, over
 
 
