@@ -18,7 +18,7 @@ from cr_bench.envs.wrappers import CAR_RACING_ACTIONS
 from cr_bench.errors import CrBenchError
 from cr_bench.evaluation.episodes import EpisodeResult, evaluate, write_episodes
 from cr_bench.results.report import build_report
-from cr_bench.results.stats import iqm, probability_of_improvement, score_matrix, stratified_bootstrap_ci
+from cr_bench.results.stats import bootstrap_ci, iqm, probability_of_improvement, score_matrix
 from cr_bench.results.throughput import machine_text
 from cr_bench.runner.compare import compare_suite, seed_major
 from cr_bench.spec.run import TEST_TRACK_START, EvalConfig, envpool_available
@@ -62,15 +62,13 @@ def test_probability_of_improvement_by_hand() -> None:
         probability_of_improvement(x, np.zeros((1, 2)))
 
 
-def test_stratified_bootstrap_by_hand() -> None:
-    """One run: every resample is the run itself. Two runs: bounds stay within the possible IQMs."""
-    one = np.array([[1.0, 2.0, 3.0, 4.0]])
-    assert stratified_bootstrap_ci(one, reps=50) == (pytest.approx(2.5), pytest.approx(2.5))
+def test_bootstrap_by_hand() -> None:
+    """One run: its tracks are redrawn. Two runs: bounds stay within the possible IQMs."""
+    low, high = bootstrap_ci(np.array([[1.0, 2.0, 3.0, 4.0]]), reps=500)
+    assert 1.0 <= low < 2.5 < high <= 4.0
     two = np.array([[0.0, 0.0, 0.0, 0.0], [8.0, 8.0, 8.0, 8.0]])
-    low, high = stratified_bootstrap_ci(two, reps=500, random_state=1)
-    # Resampling runs per track gives 0..4 eights out of 4 per column: IQM in [0, 8].
-    assert 0.0 <= low < iqm(two) < high <= 8.0
-    assert stratified_bootstrap_ci(two, reps=500, random_state=1) == (low, high)  # reproducible
+    # Whole runs redrawn: both run 0 (IQM 0), both run 1 (8) or one each (4), a quarter at each end.
+    assert bootstrap_ci(two, reps=500, random_state=1) == (0.0, 8.0)
 
 
 def test_score_matrix_needs_the_same_tracks() -> None:

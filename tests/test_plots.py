@@ -37,7 +37,7 @@ def test_an_agent_keeps_its_colour_in_every_plot(drawn: list[Any], tmp_path: Pat
     plots.plot_learning_curves({"dqn": (np.array([1.0, 2.0]), curve)}, tmp_path / "l.png", colours)
     plots.plot_score_distributions({"random": np.zeros((2, 3)), "dqn": np.ones((2, 3))}, tmp_path / "d.png", colours)
     table = pd.DataFrame({"agent": ["ppo", "dqn"], "frames": [1, 1], "mean": [1.0, 2.0], "ci_low": [0.0, 1.0],
-                          "ci_high": [2.0, 3.0], "ci_over": ["runs", "runs"]})  # fmt: skip
+                          "ci_high": [2.0, 3.0], "ci_over": ["runs and tracks", "runs and tracks"]})  # fmt: skip
     plots.plot_score_vs_frames(table, tmp_path / "s.png", colours)
     learning, distributions, frames = map(_lines, drawn)
     assert learning == {"dqn": colours["dqn"]}
@@ -56,3 +56,16 @@ def test_score_distributions_have_the_band_the_runs_support(drawn: list[Any], tm
     (figure,) = drawn
     assert list(_lines(figure)) == ["a", "b (1 run: band over tracks)", "c (1 episode, no band)"]
     assert len(figure.axes[0].collections) == 2  # the bands of a and b
+
+
+def test_score_vs_frames_names_the_points_with_one_run(drawn: list[Any], tmp_path: Path) -> None:
+    """A curve whose later points have one seed (the other still training) said "1 run" for
+    all of it, though its first points had two: the legend says where the band is over tracks."""
+    several = plots.CI_OVER_RUNS
+    table = pd.DataFrame({"agent": ["a", "a", "b", "c", "c"], "frames": [1, 2, 1, 1, 2],
+                          "mean": [1.0, 2.0, 1.0, 1.0, 2.0], "ci_low": [0.0] * 5, "ci_high": [3.0] * 5,
+                          "ci_over": [several, "tracks", "tracks", several, several]})  # fmt: skip
+    plots.plot_score_vs_frames(table, tmp_path / "s.png")
+    (figure,) = drawn
+    assert list(_lines(figure)) == ["a (1 run at 1 of 2 points: band over tracks there)",
+                                    "b (1 run: band over tracks)", "c"]  # fmt: skip

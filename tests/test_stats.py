@@ -111,41 +111,80 @@ def test_probability_of_improvement_hand_worked() -> None:
         probability_of_improvement(np.array([[1.0, 2.0]]), np.array([[1.0]]))
 
 
-def test_stratified_bootstrap_redraws_runs_per_track() -> None:
-    """[[0, 1], [1, 0]]: every run averages 0.5, so redrawing whole runs gives only 0.5; redrawing
-    per track reaches a mean of 0 (both tracks draw their 0: 1/16 of samples) and 1 (also 1/16),
-    both above the 2.5% tails, so the 95% interval is exactly (0, 1)."""
-    from cr_bench.results.stats import stratified_bootstrap_ci
+def test_bootstrap_redraws_runs_and_tracks() -> None:
+    """[[0, 1], [1, 0]]: the lowest mean 0 comes from run 0 twice and track 0 twice (1/4 x 1/4), or
+    run 1 twice and track 1 twice: 1/8 of the samples, above the 2.5% tail; the highest 1 likewise."""
+    from cr_bench.results.stats import bootstrap_ci
 
-    assert stratified_bootstrap_ci(np.array([[0.0, 1.0], [1.0, 0.0]]), statistic=np.mean) == (0.0, 1.0)
-
-
-def test_stratified_bootstrap_hand_worked_bounds() -> None:
-    """[[0, 10], [2, 20]]: the lowest mean (0 + 0 + 10 + 10) / 4 = 5 and the highest (2 + 2 + 20 + 20) / 4
-    = 11 each come in 1/16 of the samples, more than the 2.5% tails."""
-    from cr_bench.results.stats import stratified_bootstrap_ci
-
-    assert stratified_bootstrap_ci(np.array([[0.0, 10.0], [2.0, 20.0]]), statistic=np.mean) == (5.0, 11.0)
+    assert bootstrap_ci(np.array([[0.0, 1.0], [1.0, 0.0]]), statistic=np.mean) == (0.0, 1.0)
 
 
-def test_stratified_bootstrap_is_reproducible() -> None:
+def test_bootstrap_hand_worked_bounds() -> None:
+    """[[0, 10], [2, 20]]: the lowest mean 0 (run 0 twice, track 0 twice) and the highest 20 (run 1
+    twice, track 1 twice) each come in 1/16 of the samples, more than the 2.5% tails."""
+    from cr_bench.results.stats import bootstrap_ci
+
+    assert bootstrap_ci(np.array([[0.0, 10.0], [2.0, 20.0]]), statistic=np.mean) == (0.0, 20.0)
+
+
+def test_bootstrap_is_reproducible() -> None:
     """The same random_state gives the same interval; the interval holds the point estimate."""
-    from cr_bench.results.stats import stratified_bootstrap_ci
+    from cr_bench.results.stats import bootstrap_ci
 
     scores = np.random.default_rng(1).normal(size=(5, 8)) * 100
-    first = stratified_bootstrap_ci(scores, reps=300, random_state=3)
-    assert first == stratified_bootstrap_ci(scores, reps=300, random_state=3)
+    first = bootstrap_ci(scores, reps=300, random_state=3)
+    assert first == bootstrap_ci(scores, reps=300, random_state=3)
     assert first[0] <= iqm(scores) <= first[1]
     with pytest.raises(ValueError):
-        stratified_bootstrap_ci(np.array([1.0, 2.0]))
+        bootstrap_ci(np.array([1.0, 2.0]))
+
+
+def _two_seeds_apart() -> np.ndarray:
+    """Two training runs on 50 tracks: one policy scores about 300 on every track, the other about 850."""
+    noise = np.random.default_rng(0).normal(0.0, 20.0, size=(2, 50))
+    return np.array([[300.0], [850.0]]) + noise
+
+
+def test_ci_covers_the_spread_between_seeds() -> None:
+    """A run's policy plays every track, so its scores move together: the agent's CI must reach
+    each seed's own IQM. Redrawing the runs separately for each track (rliable's stratified
+    bootstrap, made for runs trained per task) mixed the two seeds on every sample and gave an
+    interval around 575 that neither seed is in."""
+    from cr_bench.results.stats import supported_ci
+
+    scores = _two_seeds_apart()
+    low, high, over = supported_ci(scores)
+    assert over == "runs and tracks"
+    assert low <= iqm(scores[0]) and iqm(scores[1]) <= high
+
+
+def test_improvement_ci_covers_the_spread_between_seeds() -> None:
+    """X's seeds straddle Y's (one loses on every track, one wins on every track): P(X > Y) is
+    1/2, and its CI must reach both a seed that never wins and one that always does."""
+    from cr_bench.results.stats import improvement_ci, probability_of_improvement
+
+    x = _two_seeds_apart()
+    y = np.full((2, 50), 575.0)
+    assert probability_of_improvement(x, y) == 0.5
+    low, high, over = improvement_ci(x, y)
+    assert over == "runs and tracks" and low == 0.0 and high == 1.0
+
+
+def test_profile_band_covers_the_spread_between_seeds() -> None:
+    """Half the episodes above 575 come from one seed: the band at 575 reaches 0 and 1."""
+    from cr_bench.results.stats import profile_band
+
+    profile, low, high, over = profile_band(_two_seeds_apart(), np.array([575.0]))
+    assert over == "runs and tracks" and profile.tolist() == [0.5]
+    assert low.tolist() == [0.0] and high.tolist() == [1.0]
 
 
 def test_episodes_ci_is_the_bootstrap_over_episodes() -> None:
     """One run's episodes: each episode is a run of a single track."""
-    from cr_bench.results.stats import episodes_ci, stratified_bootstrap_ci
+    from cr_bench.results.stats import bootstrap_ci, episodes_ci
 
     returns = np.array([0.0, 10.0, 20.0, 30.0, 900.0])
-    assert episodes_ci(returns) == stratified_bootstrap_ci(returns[:, None])
+    assert episodes_ci(returns) == bootstrap_ci(returns[:, None])
     assert episodes_ci(np.full(6, 7.0)) == (7.0, 7.0)
 
 
@@ -159,8 +198,9 @@ def test_summarize_scores_hand_worked() -> None:
     assert summary["mean"] == 500.0 and summary["median"] == 500.0 and summary["iqm"] == 500.0
     assert summary["std"] == pytest.approx(np.sqrt(205_000.0))
     assert summary["success_rate"] == 0.5
-    # IQM of the redrawn 2 x 2 matrix: lowest (0, 0, 900, 900) -> 450, highest (100, 100, 1000, 1000) -> 550
-    assert summary["iqm_ci_low"] == 450.0 and summary["iqm_ci_high"] == 550.0
+    # IQM of the redrawn 2 x 2 matrix: lowest run 0 twice, track 0 twice (all 0: 1/16 of the samples) -> 0,
+    # highest run 1 twice, track 1 twice -> 1000
+    assert summary["iqm_ci_low"] == 0.0 and summary["iqm_ci_high"] == 1000.0
 
 
 def test_bootstrap_band_hand_worked() -> None:
@@ -193,12 +233,12 @@ def test_a_ci_is_only_what_the_data_supports() -> None:
     from cr_bench.results.stats import summarize_scores, supported_ci
 
     runs = np.array([[0.0, 900.0], [100.0, 1000.0]])
-    assert supported_ci(runs, np.mean, reps=200)[2] == "runs"
+    assert supported_ci(runs, np.mean, reps=200)[2] == "runs and tracks"
     low, high, over = supported_ci(np.array([[0.0, 500.0, 1000.0]]), np.mean, reps=200)
     assert over == "tracks" and low < 500.0 < high
     low, high, over = supported_ci(np.array([[692.0]]))
     assert over == "n/a" and np.isnan(low) and np.isnan(high)
-    assert supported_ci(np.full((3, 4), 7.0), reps=50) == (7.0, 7.0, "runs")
+    assert supported_ci(np.full((3, 4), 7.0), reps=50) == (7.0, 7.0, "runs and tracks")
     one = summarize_scores(np.array([[692.0]]))
     assert one["mean"] == 692.0 and np.isnan(one["iqm_ci_low"]) and one["ci_over"] == "n/a"
 
@@ -225,26 +265,31 @@ def test_improvement_ci_is_only_what_the_data_supports() -> None:
 
     x, y = np.array([[0.0, 900.0], [100.0, 1000.0]]), np.array([[50.0, 50.0], [60.0, 950.0]])
     low, high, over = improvement_ci(x, y, reps=500)
-    assert over == "runs" and low <= probability_of_improvement(x, y) <= high and low < high
-    # One run of y: track 10 gives 1/2 (0 < 50 < 100), track 11 gives 1: the tracks redrawn span [1/2, 1].
-    assert improvement_ci(x, y[:1], reps=500) == (0.5, 1.0, "tracks")
+    assert over == "runs and tracks" and low <= probability_of_improvement(x, y) <= high and low < high
+    # One run of y: track 10 gives 0, 1/2 or 1 as x's runs are redrawn (0 < 50 < 100), track 11 always 1;
+    # x's run 0 twice and track 10 twice (1/16 of the samples) gives 0.
+    assert improvement_ci(x, y[:1], reps=500) == (0.0, 1.0, "tracks")
     low, high, over = improvement_ci(x[:1, :1], y[:1, :1])
     assert over == "n/a" and np.isnan(low) and np.isnan(high)
-    assert improvement_ci(x[:, :1], y[:, :1], reps=200)[2] == "runs"  # one track, several runs each
+    assert improvement_ci(x[:, :1], y[:, :1], reps=200)[2] == "runs and tracks"  # one track, several runs each
     assert improvement_ci(x[:1, :1], y[:, :1])[2] == "n/a"  # one run on one track: nothing to redraw
-    assert improvement_ci(np.full((3, 4), 5.0), np.full((2, 4), 5.0), reps=50) == (0.5, 0.5, "runs")  # all ties
+    assert improvement_ci(np.full((3, 4), 5.0), np.full((2, 4), 5.0), reps=50) == (
+        0.5,
+        0.5,
+        "runs and tracks",
+    )  # all ties
     with pytest.raises(ValueError, match="same tracks"):
         improvement_ci(x, np.zeros((2, 3)))
 
 
 def test_profile_band_is_only_what_the_data_supports() -> None:
-    """A score distribution's band: over runs (stratified by track), over tracks for one run
+    """A score distribution's band: over runs and tracks, over tracks for one run
     (marked), none for one episode; a threshold no redraw can move has a zero-width band."""
     from cr_bench.results.stats import profile_band
 
     taus = np.array([-1.0, 50.0, 2000.0])
     profile, low, high, over = profile_band(np.array([[0.0, 100.0], [100.0, 0.0]]), taus, reps=300)
-    assert over == "runs" and profile.tolist() == [1.0, 0.5, 0.0]
+    assert over == "runs and tracks" and profile.tolist() == [1.0, 0.5, 0.0]
     assert low.tolist() == [1.0, 0.0, 0.0] and high.tolist() == [1.0, 1.0, 0.0]
     profile, low, high, over = profile_band(np.array([[0.0, 100.0, 200.0]]), taus, reps=300)
     assert over == "tracks" and profile[1] == pytest.approx(2 / 3) and low[1] < profile[1] < high[1]

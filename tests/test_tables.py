@@ -45,33 +45,37 @@ def test_markdown_table_aligns_columns() -> None:
 
 def test_summarize_agents_hand_worked() -> None:
     """Agent a's 2 x 2 matrix [[0, 900], [100, 1000]]: mean 500, IQM 500, half the episodes solved."""
-    runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [100, 300], "wall_seconds": [10.0, 10.0]})
+    runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [100, 300], "wall_seconds": [10.0, 20.0],
+                         "machines": ["2 CPUs (x)", ""]})  # fmt: skip
     summary = summarize_agents(_episodes(), runs).set_index("agent")
     a, b = summary.loc["a"], summary.loc["b"]
     assert (a["mean"], a["median"], a["iqm"], a["success_rate"], a["runs"]) == (500.0, 500.0, 500.0, 0.5, 2)
-    assert (a["iqm_ci_low"], a["iqm_ci_high"]) == (450.0, 550.0)
+    assert (a["iqm_ci_low"], a["iqm_ci_high"]) == (0.0, 1000.0)  # run 0 on track 10 only; run 1 on 11
     assert a["mean_length"] == 950.0
     assert (a["lap_rate"], a["tile_fraction"], a["lap_frames"]) == (0.5, pytest.approx(0.575), 900.0)
     assert (b["lap_rate"], b["tile_fraction"]) == (0.0, 0.15) and pd.isna(b["lap_frames"])
-    assert (a["training_frames"], a["frames_per_s"]) == (200.0, 20.0)  # mean of 100/10 and 300/10
+    # 400 frames in 30 s: the table's own frames over its wall time, not the mean of 10 and 15 frames/s
+    assert (a["training_frames"], a["wall_seconds"], a["frames_per_s"]) == (200.0, 15.0, pytest.approx(400 / 30))
+    assert a["machines"] == "2 CPUs (x); not recorded for 1 run"
     assert (b["mean"], b["std"], b["runs"]) == (50.0, 0.0, 1) and pd.isna(b["training_frames"])
     assert "mean_randomized" not in summary.columns
 
 
 def test_improvement_matrix_and_leaderboard() -> None:
     """a beats b on track 10 in 1 of 2 pairs (0 < 50 < 100) and on track 11 in both: 0.75; b has
-    one run, so the interval redraws the tracks (1/2 or 1 each) and says so."""
+    one run, so the interval redraws the tracks (and a's runs: a's run 0 on track 10 alone gives 0) and
+    says so."""
     episodes = _episodes()
     poi = improvement_matrix(episodes)
     assert list(poi.columns) == ["x", "y", "p", "ci_low", "ci_high", "ci_over"] and len(poi) == 2  # no agent vs itself
     pairs = poi.set_index(["x", "y"])
-    assert tuple(pairs.loc[("a", "b")]) == (0.75, 0.5, 1.0, "tracks")
-    assert tuple(pairs.loc[("b", "a")]) == (0.25, 0.0, 0.5, "tracks")
+    assert tuple(pairs.loc[("a", "b")]) == (0.75, 0.0, 1.0, "tracks")
+    assert tuple(pairs.loc[("b", "a")]) == (0.25, 0.0, 1.0, "tracks")
     text = leaderboard_markdown(summarize_agents(episodes, episodes.iloc[:0]), poi, "tiny", "cmd", episodes)
     lines = text.splitlines()
     assert lines[0] == "# tiny: leaderboard" and "track seeds 10..11 (2 held-out tracks per run)" in lines[2]
     untrained = " | - | - | - | - | - | - |"  # no randomized episodes, no training cost
-    assert "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | 50% | 57.5%" + untrained in lines
+    assert "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [0.0, 1000.0] | 50% | 50% | 57.5%" + untrained in lines
     before = leaderboard_markdown(
         summarize_agents(episodes[episodes.columns[:6]], episodes.iloc[:0]), poi, "t", "c", episodes
     )
@@ -79,8 +83,8 @@ def test_improvement_matrix_and_leaderboard() -> None:
     assert any(line.startswith("† One run: its CI redraws the tracks") for line in lines)
     assert (
         "| | a | b |" in lines
-        and "| a | - | 0.75 [0.50, 1.00]† |" in lines
-        and "| b | 0.25 [0.00, 0.50]† | - |" in lines
+        and "| a | - | 0.75 [0.00, 1.00]† |" in lines
+        and "| b | 0.25 [0.00, 1.00]† | - |" in lines
     )
 
 
@@ -92,13 +96,14 @@ def test_checkpoint_row_hand_worked() -> None:
 
 
 def test_curve_table_hand_worked() -> None:
-    """At 100 frames: seeds 0 and 1 on tracks 5 and 6, [[0, 10], [2, 20]] -> mean 8, CI (5, 11)."""
+    """At 100 frames: seeds 0 and 1 on tracks 5 and 6, [[0, 10], [2, 20]] -> mean 8, CI (0, 20):
+    seed 0 twice on track 5 twice, or seed 1 twice on track 6 twice, each 1/16 of the samples."""
     scores = pd.DataFrame(
         [("a", 0, 100, 5, 0.0), ("a", 0, 100, 6, 10.0), ("a", 1, 100, 5, 2.0), ("a", 1, 100, 6, 20.0)],
         columns=["agent", "seed", "frames", "track_seed", "return"],
     )
     table = curve_table(scores)
-    assert table.values.tolist()[0][:7] == ["a", 100, 2, 8.0, 5.0, 11.0, "runs"]
+    assert table.values.tolist()[0][:7] == ["a", 100, 2, 8.0, 0.0, 20.0, "runs and tracks"]
     assert table[["lap_rate", "tile_fraction"]].isna().all(axis=None)  # scored before the lap metrics
     # With the lap metrics: 3 of 4 laps completed, tiles (1 + 1 + 1 + 0.6) / 4.
     laps = scores.assign(lap_completed=[1.0, 1.0, 1.0, 0.0], tile_fraction=[1.0, 1.0, 1.0, 0.6])
@@ -193,7 +198,8 @@ def test_one_episode_agents_get_no_interval_and_no_probability() -> None:
 
 def test_report_rerenders_a_suite_written_before_honest_intervals(tmp_path: Path) -> None:
     """A suite summary.md with a one-run agent shown as [x, x] (as results/early had): report
-    re-renders it from its episodes.csv with the interval marked, its cost columns kept."""
+    re-renders it from its episodes.csv with the interval marked, its cost columns kept, and
+    redraws its score distributions with the bands of today's bootstrap."""
     from cr_bench.results.report import refresh_suite
 
     folder = tmp_path / "old"
@@ -208,14 +214,15 @@ def test_report_rerenders_a_suite_written_before_honest_intervals(tmp_path: Path
     text = (folder / "summary.md").read_text()
     assert "Produced by `cr-bench compare --suite x.yaml`" in text and "[50.0, 50.0] |" not in text
     assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0]† | 0% | n/a | n/a |" in text
-    assert (
-        "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [450.0, 550.0] | 50% | n/a | n/a | - | - | 200 | 0.00 | 20 |" in text
-    )
+    assert "| a | 2 | 500.0 ± 452.8 | 500.0 | 500.0 [0.0, 1000.0] | 50% | n/a | n/a | - | - | 200 | 0.00 | 20 |" in text
+    assert (folder / "score_distributions.png").stat().st_size > 0
 
 
 def test_report_rerenders_a_curve_written_before_the_lap_metrics(tmp_path: Path) -> None:
     """`cr-bench report` died with a traceback on results/early: its curve.csv has no lap_rate
-    or tile_fraction (scored before cr-bench measured them). They read as n/a."""
+    or tile_fraction (scored before cr-bench measured them). They read as n/a. Its CI redrew the
+    runs per track (``ci_over`` "runs" then) and cannot be redrawn (the per-track scores are
+    gone): it is marked as such, not passed off as the bootstrap over runs and tracks."""
     from cr_bench.results.report import refresh_suite
 
     folder = tmp_path / "old"
@@ -230,7 +237,8 @@ def test_report_rerenders_a_curve_written_before_the_lap_metrics(tmp_path: Path)
         "(2000000..2000004, envpool); mean over seeds.\n"
     )
     refresh_suite(folder)
-    assert "| a | 100 | 2 | 500.0 [450.0, 550.0] | n/a | n/a |" in (folder / "summary.md").read_text()
+    text = (folder / "summary.md").read_text()
+    assert "| a | 100 | 2 | 500.0 [450.0, 550.0]‡ | n/a | n/a |" in text and "\n‡ Written before" in text
 
 
 def test_a_suite_s_curve_reads_the_same_from_compare_and_from_report(tmp_path: Path) -> None:
@@ -265,13 +273,14 @@ def test_the_leaderboard_says_which_runs_refilled_their_replay_buffer(tmp_path: 
 
     episodes = _episodes()
     runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [100, 300], "wall_seconds": [10.0, 10.0],
-                         "refills": ["", "200; 250"]})  # fmt: skip
+                         "refills": ["", "200; 250"], "refill_frames": [40, 40]})  # fmt: skip
     summary = summarize_agents(episodes, runs)
-    assert summary.set_index("agent").loc["a", "refills"] == "seed 1 at 200 and 250 frames"
-    read_back = summarize_agents(episodes, runs.assign(refills=[None, 200.0]))  # as a CSV may give it back
-    assert read_back.set_index("agent").loc["a", "refills"] == "seed 1 at 200 frames"
+    refilled = "seed 1 at 200 and 250 frames (each about 40 frames of random actions)"
+    assert summary.set_index("agent").loc["a", "refills"] == refilled
+    read_back = summarize_agents(episodes, runs.assign(refills=[None, 200.0]).drop(columns="refill_frames"))
+    assert read_back.set_index("agent").loc["a", "refills"] == "seed 1 at 200 frames"  # as a CSV may give it back
     text = leaderboard_markdown(summary, improvement_matrix(episodes), "tiny", "cmd", episodes)
-    assert "a: seed 1 at 200 and 250 frames" in text
+    assert "a: " + refilled in text and "counted in the run's frames" in text
     plain = leaderboard_markdown(summarize_agents(episodes, runs.drop(columns="refills")), improvement_matrix(episodes),
                                  "tiny", "cmd", episodes)  # fmt: skip
     assert "replay buffer" not in plain
@@ -279,4 +288,4 @@ def test_the_leaderboard_says_which_runs_refilled_their_replay_buffer(tmp_path: 
     summary.to_csv(tmp_path / "summary.csv", index=False)
     (tmp_path / "summary.md").write_text(text)
     refresh_suite(tmp_path)
-    assert "a: seed 1 at 200 and 250 frames" in (tmp_path / "summary.md").read_text()
+    assert "a: " + refilled in (tmp_path / "summary.md").read_text()

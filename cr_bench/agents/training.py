@@ -40,6 +40,7 @@ from cr_bench.agents.init_from import (
 )
 from cr_bench.agents.levers import uses_levers
 from cr_bench.agents.models import build_model, load_model, set_torch_threads
+from cr_bench.agents.registry import get_agent
 from cr_bench.agents.run_state import legacy, load_replay_buffer, load_reward_stats, save_replay_buffer
 from cr_bench.agents.rundir import CURVE_COLUMNS, PUBLISHED_MARKER, RunDir, training_lock
 from cr_bench.envs.make import make_vec_env
@@ -415,16 +416,25 @@ def _restore_replay_buffer(model: BaseAlgorithm, run: RunDir, config: RunConfig)
     if not saved:  # killed before it could save its buffer, or resumed on another machine
         print(f"cr-bench: no replay buffer in {run.path}; refilling it before training resumes", file=sys.stderr)
     # The recipe's learning_starts, not the model's: that holds an earlier refill's end.
-    model.learning_starts = model.num_timesteps + recipe_learning_starts(model, config)
+    model.learning_starts = model.num_timesteps + recipe_learning_starts(type(model), config)
     run.record_refill(int(run.read_progress()["frames_done"]))  # a table says which runs did
 
 
-def recipe_learning_starts(model: OffPolicyAlgorithm, config: RunConfig) -> int:
+def recipe_learning_starts(algorithm: type[OffPolicyAlgorithm], config: RunConfig) -> int:
     """The transitions the run's recipe collects before learning: its config's
     ``learning_starts``, else the algorithm's default."""
     if "learning_starts" in config.algo:
         return int(config.algo["learning_starts"])
-    return int(inspect.signature(type(model)).parameters["learning_starts"].default)
+    return int(inspect.signature(algorithm).parameters["learning_starts"].default)
+
+
+def refill_frames(config: RunConfig) -> int:
+    """The env frames of random actions a refill of the replay buffer plays (the recipe's
+    ``learning_starts`` transitions, each ``action_repeat`` frames); 0 for an on-policy agent."""
+    algorithm = get_agent(config.agent).algorithm
+    if not issubclass(algorithm, OffPolicyAlgorithm):
+        return 0
+    return recipe_learning_starts(algorithm, config) * config.env.action_repeat
 
 
 def _close_quietly(env: Any) -> None:

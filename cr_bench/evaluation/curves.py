@@ -2,7 +2,7 @@
 
 A suite with a ``curve`` section (``benchmarks/early.yaml``) keeps a checkpoint every
 ``every_frames`` and scores each one here; across seeds, :func:`cr_bench.results.tables.curve_table` gives the
-mean and a stratified-bootstrap 95% CI at each frame count. The scores are cached in the
+mean and a 95% CI (over runs and tracks) at each frame count. The scores are cached in the
 run, one file per evaluation setting (:func:`cache_file`), so a rerun evaluates only what
 is new. :class:`ScoreAsTheyLand` scores them while the run trains on.
 """

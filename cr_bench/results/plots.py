@@ -113,15 +113,24 @@ def plot_score_vs_frames(table: pd.DataFrame, path: Path, colours: Mapping[str, 
     colours = colours or agent_colours(table["agent"])
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for agent, group in table.groupby("agent", sort=False):
-        one_run = "" if (group["ci_over"] == CI_OVER_RUNS).all() else BAND_LABELS[CI_OVER_TRACKS]
         colour = colours[str(agent)]
-        axes.plot(group["frames"], group["mean"], marker="o", label=f"{agent}{one_run}", color=colour)
+        axes.plot(group["frames"], group["mean"], marker="o", label=f"{agent}{_one_run_label(group)}", color=colour)
         axes.fill_between(group["frames"], group["ci_low"], group["ci_high"], alpha=0.2, color=colour)
     axes.set_xlabel("env frames")
     axes.set_ylabel("mean raw return (95% CI over seeds and tracks)")
     axes.grid(alpha=0.3)
     axes.legend()
     _save(figure, path)
+
+
+def _one_run_label(group: pd.DataFrame) -> str:
+    """What a curve's legend says of its points with one run (their band redraws tracks)."""
+    single = int(group["ci_over"].isin([CI_OVER_TRACKS, NO_CI]).sum())
+    if single == 0:
+        return ""
+    if single == len(group):
+        return BAND_LABELS[CI_OVER_TRACKS]
+    return f" (1 run at {single} of {len(group)} points: band over tracks there)"
 
 
 def plot_training_curve(curve: pd.DataFrame | None, checkpoints: pd.DataFrame, path: Path) -> None:

@@ -12,8 +12,9 @@ import pandas as pd
 from cr_bench.agents.registry import get_agent
 from cr_bench.agents.rundir import RunDir
 from cr_bench.io import atomic_write_text, write_dataframe
+from cr_bench.results.plots import agent_colours, plot_score_distributions
 from cr_bench.results.publish import RANDOMIZED_EPISODES, published_models
-from cr_bench.results.stats import CI_OVER_RUNS, NO_CI
+from cr_bench.results.stats import CI_RUNS_PER_TRACK, NO_CI
 from cr_bench.results.tables import (
     IN_PROGRESS_HEADING,
     TIME_TO_SCORES,
@@ -23,6 +24,7 @@ from cr_bench.results.tables import (
     leaderboard_markdown,
     markdown_table,
     percent,
+    standard_matrices,
     summarize_agents,
     time_to_text,
 )
@@ -35,8 +37,8 @@ from cr_bench.spec.suite import CurveSettings
 PUBLISHED_FIGURES = [
     ("World Models (Ha & Schmidhuber, 2018)", "906 ± 21", "100 trials", "evolution strategy (CMA-ES), many CPUs"),
     ("Attention agent (Tang, Nguyen & Ha, 2020)", "914 ± 15", "100 trials", "evolution strategy (CMA-ES), many CPUs"),
-    ("rl-zoo3 recurrent PPO (CnnLstm)", "862 ± 97", "rl-zoo3 benchmark", "4M steps"),
-    ("rl-zoo3 PPO", "154 ± 74", "rl-zoo3 benchmark", "4M steps"),
+    ("rl-zoo3 recurrent PPO (CnnLstm)", "862 ± 97", "156 episodes (rl-zoo3 benchmark.md)", "4M steps, one run"),
+    ("rl-zoo3 PPO", "154 ± 74", "179 episodes (rl-zoo3 benchmark.md)", "4M steps, one run"),
 ]
 
 
@@ -45,9 +47,9 @@ STANDARD_SUITE = "standard"
 STANDARD_VS_LITERATURE = (
     "What differs from the figures above: they are on CarRacing-v0, an older version of the task "
     "(Gymnasium has since changed how a lap completes, among other things); each is one training run or one "
-    "evolved solution, at budgets from 4M steps to far more frames, scored over 100 episodes on tracks not "
-    "held out by seed. The standard leaderboard is CarRacing-v3, several training seeds per agent at the "
-    "budget it states, every agent on the same held-out track seeds."
+    "evolved solution, at budgets from 4M steps to far more frames, scored over 100 to 179 episodes on tracks "
+    "not held out by seed. The standard leaderboard is CarRacing-v3, with the training runs per agent its "
+    "*runs* column counts, at the budget it states, every agent on the same held-out track seeds."
 )
 
 
@@ -290,7 +292,8 @@ def refresh_suite(folder: Path) -> None:
     CI a single run cannot support, the lap metrics) then reads as a new one would.
 
     A curve's per-track scores stay in the runs, so a one-seed curve point written before its
-    CI was marked gets none (n/a) rather than the zero-width interval it had. A suite written
+    CI was marked gets none (n/a) rather than the zero-width interval it had, and a CI of
+    several seeds written then keeps the mark of the bootstrap that drew it. A suite written
     in progress (``compare --report-only``) keeps its section naming the runs not in the tables.
     """
     old_text = (folder / "summary.md").read_text()
@@ -305,9 +308,9 @@ def refresh_suite(folder: Path) -> None:
     curve_section = old_text.find("## Score vs env frames")
     if (folder / "curve.csv").is_file() and curve_section >= 0:
         table = pd.read_csv(folder / "curve.csv")
-        if "ci_over" not in table.columns:  # written before: only several seeds' CIs stand
+        if "ci_over" not in table.columns:  # written before: only several seeds' CIs stand, redrawn per track
             several = table["seeds"] >= 2
-            table["ci_over"] = np.where(several, CI_OVER_RUNS, NO_CI)
+            table["ci_over"] = np.where(several, CI_RUNS_PER_TRACK, NO_CI)
             table.loc[~several, ["ci_low", "ci_high"]] = np.nan
         for column in ("lap_rate", "tile_fraction"):  # scored before the lap metrics: n/a
             if column not in table.columns:
@@ -320,6 +323,9 @@ def refresh_suite(folder: Path) -> None:
         text = text.rstrip("\n") + "\n\n" + old_text[in_progress:]
     write_dataframe(folder / "summary.csv", summary.round(3))
     atomic_write_text(folder / "summary.md", text)
+    # compare's agents first, then its baselines: the colours compare gave them (suite_colours)
+    colours = agent_colours(dict.fromkeys(episodes["agent"]))
+    plot_score_distributions(standard_matrices(episodes), folder / "score_distributions.png", colours)
 
 
 def _curve_settings(section: str) -> CurveSettings:

@@ -1,8 +1,8 @@
 """Score statistics, as pure functions over arrays (rliable's definitions).
 
 Every summary of returns that cr-bench prints or writes comes from here: point estimates
-(:func:`summarize`, :func:`success_rate`), their confidence intervals (the stratified
-bootstrap, reproducible through ``random_state``), and what the plots draw
+(:func:`summarize`, :func:`success_rate`), their confidence intervals (the bootstrap over runs
+and tracks, reproducible through ``random_state``), and what the plots draw
 (:func:`bootstrap_band`, :func:`performance_profile`). Scores of several runs are arrays
 of shape ``(n_runs, n_tracks)``: one row per training run, one column per evaluation track.
 Tables (:mod:`cr_bench.results.tables`) and plots (:mod:`cr_bench.results.plots`) only arrange these.
@@ -103,10 +103,10 @@ def summarize_scores(
 ) -> dict[str, Any]:
     """Everything a results table shows of one agent's scores, shape ``(n_runs, n_tracks)``.
 
-    :func:`summarize` of all the episodes, their :func:`success_rate`, and the IQM's
-    stratified bootstrap CI (:func:`stratified_bootstrap_ci`) as ``iqm_ci_low`` and
-    ``iqm_ci_high``. A single run's episodes are ``returns[:, None]`` (each episode a run of
-    one track: the bootstrap redraws episodes, as :func:`episodes_ci`).
+    :func:`summarize` of all the episodes, their :func:`success_rate`, and the IQM's CI
+    (:func:`supported_ci`) as ``iqm_ci_low`` and ``iqm_ci_high``, with what it redraws as
+    ``ci_over``. A single run's episodes are ``returns[:, None]`` (each episode a run of one
+    track: the bootstrap redraws episodes, as :func:`episodes_ci`).
 
     >>> summary = summarize_scores(np.array([[0.0, 900.0], [100.0, 1000.0]]))
     >>> summary["mean"], summary["success_rate"], summary["iqm"]
@@ -123,9 +123,13 @@ def summarize_scores(
     }
 
 
-CI_OVER_RUNS, CI_OVER_TRACKS, NO_CI = "runs", "tracks", "n/a"
-"""What a confidence interval redraws (:func:`supported_ci`): the runs of each track, the
+CI_OVER_RUNS, CI_OVER_TRACKS, NO_CI = "runs and tracks", "tracks", "n/a"
+"""What a confidence interval redraws (:func:`supported_ci`): whole runs and the tracks, the
 tracks of a single run, or nothing (no interval)."""
+CI_RUNS_PER_TRACK = "runs"
+"""What an interval saved before cr-bench redrew whole runs redrew: the runs separately for
+each track (rliable's stratified bootstrap), which leaves most of the spread between seeds out.
+Only files written then hold it (a suite's curve.csv whose per-track scores are gone)."""
 
 
 def supported_ci(
@@ -138,10 +142,10 @@ def supported_ci(
     """The confidence interval of ``statistic`` that ``scores`` (shape ``(n_runs, n_tracks)``)
     can support, and what it redraws.
 
-    Several runs: rliable's stratified bootstrap over runs (:data:`CI_OVER_RUNS`). One run on
-    several tracks: a bootstrap over its tracks (:data:`CI_OVER_TRACKS`; it says nothing of
-    the spread between training seeds, so tables mark it). One episode: no interval
-    (NaN, :data:`NO_CI`), never a zero-width one.
+    Several runs: :func:`bootstrap_ci` over runs and tracks (:data:`CI_OVER_RUNS`). One run on
+    several tracks: the same bootstrap, which can only redraw its tracks (:data:`CI_OVER_TRACKS`;
+    it says nothing of the spread between training seeds, so tables mark it). One episode: no
+    interval (NaN, :data:`NO_CI`), never a zero-width one.
 
     >>> supported_ci(np.array([[1.0, 9.0]]), np.mean, reps=200)[2]
     'tracks'
@@ -151,51 +155,58 @@ def supported_ci(
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.size == 0:
         raise ValueError(f"scores must have shape (n_runs, n_tracks), got {scores.shape}")
-    n_runs, n_tracks = scores.shape
-    if n_runs >= 2:
-        return (*stratified_bootstrap_ci(scores, statistic, reps, confidence, random_state), CI_OVER_RUNS)
-    if n_tracks >= 2:
-        return (*stratified_bootstrap_ci(scores.T, statistic, reps, confidence, random_state), CI_OVER_TRACKS)
-    return math.nan, math.nan, NO_CI
+    if scores.size == 1:
+        return math.nan, math.nan, NO_CI
+    over = CI_OVER_RUNS if len(scores) >= 2 else CI_OVER_TRACKS
+    return (*bootstrap_ci(scores, statistic, reps, confidence, random_state), over)
 
 
-def stratified_bootstrap_ci(
+def bootstrap_ci(
     scores: np.ndarray,
     statistic: Callable[[np.ndarray], float] = iqm,
     reps: int = 2000,
     confidence: float = 0.95,
     random_state: int | np.random.Generator = 0,
 ) -> tuple[float, float]:
-    """Percentile confidence interval of ``statistic`` by rliable's stratified bootstrap.
+    """Percentile confidence interval of ``statistic`` by the bootstrap over runs and tracks.
 
-    :param scores: shape ``(n_runs, n_tracks)``; the same tracks for every run. As in
-        rliable (tasks -> tracks), each bootstrap sample redraws the runs independently
-        for each track, with replacement, so every track keeps its weight.
+    :param scores: shape ``(n_runs, n_tracks)``; the same tracks for every run. Each bootstrap
+        sample redraws whole runs with replacement and, independently, the tracks, the same
+        drawn tracks for every drawn run: Owen's pigeonhole bootstrap for a runs x tracks
+        design. A run's policy plays every track, so its scores move together; rliable's
+        stratified bootstrap, which redraws the runs separately for each task (made for runs
+        trained per task, as on Atari), would mix the seeds on every sample and leave the
+        spread between them out of the interval.
     :param reps: bootstrap samples.
     :param random_state: seed or generator; the same seed gives the same interval.
     :return: (low, high).
 
-    A run that scores the same on every track has nothing to redraw:
+    Scores that are all the same have nothing to redraw:
 
-    >>> stratified_bootstrap_ci(np.array([[5.0, 5.0], [5.0, 5.0]]), reps=10)
+    >>> bootstrap_ci(np.array([[5.0, 5.0], [5.0, 5.0]]), reps=10)
     (5.0, 5.0)
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.size == 0:
         raise ValueError(f"scores must have shape (n_runs, n_tracks), got {scores.shape}")
-    low, high = _percentile_interval(_stratified_samples(scores, statistic, reps, random_state), confidence)
+    low, high = _percentile_interval(_bootstrap_samples(scores, statistic, reps, random_state), confidence)
     return float(low), float(high)
 
 
-def _stratified_samples(
+def _redraws(shape: tuple[int, int], reps: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``reps`` redraws of a ``(n_runs, n_tracks)`` matrix: run indices ``(reps, n_runs, 1)`` and
+    track indices ``(reps, 1, n_tracks)``, which index it as ``(reps, n_runs, n_tracks)``."""
+    n_runs, n_tracks = shape
+    return rng.integers(0, n_runs, size=(reps, n_runs, 1)), rng.integers(0, n_tracks, size=(reps, 1, n_tracks))
+
+
+def _bootstrap_samples(
     scores: np.ndarray, statistic: Callable[[np.ndarray], Any], reps: int, random_state: int | np.random.Generator
 ) -> np.ndarray:
-    """``statistic`` of ``reps`` redraws of ``scores`` (``(n_runs, n_tracks)``), each redrawing
-    the runs of every track with replacement; shape ``(reps, *statistic's shape)``."""
-    rng = np.random.default_rng(random_state)
-    n_runs, n_tracks = scores.shape
-    columns = np.arange(n_tracks)
-    return np.array([statistic(scores[rng.integers(0, n_runs, size=(n_runs, n_tracks)), columns]) for _ in range(reps)])
+    """``statistic`` of ``reps`` redraws of ``scores`` (``(n_runs, n_tracks)``) over runs and
+    tracks (:func:`bootstrap_ci`); shape ``(reps, *statistic's shape)``."""
+    runs, tracks = _redraws(scores.shape, reps, np.random.default_rng(random_state))
+    return np.array([statistic(scores[r, t]) for r, t in zip(runs, tracks, strict=True)])
 
 
 def _percentile_interval(samples: np.ndarray, confidence: float) -> tuple[Any, Any]:
@@ -213,11 +224,11 @@ def episodes_ci(
 ) -> tuple[float, float]:
     """Bootstrap CI of ``statistic`` over one run's episodes, ``returns`` of shape ``(n_episodes,)``.
 
-    The stratified bootstrap with the episodes as the runs of a single stratum: each sample
-    redraws ``n_episodes`` episodes with replacement.
+    :func:`bootstrap_ci` with each episode a run of a single track: each sample redraws
+    ``n_episodes`` episodes with replacement.
     """
     returns = np.asarray(returns, dtype=np.float64).reshape(-1)
-    return stratified_bootstrap_ci(returns[:, None], statistic, confidence=confidence, random_state=random_state)
+    return bootstrap_ci(returns[:, None], statistic, confidence=confidence, random_state=random_state)
 
 
 def bootstrap_band(
@@ -302,30 +313,28 @@ def improvement_ci(
     """The confidence interval of :func:`probability_of_improvement` that the runs support, and
     what it redraws (as :func:`supported_ci`).
 
-    Both agents with several runs: rliable's stratified independent bootstrap, each sample
-    redrawing each agent's runs per track (:data:`CI_OVER_RUNS`). An agent with one run: the
-    tracks redrawn (:data:`CI_OVER_TRACKS`; it says nothing of the spread between training
-    seeds). One track and a single run: no interval (NaN, :data:`NO_CI`).
+    Each sample redraws each agent's runs and, the same for both, the tracks (:func:`bootstrap_ci`;
+    rliable's independent bootstrap of the two agents, over runs and tracks). Both agents with
+    several runs: :data:`CI_OVER_RUNS`. An agent with one run: :data:`CI_OVER_TRACKS` (nothing
+    is known of that agent's spread between training seeds). One track and a single run: no
+    interval (NaN, :data:`NO_CI`).
 
     :param x: shape ``(n_runs_x, n_tracks)``; :param y: shape ``(n_runs_y, n_tracks)``.
     """
     x, y = _score_pair(x, y)
-    rng = np.random.default_rng(random_state)
     (n_x, n_tracks), n_y = x.shape, len(y)
-    if n_x >= 2 and n_y >= 2:
-        columns = np.arange(n_tracks)
-        xs = x[rng.integers(0, n_x, size=(reps, n_x, n_tracks)), columns]  # (reps, n_x, n_tracks)
-        ys = y[rng.integers(0, n_y, size=(reps, n_y, n_tracks)), columns]
-        chunks = range(0, reps, 100)  # bounds the (reps, n_x, n_y, n_tracks) comparisons held at once
-        samples = np.concatenate([_mann_whitney(xs[i : i + 100], ys[i : i + 100]).mean(axis=-1) for i in chunks])
-        over = CI_OVER_RUNS
-    elif n_tracks >= 2:  # P is the mean over tracks of each track's statistic: redraw those
-        per_track = _mann_whitney(x, y)
-        samples, over = per_track[rng.integers(0, n_tracks, size=(reps, n_tracks))].mean(axis=1), CI_OVER_TRACKS
-    else:
+    if min(n_x, n_y) == 1 and n_tracks == 1:
         return math.nan, math.nan, NO_CI
+    rng = np.random.default_rng(random_state)
+    runs_x, tracks = _redraws(x.shape, reps, rng)
+    runs_y = rng.integers(0, n_y, size=(reps, n_y, 1))
+    chunks = range(0, reps, 100)  # bounds the (reps, n_x, n_y, n_tracks) comparisons held at once
+    samples = np.concatenate(
+        [_mann_whitney(x[runs_x[i : i + 100], tracks[i : i + 100]], y[runs_y[i : i + 100], tracks[i : i + 100]])
+         .mean(axis=-1) for i in chunks]
+    )  # fmt: skip
     low, high = _percentile_interval(samples, confidence)
-    return float(low), float(high), over
+    return float(low), float(high), CI_OVER_RUNS if min(n_x, n_y) >= 2 else CI_OVER_TRACKS
 
 
 def profile_band(
@@ -340,8 +349,8 @@ def profile_band(
 
     :param scores: shape ``(n_runs, n_tracks)``. :param taus: shape ``(n_taus,)``.
     :return: ``(profile, low, high, over)``, each array of shape ``(n_taus,)``. Several runs:
-        a stratified bootstrap over runs (:data:`CI_OVER_RUNS`); one run: over its tracks
-        (:data:`CI_OVER_TRACKS`); one episode: no band (NaN, :data:`NO_CI`).
+        the bootstrap over runs and tracks (:func:`bootstrap_ci`, :data:`CI_OVER_RUNS`); one
+        run: over its tracks (:data:`CI_OVER_TRACKS`); one episode: no band (NaN, :data:`NO_CI`).
     """
     scores = np.asarray(scores, dtype=np.float64)
     if scores.ndim != 2 or scores.size == 0:
@@ -351,11 +360,9 @@ def profile_band(
     if scores.size == 1:
         nothing = np.full(len(taus), np.nan)
         return profile, nothing, nothing.copy(), NO_CI
-    over = CI_OVER_RUNS if len(scores) >= 2 else CI_OVER_TRACKS
-    strata = scores if over == CI_OVER_RUNS else scores.T  # redraw the rows of each column
-    samples = _stratified_samples(strata, lambda drawn: performance_profile(drawn, taus), reps, random_state)
+    samples = _bootstrap_samples(scores, lambda drawn: performance_profile(drawn, taus), reps, random_state)
     low, high = _percentile_interval(samples, confidence)
-    return profile, low, high, over
+    return profile, low, high, CI_OVER_RUNS if len(scores) >= 2 else CI_OVER_TRACKS
 
 
 def score_matrix(returns: np.ndarray, runs: np.ndarray, tracks: np.ndarray) -> np.ndarray:

@@ -20,6 +20,7 @@ from cr_bench.io import write_csv
 from cr_bench.results.stats import (
     CI_OVER_RUNS,
     CI_OVER_TRACKS,
+    CI_RUNS_PER_TRACK,
     NO_CI,
     SUCCESS_RETURN,
     improvement_ci,
@@ -71,8 +72,9 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
 
     :param episodes: columns ``SUITE_EPISODE_COLUMNS`` (:mod:`cr_bench.evaluation.episodes`).
     :param runs: columns ``agent, seed, frames, wall_seconds`` of the trained runs (and
-        ``machines`` and ``refills``, the frames at which a run refilled its replay buffer,
-        ``;``-joined, where recorded).
+        ``machines``; ``refills``, the frames at which a run refilled its replay buffer,
+        ``;``-joined; ``refill_frames``, the frames of random actions each refill played; where
+        recorded).
     """
     rows = []
     for agent in dict.fromkeys(episodes["agent"]):
@@ -93,37 +95,64 @@ def summarize_agents(episodes: pd.DataFrame, runs: pd.DataFrame, reps: int = 200
         if not trained.empty:
             row["training_frames"] = float(trained["frames"].mean())
             row["wall_seconds"] = float(trained["wall_seconds"].mean())
-            row["frames_per_s"] = float((trained["frames"] / trained["wall_seconds"]).mean())
-            named = {
-                m for joined in trained.get("machines", pd.Series(dtype=str)).fillna("") for m in joined.split("; ")
-            }
-            row["machines"] = "; ".join(sorted(named - {""})) or "not recorded"
-            refills = map(_text, trained.get("refills", pd.Series("", index=trained.index)))
-            row["refills"] = ", ".join(
-                f"seed {seed} at {' and '.join(f'{int(float(f)):,}' for f in joined.split('; '))} frames"
-                for seed, joined in zip(trained["seed"], refills, strict=True)
-                if joined
-            )
+            row["frames_per_s"] = float(trained["frames"].sum() / trained["wall_seconds"].sum())
+            row["machines"] = _machines_text(trained.get("machines", pd.Series("", index=trained.index)))
+            row["refills"] = _refills_text(trained)
         rows.append(row)
     return pd.DataFrame(rows)
 
+
+def _machines_text(machines: pd.Series) -> str:
+    """The machines some runs trained on (each run's ``;``-joined), and how many runs recorded none."""
+    joined = machines.fillna("").astype(str)
+    named = sorted({m for text in joined for m in text.split("; ")} - {""})
+    missing = int((joined == "").sum())
+    if missing == len(joined):
+        return "not recorded"
+    return "; ".join(named + ([f"not recorded for {missing} run{'s' if missing > 1 else ''}"] if missing else []))
+
+
+def _refills_text(trained: pd.DataFrame) -> str:
+    """Which of an agent's runs refilled their replay buffer, at which frames, and what each
+    refill cost (empty: none did)."""
+    refills = map(_text, trained.get("refills", pd.Series("", index=trained.index)))
+    text = ", ".join(
+        f"seed {seed} at {' and '.join(f'{int(float(f)):,}' for f in joined.split('; '))} frames"
+        for seed, joined in zip(trained["seed"], refills, strict=True)
+        if joined
+    )
+    lengths = set(trained.get("refill_frames", pd.Series(dtype=float)).dropna().astype(int)) - {0}
+    if text and len(lengths) == 1:
+        text += f" (each about {lengths.pop():,} frames of random actions)"
+    return text
+
+
+BOOTSTRAP_TEXT = "a bootstrap over runs and tracks (whole runs redrawn: a run's policy plays every track)"
+"""How every CI over runs is drawn (:func:`cr_bench.results.stats.bootstrap_ci`), as captions say it."""
 
 CI_FOOTNOTE = (
     "† One run: its CI redraws the tracks it played, not training runs (it says nothing of the "
     "spread between seeds). n/a: one episode, no interval."
 )
+PER_TRACK_FOOTNOTE = (
+    "‡ Written before cr-bench redrew whole runs: this CI redrew the runs separately for each track "
+    "(rliable's stratified bootstrap), which leaves most of the spread between seeds out; the per-track "
+    "scores to redraw it are gone."
+)
 
 
 def interval(low: float, high: float, over: str | None = CI_OVER_RUNS, decimals: int = 1) -> str:
     """A confidence interval as a table shows it: ``[low, high]``, marked ``†`` when it redraws
-    one run's tracks (:func:`cr_bench.results.stats.supported_ci`), ``n/a`` when there is none.
+    one run's tracks (:func:`cr_bench.results.stats.supported_ci`), ``‡`` when it redrew the runs
+    per track (:data:`cr_bench.results.stats.CI_RUNS_PER_TRACK`), ``n/a`` when there is none.
 
     >>> interval(1.0, 2.0), interval(1.0, 2.0, "tracks"), interval(float("nan"), float("nan"), "n/a")
     ('[1.0, 2.0]', '[1.0, 2.0]†', 'n/a')
     """
     if over == NO_CI or pd.isna(low) or pd.isna(high):
         return "n/a"
-    return f"[{low:.{decimals}f}, {high:.{decimals}f}]" + ("†" if over == CI_OVER_TRACKS else "")
+    mark = {CI_OVER_TRACKS: "†", CI_RUNS_PER_TRACK: "‡"}.get(str(over), "")
+    return f"[{low:.{decimals}f}, {high:.{decimals}f}]{mark}"
 
 
 def table_laps(episodes: pd.DataFrame) -> dict[str, float]:
@@ -177,12 +206,13 @@ def leaderboard_markdown(
         f"# {name}: leaderboard",
         "",
         f"Produced by `{command}`. Raw CarRacing-v3 return on track seeds {tracks.min()}..{tracks.max()} "
-        f"({tracks.nunique()} held-out tracks per run), deterministic policies; IQM with a 95% stratified "
-        f"bootstrap CI over runs x tracks; success = return >= {SUCCESS_RETURN:.0f}. *Laps*: episodes that "
+        f"({tracks.nunique()} held-out tracks per run); learned policies act deterministically (the random "
+        "policy: one seed per run); *mean ± std* over every episode of the agent's runs; IQM with a 95% CI "
+        f"by {BOOTSTRAP_TEXT}; success = return >= {SUCCESS_RETURN:.0f}. *Laps*: episodes that "
         "visited every tile (the env ends the lap there); *tiles*: the mean fraction of the track's tiles "
         "visited (n/a: evaluated before cr-bench measured them). *Randomized*: the same "
-        "tracks with `domain_randomize=True`. *Train frames*, *wall h* and *frames/s* are means per run; *CPUs* "
-        "the machines the runs trained on (with `--workers 2` two runs shared them).",
+        "tracks with `domain_randomize=True`. *Train frames* and *wall h* are means per run, *frames/s* their "
+        "ratio; *CPUs* the machines the runs trained on (with `--workers 2` two runs shared them).",
         "",
     ]
     header = ["agent", "runs", "mean ± std", "median", "IQM [95% CI]", "success", "laps", "tiles",
@@ -198,12 +228,13 @@ def leaderboard_markdown(
     refilled = [f"{r['agent']}: {r['refills']}" for r in summary.to_dict("records") if _text(r.get("refills"))]
     if refilled:
         lines += ["", "Resumed without the replay buffer (gigabytes: it does not travel between machines, and "
-                  "a hard kill loses it), so it was refilled (`learning_starts` transitions without learning) "
-                  "before training went on: " + "; ".join(refilled) + "."]  # fmt: skip
-    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks with its 95% CI: a "
-              "stratified bootstrap over both agents' runs; † where one of the two has a single run, so the CI "
-              "redraws the tracks (it says nothing of the spread between seeds); n/a: one episode against one, "
-              "or no interval (one track).", ""]  # fmt: skip
+                  "a hard kill loses it), so it was refilled before training went on: `learning_starts` "
+                  "transitions of random actions, without learning, counted in the run's frames: "
+                  + "; ".join(refilled) + "."]  # fmt: skip
+    lines += ["", "## Probability of improvement", "", "P(row > column) on the standard tracks with its 95% CI by "
+              f"{BOOTSTRAP_TEXT}, each agent's runs redrawn; † where one of the two has a single run (the CI says "
+              "nothing of that agent's spread between seeds); n/a: one episode against one, or no interval (one "
+              "track).", ""]  # fmt: skip
     agents = list(dict.fromkeys(episodes[episodes.condition == "standard"]["agent"]))
     cells = {(r["x"], r["y"]): _improvement_cell(r) for r in poi.to_dict("records")}
     poi_rows = [[x, *(cells.get((x, y), "-") for y in agents)] for x in agents]
@@ -278,9 +309,9 @@ def curve_table(scores: pd.DataFrame, reps: int = 2000) -> pd.DataFrame:
 
     :param scores: columns ``agent, seed, frames, track_seed, return``, and where measured the
         lap metrics ``tile_fraction`` and ``lap_completed`` (0 or 1).
-    :return: columns :data:`CURVE_TABLE_COLUMNS`; the CI is the stratified bootstrap (runs
-        redrawn per track) of the mean; the lap rate and mean tile fraction are NaN where any
-        episode predates the lap metrics.
+    :return: columns :data:`CURVE_TABLE_COLUMNS`; the CI is the bootstrap over runs and tracks
+        (:func:`cr_bench.results.stats.bootstrap_ci`) of the mean; the lap rate and mean tile
+        fraction are NaN where any episode predates the lap metrics.
     """
     rows = []
     unknown = pd.Series(np.nan, index=scores.index)
@@ -301,8 +332,8 @@ def curve_markdown(table: pd.DataFrame, settings: CurveSettings) -> list[str]:
         "## Score vs env frames",
         "",
         f"Each run's checkpoint every {settings.every_frames:,} frames, deterministic policy, on {settings.episodes} "
-        f"validation tracks ({tracks}, {settings.backend}); mean over seeds and tracks with a 95% stratified "
-        "bootstrap CI, the share of laps completed and the mean share of tiles visited (`curve.csv`; n/a: "
+        f"validation tracks ({tracks}, {settings.backend}); mean over seeds and tracks with a 95% CI by "
+        f"{BOOTSTRAP_TEXT}, the share of laps completed and the mean share of tiles visited (`curve.csv`; n/a: "
         "scored before the lap metrics).",
         "",
     ]
@@ -312,8 +343,10 @@ def curve_markdown(table: pd.DataFrame, settings: CurveSettings) -> list[str]:
         for r in table.itertuples()
     ]  # fmt: skip
     lines += markdown_table(["agent", "frames", "seeds", "mean [95% CI]", "laps", "tiles"], rows, "lrrrrr")
-    if (table["ci_over"] != CI_OVER_RUNS).any():
+    if table["ci_over"].isin([CI_OVER_TRACKS, NO_CI]).any():
         lines += ["", CI_FOOTNOTE]
+    if (table["ci_over"] == CI_RUNS_PER_TRACK).any():
+        lines += ["", PER_TRACK_FOOTNOTE]
     lines += ["", "![score vs frames](score_vs_frames.png)", ""]
     return lines
 

@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from cr_bench.errors import CrBenchError
 from cr_bench.io import atomic_write_text, write_csv, write_dataframe
 from cr_bench.results.plots import plot_optimization_history, plot_score_vs_frames
-from cr_bench.results.tables import curve_table, interval, markdown_table
+from cr_bench.results.tables import BOOTSTRAP_TEXT, curve_table, interval, markdown_table
 from cr_bench.runner.study import FINISHED, MACHINE_ATTR, counted
 from cr_bench.spec.loader import write_yaml
 from cr_bench.spec.run import VALIDATION_TRACK_START
@@ -235,7 +235,7 @@ class Confirmation:
             f"The top configs and the base config, trained again on seeds {rules['seeds']} (no trial used them) "
             f"to {frames:,} frames, a checkpoint every {int(rules['every_frames']):,}; each checkpoint scored "
             f"deterministically on {rules['episodes']} validation tracks ({VALIDATION_TRACK_START:,}+). Mean over "
-            "seeds and tracks, 95% stratified bootstrap CI over seeds († over tracks: one seed so far), seeds "
+            f"seeds and tracks, 95% CI by {BOOTSTRAP_TEXT} († over tracks: one seed so far), seeds "
             "scored in brackets (`confirm.csv`, `confirm_curve.csv`, `confirm.png`).",
             "",
         ]

@@ -24,7 +24,7 @@ from cr_bench import progress
 from cr_bench.agents.init_from import check_compatible, find_start
 from cr_bench.agents.models import load_model, resolve_device, set_torch_threads, threads_per_job
 from cr_bench.agents.rundir import RunDir
-from cr_bench.agents.training import resume, train
+from cr_bench.agents.training import refill_frames, resume, train
 from cr_bench.envs.baselines import BASELINE_ENV, make_baseline
 from cr_bench.envs.wrappers import CAR_RACING_ACTIONS
 from cr_bench.errors import CrBenchError
@@ -564,7 +564,7 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
     rows = []
     for job in jobs:
         run = RunDir(job.run_dir)
-        progress = run.read_progress()
+        progress, refills = run.read_progress(), run.refill_frames()
         rows.append(
             {
                 "agent": job.name,
@@ -572,11 +572,13 @@ def _run_info(jobs: list[Job]) -> pd.DataFrame:
                 "frames": progress["frames_done"],
                 "wall_seconds": progress["wall_seconds"],
                 "machines": "; ".join(run.machines()),
-                "refills": "; ".join(str(frames) for frames in run.refill_frames()),
+                "refills": "; ".join(map(str, refills)),
+                "refill_frames": refill_frames(run.read_config()) if refills else 0,
                 "run_dir": job.run_dir,
             }
         )
-    return pd.DataFrame(rows, columns=["agent", "seed", "frames", "wall_seconds", "machines", "refills", "run_dir"])
+    columns = ["agent", "seed", "frames", "wall_seconds", "machines", "refills", "refill_frames", "run_dir"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 # -- Outputs ------------------------------------------------------------------------------
