@@ -91,8 +91,9 @@ _PPO_V1 = {
 # `ppo`: ppo-v1's recipe, every value, chosen by results/recipe (cr-bench compare --suite
 # benchmarks/recipe.yaml): against the 50-trial study's best config (results/tune/ppo-old-default/best.yaml:
 # action repeat 4, 2 frames, lr 1e-4, clip 0.3, 7 epochs), 3 seeds each to 2M frames, ppo-v1's
-# mean on the 20 validation tracks is 847.9 [840.0, 855.6] at 2M against 779.5 [743.0, 814.5]
-# (the rule set before the third seeds: the higher 3-seed mean at 2M, the CIs apart). The
+# mean on the 20 validation tracks is 847.9 [827.0, 866.2] at 2M against 779.5 [641.8, 857.8]:
+# the higher 3-seed mean, though three seeds do not separate them (the CIs overlap, and both
+# mean curves first reach 800 at 1.2M, the rule's tie-break; benchmarks/recipe.yaml). The
 # study's config leads early (742.8 against 524.2 at 400k) but swings by up to 195 points between
 # checkpoints 200k apart and does not hold its peaks (seed 1: 875 at 1.2M, 605 at 1.8M); annealing
 # its lr and clip (one seed) did not stop that.
