@@ -69,3 +69,17 @@ def test_score_vs_frames_names_the_points_with_one_run(drawn: list[Any], tmp_pat
     (figure,) = drawn
     assert list(_lines(figure)) == ["a (1 run at 1 of 2 points: band over tracks there)",
                                     "b (1 run: band over tracks)", "c"]  # fmt: skip
+
+
+def test_learning_curves_mark_where_a_run_refilled_its_replay_buffer(drawn: list[Any], tmp_path: Path) -> None:
+    """A dqn run resumed without its replay buffer plays random actions until it refills: its
+    curve dips there. The plot marks each refill in the agent's colour, so the dip is explained."""
+    colours = plots.agent_colours(["ppo", "dqn"])
+    curve = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 5.0]])
+    frames = np.array([1.0, 2.0, 3.0])
+    plots.plot_learning_curves({"ppo": (frames, curve), "dqn": (frames, curve)}, tmp_path / "l.png", colours,
+                               refills={"dqn": [1.5, 2.5]})  # fmt: skip
+    (figure,) = drawn
+    marks = [line for line in figure.axes[0].get_lines() if list(line.get_xdata()) in ([1.5, 1.5], [2.5, 2.5])]
+    assert len(marks) == 2 and {line.get_color() for line in marks} == {colours["dqn"]}
+    assert "dqn: replay buffer refilled" in _lines(figure)

@@ -6,7 +6,7 @@ from :mod:`cr_bench.results.stats`, tables of scores from :mod:`cr_bench.results
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,13 +49,18 @@ def _save(figure: Any, path: Path) -> None:
 
 
 def plot_learning_curves(
-    curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, colours: Mapping[str, Any] | None = None
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    colours: Mapping[str, Any] | None = None,
+    refills: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
     """True training return vs env frames: mean over runs with a 95% bootstrap band.
 
     :param curves: agent -> ``(frames, per_run)``: ``frames`` of shape ``(n_points,)``,
         ``per_run`` of shape ``(n_runs, n_points)`` (see :func:`cr_bench.results.tables.binned_curves`).
     :param colours: agent -> colour (:func:`agent_colours`; default: the agents in order).
+    :param refills: agent -> the frames at which one of its runs refilled its replay buffer
+        (random actions, no learning: the curve dips there), each marked by a dotted line.
     """
     plt = _pyplot()
     colours = colours or agent_colours(curves)
@@ -65,6 +70,9 @@ def plot_learning_curves(
         label = agent if len(per_run) > 1 else f"{agent} (1 run, no band)"
         axes.plot(frames, mean, label=label, color=colours[agent])
         axes.fill_between(frames, low, high, alpha=0.25, color=colours[agent])
+        for i, at in enumerate((refills or {}).get(agent, [])):
+            label = f"{agent}: replay buffer refilled" if i == 0 else "_"
+            axes.axvline(at, color=colours[agent], linestyle=":", linewidth=1, label=label)
     axes.set_xlabel("env frames")
     axes.set_ylabel("true return (training episodes)")
     if curves:  # baselines only: nothing trained yet

@@ -597,12 +597,14 @@ def write_outputs(
     summary = summarize_agents(episodes, runs)
     write_dataframe(out_dir / "summary.csv", summary.round(3))
     colours = colours or agent_colours(episodes["agent"])
-    curves = {}
+    curves, refills = {}, {}
     for agent, group in runs.groupby("agent", sort=False):
         binned = binned_curves([pd.read_csv(RunDir(d).curve) for d in group["run_dir"]])
         if binned is not None:
             curves[str(agent)] = binned
-    plot_learning_curves(curves, out_dir / "learning_curves.png", colours)
+        joined = group.get("refills", pd.Series(dtype=str)).fillna("").astype(str)
+        refills[str(agent)] = [float(f) for text in joined for f in text.split("; ") if f]
+    plot_learning_curves(curves, out_dir / "learning_curves.png", colours, refills)
     plot_score_distributions(standard_matrices(episodes), out_dir / "score_distributions.png", colours)
     text = leaderboard_markdown(summary, improvement_matrix(episodes), name, command, episodes)
     atomic_write_text(out_dir / "summary.md", text)
