@@ -237,6 +237,13 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     assert summary.loc["beta", "machines"] == machine_text()  # the compute: what the runs trained on
     assert "P(row > column)" in (out / "summary.md").read_text()
     assert f"| {machine_text()} |" in (out / "summary.md").read_text()
+    # The compute of each run, kept beside the tables (report re-renders it from there).
+    per_run = pd.read_csv(out / "runs.csv")
+    assert list(per_run.columns) == ["agent", "seed", "frames", "wall_seconds", "machines", "refills"]
+    assert (
+        sorted(per_run.seed) == [0, 1] and (per_run.frames >= 120).all() and (per_run.machines == machine_text()).all()
+    )
+    assert "## Compute per run" in (out / "summary.md").read_text()
 
     # Interrupt one run (as if killed mid-training); the rerun resumes only that one.
     finished = runs / "compare" / "tiny" / "beta" / "seed-0"

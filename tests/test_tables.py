@@ -289,3 +289,31 @@ def test_the_leaderboard_says_which_runs_refilled_their_replay_buffer(tmp_path: 
     (tmp_path / "summary.md").write_text(text)
     refresh_suite(tmp_path)
     assert "a: " + refilled in (tmp_path / "summary.md").read_text()
+
+
+def test_the_compute_of_each_run_is_listed_with_the_total(tmp_path: Path) -> None:
+    """The issue asks for wall hours per run: each run's frames, wall hours, frames/s, machine
+    and replay refills, and the suite's total; report re-renders it from runs.csv."""
+    from cr_bench.results.report import refresh_suite
+    from cr_bench.results.tables import compute_markdown
+
+    runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [1_000_000, 500_000],
+                         "wall_seconds": [3600.0, 7200.0], "machines": ["2 CPUs (x)", ""],
+                         "refills": ["", "200000; 250000"]})  # fmt: skip
+    lines = compute_markdown(runs)
+    assert lines[0] == "## Compute per run"
+    assert "| a | 0 | 1,000,000 | 1.00 | 278 | 2 CPUs (x) | - |" in lines
+    assert "| a | 1 | 500,000 | 2.00 | 69 | not recorded | 200,000 and 250,000 |" in lines
+    assert any(
+        line.startswith("Total: 1,500,000 env frames in 3.00 wall hours of training over 2 runs") for line in lines
+    )
+    assert compute_markdown(runs.iloc[:0]) == []  # baselines only: nothing trained
+    episodes = _episodes()
+    episodes.to_csv(tmp_path / "episodes.csv", index=False)
+    summarize_agents(episodes, runs).to_csv(tmp_path / "summary.csv", index=False)
+    runs.to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "summary.md").write_text("# t: leaderboard\n\nProduced by `cmd`.\n")
+    refresh_suite(tmp_path)
+    assert (
+        "| a | 1 | 500,000 | 2.00 | 69 | not recorded | 200,000 and 250,000 |" in (tmp_path / "summary.md").read_text()
+    )

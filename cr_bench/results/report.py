@@ -304,7 +304,8 @@ def refresh_suite(folder: Path) -> None:
     summary = summarize_agents(episodes, pd.DataFrame(columns=["agent", "seed", "frames", "wall_seconds"]))
     cost = [c for c in ("training_frames", "wall_seconds", "frames_per_s", "machines", "refills") if c in old.columns]
     summary = summary.merge(old[["agent", *cost]], on="agent", how="left")
-    text = leaderboard_markdown(summary, improvement_matrix(episodes), folder.name, command, episodes)
+    runs = pd.read_csv(folder / "runs.csv") if (folder / "runs.csv").is_file() else None
+    text = leaderboard_markdown(summary, improvement_matrix(episodes), folder.name, command, episodes, runs)
     curve_section = old_text.find("## Score vs env frames")
     if (folder / "curve.csv").is_file() and curve_section >= 0:
         table = pd.read_csv(folder / "curve.csv")

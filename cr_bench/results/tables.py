@@ -197,10 +197,16 @@ def improvement_matrix(episodes: pd.DataFrame, reps: int = 2000) -> pd.DataFrame
 
 
 def leaderboard_markdown(
-    summary: pd.DataFrame, poi: pd.DataFrame, name: str, command: str, episodes: pd.DataFrame
+    summary: pd.DataFrame,
+    poi: pd.DataFrame,
+    name: str,
+    command: str,
+    episodes: pd.DataFrame,
+    runs: pd.DataFrame | None = None,
 ) -> str:
     """A comparison's summary.md: the leaderboard (:func:`summarize_agents`), the
-    probability of improvement (:func:`improvement_matrix`) and the two plots."""
+    probability of improvement (:func:`improvement_matrix`), the two plots and, given the
+    trained ``runs`` (:data:`RUN_COLUMNS`), the compute of each (:func:`compute_markdown`)."""
     tracks = episodes[episodes.condition == "standard"]["track_seed"]
     lines = [
         f"# {name}: leaderboard",
@@ -240,7 +246,44 @@ def leaderboard_markdown(
     poi_rows = [[x, *(cells.get((x, y), "-") for y in agents)] for x in agents]
     lines += markdown_table(["", *agents], poi_rows, "l" + "r" * len(agents))
     lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
+    if runs is not None and not runs.empty:
+        lines += [*compute_markdown(runs), ""]
     return "\n".join(lines)
+
+
+RUN_COLUMNS = ["agent", "seed", "frames", "wall_seconds", "machines", "refills"]
+"""runs.csv of a suite: each trained run's env frames, wall seconds of training, the machines
+it trained on and the frames at which it refilled its replay buffer (``;``-joined)."""
+
+
+def compute_markdown(runs: pd.DataFrame) -> list[str]:
+    """The "Compute per run" section of a suite's summary.md (``runs``: :data:`RUN_COLUMNS`);
+    nothing when no run trained."""
+    if runs.empty:
+        return []
+    rows = []
+    for r in runs.to_dict("records"):
+        frames, wall = float(r["frames"]), float(r["wall_seconds"])
+        refills = _text(r.get("refills"))
+        rows.append([
+            r["agent"], int(r["seed"]), f"{frames:,.0f}", f"{wall / 3600:.2f}",
+            f"{frames / wall:,.0f}" if wall > 0 else "-", _text(r.get("machines")) or "not recorded",
+            " and ".join(f"{int(float(f)):,}" for f in refills.split("; ")) if refills else "-",
+        ])  # fmt: skip
+    header = ["agent", "seed", "env frames", "wall h", "frames/s", "CPUs", "replay refilled at (frames)"]
+    frames, hours = float(runs["frames"].sum()), float(runs["wall_seconds"].sum()) / 3600
+    return [
+        "## Compute per run",
+        "",
+        "Each trained run: env frames, wall hours of training (its checkpoints' scoring included, which "
+        "shares the cores) and their ratio, the machine it trained on, and the frames at which it resumed "
+        "without its replay buffer and refilled it with random actions.",
+        "",
+        *markdown_table(header, rows, "lrrrrll"),
+        "",
+        f"Total: {frames:,.0f} env frames in {hours:.2f} wall hours of training over {len(runs)} runs (runs "
+        "that trained side by side shared a machine's CPUs).",
+    ]
 
 
 def _improvement_cell(r: dict[str, Any]) -> str:

@@ -47,6 +47,7 @@ from cr_bench.results.plots import (
 )
 from cr_bench.results.tables import (
     IN_PROGRESS_HEADING,
+    RUN_COLUMNS,
     binned_curves,
     curve_markdown,
     curve_table,
@@ -606,6 +607,7 @@ def write_outputs(
         refills[str(agent)] = [float(f) for text in joined for f in text.split("; ") if f]
     plot_learning_curves(curves, out_dir / "learning_curves.png", colours, refills)
     plot_score_distributions(standard_matrices(episodes), out_dir / "score_distributions.png", colours)
-    text = leaderboard_markdown(summary, improvement_matrix(episodes), name, command, episodes)
+    write_dataframe(out_dir / "runs.csv", runs[RUN_COLUMNS])
+    text = leaderboard_markdown(summary, improvement_matrix(episodes), name, command, episodes, runs[RUN_COLUMNS])
     atomic_write_text(out_dir / "summary.md", text)
     return out_dir / "summary.md"
