@@ -62,13 +62,14 @@ def test_score_vs_frames_names_the_points_with_one_run(drawn: list[Any], tmp_pat
     """A curve whose later points have one seed (the other still training) said "1 run" for
     all of it, though its first points had two: the legend says where the band is over tracks."""
     several = plots.CI_OVER_RUNS
-    table = pd.DataFrame({"agent": ["a", "a", "b", "c", "c"], "frames": [1, 2, 1, 1, 2],
-                          "mean": [1.0, 2.0, 1.0, 1.0, 2.0], "ci_low": [0.0] * 5, "ci_high": [3.0] * 5,
-                          "ci_over": [several, "tracks", "tracks", several, several]})  # fmt: skip
+    table = pd.DataFrame({"agent": ["a", "a", "b", "c", "c", "d", "d"], "frames": [1, 2, 1, 1, 2, 1, 2],
+                          "mean": [1.0, 2.0, 1.0, 1.0, 2.0, 1.0, 2.0], "ci_low": [0.0] * 7, "ci_high": [3.0] * 7,
+                          "ci_over": [several, "tracks", "tracks", several, several, "n/a", "runs"]})  # fmt: skip
     plots.plot_score_vs_frames(table, tmp_path / "s.png")
     (figure,) = drawn
     assert list(_lines(figure)) == ["a (1 run at 1 of 2 points: band over tracks there)",
-                                    "b (1 run: band over tracks)", "c"]  # fmt: skip
+                                    "b (1 run: band over tracks)", "c",
+                                    "d (1 run at 1 of 2 points: no band there)"]  # fmt: skip
 
 
 def test_learning_curves_mark_where_a_run_refilled_its_replay_buffer(drawn: list[Any], tmp_path: Path) -> None:

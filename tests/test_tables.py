@@ -297,15 +297,15 @@ def test_the_compute_of_each_run_is_listed_with_the_total(tmp_path: Path) -> Non
     from cr_bench.results.report import refresh_suite
     from cr_bench.results.tables import compute_markdown
 
-    runs = pd.DataFrame({"agent": ["a", "a"], "seed": [0, 1], "frames": [1_000_000, 500_000],
-                         "wall_seconds": [3600.0, 7200.0], "machines": ["2 CPUs (x)", ""],
-                         "refills": ["", "200000; 250000"]})  # fmt: skip
+    runs = pd.DataFrame({"agent": ["a", "a", "b"], "seed": [0, 1, 0], "frames": [1_000_000, 500_000, 100],
+                         "wall_seconds": [3600.0, 7200.0, 3600.0], "machines": ["2 CPUs (x)", "", ""],
+                         "refills": ["", "200000; 250000", "50"]})  # fmt: skip
     lines = compute_markdown(runs)
     assert lines[0] == "## Compute per run"
     assert "| a | 0 | 1,000,000 | 1.00 | 278 | 2 CPUs (x) | - |" in lines
     assert "| a | 1 | 500,000 | 2.00 | 69 | not recorded | 200,000 and 250,000 |" in lines
     assert any(
-        line.startswith("Total: 1,500,000 env frames in 3.00 wall hours of training over 2 runs") for line in lines
+        line.startswith("Total: 1,500,100 env frames in 4.00 wall hours of training over 3 runs") for line in lines
     )
     assert compute_markdown(runs.iloc[:0]) == []  # baselines only: nothing trained
     episodes = _episodes()
@@ -314,6 +314,42 @@ def test_the_compute_of_each_run_is_listed_with_the_total(tmp_path: Path) -> Non
     runs.to_csv(tmp_path / "runs.csv", index=False)
     (tmp_path / "summary.md").write_text("# t: leaderboard\n\nProduced by `cmd`.\n")
     refresh_suite(tmp_path)
-    assert (
-        "| a | 1 | 500,000 | 2.00 | 69 | not recorded | 200,000 and 250,000 |" in (tmp_path / "summary.md").read_text()
+    text = (tmp_path / "summary.md").read_text()
+    assert "| a | 1 | 500,000 | 2.00 | 69 | not recorded | 200,000 and 250,000 |" in text
+    assert "| b | 0 | 100 | 1.00 | 0 | not recorded | 50 |" in text  # one refill reads back from the CSV as a number
+
+
+def test_report_keeps_the_marks_of_a_curve_read_back_from_csv(tmp_path: Path) -> None:
+    """curve.csv holds "n/a" where a one-seed point has no interval; read back, pandas makes it
+    NaN, and the re-rendered summary lost the footnote saying why those points had none."""
+    from cr_bench.results.report import refresh_suite
+
+    _episodes().to_csv(tmp_path / "episodes.csv", index=False)
+    pd.DataFrame({"agent": ["a", "b"]}).to_csv(tmp_path / "summary.csv", index=False)
+    curve = pd.DataFrame({"agent": ["a", "a"], "frames": [100, 200], "seeds": [1, 2], "mean": [5.0, 6.0],
+                          "ci_low": [np.nan, 4.0], "ci_high": [np.nan, 8.0], "ci_over": ["n/a", "runs and tracks"],
+                          "lap_rate": [0.0, 0.0], "tile_fraction": [0.5, 0.5]})  # fmt: skip
+    curve.to_csv(tmp_path / "curve.csv", index=False)
+    (tmp_path / "summary.md").write_text(
+        "# t: leaderboard\n\nProduced by `cmd`.\n\n## Score vs env frames\n\nEach run's checkpoint every 100 "
+        "frames, deterministic policy, on 5 validation tracks (2000000..2000004, envpool); mean.\n"
     )
+    refresh_suite(tmp_path)
+    text = (tmp_path / "summary.md").read_text()
+    assert "| a | 100 | 1 | 5.0 n/a | 0% | 50.0% |" in text and "\nn/a: no interval" in text
+    assert pd.read_csv(tmp_path / "curve.csv", keep_default_na=False)["ci_over"].tolist() == ["n/a", "runs and tracks"]
+
+
+def test_report_gives_frames_per_second_as_the_table_s_own_ratio(tmp_path: Path) -> None:
+    """A summary.csv written when frames/s was the mean of each run's ratio (12.5 for 100/10 and
+    300/20) is re-rendered as the table's frames over its wall time: 200 / 15 -> 13."""
+    from cr_bench.results.report import refresh_suite
+
+    episodes = _episodes()
+    episodes.to_csv(tmp_path / "episodes.csv", index=False)
+    pd.DataFrame({"agent": ["a", "b"], "training_frames": [200.0, None], "wall_seconds": [15.0, None],
+                  "frames_per_s": [12.5, None]}).to_csv(tmp_path / "summary.csv", index=False)  # fmt: skip
+    (tmp_path / "summary.md").write_text("# t: leaderboard\n\nProduced by `cmd`.\n")
+    refresh_suite(tmp_path)
+    assert pd.read_csv(tmp_path / "summary.csv").set_index("agent").loc["a", "frames_per_s"] == pytest.approx(13.333)
+    assert "| 200 | 0.00 | 13 |" in (tmp_path / "summary.md").read_text()

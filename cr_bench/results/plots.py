@@ -133,12 +133,14 @@ def plot_score_vs_frames(table: pd.DataFrame, path: Path, colours: Mapping[str, 
 
 def _one_run_label(group: pd.DataFrame) -> str:
     """What a curve's legend says of its points with one run (their band redraws tracks)."""
-    single = int(group["ci_over"].isin([CI_OVER_TRACKS, NO_CI]).sum())
-    if single == 0:
+    over = group["ci_over"].fillna(NO_CI)
+    tracks, none = int((over == CI_OVER_TRACKS).sum()), int((over == NO_CI).sum())
+    if tracks + none == 0:
         return ""
-    if single == len(group):
-        return BAND_LABELS[CI_OVER_TRACKS]
-    return f" (1 run at {single} of {len(group)} points: band over tracks there)"
+    what = "band over tracks" if none == 0 else "no band" if tracks == 0 else "band over tracks or none"
+    if tracks + none == len(group):
+        return f" (1 run: {what})"
+    return f" (1 run at {tracks + none} of {len(group)} points: {what} there)"
 
 
 def plot_training_curve(curve: pd.DataFrame | None, checkpoints: pd.DataFrame, path: Path) -> None:

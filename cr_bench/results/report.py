@@ -286,9 +286,10 @@ def _checkpoints_caption(m: dict[str, Any]) -> str:
 
 
 def refresh_suite(folder: Path) -> None:
-    """Re-render a suite's ``summary.csv``, ``summary.md`` and ``curve.csv`` from the data beside
-    them, with today's statistics: its ``episodes.csv`` (every episode compare played) and the
-    training cost and curve means compare wrote. A suite written before a statistic changed (a
+    """Re-render a suite's ``summary.csv``, ``summary.md``, ``curve.csv`` and, once it is
+    finished, ``score_distributions.png`` from the data beside them, with today's statistics:
+    its ``episodes.csv`` (every episode compare played), the training cost (``runs.csv`` where
+    written) and the curve means compare wrote. A suite written before a statistic changed (a
     CI a single run cannot support, the lap metrics) then reads as a new one would.
 
     A curve's per-track scores stay in the runs, so a one-seed curve point written before its
@@ -304,12 +305,16 @@ def refresh_suite(folder: Path) -> None:
     summary = summarize_agents(episodes, pd.DataFrame(columns=["agent", "seed", "frames", "wall_seconds"]))
     cost = [c for c in ("training_frames", "wall_seconds", "frames_per_s", "machines", "refills") if c in old.columns]
     summary = summary.merge(old[["agent", *cost]], on="agent", how="left")
+    if {"training_frames", "wall_seconds"} <= set(summary.columns):  # once the mean of each run's ratio
+        summary["frames_per_s"] = summary["training_frames"] / summary["wall_seconds"]
     runs = pd.read_csv(folder / "runs.csv") if (folder / "runs.csv").is_file() else None
     text = leaderboard_markdown(summary, improvement_matrix(episodes), folder.name, command, episodes, runs)
     curve_section = old_text.find("## Score vs env frames")
     if (folder / "curve.csv").is_file() and curve_section >= 0:
         table = pd.read_csv(folder / "curve.csv")
-        if "ci_over" not in table.columns:  # written before: only several seeds' CIs stand, redrawn per track
+        if "ci_over" in table.columns:
+            table["ci_over"] = table["ci_over"].fillna(NO_CI)  # "n/a" reads back as NaN
+        else:  # written before: only several seeds' CIs stand, redrawn per track
             several = table["seeds"] >= 2
             table["ci_over"] = np.where(several, CI_RUNS_PER_TRACK, NO_CI)
             table.loc[~several, ["ci_low", "ci_high"]] = np.nan
@@ -324,9 +329,9 @@ def refresh_suite(folder: Path) -> None:
         text = text.rstrip("\n") + "\n\n" + old_text[in_progress:]
     write_dataframe(folder / "summary.csv", summary.round(3))
     atomic_write_text(folder / "summary.md", text)
-    # compare's agents first, then its baselines: the colours compare gave them (suite_colours)
-    colours = agent_colours(dict.fromkeys(episodes["agent"]))
-    plot_score_distributions(standard_matrices(episodes), folder / "score_distributions.png", colours)
+    if in_progress < 0:  # every agent in episodes.csv, in compare's order: the colours it gave them
+        colours = agent_colours(dict.fromkeys(episodes["agent"]))
+        plot_score_distributions(standard_matrices(episodes), folder / "score_distributions.png", colours)
 
 
 def _curve_settings(section: str) -> CurveSettings:

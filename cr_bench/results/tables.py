@@ -130,14 +130,18 @@ def _refills_text(trained: pd.DataFrame) -> str:
 BOOTSTRAP_TEXT = "a bootstrap over runs and tracks (whole runs redrawn: a run's policy plays every track)"
 """How every CI over runs is drawn (:func:`cr_bench.results.stats.bootstrap_ci`), as captions say it."""
 
-CI_FOOTNOTE = (
-    "† One run: its CI redraws the tracks it played, not training runs (it says nothing of the "
-    "spread between seeds). n/a: one episode, no interval."
+ONE_RUN_NOTE = (
+    "† One run: its CI redraws the tracks it played, not training runs (it says nothing of the spread between seeds)."
+)
+CI_FOOTNOTE = ONE_RUN_NOTE + " n/a: one episode, no interval."
+CURVE_NO_CI_NOTE = (
+    "n/a: no interval: one seed on one track, or a one-seed point scored before cr-bench drew "
+    "intervals for a single run (its per-track scores are not kept in this folder)."
 )
 PER_TRACK_FOOTNOTE = (
     "‡ Written before cr-bench redrew whole runs: this CI redrew the runs separately for each track "
     "(rliable's stratified bootstrap), which leaves most of the spread between seeds out; the per-track "
-    "scores to redraw it are gone."
+    "scores to redraw it are not kept in this folder."
 )
 
 
@@ -386,10 +390,14 @@ def curve_markdown(table: pd.DataFrame, settings: CurveSettings) -> list[str]:
         for r in table.itertuples()
     ]  # fmt: skip
     lines += markdown_table(["agent", "frames", "seeds", "mean [95% CI]", "laps", "tiles"], rows, "lrrrrr")
-    if table["ci_over"].isin([CI_OVER_TRACKS, NO_CI]).any():
-        lines += ["", CI_FOOTNOTE]
-    if (table["ci_over"] == CI_RUNS_PER_TRACK).any():
-        lines += ["", PER_TRACK_FOOTNOTE]
+    over = table["ci_over"].fillna(NO_CI)  # "n/a" reads back from a CSV as NaN
+    for mark, note in (
+        (CI_OVER_TRACKS, ONE_RUN_NOTE),
+        (NO_CI, CURVE_NO_CI_NOTE),
+        (CI_RUNS_PER_TRACK, PER_TRACK_FOOTNOTE),
+    ):
+        if (over == mark).any():
+            lines += ["", note]
     lines += ["", "![score vs frames](score_vs_frames.png)", ""]
     return lines
 

@@ -591,8 +591,8 @@ def write_outputs(
     command: str,
     colours: Mapping[str, Any] | None = None,
 ) -> Path:
-    """episodes.csv, summary.csv, summary.md and the two plots (``colours``: agent -> colour,
-    default the agents in the table's order); returns summary.md's path."""
+    """episodes.csv, summary.csv, runs.csv, summary.md and the two plots (``colours``: agent ->
+    colour, default the agents in the table's order); returns summary.md's path."""
     out_dir.mkdir(parents=True, exist_ok=True)
     write_dataframe(out_dir / "episodes.csv", episodes)
     summary = summarize_agents(episodes, runs)
