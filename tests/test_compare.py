@@ -282,6 +282,8 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     assert code == 2 and "not written by cr-bench play" in err
     readme = build_report(results, "cr-bench report").read_text()
     assert "## tiny: leaderboard" in readme and "](tiny/learning_curves.png)" in readme
+    assert "[tiny/runs.csv](tiny/runs.csv)" in readme  # every data file the suite wrote is linked
+    assert "curve.csv" not in readme  # and none it did not (no curve section)
 
 
 def test_randomized_colours_column(tmp_path: Path) -> None:

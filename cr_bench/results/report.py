@@ -95,7 +95,11 @@ def build_report(results_dir: Path, command: str) -> Path:
     for folder in suites:
         refresh_suite(folder)
         lines += [_relink(_demote((folder / "summary.md").read_text()), folder.name), ""]
-        data = [f"[{folder.name}/{name}]({folder.name}/{name})" for name in ("episodes.csv", "summary.csv")]
+        data = [
+            f"[{folder.name}/{name}]({folder.name}/{name})"
+            for name in ("episodes.csv", "summary.csv", "runs.csv", "curve.csv")
+            if (folder / name).is_file()
+        ]
         lines += ["Data: " + ", ".join(data) + ".", ""]
         if folder.name == STANDARD_SUITE:
             lines += [*literature_lines(), STANDARD_VS_LITERATURE, ""]
