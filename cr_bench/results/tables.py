@@ -112,14 +112,28 @@ def _machines_text(machines: pd.Series) -> str:
     return "; ".join(named + ([f"not recorded for {missing} run{'s' if missing > 1 else ''}"] if missing else []))
 
 
+def refill_points(value: Any) -> list[int]:
+    """The frames at which a run refilled its replay buffer, from its ``refills`` cell (``;``-joined;
+    a single one may read back from a CSV as a number, none as NaN or empty).
+
+    >>> refill_points("200000; 250000"), refill_points(200000.0), refill_points(float("nan"))
+    ([200000, 250000], [200000], [])
+    """
+    return [int(float(f)) for f in _text(value).split("; ") if f]
+
+
+def _frames_list(points: list[int]) -> str:
+    return " and ".join(f"{f:,}" for f in points)
+
+
 def _refills_text(trained: pd.DataFrame) -> str:
     """Which of an agent's runs refilled their replay buffer, at which frames, and what each
     refill cost (empty: none did)."""
-    refills = map(_text, trained.get("refills", pd.Series("", index=trained.index)))
+    refills = map(refill_points, trained.get("refills", pd.Series("", index=trained.index)))
     text = ", ".join(
-        f"seed {seed} at {' and '.join(f'{int(float(f)):,}' for f in joined.split('; '))} frames"
-        for seed, joined in zip(trained["seed"], refills, strict=True)
-        if joined
+        f"seed {seed} at {_frames_list(points)} frames"
+        for seed, points in zip(trained["seed"], refills, strict=True)
+        if points
     )
     lengths = set(trained.get("refill_frames", pd.Series(dtype=float)).dropna().astype(int)) - {0}
     if text and len(lengths) == 1:
@@ -268,11 +282,11 @@ def compute_markdown(runs: pd.DataFrame) -> list[str]:
     rows = []
     for r in runs.to_dict("records"):
         frames, wall = float(r["frames"]), float(r["wall_seconds"])
-        refills = _text(r.get("refills"))
+        refills = refill_points(r.get("refills"))
         rows.append([
             r["agent"], int(r["seed"]), f"{frames:,.0f}", f"{wall / 3600:.2f}",
             f"{frames / wall:,.0f}" if wall > 0 else "-", _text(r.get("machines")) or "not recorded",
-            " and ".join(f"{int(float(f)):,}" for f in refills.split("; ")) if refills else "-",
+            _frames_list(refills) or "-",
         ])  # fmt: skip
     header = ["agent", "seed", "env frames", "wall h", "frames/s", "CPUs", "replay refilled at (frames)"]
     frames, hours = float(runs["frames"].sum()), float(runs["wall_seconds"].sum()) / 3600

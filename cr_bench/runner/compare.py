@@ -53,6 +53,7 @@ from cr_bench.results.tables import (
     curve_table,
     improvement_matrix,
     leaderboard_markdown,
+    refill_points,
     standard_matrices,
     summarize_agents,
 )
@@ -603,8 +604,7 @@ def write_outputs(
         binned = binned_curves([pd.read_csv(RunDir(d).curve) for d in group["run_dir"]])
         if binned is not None:
             curves[str(agent)] = binned
-        joined = group.get("refills", pd.Series(dtype=str)).fillna("").astype(str)
-        refills[str(agent)] = [float(f) for text in joined for f in text.split("; ") if f]
+        refills[str(agent)] = [f for cell in group.get("refills", []) for f in refill_points(cell)]
     plot_learning_curves(curves, out_dir / "learning_curves.png", colours, refills)
     plot_score_distributions(standard_matrices(episodes), out_dir / "score_distributions.png", colours)
     write_dataframe(out_dir / "runs.csv", runs[RUN_COLUMNS])
