@@ -48,9 +48,14 @@ def test_report_only_writes_what_finished_and_names_the_runs_in_progress(
 
     # A third seed joins: the two finished runs fill the tables, the third is named.
     suite = _suite(tmp_path, frames=80, seeds=[0, 1, 2], curve=CURVE, agents=agents, baselines=[])
-    summary = compare_suite(suite, 1, results, runs, "cr-bench compare --report-only", report_only=True)
+    command = "cr-bench compare --suite s.yaml --workers 2 --report-only"
+    summary = compare_suite(suite, 1, results, runs, command, report_only=True)
     text = summary.read_text()
     assert "## In progress" in text and "2 of 3 runs finished and evaluated" in text
+    # The runs in the tables were trained and evaluated by the command that continues the suite:
+    # the tables name it, and the section in progress names the command that wrote them.
+    assert "Produced by `cr-bench compare --suite s.yaml --workers 2`" in text
+    assert f"Written by `{command}`" in text
     assert "- beta seed 2: not started" in text
     assert set(pd.read_csv(results / "tiny" / "episodes.csv")["seed"]) == {0, 1}
     curve = pd.read_csv(results / "tiny" / "curve.csv")

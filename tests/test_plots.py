@@ -40,7 +40,7 @@ def test_an_agent_keeps_its_colour_in_every_plot(drawn: list[Any], tmp_path: Pat
                           "ci_high": [2.0, 3.0], "ci_over": ["runs and tracks", "runs and tracks"]})  # fmt: skip
     plots.plot_score_vs_frames(table, tmp_path / "s.png", colours)
     learning, distributions, frames = map(_lines, drawn)
-    assert learning == {"dqn": colours["dqn"]}
+    assert learning == {"dqn (2 runs: band spans the two)": colours["dqn"]}
     assert distributions == {"random": colours["random"], "dqn": colours["dqn"]}
     assert frames == {"ppo": colours["ppo"], "dqn": colours["dqn"]}
 
@@ -84,3 +84,15 @@ def test_learning_curves_mark_where_a_run_refilled_its_replay_buffer(drawn: list
     marks = [line for line in figure.axes[0].get_lines() if list(line.get_xdata()) in ([1.5, 1.5], [2.5, 2.5])]
     assert len(marks) == 2 and {line.get_color() for line in marks} == {colours["dqn"]}
     assert "dqn: replay buffer refilled" in _lines(figure)
+
+
+def test_learning_curves_say_what_their_band_is(drawn: list[Any], tmp_path: Path) -> None:
+    """Redrawing two runs gives a band that is just their range, not a 95% interval: the legend
+    says so, as it says that one run has none; the axis names what is plotted (training episodes,
+    under each agent's training conditions), so it is not read as the held-out score."""
+    frames = np.array([1.0, 2.0])
+    curves = {"a": (frames, np.ones((3, 2))), "b": (frames, np.ones((2, 2))), "c": (frames, np.ones((1, 2)))}
+    plots.plot_learning_curves(curves, tmp_path / "l.png")
+    (figure,) = drawn
+    assert list(_lines(figure)) == ["a", "b (2 runs: band spans the two)", "c (1 run, no band)"]
+    assert "training" in figure.axes[0].get_ylabel() and "95%" in figure.axes[0].get_ylabel()

@@ -81,6 +81,10 @@ def test_improvement_matrix_and_leaderboard() -> None:
     )
     assert "| b | 1 | 50.0 ± 0.0 | 50.0 | 50.0 [50.0, 50.0]† | 0% | n/a | n/a |" in before  # evaluated before the laps
     assert any(line.startswith("† One run: its CI redraws the tracks") for line in lines)
+    # The learning curves are training episodes, under each agent's training conditions: the
+    # caption says so and where the held-out scores are, so they are not read as a ranking.
+    caption = lines[lines.index("![learning curves](learning_curves.png)") + 2]
+    assert "training episodes" in caption and "not held-out skill" in caption
     assert (
         "| | a | b |" in lines
         and "| a | - | 0.75 [0.00, 1.00]† |" in lines

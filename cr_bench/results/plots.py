@@ -54,7 +54,11 @@ def plot_learning_curves(
     colours: Mapping[str, Any] | None = None,
     refills: Mapping[str, Sequence[float]] | None = None,
 ) -> None:
-    """True training return vs env frames: mean over runs with a 95% bootstrap band.
+    """True training return vs env frames: mean over runs with a 95% bootstrap band over runs.
+
+    The episodes are the training ones, under each agent's training conditions (exploration,
+    early termination, replay refills), so the curves show learning, not held-out skill. Two
+    runs' band is just their range, and the legend says so; one run has none.
 
     :param curves: agent -> ``(frames, per_run)``: ``frames`` of shape ``(n_points,)``,
         ``per_run`` of shape ``(n_runs, n_points)`` (see :func:`cr_bench.results.tables.binned_curves`).
@@ -67,14 +71,14 @@ def plot_learning_curves(
     figure, axes = plt.subplots(figsize=(7, 4))
     for agent, (frames, per_run) in curves.items():
         mean, low, high = bootstrap_band(per_run)  # one run: no band
-        label = agent if len(per_run) > 1 else f"{agent} (1 run, no band)"
+        label = agent + {1: " (1 run, no band)", 2: " (2 runs: band spans the two)"}.get(len(per_run), "")
         axes.plot(frames, mean, label=label, color=colours[agent])
         axes.fill_between(frames, low, high, alpha=0.25, color=colours[agent])
         for i, at in enumerate((refills or {}).get(agent, [])):
             label = f"{agent}: replay buffer refilled" if i == 0 else "_"
             axes.axvline(at, color=colours[agent], linestyle=":", linewidth=1, label=label)
     axes.set_xlabel("env frames")
-    axes.set_ylabel("true return (training episodes)")
+    axes.set_ylabel("true return of training episodes (95% CI)")
     if curves:  # baselines only: nothing trained yet
         axes.legend()
     _save(figure, path)

@@ -214,6 +214,18 @@ def improvement_matrix(episodes: pd.DataFrame, reps: int = 2000) -> pd.DataFrame
     return pd.DataFrame(rows, columns=IMPROVEMENT_COLUMNS)
 
 
+LEARNING_CURVES_TEXT = (
+    "Learning curves: the true return (the unwrapped env's rewards) of each run's training episodes vs env "
+    "frames, the mean over runs with a 95% bootstrap band over runs (two runs: the band spans the two; one "
+    "run: none). The episodes are played under each agent's training conditions: exploration (sampled "
+    "actions, epsilon-greedy), the recipe's training-only early termination, and replay refills of random "
+    "actions (dotted lines). So the curves show that and when each agent learned, not held-out skill: the "
+    "leaderboard ranks the agents on held-out tracks, and *Score vs env frames* (where the suite scores "
+    "checkpoints) follows the deterministic policy on validation tracks."
+)
+"""The caption under a comparison's learning curves (:func:`cr_bench.results.plots.plot_learning_curves`)."""
+
+
 def leaderboard_markdown(
     summary: pd.DataFrame,
     poi: pd.DataFrame,
@@ -263,7 +275,8 @@ def leaderboard_markdown(
     cells = {(r["x"], r["y"]): _improvement_cell(r) for r in poi.to_dict("records")}
     poi_rows = [[x, *(cells.get((x, y), "-") for y in agents)] for x in agents]
     lines += markdown_table(["", *agents], poi_rows, "l" + "r" * len(agents))
-    lines += ["", "![learning curves](learning_curves.png)", "", "![score distributions](score_distributions.png)", ""]
+    lines += ["", "![learning curves](learning_curves.png)", "", LEARNING_CURVES_TEXT, "",
+              "![score distributions](score_distributions.png)", ""]  # fmt: skip
     if runs is not None and not runs.empty:
         lines += [*compute_markdown(runs), ""]
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import os
+import shlex
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -362,12 +363,14 @@ def _report_in_progress(jobs: list[Job], suite: Suite, root: Path, out_dir: Path
             and all(is_cached(run_eval_file(job, condition)) for condition in conditions(suite.eval)))
     ]  # fmt: skip
     colours = suite_colours(suite)
+    # The runs in the tables were trained and evaluated by the command that continues the suite.
+    trained_by = shlex.join(word for word in shlex.split(command) if word != "--report-only")
     if done or suite.baselines:
-        summary = write_outputs(_gather(done, suite, root), _run_info(done), out_dir, suite.name, command, colours)
+        summary = write_outputs(_gather(done, suite, root), _run_info(done), out_dir, suite.name, trained_by, colours)
     else:  # nothing to rank yet
         out_dir.mkdir(parents=True, exist_ok=True)
         summary = out_dir / "summary.md"
-        atomic_write_text(summary, f"# {suite.name}: in progress\n\nProduced by `{command}`.\n")
+        atomic_write_text(summary, f"# {suite.name}: in progress\n\nProduced by `{trained_by}`.\n")
     if suite.curve is not None:
         started = [job for job in jobs if RunDir(job.run_dir).progress.is_file()]
         write_curve(started, suite.curve, out_dir, scores_of=scored_checkpoints, colours=colours)
