@@ -20,7 +20,7 @@ from cr_bench.evaluation.episodes import EpisodeResult, evaluate, write_episodes
 from cr_bench.results.report import build_report
 from cr_bench.results.stats import bootstrap_ci, iqm, probability_of_improvement, score_matrix
 from cr_bench.results.throughput import machine_text
-from cr_bench.runner.compare import compare_suite, seed_major
+from cr_bench.runner.compare import Job, compare_suite, seed_major, start_order
 from cr_bench.spec.run import TEST_TRACK_START, EvalConfig, envpool_available
 from cr_bench.spec.suite import load_suite
 from tests.conftest import listing, run_cli, untrained_run
@@ -403,6 +403,27 @@ def test_a_suite_trains_every_agents_first_seed_before_any_second(tmp_path: Path
     suite, _ = load_suite(_suite(tmp_path, agents=agents, seeds=[0, 1, 2]))
     order = [(entry.name, seed) for entry, seed in seed_major(suite)]
     assert order == [("a", 0), ("b", 5), ("a", 1), ("a", 2)]
+
+
+def test_within_a_seed_the_run_with_most_training_left_starts_first(tmp_path: Path) -> None:
+    """A suite resumed near its end had one slow run train alone for hours while the other
+    worker idled, because runs started in the suite's agent order. Within a seed, the run with
+    the most training time left (frames left at its agent's measured frames/s) now starts
+    first; seed-major order still holds, and a finished run comes last."""
+    agents = [{"name": "fast", "agent": "ppo", "set": TINY_SET}, {"name": "slow", "agent": "ppo", "set": TINY_SET}]
+    suite, configs = load_suite(_suite(tmp_path, agents=agents, seeds=[0, 1], frames=1000))
+    jobs = [Job(entry.name, seed, str(tmp_path / entry.name / f"seed-{seed}"), configs[entry.name], None)
+            for entry, seed in seed_major(suite)]  # fmt: skip
+    trained = {("fast", 0): (1000, 10.0), ("slow", 0): (100, 10.0), ("fast", 1): (100, 1.0)}
+    for (name, seed), (frames, seconds) in trained.items():
+        run = tmp_path / name / f"seed-{seed}"
+        run.mkdir(parents=True)
+        progress = {"frames_done": frames, "wall_seconds": seconds, "finished": frames >= 1000}
+        (run / "progress.json").write_text(json.dumps(progress))
+    # fast: 1,100 frames in 11 s (100/s); slow: 100 in 10 s (10/s). Seed 0: slow has 900 frames
+    # left (90 s), fast is done; seed 1: slow has 1,000 (100 s), fast 900 (9 s).
+    order = [(job.name, job.seed) for job in start_order(suite, jobs)]
+    assert order == [("slow", 0), ("fast", 0), ("slow", 1), ("fast", 1)]
 
 
 def test_a_carried_suite_continues_on_a_fresh_machine(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import math
 import os
 import shlex
 from collections.abc import Callable, Iterable, Mapping
@@ -332,7 +333,7 @@ def compare_suite(
         return _report_in_progress(jobs, suite, root, results_dir / suite.name, command)
     _announce(jobs, workers)
     try:
-        _run_jobs(jobs, workers, executor, ray_address, baselines=(suite, root))
+        _run_jobs(start_order(suite, jobs), workers, executor, ray_address, baselines=(suite, root))
     finally:
         if suite.carry:  # however compare ends (but kill -9): the next machine continues from here
             every = suite.curve.every_frames if suite.curve else None
@@ -407,6 +408,26 @@ def seed_major(suite: Suite) -> list[tuple[SuiteAgent, int]]:
     runs = [(rank, index, entry, seed) for index, entry in enumerate(suite.agents)
             for rank, seed in enumerate(entry.seeds or suite.seeds)]  # fmt: skip
     return [(entry, seed) for _, _, entry, seed in sorted(runs, key=lambda run: run[:2])]
+
+
+def start_order(suite: Suite, jobs: list[Job]) -> list[Job]:
+    """The order ``jobs`` (made in :func:`seed_major` order) start in: seed-major, and within a
+    seed the run with the most training time left first (longest processing time first), so a
+    suite resumed near its end does not have one long run train alone while the other workers
+    idle. Time left is the run's frames left at its agent's measured frames/s
+    (:func:`_measured_fps`), else at the bench's model; a run with neither counts as longest."""
+    rank = {(entry.name, seed): i for entry in suite.agents for i, seed in enumerate(entry.seeds or suite.seeds)}
+    runs = {name: [RunDir(Path(job.run_dir)) for job in jobs if job.name == name] for name in dict.fromkeys(
+        job.name for job in jobs)}  # fmt: skip
+
+    def seconds_left(job: Job) -> float:
+        left = job.config.frames - int(RunDir(Path(job.run_dir)).read_progress()["frames_done"])
+        if left <= 0:
+            return 0.0
+        fps = _measured_fps(runs[job.name]) or progress.training_fps(job.config)
+        return left / fps if fps else math.inf
+
+    return sorted(jobs, key=lambda job: (rank[(job.name, job.seed)], -seconds_left(job)))
 
 
 def _announce(jobs: list[Job], workers: int) -> None:
