@@ -417,17 +417,24 @@ def start_order(suite: Suite, jobs: list[Job]) -> list[Job]:
     idle. Time left is the run's frames left at its agent's measured frames/s
     (:func:`_measured_fps`), else at the bench's model; a run with neither counts as longest."""
     rank = {(entry.name, seed): i for entry in suite.agents for i, seed in enumerate(entry.seeds or suite.seeds)}
-    runs = {name: [RunDir(Path(job.run_dir)) for job in jobs if job.name == name] for name in dict.fromkeys(
-        job.name for job in jobs)}  # fmt: skip
+    measured = {name: _measured_fps([RunDir(Path(job.run_dir)) for job in jobs if job.name == name])
+                for name in {job.name for job in jobs}}  # fmt: skip
 
     def seconds_left(job: Job) -> float:
-        left = job.config.frames - int(RunDir(Path(job.run_dir)).read_progress()["frames_done"])
-        if left <= 0:
-            return 0.0
-        fps = _measured_fps(runs[job.name]) or progress.training_fps(job.config)
-        return left / fps if fps else math.inf
+        left = _frames_left(job)
+        fps = measured[job.name] or progress.training_fps(job.config)
+        return 0.0 if not left else left / fps if fps else math.inf
 
     return sorted(jobs, key=lambda job: (rank[(job.name, job.seed)], -seconds_left(job)))
+
+
+def _frames_left(job: Job) -> int:
+    """The env frames ``job`` has still to train; a run yet to start from another's model
+    (``init_from``) has that model's frames done."""
+    done = int(RunDir(job.run_dir).read_progress()["frames_done"])
+    if job.init_from is not None and not done:
+        done = find_start(job.init_from).frames
+    return max(0, job.config.frames - done)
 
 
 def _announce(jobs: list[Job], workers: int) -> None:
@@ -436,14 +443,10 @@ def _announce(jobs: list[Job], workers: int) -> None:
     at so far, else the bench's model shared among the workers
     (:func:`cr_bench.progress.shared_fps`; it has none for off-policy or recurrent agents).
     A run to start from another's model is checked first: one that cannot is refused here."""
-    todo: list[tuple[Job, int]] = []
     for job in jobs:
-        done = int(RunDir(job.run_dir).read_progress()["frames_done"])
-        if job.init_from is not None and not done:
-            start = find_start(job.init_from)
-            check_compatible(start, job.config)
-            done = start.frames
-        todo.append((job, max(0, job.config.frames - done)))
+        if job.init_from is not None and not RunDir(job.run_dir).read_progress()["frames_done"]:
+            check_compatible(find_start(job.init_from), job.config)
+    todo = [(job, _frames_left(job)) for job in jobs]
     workers = max(1, min(workers, sum(1 for _, frames in todo if frames)))  # runs still to train
     left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
     for job, frames in todo:
