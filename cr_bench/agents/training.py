@@ -172,11 +172,15 @@ class TrainingMonitor(BaseCallback):
         seconds = time.monotonic() - self.started
         fps = (self.frames_done - self._frames_at_start) / max(seconds, 1e-9)
         n = len(self.recent_true)
-        returns = f"true return {np.mean(self.recent_true):.1f} over the last {n} episode{'s' * (n > 1)}"
+        returns = (
+            f"true return {np.mean(self.recent_true):.1f} over the last {n} episode{'s' * (n > 1)}"
+            if n
+            else "no episode ended yet"
+        )
         share = 100 * self.frames_done / self.budget
         return (
             f"checkpoint: {self.frames_done:,} of {self.budget:,} frames ({share:.0f}%), "
-            f"{progress.duration(self.wall_seconds())}, {fps:,.0f} frames/s, {returns if n else 'no episode ended yet'}"
+            f"{progress.duration(self.wall_seconds())}, {fps:,.0f} frames/s, {returns}"
         )
 
     def _record_episode(self, info: dict[str, Any]) -> None:
