@@ -199,6 +199,10 @@ def duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+TABLE_SOURCE = f"from {DEFAULT_TABLE}: cr-bench bench remeasures"
+"""Where an estimate's speed comes from when no run has measured it."""
+
+
 def estimate(frames: int, fps: float | None, bound: str = "about", source: str = "") -> str:
     """How long ``frames`` take at ``fps``, saying where the speed comes from: ``source``, else
     the bench's table.
@@ -210,5 +214,5 @@ def estimate(frames: int, fps: float | None, bound: str = "about", source: str =
     """
     if not fps:
         return f"{frames:,} frames (speed not measured on this machine yet: cr-bench bench measures it)"
-    source = source or f"from {DEFAULT_TABLE}: cr-bench bench remeasures"
+    source = source or TABLE_SOURCE
     return f"{bound} {duration(frames / fps)} ({frames:,} frames at {fps:,.0f} frames/s, {source})"

@@ -196,7 +196,8 @@ def test_compare_prices_an_agent_at_its_started_runs_measured_speed(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The bench prices dqn from ppo's row by its work per frame, a model: once a run of the
-    agent has trained, its frames/s so far price what the agent still has to do, and say so."""
+    agent has trained, its frames/s so far price what the agent still has to do, and say so.
+    Its 2 runs left are not split evenly (40,000 and 60,000 frames): the longer one bounds it."""
     from cr_bench.agents.rundir import RunDir
     from cr_bench.runner import compare
 
@@ -211,8 +212,33 @@ def test_compare_prices_an_agent_at_its_started_runs_measured_speed(
         RunDir(Path(jobs[0].run_dir)).write_progress(20_000, 200.0, finished=False)  # 100 frames/s a worker
         compare._announce(jobs, workers=2)
         out = capsys.readouterr().out
-        assert "100,000 frames at 200 frames/s" in out and "measured" in out  # 2 workers at 100 each
-        assert "about 8 min" in out
+        assert "60,000 frames at 100 frames/s, its longest of 2 runs left" in out and "so far" in out
+        assert "about 10 min" in out  # not 100,000 frames at 2 workers' 200 frames/s (8 min)
+
+
+def test_an_agent_with_one_run_left_trains_on_one_worker(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A resumed suite with one run left per agent: a run cannot be split between workers, so
+    each agent's time is its run's frames at one worker's speed, and the suite takes at least
+    its longest run (it priced qrdqn's 607k frames at 2 workers: "about 61 min" for 2 hours)."""
+    from cr_bench.agents.rundir import RunDir
+    from cr_bench.runner import compare
+
+    _throughput(tmp_path, parallel=1.2)
+    jobs = []
+    for name, frames in (("dqn", 100_000), ("qrdqn", 400_000)):
+        config = resolve_config(name, {"env": {"backend": "envpool"}, "frames": 1_000_000})
+        for seed in (0, 1):
+            jobs.append(compare.Job(name, seed, str(tmp_path / name / f"seed-{seed}"), config, None))
+            Path(jobs[-1].run_dir).mkdir(parents=True)
+            left = frames if seed else 0  # seed 0 finished
+            RunDir(Path(jobs[-1].run_dir)).write_progress(1_000_000 - left, (1_000_000 - left) / 100, not left)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path)
+        compare._announce(jobs, workers=2)
+    out = capsys.readouterr().out
+    assert "training qrdqn: about 67 min (400,000 frames at 100 frames/s, 1 worker(s)" in out, out
+    assert "training dqn: about 17 min (100,000 frames at 100 frames/s, 1 worker(s)" in out, out
+    assert "training in all: about 67 min" in out, out  # its longest run, not (17 + 67) / 2 min
 
 
 def test_a_dqn_study_is_priced_from_its_replay_ratio(tmp_path: Path) -> None:

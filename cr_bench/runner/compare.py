@@ -438,36 +438,50 @@ def _frames_left(job: Job) -> int:
 
 
 def _announce(jobs: list[Job], workers: int) -> None:
-    """How long the training still to do takes: each agent's frames at ``workers`` runs' summed
-    frames/s, and the total. A worker's frames/s is what the agent's started runs have trained
-    at so far, else the bench's model shared among the workers
-    (:func:`cr_bench.progress.shared_fps`; it has none for off-policy or recurrent agents).
+    """How long the training still to do takes: each agent's frames at its workers' summed
+    frames/s, and the total. An agent's runs left use at most that many workers (a run is not
+    split), so an agent takes at least its longest run, and the suite at least its longest run
+    of all. A worker's frames/s is what the agent's started runs have trained at so far, else
+    the bench's model shared among the workers (:func:`cr_bench.progress.shared_fps`; it has
+    none for off-policy or recurrent agents).
     A run to start from another's model is checked first: one that cannot is refused here."""
     for job in jobs:
         if job.init_from is not None and not RunDir(job.run_dir).read_progress()["frames_done"]:
             check_compatible(find_start(job.init_from), job.config)
     todo = [(job, _frames_left(job)) for job in jobs]
     workers = max(1, min(workers, sum(1 for _, frames in todo if frames)))  # runs still to train
-    left: dict[str, tuple[int, float | None]] = {}  # each suite agent: frames left, expected frames/s
+    runs_left: dict[str, list[int]] = {}  # each suite agent: frames left of each run still to train
+    worker_fps: dict[str, float | None] = {}  # each suite agent: a worker's expected frames/s
     for job, frames in todo:
-        fps = progress.shared_fps(job.config, workers)
-        left[job.name] = (left.get(job.name, (0, None))[0] + frames, fps and fps * workers)
-    agents = []
-    for name, (frames, fps) in left.items():
-        if not frames:
-            continue
+        if frames:
+            runs_left.setdefault(job.name, []).append(frames)
+        worker_fps.setdefault(job.name, progress.shared_fps(job.config, workers))
+    worker_seconds, longest, known = 0.0, 0.0, True
+    measured_any = False
+    for name, runs in runs_left.items():
+        parallel = min(workers, len(runs))
+        fps, source = worker_fps[name], ""
         measured = _measured_fps([RunDir(Path(job.run_dir)) for job in jobs if job.name == name])
-        source = ""
         if measured:
-            fps = measured * workers
-            source = f"{workers} worker(s) at its runs' {measured:,.0f} frames/s so far, shared as they were then"
-        progress.say(f"  training {name}: {progress.estimate(frames, fps, source=source)}")
-        agents.append((frames, fps, source))
-    if agents and all(fps for _, fps, _ in agents):
-        seconds = sum(frames / float(fps or 1) for frames, fps, _ in agents)
+            fps, measured_any = measured, True
+            source = f"{parallel} worker(s) at its runs' {measured:,.0f} frames/s so far, shared as they were then"
+        frames = sum(runs)
+        if not fps:
+            progress.say(f"  training {name}: {progress.estimate(frames, None)}")
+            known = False
+            continue
+        if max(runs) / fps > frames / (fps * parallel):  # a run is not split: its longest run bounds it
+            source = f"its longest of {len(runs)} runs left, on one worker; {source or progress.TABLE_SOURCE}"
+            progress.say(f"  training {name}: {progress.estimate(max(runs), fps, source=source)}")
+        else:
+            progress.say(f"  training {name}: {progress.estimate(frames, fps * parallel, source=source)}")
+        worker_seconds += frames / fps
+        longest = max(longest, max(runs) / fps)
+    if runs_left and known:
         how = progress.sharing_text(workers)
-        if any(source for _, _, source in agents):
+        if measured_any:
             how = f"{workers} worker(s); measured speeds where an agent's runs have trained"
+        seconds = max(worker_seconds / workers, longest)
         progress.say(f"  training in all: about {progress.duration(seconds)} ({how})")
 
 
