@@ -212,7 +212,10 @@ def test_compare_prices_an_agent_at_its_started_runs_measured_speed(
         RunDir(Path(jobs[0].run_dir)).write_progress(20_000, 200.0, finished=False)  # 100 frames/s a worker
         compare._announce(jobs, workers=2)
         out = capsys.readouterr().out
-        assert "60,000 frames at 100 frames/s, its longest of 2 runs left" in out and "so far" in out
+        assert (
+            "60,000 frames at 100 frames/s, its longest of 2 runs left, on one worker at its runs' "
+            "100 frames/s so far, shared as they were then)"
+        ) in out
         assert "about 10 min" in out  # not 100,000 frames at 2 workers' 200 frames/s (8 min)
 
 

@@ -438,12 +438,14 @@ def _frames_left(job: Job) -> int:
 
 
 def _announce(jobs: list[Job], workers: int) -> None:
-    """How long the training still to do takes: each agent's frames at its workers' summed
-    frames/s, and the total. An agent's runs left use at most that many workers (a run is not
-    split), so an agent takes at least its longest run, and the suite at least its longest run
-    of all. A worker's frames/s is what the agent's started runs have trained at so far, else
-    the bench's model shared among the workers (:func:`cr_bench.progress.shared_fps`; it has
-    none for off-policy or recurrent agents).
+    """How long the training still to do takes, each agent's and in all. A run is not split
+    between workers: an agent's runs left train on min(workers, runs left) workers at their
+    summed frames/s, or, when its longest run alone takes longer, that run on one worker; the
+    suite takes at least its longest run. A worker's frames/s is what the agent's started runs
+    have trained at so far, else the bench's model shared among the workers
+    (:func:`cr_bench.progress.shared_fps`; it has none for off-policy or recurrent agents). Both
+    are speeds of workers sharing the cores, so a run left to train alone at the end is priced
+    high: an upper bound there.
     A run to start from another's model is checked first: one that cannot is refused here."""
     for job in jobs:
         if job.init_from is not None and not RunDir(job.run_dir).read_progress()["frames_done"]:
@@ -464,16 +466,18 @@ def _announce(jobs: list[Job], workers: int) -> None:
         measured = _measured_fps([RunDir(Path(job.run_dir)) for job in jobs if job.name == name])
         if measured:
             fps, measured_any = measured, True
-            source = f"{parallel} worker(s) at its runs' {measured:,.0f} frames/s so far, shared as they were then"
+            source = f"at its runs' {measured:,.0f} frames/s so far, shared as they were then"
         frames = sum(runs)
         if not fps:
             progress.say(f"  training {name}: {progress.estimate(frames, None)}")
             known = False
             continue
-        if max(runs) / fps > frames / (fps * parallel):  # a run is not split: its longest run bounds it
-            source = f"its longest of {len(runs)} runs left, on one worker; {source or progress.TABLE_SOURCE}"
+        if max(runs) / fps > frames / (fps * parallel):
+            where = f" {source}" if source else f", {progress.TABLE_SOURCE}"
+            source = f"its longest of {len(runs)} runs left, on one worker{where}"
             progress.say(f"  training {name}: {progress.estimate(max(runs), fps, source=source)}")
         else:
+            source = source and f"{parallel} worker(s) {source}"
             progress.say(f"  training {name}: {progress.estimate(frames, fps * parallel, source=source)}")
         worker_seconds += frames / fps
         longest = max(longest, max(runs) / fps)
