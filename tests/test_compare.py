@@ -253,8 +253,9 @@ def test_suite_runs_summarizes_and_resumes(tmp_path: Path, monkeypatch: pytest.M
     (interrupted / "progress.json").write_text(json.dumps({**progress, "frames_done": 60, "finished": False}))
     compare_suite(path, 1, results, runs, "again")
     assert (finished / "model.zip").stat().st_mtime_ns == stamp
-    assert (finished / "command.txt").read_text().count("\n") == 1
-    assert "resume" in (interrupted / "command.txt").read_text().splitlines()[-1]
+    # command.txt says how to make the run again: the suite's command and which run it is
+    assert (finished / "command.txt").read_text() == "cr-bench compare --suite suite.yaml (run beta seed 0)\n"
+    assert (interrupted / "command.txt").read_text().splitlines()[-1] == "again (run beta seed 1, resumed)"
 
     # Existing runs compare too, with a person's episodes (cr-bench play --out) on the same
     # track, and report gathers everything into results/README.md.
@@ -439,7 +440,7 @@ def test_a_carried_suite_continues_on_a_fresh_machine(tmp_path: Path) -> None:
     fresh = tmp_path / "fresh-runs"
     compare_suite(suite, 1, results, fresh, "again")
     run = fresh / "compare" / "tiny" / "beta" / "seed-0"
-    assert (run / "command.txt").read_text().splitlines() == ["cr-bench compare"]  # not trained again
+    assert (run / "command.txt").read_text().splitlines() == ["first (run beta seed 0)"]  # not trained again
     assert not (run / "tb").exists()  # no training ran here
     first = pd.read_csv(tmp_path / "runs" / "compare" / "tiny" / "beta" / "seed-0" / f"curve-{BACKEND}-2000000-1.csv")
     pd.testing.assert_frame_equal(pd.read_csv(run / f"curve-{BACKEND}-2000000-1.csv"), first)

@@ -318,11 +318,12 @@ def test_compare_workers_stop_with_their_driver_and_a_rerun_resumes(tmp_path: Pa
     write_suite(tmp_path, frames=budget)
     code, _, err = run_cli(compare_argv(tmp_path))
     assert code == 0, err
-    for run in runs:
+    command = shlex.join(["cr-bench", *compare_argv(tmp_path)])
+    for seed, run in enumerate(runs):
         assert progress(run)["finished"] and progress(run)["frames_done"] >= budget
         assert one_tensorboard_log(run)
-        resumed = ["cr-bench compare (resume)"] * 2
-        assert (run / "command.txt").read_text().splitlines() == ["cr-bench compare", *resumed]
+        which = f"{command} (run tiny seed {seed}"
+        assert (run / "command.txt").read_text().splitlines() == [f"{which})", *[f"{which}, resumed)"] * 2]
     assert (tmp_path / "results" / "faults" / "summary.csv").is_file()
 
 

@@ -81,6 +81,9 @@ class Job:
     curve: CurveSettings | None = None
     init_from: str | None = None
     """The model a new run starts from (:mod:`cr_bench.agents.init_from`; None: from scratch)."""
+    command: str = "cr-bench compare"
+    """The command that trains the run (a suite's or a study's): the run's command.txt names it
+    and the run, so a model published from the run says how to make it again."""
 
 
 def eval_file(folder: Path, settings: EvalConfig, condition: str, frames: int | None = None) -> Path:
@@ -122,12 +125,13 @@ def train_job(job: Job) -> None:
     set_torch_threads(job.config.torch_threads)
     if needs_training(job):
         scorer = [] if job.curve is None else [ScoreAsTheyLand(run.path, job.curve)]
+        which = f"{job.command} (run {job.name} seed {job.seed}"
         try:
             if run.model.is_file():
-                resume(run.path, job.config.frames, "cr-bench compare (resume)", job.config.torch_threads, scorer)
+                resume(run.path, job.config.frames, f"{which}, resumed)", job.config.torch_threads, scorer)
             else:  # new, or stopped before its first checkpoint (train starts that again)
                 config = dataclasses.replace(job.config, seed=job.seed)
-                train(config, run.path, command="cr-bench compare", callbacks=scorer, init_from=job.init_from)
+                train(config, run.path, command=f"{which})", callbacks=scorer, init_from=job.init_from)
             for callback in scorer:
                 callback.wait()
         except BaseException:  # Ctrl-C or the driver's stop, during the training or the wait
@@ -316,6 +320,7 @@ def compare_suite(
             suite.eval,
             suite.curve,
             entry.start(path, seed),
+            command or "cr-bench compare",
         )
         for entry, seed in seed_major(suite)
     ]

@@ -99,6 +99,7 @@ def jobs(settings: TuneSettings, study: optuna.Study) -> list[Job]:
             run_config(settings, trial, seed, threads),
             None,
             curve,
+            command=settings.command or "cr-bench tune",
         )
         for seed in settings.confirm_seed_list()
         for trial in candidates(study, settings.confirm)
